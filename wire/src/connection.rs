@@ -1,0 +1,1044 @@
+//! The connection driver: startup and authentication, then one protocol loop per socket.
+//!
+//! Callers hold a cheap [`Client`] handle. Each request is a batch of already-encoded
+//! messages ending in one or more `Sync`s; it goes through a bounded channel to the
+//! connection task, which appends it to the write buffer (coalescing everything queued into
+//! one socket write) and to an in-flight FIFO. Responses arrive in request order; each
+//! `ReadyForQuery` closes one Sync group, and when a request's last group is closed its
+//! caller gets the result. So many callers share one socket in flight (pipelining), bounded
+//! by `pipeline_depth`: past it the channel fills and callers wait (backpressure).
+//!
+//! The loop is one hand-written future that reads and writes in the same poll (the shape of
+//! tokio-postgres' `Connection`), so it cannot deadlock with both socket buffers full.
+//!
+//! It also watches every message for what the pool needs: `ParameterStatus` values
+//! (`default_transaction_read_only`, `in_hot_standby`), a `25006` error, and fatal errors;
+//! they set the [`ConnectionState`] the pool reads.
+
+use crate::auth::{md5::md5_password, scram};
+use crate::backend::{self, auth_method_name, DataRowBody, ErrorFields, Field, Message};
+use crate::config::Config;
+use crate::error::Error;
+use crate::frontend::{self, EncodeError, Target};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+pub use crate::frontend::IsNull;
+
+/// Wire format of a parameter or result column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text = 0,
+    Binary = 1,
+}
+
+/// Parameters for `Bind`, encoded by the caller for the types the server declared.
+pub trait Params {
+    fn count(&self) -> usize;
+    /// The format parameter `index` will be sent in, given its declared type.
+    fn format(&self, index: usize, type_oid: u32) -> Format;
+    /// Appends parameter `index`'s bytes; an error aborts the whole request before sending.
+    fn encode(&self, index: usize, type_oid: u32, buf: &mut BytesMut) -> Result<IsNull, String>;
+}
+
+/// Text parameters, for tests and simple callers.
+impl<S: AsRef<str>> Params for [Option<S>] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn format(&self, _: usize, _: u32) -> Format {
+        Format::Text
+    }
+    fn encode(&self, index: usize, _: u32, buf: &mut BytesMut) -> Result<IsNull, String> {
+        match self.get(index) {
+            Some(Some(s)) => {
+                buf.put_slice(s.as_ref().as_bytes());
+                Ok(IsNull::No)
+            }
+            _ => Ok(IsNull::Yes),
+        }
+    }
+}
+
+/// A statement prepared on one connection.
+#[derive(Debug)]
+pub struct Statement {
+    name: String,
+    param_types: Vec<u32>,
+    columns: Arc<[Field]>,
+    result_formats: Vec<i16>,
+}
+
+impl Statement {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn param_types(&self) -> &[u32] {
+        &self.param_types
+    }
+    pub fn columns(&self) -> &Arc<[Field]> {
+        &self.columns
+    }
+    /// The format each result column is requested in.
+    pub fn result_formats(&self) -> &[i16] {
+        &self.result_formats
+    }
+}
+
+/// The result of one statement: its columns, rows (views into received frames) and tag.
+#[derive(Debug, Clone, Default)]
+pub struct QueryResult {
+    pub columns: Option<Arc<[Field]>>,
+    /// Format of each column's values (from the Bind for extended queries; text for simple).
+    pub formats: Arc<[i16]>,
+    pub rows: Vec<DataRowBody>,
+    pub command_tag: Option<String>,
+    /// Warnings and notices the server sent while running it.
+    pub notices: Vec<ErrorFields>,
+    /// The server cancelled waiting for synchronous replication (`WARNING: canceling wait
+    /// for synchronous replication`): a COMMIT that reports success may not be durable on a
+    /// standby. The pool reports such a commit as in doubt.
+    pub sync_replication_cancelled: bool,
+}
+
+impl QueryResult {
+    /// Rows affected, from the command tag (`INSERT 0 5` -> 5).
+    pub fn rows_affected(&self) -> Option<u64> {
+        self.command_tag.as_deref()?.rsplit(' ').next()?.parse().ok()
+    }
+}
+
+/// Transaction status from the last ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+/// What the protocol loop knows about the session, shared with the pool lock-free.
+#[derive(Debug, Default)]
+pub struct ConnectionState {
+    closed: AtomicBool,
+    read_only_error: AtomicBool,
+    default_transaction_read_only: AtomicBool,
+    in_hot_standby: AtomicBool,
+    /// Whether the server reports `default_transaction_read_only` as a ParameterStatus
+    /// (PostgreSQL 14+); if not, read-only-ness must be probed with SQL.
+    reports_read_only: AtomicBool,
+    tx_status: AtomicU8,
+    /// Incremented at every ReadyForQuery: lets the pool tell "validated since".
+    ready_count: AtomicU64,
+    in_flight: AtomicU32,
+}
+
+impl ConnectionState {
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+    /// The session cannot write: a `25006` was seen, or the server reported
+    /// `default_transaction_read_only=on` or `in_hot_standby=on`.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only_error.load(Ordering::Acquire)
+            || self.default_transaction_read_only.load(Ordering::Acquire)
+            || self.in_hot_standby.load(Ordering::Acquire)
+    }
+    pub fn in_hot_standby(&self) -> bool {
+        self.in_hot_standby.load(Ordering::Acquire)
+    }
+    pub fn default_transaction_read_only(&self) -> bool {
+        self.default_transaction_read_only.load(Ordering::Acquire)
+    }
+    pub fn saw_read_only_error(&self) -> bool {
+        self.read_only_error.load(Ordering::Acquire)
+    }
+    /// True when ParameterStatus reports read-only-ness (PostgreSQL 14+).
+    pub fn reports_read_only(&self) -> bool {
+        self.reports_read_only.load(Ordering::Acquire)
+    }
+    pub fn transaction_status(&self) -> TransactionStatus {
+        match self.tx_status.load(Ordering::Acquire) {
+            b'T' => TransactionStatus::InTransaction,
+            b'E' => TransactionStatus::Failed,
+            _ => TransactionStatus::Idle,
+        }
+    }
+    /// Requests written and not yet answered.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+    pub fn ready_count(&self) -> u64 {
+        self.ready_count.load(Ordering::Acquire)
+    }
+
+    fn apply_parameter(&self, name: &str, value: &str) {
+        let on = value == "on";
+        match name {
+            "default_transaction_read_only" => {
+                self.reports_read_only.store(true, Ordering::Release);
+                self.default_transaction_read_only.store(on, Ordering::Release);
+            }
+            "in_hot_standby" => self.in_hot_standby.store(on, Ordering::Release),
+            _ => {}
+        }
+    }
+}
+
+/// Sends a CancelRequest for this connection's backend on a separate socket.
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    host: crate::config::Host,
+    process_id: i32,
+    secret_key: Bytes,
+}
+
+impl CancelToken {
+    /// Asks the server to cancel whatever the session is running. Returns once the request is
+    /// delivered (the server closes the socket); it does not wait for the query to stop.
+    pub async fn cancel(&self, timeout: Duration) -> Result<(), Error> {
+        let fut = async {
+            let mut s = TcpStream::connect((self.host.host.as_str(), self.host.port))
+                .await
+                .map_err(|e| Error::connect(format!("cancel: connect to {}: {e}", self.host)))?;
+            let mut buf = BytesMut::new();
+            frontend::cancel_request(self.process_id, &self.secret_key, &mut buf)?;
+            s.write_all(&buf)
+                .await
+                .map_err(|e| Error::closed(format!("cancel: {e}"), true))?;
+            let mut sink = [0u8; 16];
+            let _ = s.read(&mut sink).await;
+            Ok(())
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| Error::connect_timeout(format!("cancel to {} timed out", self.host)))?
+    }
+}
+
+enum Request {
+    /// Encoded messages; `syncs` ReadyForQuery answers complete it.
+    Batch {
+        bytes: Bytes,
+        syncs: u32,
+        sink: oneshot::Sender<Result<Response, Error>>,
+    },
+    Terminate,
+}
+
+/// Everything the loop collected for one request.
+#[derive(Debug, Default)]
+struct Response {
+    results: Vec<QueryResult>,
+    param_types: Option<Vec<u32>>,
+    row_description: Option<Vec<Field>>,
+}
+
+struct ClientInner {
+    tx: mpsc::Sender<Request>,
+    state: Arc<ConnectionState>,
+    statements: Mutex<HashMap<Box<str>, Arc<Statement>>>,
+    next_statement: AtomicU32,
+    parameters: Mutex<HashMap<String, String>>,
+    cancel: CancelToken,
+    result_format: fn(u32) -> Format,
+    server_version_num: u32,
+}
+
+/// A handle to one connection. Clones share the connection; requests from all of them are
+/// pipelined on its socket.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.inner.cancel.host)
+            .field("pid", &self.inner.cancel.process_id)
+            .finish()
+    }
+}
+
+impl Client {
+    pub fn state(&self) -> &ConnectionState {
+        &self.inner.state
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.state.is_closed()
+    }
+
+    pub fn cancel_token(&self) -> CancelToken {
+        self.inner.cancel.clone()
+    }
+
+    pub fn process_id(&self) -> i32 {
+        self.inner.cancel.process_id
+    }
+
+    /// `server_version_num` as a number (e.g. 170007), from the startup `server_version`.
+    pub fn server_version_num(&self) -> u32 {
+        self.inner.server_version_num
+    }
+
+    /// A server parameter as last reported by ParameterStatus.
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        self.inner.parameters.lock().ok()?.get(name).cloned()
+    }
+
+    /// Asks the connection to send Terminate and close once in-flight requests finish.
+    pub fn close(&self) {
+        let _ = self.inner.tx.try_send(Request::Terminate);
+    }
+
+    async fn send(&self, bytes: Bytes, syncs: u32) -> Result<Response, Error> {
+        let (sink, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Request::Batch { bytes, syncs, sink })
+            .await
+            .map_err(|_| Error::closed("connection is closed", false))?;
+        // The loop answers every request it took; a dropped sink means the connection died
+        // before writing this request.
+        rx.await
+            .unwrap_or_else(|_| Err(Error::closed("connection is closed", false)))
+    }
+
+    /// Returns the cached statement for `sql`, preparing it (Parse + Describe) on a miss.
+    pub async fn prepare(&self, sql: &str) -> Result<Arc<Statement>, Error> {
+        if let Some(s) = self.cached(sql) {
+            return Ok(s);
+        }
+        let n = self.inner.next_statement.fetch_add(1, Ordering::Relaxed);
+        let name = format!("h{n}");
+        let mut buf = BytesMut::with_capacity(sql.len() + 32);
+        frontend::parse(&name, sql, &[], &mut buf)?;
+        frontend::describe(Target::Statement, &name, &mut buf)?;
+        frontend::sync(&mut buf);
+        let resp = self.send(buf.freeze(), 1).await?;
+        let param_types = resp.param_types.unwrap_or_default();
+        let columns: Arc<[Field]> = resp.row_description.unwrap_or_default().into();
+        let result_formats = columns
+            .iter()
+            .map(|c| (self.inner.result_format)(c.type_oid) as i16)
+            .collect();
+        let stmt = Arc::new(Statement {
+            name,
+            param_types,
+            columns,
+            result_formats,
+        });
+        if let Ok(mut cache) = self.inner.statements.lock() {
+            cache.insert(sql.into(), stmt.clone());
+        }
+        Ok(stmt)
+    }
+
+    fn cached(&self, sql: &str) -> Option<Arc<Statement>> {
+        self.inner.statements.lock().ok()?.get(sql).cloned()
+    }
+
+    /// Drops `sql` from the statement cache (after the server invalidated it).
+    pub fn forget(&self, sql: &str) {
+        if let Ok(mut cache) = self.inner.statements.lock() {
+            cache.remove(sql);
+        }
+    }
+
+    /// Prepares (cached) and executes `sql` with `params`.
+    pub async fn query<P: Params + ?Sized>(&self, sql: &str, params: &P) -> Result<QueryResult, Error> {
+        let stmt = self.prepare(sql).await?;
+        self.execute(&stmt, params).await
+    }
+
+    /// Encodes Bind/Execute/Sync for a prepared statement; nothing is sent if a parameter
+    /// fails to encode.
+    pub fn encode_execute<P: Params + ?Sized>(
+        stmt: &Statement,
+        params: &P,
+        buf: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let types = &stmt.param_types;
+        if params.count() != types.len() {
+            return Err(Error::encode(EncodeError::Param {
+                index: params.count().min(types.len()),
+                message: format!(
+                    "the statement takes {} parameter(s), {} given",
+                    types.len(),
+                    params.count()
+                ),
+            }));
+        }
+        let formats: smallvec::SmallVec<[i16; 16]> = types
+            .iter()
+            .enumerate()
+            .map(|(i, &oid)| params.format(i, oid) as i16)
+            .collect();
+        frontend::truncate_on_error(buf, |buf| {
+            frontend::bind(
+                "",
+                &stmt.name,
+                &formats,
+                types.len(),
+                |i, buf| {
+                    let oid = types.get(i).copied().unwrap_or(0);
+                    params
+                        .encode(i, oid, buf)
+                        .map_err(|message| EncodeError::Param { index: i, message })
+                },
+                &stmt.result_formats,
+                buf,
+            )?;
+            frontend::execute("", 0, buf)?;
+            frontend::sync(buf);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Executes a prepared statement.
+    pub async fn execute<P: Params + ?Sized>(
+        &self,
+        stmt: &Statement,
+        params: &P,
+    ) -> Result<QueryResult, Error> {
+        let mut buf = BytesMut::with_capacity(64);
+        Self::encode_execute(stmt, params, &mut buf)?;
+        let resp = self.send(buf.freeze(), 1).await?;
+        let mut result = resp.results.into_iter().next().unwrap_or_default();
+        result.columns = Some(stmt.columns.clone());
+        result.formats = stmt.result_formats.clone().into();
+        Ok(result)
+    }
+
+    /// Runs already-encoded messages holding `syncs` Sync groups and returns each result.
+    /// For callers that build their own batches (a validation probe riding with a query).
+    pub async fn send_batch(&self, bytes: Bytes, syncs: u32) -> Result<Vec<QueryResult>, Error> {
+        Ok(self.send(bytes, syncs).await?.results)
+    }
+
+    /// The simple query protocol: one or more statements, text results, no parameters.
+    pub async fn simple_query(&self, sql: &str) -> Result<Vec<QueryResult>, Error> {
+        let mut buf = BytesMut::with_capacity(sql.len() + 6);
+        frontend::query(sql, &mut buf)?;
+        Ok(self.send(buf.freeze(), 1).await?.results)
+    }
+}
+
+/// Connects, authenticates, and starts the protocol loop on the current tokio runtime.
+pub async fn connect(config: &Config) -> Result<Client, Error> {
+    match config.connect_timeout {
+        Some(t) => tokio::time::timeout(t, connect_inner(config))
+            .await
+            .map_err(|_| {
+                Error::connect_timeout(format!(
+                    "connecting to {} timed out after {}ms",
+                    config.host,
+                    t.as_millis()
+                ))
+            })?,
+        None => connect_inner(config).await,
+    }
+}
+
+async fn connect_inner(config: &Config) -> Result<Client, Error> {
+    let host = &config.host;
+    let stream = TcpStream::connect((host.host.as_str(), host.port))
+        .await
+        .map_err(|e| Error::connect(format!("connecting to {host}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    connect_stream(stream, config).await
+}
+
+/// `"17.7"` -> 170007, `"9.6.24"` -> 90624, `"15devel"` -> 150000.
+pub fn parse_server_version(v: &str) -> u32 {
+    let mut nums = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().unwrap_or(0));
+    let major = nums.next().unwrap_or(0);
+    let second = nums.next().unwrap_or(0);
+    if major >= 10 {
+        major * 10_000 + second
+    } else {
+        major * 10_000 + second * 100 + nums.next().unwrap_or(0)
+    }
+}
+
+struct StartupInfo {
+    parameters: HashMap<String, String>,
+    process_id: i32,
+    secret_key: Bytes,
+}
+
+/// Reads one message during startup, with the small startup cap.
+async fn read_message<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut, max: usize) -> Result<Message, Error> {
+    loop {
+        if let Some((tag, body)) = backend::split_frame(buf, max)? {
+            return Ok(Message::decode(tag, body)?);
+        }
+        buf.reserve(4096);
+        let n = s
+            .read_buf(buf)
+            .await
+            .map_err(|e| Error::closed(format!("during startup: {e}"), true))?;
+        if n == 0 {
+            return Err(Error::closed("the server closed the connection during startup", true));
+        }
+    }
+}
+
+async fn write_all<S: AsyncWrite + Unpin>(s: &mut S, buf: &mut BytesMut) -> Result<(), Error> {
+    s.write_all(buf)
+        .await
+        .map_err(|e| Error::closed(format!("during startup: {e}"), true))?;
+    buf.clear();
+    Ok(())
+}
+
+/// StartupMessage, authentication, then parameters and the cancel key up to ReadyForQuery.
+/// Generic over the stream so a scripted backend can drive it in tests.
+async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    config: &Config,
+) -> Result<(S, BytesMut, StartupInfo), Error> {
+    let mut wbuf = BytesMut::with_capacity(256);
+    let mut rbuf = BytesMut::with_capacity(8 * 1024);
+    let timeout_ms = config.statement_timeout.map(|t| t.as_millis().to_string());
+    let mut params: Vec<(&str, &str)> = vec![
+        ("user", &config.user),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO"),
+        ("application_name", &config.application_name),
+    ];
+    if let Some(db) = &config.database {
+        params.push(("database", db));
+    }
+    if let Some(ms) = &timeout_ms {
+        params.push(("statement_timeout", ms));
+    }
+    frontend::startup(&params, &mut wbuf)?;
+    write_all(&mut stream, &mut wbuf).await?;
+
+    let max = backend::STARTUP_MAX_MESSAGE_LEN;
+    let password = || {
+        config.password.as_deref().ok_or_else(|| {
+            Error::auth(format!("the server asked for a password for user {:?} and none was given", config.user))
+        })
+    };
+    loop {
+        match read_message(&mut stream, &mut rbuf, max).await? {
+            Message::AuthenticationOk => break,
+            Message::AuthenticationCleartextPassword => {
+                frontend::password(password()?, &mut wbuf)?;
+                write_all(&mut stream, &mut wbuf).await?;
+            }
+            Message::AuthenticationMd5Password { salt } => {
+                let hashed = md5_password(config.user.as_bytes(), password()?, salt);
+                frontend::password(hashed.as_bytes(), &mut wbuf)?;
+                write_all(&mut stream, &mut wbuf).await?;
+            }
+            Message::AuthenticationSasl { mechanisms } => {
+                if !mechanisms.iter().any(|m| m == scram::MECHANISM) {
+                    return Err(Error::unsupported(format!(
+                        "the server offers SASL mechanism(s) {} and this client supports only {} (no TLS channel binding yet)",
+                        mechanisms.join(", "),
+                        scram::MECHANISM
+                    )));
+                }
+                let mut exchange = scram::ScramSha256::new(password()?);
+                frontend::sasl_initial_response(scram::MECHANISM, &exchange.client_first(), &mut wbuf)?;
+                write_all(&mut stream, &mut wbuf).await?;
+                let server_first = match read_message(&mut stream, &mut rbuf, max).await? {
+                    Message::AuthenticationSaslContinue(b) => b,
+                    Message::ErrorResponse(e) => return Err(Error::db(e)),
+                    other => return Err(unexpected("SASL continue", &other)),
+                };
+                let client_final = exchange
+                    .handle_server_first(&server_first)
+                    .map_err(|e| Error::auth(e.to_string()))?;
+                frontend::sasl_response(&client_final, &mut wbuf)?;
+                write_all(&mut stream, &mut wbuf).await?;
+                let server_final = match read_message(&mut stream, &mut rbuf, max).await? {
+                    Message::AuthenticationSaslFinal(b) => b,
+                    Message::ErrorResponse(e) => return Err(Error::db(e)),
+                    other => return Err(unexpected("SASL final", &other)),
+                };
+                exchange
+                    .handle_server_final(&server_final)
+                    .map_err(|e| Error::auth(e.to_string()))?;
+                // AuthenticationOk follows.
+            }
+            Message::AuthenticationUnsupported { code } => {
+                return Err(Error::unsupported(format!(
+                    "the server requires {} authentication, which this client does not support",
+                    auth_method_name(code)
+                )))
+            }
+            Message::ErrorResponse(e) => return Err(Error::db(e)),
+            Message::NegotiateProtocolVersion { .. } | Message::NoticeResponse(_) => {}
+            other => return Err(unexpected("authentication", &other)),
+        }
+    }
+
+    let mut info = StartupInfo {
+        parameters: HashMap::new(),
+        process_id: 0,
+        secret_key: Bytes::new(),
+    };
+    loop {
+        match read_message(&mut stream, &mut rbuf, max).await? {
+            Message::ParameterStatus { name, value } => {
+                info.parameters.insert(name, value);
+            }
+            Message::BackendKeyData {
+                process_id,
+                secret_key,
+            } => {
+                info.process_id = process_id;
+                info.secret_key = secret_key;
+            }
+            Message::ReadyForQuery { .. } => break,
+            Message::ErrorResponse(e) => return Err(Error::db(e)),
+            Message::NoticeResponse(_) | Message::NegotiateProtocolVersion { .. } => {}
+            other => return Err(unexpected("startup", &other)),
+        }
+    }
+    Ok((stream, rbuf, info))
+}
+
+fn unexpected(during: &str, msg: &Message) -> Error {
+    let name = format!("{msg:?}");
+    let name = name.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("message");
+    Error::protocol(backend::ProtocolError(format!("unexpected {name} during {during}")))
+}
+
+/// One request in flight.
+struct Pending {
+    sink: Option<oneshot::Sender<Result<Response, Error>>>,
+    syncs_left: u32,
+    response: Response,
+    error: Option<Error>,
+    /// A result is open (rows may still arrive for it).
+    open: bool,
+}
+
+impl Pending {
+    fn current(&mut self) -> &mut QueryResult {
+        if !self.open || self.response.results.is_empty() {
+            self.response.results.push(QueryResult::default());
+            self.open = true;
+        }
+        let last = self.response.results.len() - 1;
+        // `last` is in bounds: the vector was just made non-empty.
+        &mut self.response.results[last]
+    }
+}
+
+/// Above this many buffered bytes the loop stops taking requests until the socket drains.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+const MAX_NOTICES: usize = 64;
+
+/// The protocol loop of one connection (a future run as its own task).
+struct Connection<S> {
+    stream: S,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    rx: mpsc::Receiver<Request>,
+    rx_done: bool,
+    terminate_queued: bool,
+    pending: VecDeque<Pending>,
+    depth: usize,
+    state: Arc<ConnectionState>,
+    parameters: Arc<Mutex<HashMap<String, String>>>,
+    max_message_len: usize,
+    copy_out: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.poll_loop(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                self.shut_down(result.err());
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    fn poll_loop(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            let mut progress = false;
+
+            // 1. Take queued requests while the pipeline has room.
+            while !self.rx_done
+                && !self.terminate_queued
+                && self.pending.len() < self.depth
+                && self.write_buf.len() < WRITE_HIGH_WATER
+            {
+                match self.rx.poll_recv(cx) {
+                    Poll::Ready(Some(Request::Batch { bytes, syncs, sink })) => {
+                        if sink.is_closed() {
+                            continue; // the caller gave up before anything was written
+                        }
+                        self.write_buf.extend_from_slice(&bytes);
+                        self.pending.push_back(Pending {
+                            sink: Some(sink),
+                            syncs_left: syncs,
+                            response: Response::default(),
+                            error: None,
+                            open: false,
+                        });
+                        self.state.in_flight.fetch_add(1, Ordering::AcqRel);
+                        progress = true;
+                    }
+                    Poll::Ready(Some(Request::Terminate)) | Poll::Ready(None) => {
+                        self.rx_done = true;
+                        progress = true;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if self.rx_done && !self.terminate_queued && self.pending.is_empty() {
+                frontend::terminate(&mut self.write_buf);
+                self.terminate_queued = true;
+            }
+
+            // 2. Write what we have.
+            while !self.write_buf.is_empty() {
+                match Pin::new(&mut self.stream).poll_write(cx, &self.write_buf) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(Error::closed("the server closed the connection", true)))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.write_buf.advance(n);
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Err(Error::closed(format!("write failed: {e}"), true)))
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if self.write_buf.is_empty() {
+                // TCP flush is a no-op, but respect streams that buffer.
+                if let Poll::Ready(Err(e)) = Pin::new(&mut self.stream).poll_flush(cx) {
+                    return Poll::Ready(Err(Error::closed(format!("flush failed: {e}"), true)));
+                }
+                if self.terminate_queued {
+                    let _ = Pin::new(&mut self.stream).poll_shutdown(cx);
+                    return Poll::Ready(Ok(()));
+                }
+            }
+
+            // 3. Read what arrived and handle every whole message.
+            match self.poll_read(cx) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(Error::closed(
+                        "the server closed the connection",
+                        true,
+                    )))
+                }
+                Poll::Ready(Ok(_)) => progress = true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+            while let Some((tag, body)) = backend::split_frame(&mut self.read_buf, self.max_message_len)? {
+                let msg = Message::decode(tag, body)?;
+                self.handle(msg)?;
+                progress = true;
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
+        // Grow by what the frame at the front still needs (capped), never by its declared
+        // length alone: an untrusted length cannot make us reserve a gigabyte.
+        let want = backend::frame_len(&self.read_buf)
+            .map(|total| total.saturating_sub(self.read_buf.len()))
+            .unwrap_or(0)
+            .clamp(16 * 1024, 1024 * 1024);
+        if self.read_buf.capacity() - self.read_buf.len() < 4096 {
+            self.read_buf.reserve(want);
+        }
+        let dst = self.read_buf.spare_capacity_mut();
+        let mut rb = ReadBuf::uninit(dst);
+        match Pin::new(&mut self.stream).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
+                unsafe { self.read_buf.set_len(self.read_buf.len() + n) };
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::closed(format!("read failed: {e}"), true))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn front(&mut self, what: &str) -> Result<&mut Pending, Error> {
+        self.pending.front_mut().ok_or_else(|| {
+            Error::protocol(backend::ProtocolError(format!(
+                "the server sent {what} with no request in flight"
+            )))
+        })
+    }
+
+    fn handle(&mut self, msg: Message) -> Result<(), Error> {
+        match msg {
+            Message::DataRow(row) => {
+                if self.copy_out {
+                    return Ok(());
+                }
+                self.front("DataRow")?.current().rows.push(row);
+            }
+            Message::ReadyForQuery { status } => {
+                self.state.tx_status.store(status, Ordering::Release);
+                self.state.ready_count.fetch_add(1, Ordering::AcqRel);
+                self.copy_out = false;
+                let p = self.front("ReadyForQuery")?;
+                p.open = false;
+                p.syncs_left = p.syncs_left.saturating_sub(1);
+                if p.syncs_left == 0 {
+                    if let Some(p) = self.pending.pop_front() {
+                        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+                        if let Some(sink) = p.sink {
+                            // The caller may have gone: its response is drained and dropped.
+                            let _ = sink.send(match p.error {
+                                Some(e) => Err(e),
+                                None => Ok(p.response),
+                            });
+                        }
+                    }
+                }
+            }
+            Message::CommandComplete { tag } => {
+                let p = self.front("CommandComplete")?;
+                let r = p.current();
+                r.command_tag = Some(String::from_utf8_lossy(&tag).into_owned());
+                p.open = false;
+            }
+            Message::EmptyQueryResponse => {
+                let p = self.front("EmptyQueryResponse")?;
+                p.current();
+                p.open = false;
+            }
+            Message::RowDescription(fields) => {
+                let p = self.front("RowDescription")?;
+                if p.response.row_description.is_none() && p.response.param_types.is_some() {
+                    // Describe of a statement (after its ParameterDescription).
+                    p.response.row_description = Some(fields);
+                } else {
+                    p.open = false;
+                    let n = fields.len();
+                    let r = p.current();
+                    r.columns = Some(fields.into());
+                    r.formats = vec![0i16; n].into();
+                }
+            }
+            Message::ParameterDescription(types) => {
+                self.front("ParameterDescription")?.response.param_types = Some(types);
+            }
+            Message::NoData
+            | Message::ParseComplete
+            | Message::BindComplete
+            | Message::CloseComplete
+            | Message::PortalSuspended => {
+                self.front("a completion message")?;
+            }
+            Message::ErrorResponse(fields) => {
+                if fields.code == crate::sqlstate::READ_ONLY_SQL_TRANSACTION {
+                    self.state.read_only_error.store(true, Ordering::Release);
+                }
+                let fatal = matches!(fields.severity(), "FATAL" | "PANIC");
+                match self.pending.front_mut() {
+                    Some(p) => {
+                        if p.error.is_none() {
+                            p.error = Some(Error::db(fields));
+                        }
+                        if fatal {
+                            // The server closes the socket next; the front request gets this
+                            // error, the rest a closed-connection error.
+                            self.state.closed.store(true, Ordering::Release);
+                        }
+                    }
+                    None => return Err(Error::db(fields)),
+                }
+            }
+            Message::NoticeResponse(fields) => {
+                if let Some(p) = self.pending.front_mut() {
+                    if fields.message.contains("canceling wait for synchronous replication") {
+                        p.current().sync_replication_cancelled = true;
+                    }
+                    let r = p.current();
+                    if r.notices.len() < MAX_NOTICES {
+                        r.notices.push(fields);
+                    }
+                }
+            }
+            Message::ParameterStatus { name, value } => {
+                self.state.apply_parameter(&name, &value);
+                if let Ok(mut map) = self.parameters.lock() {
+                    map.insert(name, value);
+                }
+            }
+            Message::NotificationResponse { .. } => {
+                // LISTEN/NOTIFY is not supported yet; notifications are dropped.
+            }
+            Message::CopyInResponse => {
+                frontend::copy_fail("COPY FROM STDIN is not supported by hyperiondb-client yet", &mut self.write_buf)?;
+                let p = self.front("CopyInResponse")?;
+                p.error.get_or_insert_with(copy_unsupported);
+            }
+            Message::CopyOutResponse => {
+                self.copy_out = true;
+                let p = self.front("CopyOutResponse")?;
+                p.error.get_or_insert_with(copy_unsupported);
+            }
+            Message::CopyData(_) | Message::CopyDone => {
+                if !self.copy_out {
+                    return Err(Error::protocol(backend::ProtocolError(
+                        "CopyData outside of COPY".into(),
+                    )));
+                }
+            }
+            Message::CopyBothResponse => {
+                return Err(Error::unsupported("replication (CopyBoth) is not supported"));
+            }
+            other @ (Message::AuthenticationOk
+            | Message::AuthenticationCleartextPassword
+            | Message::AuthenticationMd5Password { .. }
+            | Message::AuthenticationSasl { .. }
+            | Message::AuthenticationSaslContinue(_)
+            | Message::AuthenticationSaslFinal(_)
+            | Message::AuthenticationUnsupported { .. }
+            | Message::BackendKeyData { .. }
+            | Message::NegotiateProtocolVersion { .. }) => {
+                return Err(unexpected("a session", &other));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection is done: fail every request in flight or queued, exactly once each.
+    fn shut_down(&mut self, error: Option<Error>) {
+        self.state.closed.store(true, Ordering::Release);
+        let error = error.unwrap_or_else(|| Error::closed("connection is closed", true));
+        for p in self.pending.drain(..) {
+            self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if let Some(sink) = p.sink {
+                // A request that already got an ErrorResponse reports it (a FATAL error tells
+                // the caller more than "closed").
+                let e = p.error.unwrap_or_else(|| error.with_sent(true));
+                let _ = sink.send(Err(e));
+            }
+        }
+        self.rx.close();
+        while let Ok(req) = self.rx.try_recv() {
+            if let Request::Batch { sink, .. } = req {
+                let _ = sink.send(Err(error.with_sent(false)));
+            }
+        }
+    }
+}
+
+fn copy_unsupported() -> Error {
+    Error::db(ErrorFields {
+        severity: "ERROR".into(),
+        severity_nonlocalized: Some("ERROR".into()),
+        code: crate::sqlstate::FEATURE_NOT_SUPPORTED.into(),
+        message: "COPY is not supported by hyperiondb-client yet".into(),
+        ..Default::default()
+    })
+}
+
+/// Starts a protocol loop over any stream (an in-memory duplex or a scripted backend), after
+/// running startup on it. Used by tests and by callers with their own transport.
+pub async fn connect_stream<S>(stream: S, config: &Config) -> Result<Client, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (stream, read_buf, info) = startup(stream, config).await?;
+    let state = Arc::new(ConnectionState::default());
+    for (k, v) in &info.parameters {
+        state.apply_parameter(k, v);
+    }
+    let server_version_num = info
+        .parameters
+        .get("server_version")
+        .map(|v| parse_server_version(v))
+        .unwrap_or(0);
+    let parameters = Arc::new(Mutex::new(info.parameters.clone()));
+    let depth = config.pipeline_depth.max(1);
+    let (tx, rx) = mpsc::channel(depth);
+    tokio::spawn(Connection {
+        stream,
+        read_buf,
+        write_buf: BytesMut::new(),
+        rx,
+        rx_done: false,
+        terminate_queued: false,
+        pending: VecDeque::new(),
+        depth,
+        state: state.clone(),
+        parameters,
+        max_message_len: config.max_message_len,
+        copy_out: false,
+    });
+    Ok(Client {
+        inner: Arc::new(ClientInner {
+            tx,
+            state,
+            statements: Mutex::new(HashMap::new()),
+            next_statement: AtomicU32::new(0),
+            parameters: Mutex::new(info.parameters),
+            cancel: CancelToken {
+                host: config.host.clone(),
+                process_id: info.process_id,
+                secret_key: info.secret_key,
+            },
+            result_format: config.result_format,
+            server_version_num,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions() {
+        assert_eq!(parse_server_version("17.7"), 170007);
+        assert_eq!(parse_server_version("13.22 (Debian)"), 130022);
+        assert_eq!(parse_server_version("9.6.24"), 90624);
+        assert_eq!(parse_server_version("18devel"), 180000);
+        assert_eq!(parse_server_version(""), 0);
+    }
+
+    #[test]
+    fn rows_affected_from_tag() {
+        let r = QueryResult {
+            command_tag: Some("INSERT 0 5".into()),
+            ..Default::default()
+        };
+        assert_eq!(r.rows_affected(), Some(5));
+    }
+}

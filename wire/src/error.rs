@@ -1,0 +1,192 @@
+//! One error type for everything a connection can report, with a kind and predicates the
+//! pool's policies are written against (`code()`, `is_closed()`, `safe_to_retry()`).
+
+use crate::backend::{ErrorFields, ProtocolError};
+use crate::frontend::EncodeError;
+use std::fmt;
+use std::sync::Arc;
+
+/// An error reported by the server (ErrorResponse).
+pub type DbError = ErrorFields;
+
+/// What went wrong, broadly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The server answered with an ErrorResponse; see [`Error::db`].
+    Db,
+    /// Connecting failed (refused, unreachable, DNS).
+    Connect,
+    /// The connect or handshake did not finish within `connect_timeout`.
+    ConnectTimeout,
+    /// The connection is closed or broke while a request was in flight.
+    Closed,
+    /// The server sent something malformed or unexpected.
+    Protocol,
+    /// Authentication failed on our side (bad server signature, missing password).
+    Auth,
+    /// The server asked for something we do not support (an auth method, COPY).
+    Unsupported,
+    /// A parameter could not be encoded for its target type; nothing was sent.
+    Encode,
+}
+
+#[derive(Debug)]
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    db: Option<DbError>,
+    /// Whether any byte of the failed request may have reached the socket. When false the
+    /// request certainly did not run, so it is safe to retry anywhere.
+    sent: bool,
+}
+
+/// An error from a connection. Cheap to clone (the failed requests of one broken connection
+/// share it).
+#[derive(Clone)]
+pub struct Error(Arc<Inner>);
+
+impl Error {
+    fn new(kind: ErrorKind, message: impl Into<String>, db: Option<DbError>, sent: bool) -> Self {
+        Error(Arc::new(Inner {
+            kind,
+            message: message.into(),
+            db,
+            sent,
+        }))
+    }
+
+    pub fn db(fields: DbError) -> Self {
+        let message = fields.message.clone();
+        Error::new(ErrorKind::Db, message, Some(fields), true)
+    }
+
+    pub fn connect(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Connect, message, None, false)
+    }
+
+    pub fn connect_timeout(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::ConnectTimeout, message, None, false)
+    }
+
+    /// The connection closed; `sent` says whether the request had been written.
+    pub fn closed(message: impl Into<String>, sent: bool) -> Self {
+        Error::new(ErrorKind::Closed, message, None, sent)
+    }
+
+    pub fn protocol(e: ProtocolError) -> Self {
+        Error::new(ErrorKind::Protocol, e.to_string(), None, true)
+    }
+
+    pub fn auth(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Auth, message, None, false)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Unsupported, message, None, true)
+    }
+
+    pub fn encode(e: EncodeError) -> Self {
+        Error::new(ErrorKind::Encode, e.to_string(), None, false)
+    }
+
+    /// The same error, for a request that was (or was not) written.
+    pub(crate) fn with_sent(&self, sent: bool) -> Self {
+        if self.0.sent == sent {
+            return self.clone();
+        }
+        Error::new(self.0.kind, self.0.message.clone(), self.0.db.clone(), sent)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// The server's error fields, for [`ErrorKind::Db`].
+    pub fn as_db(&self) -> Option<&DbError> {
+        self.0.db.as_ref()
+    }
+
+    /// The SQLSTATE for server errors, or a stable client code for the others.
+    pub fn code(&self) -> &str {
+        match (&self.0.db, self.0.kind) {
+            (Some(db), _) => &db.code,
+            (None, ErrorKind::Db) => "XX000",
+            (None, ErrorKind::Connect) => "CONNECTION_FAILED",
+            (None, ErrorKind::ConnectTimeout) => "CONNECT_TIMEOUT",
+            (None, ErrorKind::Closed) => "CONNECTION_CLOSED",
+            (None, ErrorKind::Protocol) => "PROTOCOL_ERROR",
+            (None, ErrorKind::Auth) => "AUTH_FAILED",
+            (None, ErrorKind::Unsupported) => "UNSUPPORTED",
+            (None, ErrorKind::Encode) => "INVALID_PARAMETER",
+        }
+    }
+
+    /// The connection this came from can no longer be used.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self.0.kind,
+            ErrorKind::Closed | ErrorKind::Protocol | ErrorKind::Connect | ErrorKind::ConnectTimeout
+        ) || self
+            .0
+            .db
+            .as_ref()
+            .is_some_and(|d| matches!(d.severity(), "FATAL" | "PANIC"))
+    }
+
+    /// True only when no byte of the request can have reached the server, so running it
+    /// again (anywhere) cannot apply it twice.
+    pub fn safe_to_retry(&self) -> bool {
+        !self.0.sent
+    }
+
+    /// The server refused a write because the session is read-only (a fenced primary or a
+    /// standby): SQLSTATE 25006.
+    pub fn is_read_only(&self) -> bool {
+        self.0.db.as_ref().is_some_and(|d| d.code == crate::sqlstate::READ_ONLY_SQL_TRANSACTION)
+    }
+
+    /// Authentication (28xxx) or a missing database (3D000): trying another host or again
+    /// will not help.
+    pub fn is_fatal_config(&self) -> bool {
+        self.0
+            .db
+            .as_ref()
+            .is_some_and(|d| d.code.starts_with("28") || d.code == crate::sqlstate::INVALID_CATALOG_NAME)
+            || self.0.kind == ErrorKind::Auth
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.0.kind)
+            .field("code", &self.code())
+            .field("message", &self.0.message)
+            .field("sent", &self.0.sent)
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::protocol(e)
+    }
+}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Self {
+        Error::encode(e)
+    }
+}
