@@ -1,1 +1,21 @@
+//! `hyperion-pool`: one pool over the N nodes of a PostgreSQL cluster.
+//!
+//! The pool owns connections (`hyperion-wire`) and every policy: which host a connection
+//! goes to for the pool's mode ([`route`]), how many connections there are, how a query
+//! waits, when a connection is evicted, and what is retried. Queries share connections
+//! through pipelining: a query goes to an idle connection when there is one, opens a new one
+//! while the pool is below `poolSize`, and otherwise rides in the pipeline of the least
+//! loaded connection.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
+pub mod config;
+pub mod error;
+pub mod pool;
+pub mod route;
+
+pub use config::{Mode, PoolConfig, RetryPolicy};
+pub use error::Error;
+pub use pool::{Pool, QueryOptions, Status};

@@ -39,7 +39,10 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ProtocolError> {
 /// Returns `(tag, body)`. Returns `Ok(None)` when more bytes are needed; `needed` (if given)
 /// receives how many more bytes complete the frame, so the caller can read that much without
 /// reserving by an untrusted length up front.
-pub fn split_frame(buf: &mut BytesMut, max_len: usize) -> Result<Option<(u8, Bytes)>, ProtocolError> {
+pub fn split_frame(
+    buf: &mut BytesMut,
+    max_len: usize,
+) -> Result<Option<(u8, Bytes)>, ProtocolError> {
     let Some(header) = buf.get(..5) else {
         return Ok(None);
     };
@@ -88,7 +91,10 @@ impl<'a> Reader<'a> {
         err(format!("{} message is truncated", self.what))
     }
     fn u8(&mut self) -> Result<u8, ProtocolError> {
-        let (&b, rest) = self.buf.split_first().ok_or_else(|| ProtocolError(format!("{} message is truncated", self.what)))?;
+        let (&b, rest) = self
+            .buf
+            .split_first()
+            .ok_or_else(|| ProtocolError(format!("{} message is truncated", self.what)))?;
         self.buf = rest;
         Ok(b)
     }
@@ -124,8 +130,12 @@ impl<'a> Reader<'a> {
     }
     fn string(&mut self) -> Result<String, ProtocolError> {
         let raw = self.cstr()?;
-        String::from_utf8(raw.to_vec())
-            .or_else(|_| err(format!("{} message has a string that is not UTF-8", self.what)))
+        String::from_utf8(raw.to_vec()).or_else(|_| {
+            err(format!(
+                "{} message has a string that is not UTF-8",
+                self.what
+            ))
+        })
     }
     fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
@@ -134,7 +144,11 @@ impl<'a> Reader<'a> {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            err(format!("{} message has {} trailing bytes", self.what, self.buf.len()))
+            err(format!(
+                "{} message has {} trailing bytes",
+                self.what,
+                self.buf.len()
+            ))
         }
     }
 }
@@ -158,16 +172,27 @@ pub fn auth_method_name(code: i32) -> &'static str {
 pub enum Message {
     AuthenticationOk,
     AuthenticationCleartextPassword,
-    AuthenticationMd5Password { salt: [u8; 4] },
-    AuthenticationSasl { mechanisms: Vec<String> },
+    AuthenticationMd5Password {
+        salt: [u8; 4],
+    },
+    AuthenticationSasl {
+        mechanisms: Vec<String>,
+    },
     AuthenticationSaslContinue(Bytes),
     AuthenticationSaslFinal(Bytes),
     /// A method we recognise but do not implement (GSS, SSPI, Kerberos, ...).
-    AuthenticationUnsupported { code: i32 },
-    BackendKeyData { process_id: i32, secret_key: Bytes },
+    AuthenticationUnsupported {
+        code: i32,
+    },
+    BackendKeyData {
+        process_id: i32,
+        secret_key: Bytes,
+    },
     BindComplete,
     CloseComplete,
-    CommandComplete { tag: Bytes },
+    CommandComplete {
+        tag: Bytes,
+    },
     CopyData(Bytes),
     CopyDone,
     CopyInResponse,
@@ -176,15 +201,27 @@ pub enum Message {
     DataRow(DataRowBody),
     EmptyQueryResponse,
     ErrorResponse(ErrorFields),
-    NegotiateProtocolVersion { newest_minor: i32, unrecognized: Vec<String> },
+    NegotiateProtocolVersion {
+        newest_minor: i32,
+        unrecognized: Vec<String>,
+    },
     NoData,
     NoticeResponse(ErrorFields),
-    NotificationResponse { process_id: i32, channel: String, payload: String },
+    NotificationResponse {
+        process_id: i32,
+        channel: String,
+        payload: String,
+    },
     ParameterDescription(Vec<u32>),
-    ParameterStatus { name: String, value: String },
+    ParameterStatus {
+        name: String,
+        value: String,
+    },
     ParseComplete,
     PortalSuspended,
-    ReadyForQuery { status: u8 },
+    ReadyForQuery {
+        status: u8,
+    },
     RowDescription(Vec<Field>),
 }
 
@@ -440,8 +477,9 @@ impl DataRowBody {
     /// Column ranges into [`DataRowBody::frame`], for zero-copy `Bytes::slice`.
     pub fn ranges(&self) -> impl Iterator<Item = Option<Range<usize>>> + '_ {
         let base = self.frame.as_ptr() as usize;
-        self.values()
-            .map(move |v| v.map(|s| (s.as_ptr() as usize - base)..(s.as_ptr() as usize - base + s.len())))
+        self.values().map(move |v| {
+            v.map(|s| (s.as_ptr() as usize - base)..(s.as_ptr() as usize - base + s.len()))
+        })
     }
 }
 
@@ -543,7 +581,9 @@ impl ErrorFields {
 
     /// The severity that does not depend on the server's language.
     pub fn severity(&self) -> &str {
-        self.severity_nonlocalized.as_deref().unwrap_or(&self.severity)
+        self.severity_nonlocalized
+            .as_deref()
+            .unwrap_or(&self.severity)
     }
 }
 
@@ -628,13 +668,22 @@ mod tests {
                 secret_key: Bytes::from_static(&[1, 2, 3, 4])
             }
         );
-        let Message::RowDescription(fields) = &msgs[4] else { panic!() };
+        let Message::RowDescription(fields) = &msgs[4] else {
+            panic!()
+        };
         assert_eq!(fields[0].name, "id");
         assert_eq!(fields[1].type_oid, 25);
-        let Message::DataRow(row) = &msgs[6] else { panic!() };
+        let Message::DataRow(row) = &msgs[6] else {
+            panic!()
+        };
         let vals: Vec<_> = row.values().collect();
         assert_eq!(vals, vec![Some(&b"2"[..]), None]);
-        assert_eq!(msgs[7], Message::CommandComplete { tag: Bytes::from_static(b"SELECT 2") });
+        assert_eq!(
+            msgs[7],
+            Message::CommandComplete {
+                tag: Bytes::from_static(b"SELECT 2")
+            }
+        );
         assert_eq!(msgs[8], Message::ReadyForQuery { status: b'T' });
     }
 
@@ -686,14 +735,17 @@ mod tests {
     #[test]
     fn malformed_data_rows_are_rejected() {
         for body in [
-            &[0u8, 1, 0, 0, 0, 5, b'a'][..], // value shorter than declared
-            &[0, 2, 0, 0, 0, 1, b'a'][..],   // missing column
-            &[0xff, 0xff][..],               // negative count
+            &[0u8, 1, 0, 0, 0, 5, b'a'][..],     // value shorter than declared
+            &[0, 2, 0, 0, 0, 1, b'a'][..],       // missing column
+            &[0xff, 0xff][..],                   // negative count
             &[0, 1, 0xff, 0xff, 0xff, 0xfe][..], // length -2
-            &[0, 0, 1][..],                  // trailing byte
-            &[0][..],                        // truncated count
+            &[0, 0, 1][..],                      // trailing byte
+            &[0][..],                            // truncated count
         ] {
-            assert!(DataRowBody::new(Bytes::copy_from_slice(body)).is_err(), "{body:?}");
+            assert!(
+                DataRowBody::new(Bytes::copy_from_slice(body)).is_err(),
+                "{body:?}"
+            );
         }
     }
 
@@ -701,7 +753,9 @@ mod tests {
     fn ranges_point_into_the_frame() {
         let bytes = data_row(&[Some(b"ab"), None, Some(b"")]);
         let msgs = decode_all(&bytes);
-        let Message::DataRow(row) = &msgs[0] else { panic!() };
+        let Message::DataRow(row) = &msgs[0] else {
+            panic!()
+        };
         let ranges: Vec<_> = row.ranges().collect();
         assert_eq!(ranges, vec![Some(6..8), None, Some(16..16)]);
         assert_eq!(&row.frame()[6..8], b"ab");
@@ -711,7 +765,9 @@ mod tests {
     fn error_response_fields() {
         let body = b"SERROR\0VERROR\0C25006\0Mcannot execute INSERT in a read-only transaction\0Ffoo.c\0L1\0Rbar\0Zunknown\0\0";
         let msgs = decode_all(&frame(b'E', body));
-        let Message::ErrorResponse(e) = &msgs[0] else { panic!() };
+        let Message::ErrorResponse(e) = &msgs[0] else {
+            panic!()
+        };
         assert_eq!(e.code, "25006");
         assert_eq!(e.severity(), "ERROR");
         assert_eq!(e.routine.as_deref(), Some("bar"));
@@ -731,15 +787,24 @@ mod tests {
             ]
             .concat(),
         );
-        assert_eq!(msgs[0], Message::AuthenticationMd5Password { salt: [1, 2, 3, 4] });
+        assert_eq!(
+            msgs[0],
+            Message::AuthenticationMd5Password { salt: [1, 2, 3, 4] }
+        );
         assert_eq!(
             msgs[1],
             Message::AuthenticationSasl {
                 mechanisms: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()]
             }
         );
-        assert_eq!(msgs[2], Message::AuthenticationSaslContinue(Bytes::from_static(b"r=abc")));
-        assert_eq!(msgs[3], Message::AuthenticationSaslFinal(Bytes::from_static(b"v=xyz")));
+        assert_eq!(
+            msgs[2],
+            Message::AuthenticationSaslContinue(Bytes::from_static(b"r=abc"))
+        );
+        assert_eq!(
+            msgs[3],
+            Message::AuthenticationSaslFinal(Bytes::from_static(b"v=xyz"))
+        );
         assert_eq!(msgs[4], Message::AuthenticationUnsupported { code: 7 });
         assert_eq!(msgs[5], Message::AuthenticationCleartextPassword);
     }
@@ -795,7 +860,9 @@ mod tests {
         assert_eq!(msgs[10], Message::CopyOutResponse);
         assert_eq!(msgs[11], Message::CopyData(Bytes::from_static(b"row")));
         assert_eq!(msgs[12], Message::CopyDone);
-        let Message::NoticeResponse(n) = &msgs[13] else { panic!() };
+        let Message::NoticeResponse(n) = &msgs[13] else {
+            panic!()
+        };
         assert_eq!(n.message, "careful");
     }
 

@@ -26,20 +26,36 @@ impl Host {
             }
             let port = match after {
                 "" => default_port,
-                p => parse_port(p.strip_prefix(':').ok_or_else(|| format!("host {s:?}: expected ':' after ']'"))?, s)?,
+                p => parse_port(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| format!("host {s:?}: expected ':' after ']'"))?,
+                    s,
+                )?,
             };
-            return Ok(Host { host: addr.to_owned(), port });
+            return Ok(Host {
+                host: addr.to_owned(),
+                port,
+            });
         }
         match s.matches(':').count() {
-            0 => Ok(Host { host: s.to_owned(), port: default_port }),
+            0 => Ok(Host {
+                host: s.to_owned(),
+                port: default_port,
+            }),
             1 => {
                 let (h, p) = s.split_once(':').unwrap_or((s, ""));
                 if h.is_empty() {
                     return Err(format!("host {s:?}: empty host name"));
                 }
-                Ok(Host { host: h.to_owned(), port: parse_port(p, s)? })
+                Ok(Host {
+                    host: h.to_owned(),
+                    port: parse_port(p, s)?,
+                })
             }
-            _ => Ok(Host { host: s.to_owned(), port: default_port }),
+            _ => Ok(Host {
+                host: s.to_owned(),
+                port: default_port,
+            }),
         }
     }
 }
@@ -104,14 +120,46 @@ mod tests {
     #[test]
     fn host_strings() {
         let h = |s| Host::parse(s, 5432);
-        assert_eq!(h("10.0.0.1").unwrap(), Host { host: "10.0.0.1".into(), port: 5432 });
-        assert_eq!(h("10.0.0.1:5433").unwrap(), Host { host: "10.0.0.1".into(), port: 5433 });
-        assert_eq!(h("[::1]:5433").unwrap(), Host { host: "::1".into(), port: 5433 });
-        assert_eq!(h("[::1]").unwrap(), Host { host: "::1".into(), port: 5432 });
-        assert_eq!(h("::1").unwrap(), Host { host: "::1".into(), port: 5432 });
+        assert_eq!(
+            h("10.0.0.1").unwrap(),
+            Host {
+                host: "10.0.0.1".into(),
+                port: 5432
+            }
+        );
+        assert_eq!(
+            h("10.0.0.1:5433").unwrap(),
+            Host {
+                host: "10.0.0.1".into(),
+                port: 5433
+            }
+        );
+        assert_eq!(
+            h("[::1]:5433").unwrap(),
+            Host {
+                host: "::1".into(),
+                port: 5433
+            }
+        );
+        assert_eq!(
+            h("[::1]").unwrap(),
+            Host {
+                host: "::1".into(),
+                port: 5432
+            }
+        );
+        assert_eq!(
+            h("::1").unwrap(),
+            Host {
+                host: "::1".into(),
+                port: 5432
+            }
+        );
         assert_eq!(h("db.example").unwrap().to_string(), "db.example:5432");
         assert_eq!(h("[::1]:7").unwrap().to_string(), "[::1]:7");
-        for bad in ["", "[::1", "[]:5", "[::1]x", "h:0", "h:99999", "h:port", ":5432"] {
+        for bad in [
+            "", "[::1", "[]:5", "[::1]x", "h:0", "h:99999", "h:port", ":5432",
+        ] {
             assert!(h(bad).is_err(), "{bad}");
         }
     }

@@ -113,7 +113,12 @@ pub struct QueryResult {
 impl QueryResult {
     /// Rows affected, from the command tag (`INSERT 0 5` -> 5).
     pub fn rows_affected(&self) -> Option<u64> {
-        self.command_tag.as_deref()?.rsplit(' ').next()?.parse().ok()
+        self.command_tag
+            .as_deref()?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
     }
 }
 
@@ -185,7 +190,8 @@ impl ConnectionState {
         match name {
             "default_transaction_read_only" => {
                 self.reports_read_only.store(true, Ordering::Release);
-                self.default_transaction_read_only.store(on, Ordering::Release);
+                self.default_transaction_read_only
+                    .store(on, Ordering::Release);
             }
             "in_hot_standby" => self.in_hot_standby.store(on, Ordering::Release),
             _ => {}
@@ -356,7 +362,11 @@ impl Client {
     }
 
     /// Prepares (cached) and executes `sql` with `params`.
-    pub async fn query<P: Params + ?Sized>(&self, sql: &str, params: &P) -> Result<QueryResult, Error> {
+    pub async fn query<P: Params + ?Sized>(
+        &self,
+        sql: &str,
+        params: &P,
+    ) -> Result<QueryResult, Error> {
         let stmt = self.prepare(sql).await?;
         self.execute(&stmt, params).await
     }
@@ -482,7 +492,11 @@ struct StartupInfo {
 }
 
 /// Reads one message during startup, with the small startup cap.
-async fn read_message<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut, max: usize) -> Result<Message, Error> {
+async fn read_message<S: AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Message, Error> {
     loop {
         if let Some((tag, body)) = backend::split_frame(buf, max)? {
             return Ok(Message::decode(tag, body)?);
@@ -493,7 +507,10 @@ async fn read_message<S: AsyncRead + Unpin>(s: &mut S, buf: &mut BytesMut, max: 
             .await
             .map_err(|e| Error::closed(format!("during startup: {e}"), true))?;
         if n == 0 {
-            return Err(Error::closed("the server closed the connection during startup", true));
+            return Err(Error::closed(
+                "the server closed the connection during startup",
+                true,
+            ));
         }
     }
 }
@@ -533,7 +550,10 @@ async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
     let max = backend::STARTUP_MAX_MESSAGE_LEN;
     let password = || {
         config.password.as_deref().ok_or_else(|| {
-            Error::auth(format!("the server asked for a password for user {:?} and none was given", config.user))
+            Error::auth(format!(
+                "the server asked for a password for user {:?} and none was given",
+                config.user
+            ))
         })
     };
     loop {
@@ -557,7 +577,11 @@ async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
                     )));
                 }
                 let mut exchange = scram::ScramSha256::new(password()?);
-                frontend::sasl_initial_response(scram::MECHANISM, &exchange.client_first(), &mut wbuf)?;
+                frontend::sasl_initial_response(
+                    scram::MECHANISM,
+                    &exchange.client_first(),
+                    &mut wbuf,
+                )?;
                 write_all(&mut stream, &mut wbuf).await?;
                 let server_first = match read_message(&mut stream, &mut rbuf, max).await? {
                     Message::AuthenticationSaslContinue(b) => b,
@@ -619,8 +643,13 @@ async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
 
 fn unexpected(during: &str, msg: &Message) -> Error {
     let name = format!("{msg:?}");
-    let name = name.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("message");
-    Error::protocol(backend::ProtocolError(format!("unexpected {name} during {during}")))
+    let name = name
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("message");
+    Error::protocol(backend::ProtocolError(format!(
+        "unexpected {name} during {during}"
+    )))
 }
 
 /// One request in flight.
@@ -722,7 +751,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             while !self.write_buf.is_empty() {
                 match Pin::new(&mut self.stream).poll_write(cx, &self.write_buf) {
                     Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(Error::closed("the server closed the connection", true)))
+                        return Poll::Ready(Err(Error::closed(
+                            "the server closed the connection",
+                            true,
+                        )))
                     }
                     Poll::Ready(Ok(n)) => {
                         self.write_buf.advance(n);
@@ -757,7 +789,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }
-            while let Some((tag, body)) = backend::split_frame(&mut self.read_buf, self.max_message_len)? {
+            while let Some((tag, body)) =
+                backend::split_frame(&mut self.read_buf, self.max_message_len)?
+            {
                 let msg = Message::decode(tag, body)?;
                 self.handle(msg)?;
                 progress = true;
@@ -788,7 +822,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 unsafe { self.read_buf.set_len(self.read_buf.len() + n) };
                 Poll::Ready(Ok(n))
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::closed(format!("read failed: {e}"), true))),
+            Poll::Ready(Err(e)) => {
+                Poll::Ready(Err(Error::closed(format!("read failed: {e}"), true)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -884,7 +920,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             Message::NoticeResponse(fields) => {
                 if let Some(p) = self.pending.front_mut() {
-                    if fields.message.contains("canceling wait for synchronous replication") {
+                    if fields
+                        .message
+                        .contains("canceling wait for synchronous replication")
+                    {
                         p.current().sync_replication_cancelled = true;
                     }
                     let r = p.current();
@@ -903,7 +942,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 // LISTEN/NOTIFY is not supported yet; notifications are dropped.
             }
             Message::CopyInResponse => {
-                frontend::copy_fail("COPY FROM STDIN is not supported by hyperiondb-client yet", &mut self.write_buf)?;
+                frontend::copy_fail(
+                    "COPY FROM STDIN is not supported by hyperiondb-client yet",
+                    &mut self.write_buf,
+                )?;
                 let p = self.front("CopyInResponse")?;
                 p.error.get_or_insert_with(copy_unsupported);
             }
@@ -920,7 +962,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
             Message::CopyBothResponse => {
-                return Err(Error::unsupported("replication (CopyBoth) is not supported"));
+                return Err(Error::unsupported(
+                    "replication (CopyBoth) is not supported",
+                ));
             }
             other @ (Message::AuthenticationOk
             | Message::AuthenticationCleartextPassword

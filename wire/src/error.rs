@@ -129,7 +129,10 @@ impl Error {
     pub fn is_closed(&self) -> bool {
         matches!(
             self.0.kind,
-            ErrorKind::Closed | ErrorKind::Protocol | ErrorKind::Connect | ErrorKind::ConnectTimeout
+            ErrorKind::Closed
+                | ErrorKind::Protocol
+                | ErrorKind::Connect
+                | ErrorKind::ConnectTimeout
         ) || self
             .0
             .db
@@ -146,17 +149,18 @@ impl Error {
     /// The server refused a write because the session is read-only (a fenced primary or a
     /// standby): SQLSTATE 25006.
     pub fn is_read_only(&self) -> bool {
-        self.0.db.as_ref().is_some_and(|d| d.code == crate::sqlstate::READ_ONLY_SQL_TRANSACTION)
+        self.0
+            .db
+            .as_ref()
+            .is_some_and(|d| d.code == crate::sqlstate::READ_ONLY_SQL_TRANSACTION)
     }
 
     /// Authentication (28xxx) or a missing database (3D000): trying another host or again
     /// will not help.
     pub fn is_fatal_config(&self) -> bool {
-        self.0
-            .db
-            .as_ref()
-            .is_some_and(|d| d.code.starts_with("28") || d.code == crate::sqlstate::INVALID_CATALOG_NAME)
-            || self.0.kind == ErrorKind::Auth
+        self.0.db.as_ref().is_some_and(|d| {
+            d.code.starts_with("28") || d.code == crate::sqlstate::INVALID_CATALOG_NAME
+        }) || self.0.kind == ErrorKind::Auth
     }
 }
 

@@ -132,7 +132,9 @@ pub fn sasl_response(data: &[u8], buf: &mut BytesMut) -> Result<()> {
 
 /// Simple Query.
 pub fn query(sql: &str, buf: &mut BytesMut) -> Result<()> {
-    message(buf, Some(b'Q'), |buf| write_cstr(buf, sql.as_bytes(), "query"))
+    message(buf, Some(b'Q'), |buf| {
+        write_cstr(buf, sql.as_bytes(), "query")
+    })
 }
 
 /// Parse: statement name, query text, and the parameter type OIDs the client fixes (0 = let

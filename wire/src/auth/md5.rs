@@ -33,7 +33,10 @@ mod tests {
         // pg_authid stores md5(password + user) for user/password postgres/postgres as
         // md53175bce1d3201d16594cebf9d7eb3f9d; the expected salted answers were computed
         // independently with Python's hashlib.
-        assert_eq!(hex(&Md5::digest(b"postgrespostgres")), "3175bce1d3201d16594cebf9d7eb3f9d");
+        assert_eq!(
+            hex(&Md5::digest(b"postgrespostgres")),
+            "3175bce1d3201d16594cebf9d7eb3f9d"
+        );
         assert_eq!(
             md5_password(b"postgres", b"postgres", [1, 2, 3, 4]),
             "md568be9ed08db75f318087ab337aaea044"

@@ -47,7 +47,9 @@ impl fmt::Display for ScramError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ScramError::Malformed(what) => write!(f, "SCRAM: malformed server message: {what}"),
-            ScramError::NonceMismatch => write!(f, "SCRAM: server nonce does not extend the client nonce"),
+            ScramError::NonceMismatch => {
+                write!(f, "SCRAM: server nonce does not extend the client nonce")
+            }
             ScramError::Iterations(n) => write!(
                 f,
                 "SCRAM: server asked for {n} iterations (allowed 1..={MAX_ITERATIONS})"
@@ -117,7 +119,10 @@ impl ScramSha256 {
         if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
             return Err(ScramError::NonceMismatch);
         }
-        if nonce.bytes().any(|b| !(0x21..=0x7e).contains(&b) || b == b',') {
+        if nonce
+            .bytes()
+            .any(|b| !(0x21..=0x7e).contains(&b) || b == b',')
+        {
             return Err(ScramError::Malformed("nonce has invalid characters"));
         }
         let salt = BASE64
@@ -265,7 +270,10 @@ mod tests {
         let mut s = ScramSha256::with_nonce(b"pencil", "user", NONCE);
         s.handle_server_first(SERVER_FIRST.as_bytes()).unwrap();
         let bad = "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
-        assert_eq!(s.handle_server_final(bad.as_bytes()), Err(ScramError::BadServerSignature));
+        assert_eq!(
+            s.handle_server_final(bad.as_bytes()),
+            Err(ScramError::BadServerSignature)
+        );
         assert!(!s.is_done());
     }
 
@@ -295,10 +303,16 @@ mod tests {
     fn nonce_must_extend_ours() {
         let mut s = ScramSha256::with_nonce(b"pencil", "user", NONCE);
         let evil = "r=somebodyElsesNonce,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-        assert_eq!(s.handle_server_first(evil.as_bytes()), Err(ScramError::NonceMismatch));
+        assert_eq!(
+            s.handle_server_first(evil.as_bytes()),
+            Err(ScramError::NonceMismatch)
+        );
         let mut s = ScramSha256::with_nonce(b"pencil", "user", NONCE);
         let same = "r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-        assert_eq!(s.handle_server_first(same.as_bytes()), Err(ScramError::NonceMismatch));
+        assert_eq!(
+            s.handle_server_first(same.as_bytes()),
+            Err(ScramError::NonceMismatch)
+        );
     }
 
     #[test]
@@ -306,7 +320,10 @@ mod tests {
         for i in ["0", "1000001", "4294967295"] {
             let mut s = ScramSha256::with_nonce(b"pencil", "user", NONCE);
             let msg = format!("r={NONCE}xyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i={i}");
-            assert!(matches!(s.handle_server_first(msg.as_bytes()), Err(ScramError::Iterations(_))));
+            assert!(matches!(
+                s.handle_server_first(msg.as_bytes()),
+                Err(ScramError::Iterations(_))
+            ));
         }
     }
 
@@ -324,7 +341,10 @@ mod tests {
             assert!(s.handle_server_first(msg).is_err(), "{msg:?}");
         }
         let mut s = ScramSha256::with_nonce(b"pencil", "user", NONCE);
-        assert_eq!(s.handle_server_final(SERVER_FINAL.as_bytes()), Err(ScramError::OutOfOrder));
+        assert_eq!(
+            s.handle_server_final(SERVER_FINAL.as_bytes()),
+            Err(ScramError::OutOfOrder)
+        );
     }
 
     #[test]

@@ -1,0 +1,172 @@
+'use strict'
+// hyperiondb-client: the hand-written entry point. A thin layer over the native binding:
+// argument checks, option defaults, error objects with SQLSTATE codes, and the logger.
+// Everything that must be fast or correct under concurrency lives in Rust (see DESIGN).
+
+const native = require('./index.js')
+
+const MARKER = '\u0001hyperion:'
+
+const SERVER_FIELDS = [
+  'severity', 'detail', 'hint', 'position', 'internalPosition', 'internalQuery', 'where',
+  'schema', 'table', 'column', 'dataType', 'constraint', 'file', 'line', 'routine',
+]
+
+// Turns the native layer's error into an Error with `.code` (SQLSTATE or a client code)
+// and the server's fields; the query text is attached non-enumerably.
+function toError(e, sql) {
+  if (!(e instanceof Error) || typeof e.message !== 'string' || !e.message.startsWith(MARKER)) {
+    return e
+  }
+  let info
+  try {
+    info = JSON.parse(e.message.slice(MARKER.length))
+  } catch {
+    return e
+  }
+  const err = new Error(info.message)
+  err.code = info.code
+  for (const k of SERVER_FIELDS) {
+    if (info[k] !== undefined) err[k] = info[k]
+  }
+  if (sql !== undefined) Object.defineProperty(err, 'query', { value: sql, enumerable: false })
+  return err
+}
+
+function configError(message) {
+  const err = new TypeError(message)
+  err.code = 'INVALID_CONFIG'
+  return err
+}
+
+function optionalInt(opts, name, min = 0) {
+  const v = opts[name]
+  if (v === undefined || v === null) return undefined
+  if (!Number.isInteger(v) || v < min || v > 0xffffffff) {
+    throw configError(`${name} must be an integer >= ${min}, got ${String(v)}`)
+  }
+  return v
+}
+
+function optionalString(opts, name) {
+  const v = opts[name]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') throw configError(`${name} must be a string`)
+  return v
+}
+
+const MODES = ['read-write', 'read-only', 'prefer-standby', 'any']
+
+function nativeOptions(opts) {
+  if (opts === null || typeof opts !== 'object') throw configError('createPool takes an options object')
+  const hosts = typeof opts.hosts === 'string' ? [opts.hosts] : opts.hosts
+  if (!Array.isArray(hosts) || hosts.length === 0 || !hosts.every((h) => typeof h === 'string' && h.length > 0)) {
+    throw configError('hosts must be a non-empty array of host strings')
+  }
+  if (typeof opts.user !== 'string' || opts.user === '') throw configError('user must be a non-empty string')
+  if (opts.mode !== undefined && !MODES.includes(opts.mode)) {
+    throw configError(`mode must be one of ${MODES.map((m) => `'${m}'`).join(', ')}`)
+  }
+  if (opts.logger !== undefined && typeof opts.logger !== 'function') throw configError('logger must be a function')
+  const retry = opts.retry ?? {}
+  if (typeof retry !== 'object') throw configError('retry must be an object')
+  return {
+    hosts,
+    port: optionalInt(opts, 'port', 1),
+    user: opts.user,
+    password: optionalString(opts, 'password'),
+    database: optionalString(opts, 'database'),
+    applicationName: optionalString(opts, 'applicationName'),
+    mode: opts.mode,
+    poolSize: optionalInt(opts, 'poolSize', 1),
+    connectTimeoutMs: optionalInt(opts, 'connectTimeoutMs', 1),
+    acquireTimeoutMs: optionalInt(opts, 'acquireTimeoutMs', 0),
+    statementTimeoutMs: optionalInt(opts, 'statementTimeoutMs', 0),
+    validationIntervalMs: optionalInt(opts, 'validationIntervalMs', 0),
+    retryMaxAttempts: optionalInt(retry, 'maxAttempts', 0),
+    retryBaseDelayMs: optionalInt(retry, 'baseDelayMs', 0),
+    retryMaxDelayMs: optionalInt(retry, 'maxDelayMs', 0),
+    pipelineDepth: optionalInt(opts, 'pipelineDepth', 1),
+  }
+}
+
+class Pool {
+  #native
+  #logger
+  #closed = false
+
+  constructor(opts) {
+    const n = nativeOptions(opts)
+    try {
+      this.#native = new native.NativePool(n)
+    } catch (e) {
+      throw toError(e)
+    }
+    this.#logger = opts.logger
+  }
+
+  /**
+   * Runs one statement; resolves to its rows as plain objects keyed by column name.
+   */
+  async query(sql, params, options) {
+    if (typeof sql !== 'string') {
+      const err = new TypeError('query text must be a string')
+      err.code = 'INVALID_ARGUMENT'
+      throw err
+    }
+    if (params !== undefined && params !== null && !Array.isArray(params)) {
+      const err = new TypeError('query parameters must be an array')
+      err.code = 'INVALID_ARGUMENT'
+      throw err
+    }
+    if (this.#closed) {
+      const err = new Error('pool is closed')
+      err.code = 'POOL_CLOSED'
+      throw err
+    }
+    const retry = options && options.retry !== undefined ? Boolean(options.retry) : undefined
+    const logger = this.#logger
+    const started = logger ? performance.now() : 0
+    try {
+      const rows = await this.#native.query(sql, params ?? [], retry)
+      if (logger) log(logger, { sql, durationMs: performance.now() - started, rowCount: rows.length })
+      return rows
+    } catch (e) {
+      const err = toError(e, sql)
+      if (logger) log(logger, { sql, durationMs: performance.now() - started, error: err })
+      throw err
+    }
+  }
+
+  /** `{ maxSize, size, available, inUse, waiting }` */
+  status() {
+    return this.#native.status()
+  }
+
+  /**
+   * Closes the pool: new queries fail at once with "pool is closed"; queries in flight
+   * finish on their connections, which are then closed.
+   */
+  async end() {
+    this.#closed = true
+    await this.#native.end()
+  }
+}
+
+function log(logger, event) {
+  try {
+    logger(event)
+  } catch {
+    // The logger's errors are ignored, as documented.
+  }
+}
+
+function createPool(options) {
+  return new Pool(options)
+}
+
+function hello(name) {
+  return native.hello(name)
+}
+
+module.exports = { createPool, hello, Pool }

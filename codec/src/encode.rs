@@ -1,0 +1,361 @@
+//! Encoding parameters (client to server) for the types the server declared.
+//!
+//! Binary where the value's JS kind and the target type match exactly (numbers to integers
+//! and floats, booleans to bool, Buffers to bytea); otherwise the text format, which lets the
+//! server parse the value with its own input function (a string for a uuid, a number for a
+//! numeric). A value that cannot be represented in its target is an error here, before
+//! anything is sent.
+
+use crate::oid;
+use bytes::{BufMut, BytesMut};
+use std::fmt;
+use std::fmt::Write as _;
+
+/// A parameter value as it comes from JavaScript.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Null,
+    Bool(bool),
+    /// A JS number.
+    Number(f64),
+    /// A JS BigInt (128 bits cover every integer type PostgreSQL has, and then some).
+    BigInt(i128),
+    Text(String),
+    /// A Buffer: bytea.
+    Bytes(Vec<u8>),
+    /// A Date, as milliseconds since the Unix epoch.
+    Date(f64),
+    /// Already-serialized JSON (objects, and arrays bound to non-array types).
+    Json(String),
+}
+
+/// A parameter that cannot be encoded for its target type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, EncodeError> {
+    Err(EncodeError(msg.into()))
+}
+
+/// A short name for a type OID, for error messages.
+pub fn type_name(type_oid: u32) -> String {
+    match type_oid {
+        oid::BOOL => "bool".into(),
+        oid::BYTEA => "bytea".into(),
+        oid::INT2 => "int2".into(),
+        oid::INT4 => "int4".into(),
+        oid::INT8 => "int8".into(),
+        oid::OID => "oid".into(),
+        oid::FLOAT4 => "float4".into(),
+        oid::FLOAT8 => "float8".into(),
+        oid::NUMERIC => "numeric".into(),
+        oid::TEXT => "text".into(),
+        oid::VARCHAR => "varchar".into(),
+        oid::UUID => "uuid".into(),
+        oid::JSON => "json".into(),
+        oid::JSONB => "jsonb".into(),
+        other => format!("type {other}"),
+    }
+}
+
+/// Whether `param` is sent in binary to a parameter of `type_oid`.
+pub fn param_format(param: &Param, type_oid: u32) -> bool {
+    match param {
+        Param::Bool(_) => type_oid == oid::BOOL,
+        Param::Number(_) | Param::BigInt(_) => matches!(
+            type_oid,
+            oid::INT2 | oid::INT4 | oid::INT8 | oid::OID | oid::FLOAT4 | oid::FLOAT8
+        ),
+        Param::Bytes(_) => type_oid == oid::BYTEA,
+        _ => false,
+    }
+}
+
+/// Integer bounds of the integer types.
+fn int_range(type_oid: u32) -> Option<(i128, i128)> {
+    match type_oid {
+        oid::INT2 => Some((i16::MIN.into(), i16::MAX.into())),
+        oid::INT4 => Some((i32::MIN.into(), i32::MAX.into())),
+        oid::INT8 => Some((i64::MIN.into(), i64::MAX.into())),
+        oid::OID => Some((0, u32::MAX.into())),
+        _ => None,
+    }
+}
+
+fn put_int(v: i128, type_oid: u32, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    let Some((lo, hi)) = int_range(type_oid) else {
+        return err(format!(
+            "internal: {} is not an integer type",
+            type_name(type_oid)
+        ));
+    };
+    if v < lo || v > hi {
+        return err(format!(
+            "{v} is out of range for {} ({lo}..={hi})",
+            type_name(type_oid)
+        ));
+    }
+    // In range, so the narrowing casts below are exact.
+    match type_oid {
+        oid::INT2 => buf.put_i16(v as i16),
+        oid::INT4 => buf.put_i32(v as i32),
+        oid::OID => buf.put_u32(v as u32),
+        _ => buf.put_i64(v as i64),
+    }
+    Ok(())
+}
+
+/// Formats a JS number the way PostgreSQL's numeric/float input accepts and without losing
+/// digits: the shortest representation that round-trips.
+fn number_text(v: f64, buf: &mut BytesMut) {
+    if v.is_nan() {
+        buf.put_slice(b"NaN");
+    } else if v.is_infinite() {
+        buf.put_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
+    } else {
+        let mut s = String::new();
+        let _ = write!(s, "{v}");
+        buf.put_slice(s.as_bytes());
+    }
+}
+
+/// Encodes `param` for a parameter the server declared as `type_oid`, appending its bytes.
+/// Returns `Ok(true)` for NULL (nothing appended).
+pub fn encode_param(param: &Param, type_oid: u32, buf: &mut BytesMut) -> Result<bool, EncodeError> {
+    match param {
+        Param::Null => return Ok(true),
+        Param::Bool(b) => {
+            if type_oid == oid::BOOL {
+                buf.put_u8(u8::from(*b));
+            } else if is_numeric_type(type_oid) {
+                return err(format!("a boolean cannot bind to {}", type_name(type_oid)));
+            } else {
+                buf.put_slice(if *b { b"true" } else { b"false" });
+            }
+        }
+        Param::Number(v) => {
+            let v = *v;
+            match type_oid {
+                oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => {
+                    if !v.is_finite() || v.fract() != 0.0 {
+                        return err(format!(
+                            "{v} is not an integer and cannot bind to {} without truncation",
+                            type_name(type_oid)
+                        ));
+                    }
+                    // |v| < 2^127 is guaranteed for anything in an integer type's range;
+                    // larger finite values saturate here and then fail the range check.
+                    put_int(v as i128, type_oid, buf)?;
+                }
+                oid::FLOAT4 => buf.put_f32(v as f32),
+                oid::FLOAT8 => buf.put_f64(v),
+                oid::BOOL => return err("a number cannot bind to bool"),
+                oid::BYTEA => return err("a number cannot bind to bytea"),
+                _ => number_text(v, buf),
+            }
+        }
+        Param::BigInt(v) => match type_oid {
+            oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => put_int(*v, type_oid, buf)?,
+            oid::FLOAT4 | oid::FLOAT8 => {
+                let f = *v as f64;
+                if f as i128 != *v {
+                    return err(format!(
+                        "{v} cannot bind to {} without losing precision",
+                        type_name(type_oid)
+                    ));
+                }
+                if type_oid == oid::FLOAT4 {
+                    buf.put_f32(f as f32);
+                } else {
+                    buf.put_f64(f);
+                }
+            }
+            oid::BOOL => return err("a BigInt cannot bind to bool"),
+            oid::BYTEA => return err("a BigInt cannot bind to bytea"),
+            _ => {
+                let mut s = String::new();
+                let _ = write!(s, "{v}");
+                buf.put_slice(s.as_bytes());
+            }
+        },
+        Param::Text(s) => buf.put_slice(s.as_bytes()),
+        Param::Bytes(b) => {
+            if type_oid != oid::BYTEA {
+                return err(format!(
+                    "a Buffer binds to bytea, not to {}",
+                    type_name(type_oid)
+                ));
+            }
+            buf.put_slice(b);
+        }
+        Param::Date(ms) => {
+            if is_numeric_type(type_oid) || type_oid == oid::BOOL || type_oid == oid::BYTEA {
+                return err(format!("a Date cannot bind to {}", type_name(type_oid)));
+            }
+            iso_timestamp(*ms, buf)?;
+        }
+        Param::Json(s) => {
+            if is_numeric_type(type_oid) || type_oid == oid::BOOL || type_oid == oid::BYTEA {
+                return err(format!("an object cannot bind to {}", type_name(type_oid)));
+            }
+            buf.put_slice(s.as_bytes());
+        }
+    }
+    Ok(false)
+}
+
+fn is_numeric_type(type_oid: u32) -> bool {
+    matches!(
+        type_oid,
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID | oid::FLOAT4 | oid::FLOAT8 | oid::NUMERIC
+    )
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (what `Date#toISOString`
+/// gives), which PostgreSQL parses for timestamptz, timestamp and date.
+fn iso_timestamp(ms: f64, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    if !ms.is_finite() {
+        return err("an invalid Date cannot be bound");
+    }
+    let ms = ms as i64;
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    let mut out = String::with_capacity(32);
+    if y < 0 {
+        // PostgreSQL writes BC years as "YYYY-MM-DD ... BC" with year 1 BC = astronomical 0.
+        let _ = write!(
+            out,
+            "{:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z BC",
+            1 - y
+        );
+    } else if y == 0 {
+        let _ = write!(
+            out,
+            "0001-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z BC"
+        );
+    } else {
+        let _ = write!(
+            out,
+            "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z"
+        );
+    }
+    buf.put_slice(out.as_bytes());
+    Ok(())
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn enc(p: Param, oid: u32) -> Result<Vec<u8>, EncodeError> {
+        let mut b = BytesMut::new();
+        encode_param(&p, oid, &mut b).map(|_| b.to_vec())
+    }
+
+    #[test]
+    fn integers_check_range_and_fraction() {
+        assert_eq!(enc(Param::Number(7.0), oid::INT4), Ok(vec![0, 0, 0, 7]));
+        assert_eq!(enc(Param::Number(-1.0), oid::INT2), Ok(vec![0xff, 0xff]));
+        assert!(enc(Param::Number(1.5), oid::INT4).is_err());
+        assert!(enc(Param::Number(2147483648.0), oid::INT4).is_err());
+        assert!(enc(Param::Number(f64::NAN), oid::INT8).is_err());
+        assert!(enc(Param::Number(1e300), oid::INT8).is_err());
+        assert!(enc(Param::Number(32768.0), oid::INT2).is_err());
+        assert!(enc(Param::Number(-1.0), oid::OID).is_err());
+        assert_eq!(
+            enc(Param::BigInt(i64::MAX.into()), oid::INT8),
+            Ok(i64::MAX.to_be_bytes().to_vec())
+        );
+        assert!(enc(Param::BigInt(i128::from(i64::MAX) + 1), oid::INT8).is_err());
+        assert!(enc(Param::BigInt(1 << 40), oid::INT4).is_err());
+    }
+
+    #[test]
+    fn text_fallbacks() {
+        assert_eq!(enc(Param::Number(1.5), oid::NUMERIC), Ok(b"1.5".to_vec()));
+        assert_eq!(
+            enc(Param::BigInt(-12345678901234567890), oid::NUMERIC),
+            Ok(b"-12345678901234567890".to_vec())
+        );
+        assert_eq!(enc(Param::Number(42.0), oid::TEXT), Ok(b"42".to_vec()));
+        assert_eq!(enc(Param::Bool(true), oid::TEXT), Ok(b"true".to_vec()));
+        assert_eq!(enc(Param::Text("x".into()), oid::UUID), Ok(b"x".to_vec()));
+        assert!(enc(Param::Bytes(vec![1]), oid::TEXT).is_err());
+        assert!(enc(Param::Bool(true), oid::INT4).is_err());
+    }
+
+    #[test]
+    fn null_is_null() {
+        let mut b = BytesMut::new();
+        assert_eq!(encode_param(&Param::Null, oid::INT4, &mut b), Ok(true));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            enc(Param::Date(0.0), oid::TIMESTAMPTZ),
+            Ok(b"1970-01-01T00:00:00.000Z".to_vec())
+        );
+        assert_eq!(
+            enc(Param::Date(1_700_000_000_123.0), oid::TIMESTAMPTZ),
+            Ok(b"2023-11-14T22:13:20.123Z".to_vec())
+        );
+        assert_eq!(
+            enc(Param::Date(-1.0), oid::TIMESTAMPTZ),
+            Ok(b"1969-12-31T23:59:59.999Z".to_vec())
+        );
+        assert!(enc(Param::Date(f64::NAN), oid::TIMESTAMPTZ).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn int4_numbers_round_trip(v: i32) {
+            let b = enc(Param::Number(f64::from(v)), oid::INT4).unwrap();
+            prop_assert_eq!(crate::decode::int4(&b), Ok(v));
+        }
+
+        #[test]
+        fn int8_bigints_round_trip(v: i64) {
+            let b = enc(Param::BigInt(v.into()), oid::INT8).unwrap();
+            prop_assert_eq!(crate::decode::int8(&b), Ok(v));
+        }
+
+        #[test]
+        fn numbers_as_text_round_trip(v: f64) {
+            let b = enc(Param::Number(v), oid::NUMERIC).unwrap();
+            let back = crate::decode::float_text(&b).unwrap();
+            prop_assert!(back.to_bits() == v.to_bits() || (v == 0.0 && back == 0.0) || v.is_nan());
+        }
+    }
+}

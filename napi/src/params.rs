@@ -1,0 +1,101 @@
+//! JS parameter values to [`Param`]s, read on the JS thread before the query is spawned.
+
+use crate::errors::client_error;
+use hyperion_codec::{encode_param, param_format, Param};
+use hyperion_wire::{Format, IsNull, Params};
+use napi::{
+    Env, JsBigInt, JsBoolean, JsBuffer, JsDate, JsFunction, JsNumber, JsObject, JsString,
+    JsUnknown, ValueType,
+};
+
+/// The parameters of one query.
+pub struct JsParams(pub Vec<Param>);
+
+impl Params for JsParams {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn format(&self, index: usize, type_oid: u32) -> Format {
+        match self.0.get(index) {
+            Some(p) if param_format(p, type_oid) => Format::Binary,
+            _ => Format::Text,
+        }
+    }
+
+    fn encode(
+        &self,
+        index: usize,
+        type_oid: u32,
+        buf: &mut bytes::BytesMut,
+    ) -> Result<IsNull, String> {
+        let p = self.0.get(index).unwrap_or(&Param::Null);
+        match encode_param(p, type_oid, buf) {
+            Ok(true) => Ok(IsNull::Yes),
+            Ok(false) => Ok(IsNull::No),
+            Err(e) => Err(e.0),
+        }
+    }
+}
+
+fn bigint_to_i128(mut b: JsBigInt) -> napi::Result<i128> {
+    let (negative, words) = b.get_words()?;
+    let too_big = || {
+        client_error(
+            "INVALID_PARAMETER",
+            "BigInt parameter does not fit in 128 bits",
+        )
+    };
+    if words.len() > 2 {
+        return Err(too_big());
+    }
+    let lo = u128::from(words.first().copied().unwrap_or(0));
+    let hi = u128::from(words.get(1).copied().unwrap_or(0));
+    let magnitude = lo | (hi << 64);
+    if negative {
+        if magnitude > i128::MAX as u128 + 1 {
+            return Err(too_big());
+        }
+        Ok((magnitude as i128).wrapping_neg())
+    } else {
+        i128::try_from(magnitude).map_err(|_| too_big())
+    }
+}
+
+/// Reads one JS value.
+pub fn from_js(env: &Env, index: usize, v: JsUnknown) -> napi::Result<Param> {
+    Ok(match v.get_type()? {
+        ValueType::Undefined | ValueType::Null => Param::Null,
+        ValueType::Boolean => Param::Bool(unsafe { v.cast::<JsBoolean>() }.get_value()?),
+        ValueType::Number => Param::Number(unsafe { v.cast::<JsNumber>() }.get_double()?),
+        ValueType::BigInt => Param::BigInt(bigint_to_i128(unsafe { v.cast::<JsBigInt>() })?),
+        ValueType::String => {
+            Param::Text(unsafe { v.cast::<JsString>() }.into_utf8()?.into_owned()?)
+        }
+        ValueType::Object => {
+            if v.is_buffer()? {
+                Param::Bytes(unsafe { v.cast::<JsBuffer>() }.into_value()?.to_vec())
+            } else if v.is_date()? {
+                Param::Date(unsafe { v.cast::<JsDate>() }.value_of()?)
+            } else {
+                // Plain objects (and, until arrays bind to array columns, arrays) are JSON.
+                let json: JsObject = env.get_global()?.get_named_property("JSON")?;
+                let stringify: JsFunction = json.get_named_property("stringify")?;
+                let s = stringify.call(Some(&json), &[v])?;
+                if s.get_type()? != ValueType::String {
+                    return Err(client_error(
+                        "INVALID_PARAMETER",
+                        &format!("parameter ${} cannot be serialized as JSON", index + 1),
+                    ));
+                }
+                Param::Json(unsafe { s.cast::<JsString>() }.into_utf8()?.into_owned()?)
+            }
+        }
+        other => {
+            return Err(client_error(
+                "INVALID_PARAMETER",
+                &format!("parameter ${} has unsupported type {other}", index + 1),
+            ))
+        }
+    })
+}

@@ -1,0 +1,154 @@
+//! The `NativePool` class that `client.js` wraps.
+
+use crate::errors::{client_error, to_napi};
+use crate::params::{from_js, JsParams};
+use crate::rows::Rows;
+use hyperion_pool::{Mode, Pool, PoolConfig, QueryOptions, RetryPolicy};
+use hyperion_wire::{Format, Host};
+use napi::{Env, JsObject, JsUnknown};
+use napi_derive::napi;
+use std::time::Duration;
+
+/// Options as `client.js` passes them (already defaulted and type-checked there).
+#[napi(object)]
+pub struct PoolOptions {
+    pub hosts: Vec<String>,
+    pub port: Option<u32>,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    pub application_name: Option<String>,
+    pub mode: Option<String>,
+    pub pool_size: Option<u32>,
+    pub connect_timeout_ms: Option<u32>,
+    pub acquire_timeout_ms: Option<u32>,
+    pub statement_timeout_ms: Option<u32>,
+    pub validation_interval_ms: Option<u32>,
+    pub retry_max_attempts: Option<u32>,
+    pub retry_base_delay_ms: Option<u32>,
+    pub retry_max_delay_ms: Option<u32>,
+    pub pipeline_depth: Option<u32>,
+}
+
+#[napi(object)]
+pub struct PoolStatus {
+    pub max_size: u32,
+    pub size: u32,
+    pub available: u32,
+    pub in_use: u32,
+    pub waiting: u32,
+}
+
+fn result_format(type_oid: u32) -> Format {
+    if hyperion_codec::prefers_binary(type_oid) {
+        Format::Binary
+    } else {
+        Format::Text
+    }
+}
+
+fn config(o: PoolOptions) -> Result<PoolConfig, String> {
+    let port =
+        u16::try_from(o.port.unwrap_or(5432)).map_err(|_| "port must be 1..65535".to_string())?;
+    let hosts = o
+        .hosts
+        .iter()
+        .map(|h| Host::parse(h, port))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut c = PoolConfig::new(hosts, o.user);
+    c.password = o.password;
+    c.database = o.database;
+    if let Some(a) = o.application_name {
+        c.application_name = a;
+    }
+    if let Some(m) = o.mode {
+        c.mode = Mode::parse(&m)?;
+    }
+    let ms = |v: u32| Duration::from_millis(u64::from(v));
+    if let Some(n) = o.pool_size {
+        c.pool_size = n as usize;
+    }
+    if let Some(v) = o.connect_timeout_ms {
+        c.connect_timeout = ms(v);
+    }
+    if let Some(v) = o.acquire_timeout_ms {
+        c.acquire_timeout = ms(v);
+    }
+    c.statement_timeout = o.statement_timeout_ms.filter(|&v| v > 0).map(ms);
+    if let Some(v) = o.validation_interval_ms {
+        c.validation_interval = ms(v);
+    }
+    let d = RetryPolicy::default();
+    c.retry = RetryPolicy {
+        max_attempts: o.retry_max_attempts.unwrap_or(d.max_attempts),
+        base_delay: o.retry_base_delay_ms.map(ms).unwrap_or(d.base_delay),
+        max_delay: o.retry_max_delay_ms.map(ms).unwrap_or(d.max_delay),
+    };
+    if let Some(d) = o.pipeline_depth {
+        c.pipeline_depth = (d as usize).max(1);
+    }
+    c.result_format = result_format;
+    Ok(c)
+}
+
+#[napi]
+pub struct NativePool {
+    pool: Pool,
+}
+
+#[napi]
+impl NativePool {
+    #[napi(constructor)]
+    pub fn new(options: PoolOptions) -> napi::Result<Self> {
+        let cfg = config(options).map_err(|m| client_error("INVALID_CONFIG", &m))?;
+        let pool = Pool::new(cfg).map_err(|e| to_napi(&e))?;
+        Ok(NativePool { pool })
+    }
+
+    /// Resolves to an array of row objects.
+    #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
+    pub fn query(
+        &self,
+        env: Env,
+        sql: String,
+        params: Option<Vec<JsUnknown>>,
+        retry: Option<bool>,
+    ) -> napi::Result<JsObject> {
+        let params = params
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| from_js(&env, i, v))
+            .collect::<napi::Result<Vec<_>>>()?;
+        let pool = self.pool.clone();
+        env.spawn_future(async move {
+            let params = JsParams(params);
+            pool.query(&sql, &params, QueryOptions { retry })
+                .await
+                .map(Rows)
+                .map_err(|e| to_napi(&e))
+        })
+    }
+
+    #[napi]
+    pub fn status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        PoolStatus {
+            max_size: n(s.max_size),
+            size: n(s.size),
+            available: n(s.available),
+            in_use: n(s.in_use),
+            waiting: n(s.waiting),
+        }
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn end(&self, env: Env) -> napi::Result<JsObject> {
+        let pool = self.pool.clone();
+        env.spawn_future(async move {
+            pool.end().await;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,150 @@
+//! Pool settings, as `createPool` documents them.
+
+use hyperion_wire::{Format, Host};
+use std::time::Duration;
+
+/// Which nodes a pool's connections may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The writable primary only (not in recovery and not read-only).
+    ReadWrite,
+    /// Standbys only, chosen at random.
+    ReadOnly,
+    /// A standby when one is reachable, else any node.
+    PreferStandby,
+    /// Any node, chosen at random.
+    Any,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        match s {
+            "read-write" => Ok(Mode::ReadWrite),
+            "read-only" => Ok(Mode::ReadOnly),
+            "prefer-standby" => Ok(Mode::PreferStandby),
+            "any" => Ok(Mode::Any),
+            other => Err(format!(
+                "mode must be 'read-write', 'read-only', 'prefer-standby' or 'any', not {other:?}"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::ReadWrite => "read-write",
+            Mode::ReadOnly => "read-only",
+            Mode::PreferStandby => "prefer-standby",
+            Mode::Any => "any",
+        }
+    }
+}
+
+/// Backoff for retries: `base * 2^attempt`, capped, with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(1000),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `attempt` (0-based): a random point in
+    /// `[delay/2, delay]` so that many clients do not retry in step.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX));
+        let capped = exp.min(self.max_delay);
+        let half = capped / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub hosts: Vec<Host>,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    pub application_name: String,
+    pub mode: Mode,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Option<Duration>,
+    /// A connection validated within this window skips validation on checkout.
+    pub validation_interval: Duration,
+    pub retry: RetryPolicy,
+    /// Most requests pipelined on one connection.
+    pub pipeline_depth: usize,
+    /// The result format for a column type (the codec's choice).
+    pub result_format: fn(u32) -> Format,
+}
+
+impl PoolConfig {
+    pub fn new(hosts: Vec<Host>, user: impl Into<String>) -> Self {
+        PoolConfig {
+            hosts,
+            user: user.into(),
+            password: None,
+            database: None,
+            application_name: "hyperiondb-client".into(),
+            mode: Mode::ReadWrite,
+            pool_size: 10,
+            connect_timeout: Duration::from_millis(2000),
+            acquire_timeout: Duration::from_millis(5000),
+            statement_timeout: None,
+            validation_interval: Duration::ZERO,
+            retry: RetryPolicy::default(),
+            pipeline_depth: 128,
+            result_format: |_| Format::Text,
+        }
+    }
+
+    /// The wire-level settings for one connection to `host`.
+    pub fn connection(&self, host: &Host) -> hyperion_wire::Config {
+        let mut c = hyperion_wire::Config::new(host.clone(), self.user.clone());
+        c.password = self.password.as_ref().map(|p| p.as_bytes().to_vec());
+        c.database = self.database.clone();
+        c.application_name = self.application_name.clone();
+        c.connect_timeout = Some(self.connect_timeout);
+        c.statement_timeout = self.statement_timeout;
+        c.pipeline_depth = self.pipeline_depth;
+        c.result_format = self.result_format;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let p = RetryPolicy::default();
+        for attempt in 0..40 {
+            let d = p.delay(attempt);
+            assert!(d <= p.max_delay, "{attempt}: {d:?}");
+            let full = (p.base_delay * 2u32.pow(attempt.min(10))).min(p.max_delay);
+            assert!(d >= full / 2, "{attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn modes() {
+        for m in ["read-write", "read-only", "prefer-standby", "any"] {
+            assert_eq!(Mode::parse(m).unwrap().as_str(), m);
+        }
+        assert!(Mode::parse("primary").is_err());
+    }
+}

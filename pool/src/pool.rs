@@ -1,0 +1,284 @@
+//! The pool: connections, checkout, eviction and the query retry loop.
+
+use crate::config::{Mode, PoolConfig};
+use crate::error::Error;
+use crate::route::{self, RouteError};
+use hyperion_wire::{Client, Params, QueryResult};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// Per-query options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueryOptions {
+    /// Retry this query on a connection failure even if it may have reached the server
+    /// (opt-in for reads on read-write pools; the default for read-only and prefer-standby
+    /// pools, whose queries are all reads).
+    pub retry: Option<bool>,
+}
+
+/// A snapshot of the pool, as `pool.status()` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    pub in_use: usize,
+    pub waiting: usize,
+}
+
+struct Conn {
+    client: Client,
+    host: usize,
+}
+
+struct Inner {
+    config: PoolConfig,
+    conns: Mutex<Vec<Arc<Conn>>>,
+    /// Connections being opened (counted against `pool_size`).
+    opening: AtomicUsize,
+    closed: AtomicBool,
+    /// Signalled whenever a connection opens, fails to open or is evicted.
+    changed: Notify,
+    waiting: AtomicUsize,
+    /// The host that last accepted a read-write connection: tried first next time.
+    primary_hint: AtomicUsize,
+}
+
+/// A pool over a cluster's nodes. Cheap to clone.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+const NO_HINT: usize = usize::MAX;
+
+impl Pool {
+    pub fn new(config: PoolConfig) -> Result<Pool, Error> {
+        if config.hosts.is_empty() {
+            return Err(Error::Config("hosts must list at least one host".into()));
+        }
+        if config.pool_size == 0 {
+            return Err(Error::Config("poolSize must be at least 1".into()));
+        }
+        Ok(Pool {
+            inner: Arc::new(Inner {
+                conns: Mutex::new(Vec::with_capacity(config.pool_size)),
+                config,
+                opening: AtomicUsize::new(0),
+                closed: AtomicBool::new(false),
+                changed: Notify::new(),
+                waiting: AtomicUsize::new(0),
+                primary_hint: AtomicUsize::new(NO_HINT),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    fn conns(&self) -> MutexGuard<'_, Vec<Arc<Conn>>> {
+        // A panic while holding this lock cannot leave the vector inconsistent (every
+        // critical section is a push, a retain or a read), so a poisoned lock is still usable.
+        self.inner.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    pub fn status(&self) -> Status {
+        let conns = self.conns();
+        let size = conns.len();
+        let available = conns
+            .iter()
+            .filter(|c| c.client.state().in_flight() == 0)
+            .count();
+        Status {
+            max_size: self.inner.config.pool_size,
+            size,
+            available,
+            in_use: size - available,
+            waiting: self.inner.waiting.load(Ordering::Acquire),
+        }
+    }
+
+    /// Runs one statement with parameters, on a connection that fits the pool's mode,
+    /// retrying what is safe to retry within `acquireTimeoutMs`.
+    pub async fn query<P: Params + Sync + ?Sized>(
+        &self,
+        sql: &str,
+        params: &P,
+        opts: QueryOptions,
+    ) -> Result<QueryResult, Error> {
+        let cfg = &self.inner.config;
+        let start = Instant::now();
+        let deadline = start + cfg.acquire_timeout;
+        let retry_reads = opts
+            .retry
+            .unwrap_or(matches!(cfg.mode, Mode::ReadOnly | Mode::PreferStandby));
+        let mut read_retries = 0;
+        loop {
+            let conn = self.acquire(start, deadline).await?;
+            match conn.client.query(sql, params).await {
+                Ok(result) => {
+                    if cfg.mode == Mode::ReadWrite && conn.client.state().is_read_only() {
+                        // The node reported read-only with this very response (a fence
+                        // takes effect at the session's next message): the result came
+                        // from a node that is no longer the primary. Evict, run it there.
+                        self.evict(&conn);
+                        if Instant::now() < deadline {
+                            continue;
+                        }
+                        return Err(self.no_node_error(start, None));
+                    }
+                    return Ok(result);
+                }
+                Err(e) => {
+                    let refused_write = cfg.mode == Mode::ReadWrite && e.is_read_only();
+                    if e.is_closed() || refused_write {
+                        self.evict(&conn);
+                    }
+                    // A 25006 write did not apply; an unsent request did not run; a read
+                    // may run twice when the caller allows it.
+                    let retry = refused_write
+                        || (e.is_closed() && e.safe_to_retry())
+                        || (e.is_closed() && retry_reads && read_retries < cfg.retry.max_attempts);
+                    if retry && Instant::now() < deadline {
+                        if e.is_closed() && !e.safe_to_retry() {
+                            read_retries += 1;
+                        }
+                        continue;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    fn no_node_error(&self, start: Instant, last: Option<hyperion_wire::Error>) -> Error {
+        match self.inner.config.mode {
+            Mode::ReadWrite => Error::NoPrimary {
+                ms: start.elapsed().as_millis(),
+                last,
+            },
+            m => Error::NoHost {
+                mode: m.as_str(),
+                last,
+            },
+        }
+    }
+
+    /// A connection to run a query on: an idle one, else a new one while below `poolSize`,
+    /// else the least loaded (its pipeline provides the backpressure).
+    async fn acquire(&self, start: Instant, deadline: Instant) -> Result<Arc<Conn>, Error> {
+        loop {
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let open_new = {
+                let mut conns = self.conns();
+                conns.retain(|c| !c.client.is_closed());
+                if let Some(c) = conns.iter().find(|c| c.client.state().in_flight() == 0) {
+                    return Ok(c.clone());
+                }
+                let opening = self.inner.opening.load(Ordering::Acquire);
+                if conns.len() + opening < self.inner.config.pool_size {
+                    self.inner.opening.fetch_add(1, Ordering::AcqRel);
+                    true
+                } else if let Some(c) = conns.iter().min_by_key(|c| c.client.state().in_flight()) {
+                    return Ok(c.clone());
+                } else {
+                    false
+                }
+            };
+            if open_new {
+                return self.open(start, deadline).await;
+            }
+            // No connection yet, and the pool is full of connections being opened: wait for
+            // one of them.
+            self.inner.waiting.fetch_add(1, Ordering::AcqRel);
+            let woke = tokio::time::timeout_at(deadline.into(), notified).await;
+            self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            if woke.is_err() {
+                return Err(if self.conns().is_empty() {
+                    self.no_node_error(start, None)
+                } else {
+                    Error::AcquireTimeout {
+                        ms: self.inner.config.acquire_timeout.as_millis(),
+                    }
+                });
+            }
+        }
+    }
+
+    /// Opens one connection (its slot already counted in `opening`), retrying with backoff
+    /// while no node fits the mode (mid-election) until the deadline.
+    async fn open(&self, start: Instant, deadline: Instant) -> Result<Arc<Conn>, Error> {
+        let cfg = &self.inner.config;
+        let mut attempt = 0;
+        let result = loop {
+            let hint = self.inner.primary_hint.load(Ordering::Relaxed);
+            match route::connect_for(cfg, (hint != NO_HINT).then_some(hint)).await {
+                Ok((client, host)) => {
+                    if cfg.mode == Mode::ReadWrite {
+                        self.inner.primary_hint.store(host, Ordering::Relaxed);
+                    }
+                    let conn = Arc::new(Conn { client, host });
+                    if self.is_closed() {
+                        conn.client.close();
+                        break Err(Error::Closed);
+                    }
+                    self.conns().push(conn.clone());
+                    break Ok(conn);
+                }
+                Err(RouteError::Fatal(e)) => break Err(Error::Wire(e)),
+                Err(RouteError::NoMatch(last)) => {
+                    let give_up = match cfg.mode {
+                        Mode::ReadWrite => false,
+                        _ => attempt + 1 >= cfg.retry.max_attempts,
+                    };
+                    let delay = cfg.retry.delay(attempt);
+                    if give_up || Instant::now() + delay >= deadline || self.is_closed() {
+                        break Err(self.no_node_error(start, last));
+                    }
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        };
+        self.inner.opening.fetch_sub(1, Ordering::AcqRel);
+        self.inner.changed.notify_waiters();
+        result
+    }
+
+    fn evict(&self, conn: &Arc<Conn>) {
+        self.conns().retain(|c| !Arc::ptr_eq(c, conn));
+        if self.inner.config.mode == Mode::ReadWrite {
+            let _ = self.inner.primary_hint.compare_exchange(
+                conn.host,
+                NO_HINT,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        conn.client.close();
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Closes the pool: new queries fail with "pool is closed" at once; queries in flight
+    /// finish on their connections, which then send Terminate and close.
+    pub async fn end(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let conns = std::mem::take(&mut *self.conns());
+        for c in &conns {
+            c.client.close();
+        }
+        self.inner.changed.notify_waiters();
+    }
+}

@@ -1,0 +1,124 @@
+//! Which node a new connection goes to, for a pool's mode.
+//!
+//! A node's role is read from what it reports at startup on PostgreSQL 14+
+//! (`in_hot_standby`, `default_transaction_read_only` ParameterStatus: no extra round trip).
+//! Older servers are asked once, in one round trip. Read-write routing checks read-only-ness,
+//! not only recovery: a fenced old primary is out of recovery but read-only, and must be
+//! refused (`target_session_attrs=primary` would accept it).
+
+use crate::config::{Mode, PoolConfig};
+use hyperion_wire::{Client, Error};
+use rand::seq::SliceRandom;
+
+/// What a node is, as far as routing cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    pub in_recovery: bool,
+    pub read_only: bool,
+}
+
+impl Role {
+    pub fn writable(self) -> bool {
+        !self.in_recovery && !self.read_only
+    }
+}
+
+/// Reads the role of a freshly opened connection.
+pub async fn probe_role(client: &Client) -> Result<Role, Error> {
+    let st = client.state();
+    if st.reports_read_only() && client.parameter("in_hot_standby").is_some() {
+        let in_recovery = st.in_hot_standby();
+        return Ok(Role {
+            in_recovery,
+            read_only: in_recovery || st.default_transaction_read_only(),
+        });
+    }
+    let results = client
+        .simple_query("SHOW transaction_read_only; SELECT pg_catalog.pg_is_in_recovery()")
+        .await?;
+    let first_value = |i: usize| -> Option<Vec<u8>> {
+        let row = results.get(i)?.rows.first()?;
+        row.values().next().flatten().map(|v| v.to_vec())
+    };
+    Ok(Role {
+        read_only: first_value(0).as_deref() == Some(b"on"),
+        in_recovery: first_value(1).as_deref() == Some(b"t"),
+    })
+}
+
+fn accepts(mode: Mode, role: Role) -> bool {
+    match mode {
+        Mode::ReadWrite => role.writable(),
+        Mode::ReadOnly => role.in_recovery,
+        Mode::PreferStandby | Mode::Any => true,
+    }
+}
+
+/// Why no connection could be made.
+#[derive(Debug)]
+pub enum RouteError {
+    /// Wrong password, missing database, ...: trying other hosts or again will not help.
+    Fatal(Error),
+    /// No host matched; the last connection error if any host failed to connect.
+    NoMatch(Option<Error>),
+}
+
+/// Opens a connection to a node that fits `mode`. `preferred` is tried first (read-write
+/// pools pass the last known primary).
+pub async fn connect_for(
+    config: &PoolConfig,
+    preferred: Option<usize>,
+) -> Result<(Client, usize), RouteError> {
+    let n = config.hosts.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    match config.mode {
+        Mode::ReadWrite => {
+            if let Some(p) = preferred.filter(|&p| p < n) {
+                order.rotate_left(p);
+            }
+        }
+        _ => order.shuffle(&mut rand::thread_rng()),
+    }
+    let first_pass = match config.mode {
+        Mode::PreferStandby => Mode::ReadOnly,
+        m => m,
+    };
+    let mut last_error = None;
+    // prefer-standby: a primary found while looking for standbys is kept as the fallback,
+    // so the second pass costs no reconnect.
+    let mut fallback: Option<(Client, usize)> = None;
+    for &i in &order {
+        let Some(host) = config.hosts.get(i) else {
+            continue;
+        };
+        let client = match hyperion_wire::connect(&config.connection(host)).await {
+            Ok(c) => c,
+            Err(e) if e.is_fatal_config() => return Err(RouteError::Fatal(e)),
+            Err(e) => {
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let role = match probe_role(&client).await {
+            Ok(r) => r,
+            Err(e) if e.is_fatal_config() => return Err(RouteError::Fatal(e)),
+            Err(e) => {
+                client.close();
+                last_error = Some(e);
+                continue;
+            }
+        };
+        if accepts(first_pass, role) {
+            if let Some((c, _)) = fallback.take() {
+                c.close();
+            }
+            return Ok((client, i));
+        }
+        if config.mode == Mode::PreferStandby && fallback.is_none() {
+            fallback = Some((client, i));
+        } else {
+            client.close();
+        }
+    }
+    fallback.ok_or(RouteError::NoMatch(last_error))
+}
