@@ -79,11 +79,24 @@ export interface PgError extends Error {
   readonly query?: string
 }
 
+export interface ConnectionStatus {
+  host: string
+  processId: number
+  serverVersionNum: number
+  inFlight: number
+  /** The session cannot write: a 25006 was seen, or the server reported read-only. */
+  readOnly: boolean
+  inHotStandby: boolean
+  defaultTransactionReadOnly: boolean
+  sawReadOnlyError: boolean
+}
+
 export type Row = Record<string, unknown>
 
 export declare class Pool {
   query<T extends Row = Row>(sql: string, params?: unknown[], options?: QueryOptions): Promise<T[]>
   status(): PoolStatus
+  connections(): ConnectionStatus[]
   end(): Promise<void>
 }
 

@@ -144,6 +144,14 @@ class Pool {
   }
 
   /**
+   * Diagnostics: one entry per open connection with its host, backend pid, server
+   * version, queries in flight and what the protocol loop knows of its read-only state.
+   */
+  connections() {
+    return this.#native.connections()
+  }
+
+  /**
    * Closes the pool: new queries fail at once with "pool is closed"; queries in flight
    * finish on their connections, which are then closed.
    */

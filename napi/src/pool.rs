@@ -91,6 +91,18 @@ fn config(o: PoolOptions) -> Result<PoolConfig, String> {
     Ok(c)
 }
 
+#[napi(object)]
+pub struct ConnectionStatus {
+    pub host: String,
+    pub process_id: i32,
+    pub server_version_num: u32,
+    pub in_flight: u32,
+    pub read_only: bool,
+    pub in_hot_standby: bool,
+    pub default_transaction_read_only: bool,
+    pub saw_read_only_error: bool,
+}
+
 #[napi]
 pub struct NativePool {
     pool: Pool,
@@ -141,6 +153,24 @@ impl NativePool {
             in_use: n(s.in_use),
             waiting: n(s.waiting),
         }
+    }
+
+    #[napi]
+    pub fn connections(&self) -> Vec<ConnectionStatus> {
+        self.pool
+            .connections()
+            .into_iter()
+            .map(|c| ConnectionStatus {
+                host: c.host,
+                process_id: c.process_id,
+                server_version_num: c.server_version_num,
+                in_flight: c.in_flight,
+                read_only: c.read_only,
+                in_hot_standby: c.in_hot_standby,
+                default_transaction_read_only: c.default_transaction_read_only,
+                saw_read_only_error: c.saw_read_only_error,
+            })
+            .collect()
     }
 
     #[napi(ts_return_type = "Promise<void>")]

@@ -18,4 +18,4 @@ pub mod route;
 
 pub use config::{Mode, PoolConfig, RetryPolicy};
 pub use error::Error;
-pub use pool::{Pool, QueryOptions, Status};
+pub use pool::{ConnectionInfo, Pool, QueryOptions, Status};

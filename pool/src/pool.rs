@@ -33,6 +33,21 @@ struct Conn {
     host: usize,
 }
 
+/// What the pool knows about one of its connections (`pool.connections()`, for diagnostics
+/// and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub host: String,
+    pub process_id: i32,
+    pub server_version_num: u32,
+    pub in_flight: u32,
+    /// The session cannot write (25006 seen, or read-only reported by ParameterStatus).
+    pub read_only: bool,
+    pub in_hot_standby: bool,
+    pub default_transaction_read_only: bool,
+    pub saw_read_only_error: bool,
+}
+
 struct Inner {
     config: PoolConfig,
     conns: Mutex<Vec<Arc<Conn>>>,
@@ -103,6 +118,31 @@ impl Pool {
             in_use: size - available,
             waiting: self.inner.waiting.load(Ordering::Acquire),
         }
+    }
+
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.conns()
+            .iter()
+            .map(|c| {
+                let st = c.client.state();
+                ConnectionInfo {
+                    host: self
+                        .inner
+                        .config
+                        .hosts
+                        .get(c.host)
+                        .map(|h| h.to_string())
+                        .unwrap_or_default(),
+                    process_id: c.client.process_id(),
+                    server_version_num: c.client.server_version_num(),
+                    in_flight: st.in_flight(),
+                    read_only: st.is_read_only(),
+                    in_hot_standby: st.in_hot_standby(),
+                    default_transaction_read_only: st.default_transaction_read_only(),
+                    saw_read_only_error: st.saw_read_only_error(),
+                }
+            })
+            .collect()
     }
 
     /// Runs one statement with parameters, on a connection that fits the pool's mode,
@@ -230,11 +270,12 @@ impl Pool {
                         self.inner.primary_hint.store(host, Ordering::Relaxed);
                     }
                     let conn = Arc::new(Conn { client, host });
-                    if self.is_closed() {
-                        conn.client.close();
-                        break Err(Error::Closed);
+                    // A query that began before end() still runs on the connection it
+                    // opened; after end() that connection does not join the pool, and it
+                    // sends Terminate when the query drops the last handle to it.
+                    if !self.is_closed() {
+                        self.conns().push(conn.clone());
                     }
-                    self.conns().push(conn.clone());
                     break Ok(conn);
                 }
                 Err(RouteError::Fatal(e)) => break Err(Error::Wire(e)),

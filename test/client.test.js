@@ -1,0 +1,217 @@
+'use strict'
+// The first end-to-end path, against the real local cluster: auth methods, errors,
+// pipelining, values both ways, and the connection's read-only state.
+
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { clusterForTests, PASSWORDS } = require('./cluster.js')
+const { createPool, hello } = require('../client.js')
+
+let cluster
+let conn // { hosts, user, password, database } of the default (SCRAM) role
+let primaryHost
+const pools = []
+
+function pool(opts = {}) {
+  const p = createPool({ ...conn, poolSize: 2, ...opts })
+  pools.push(p)
+  return p
+}
+
+before(async () => {
+  cluster = await clusterForTests()
+  conn = cluster.connection()
+  const p = cluster.node(cluster.primaryIndex())
+  primaryHost = `${p.host}:${p.port}`
+})
+
+after(async () => {
+  for (const p of pools) await p.end().catch(() => {})
+  if (cluster) await cluster.destroy()
+})
+
+test('hello() proves the native binding loads', () => {
+  assert.equal(hello('world'), 'hello world from hyperiondb-client')
+})
+
+test('each authentication method logs in: scram-sha-256, md5, trust', async () => {
+  const cases = [
+    { user: 'app_scram', password: PASSWORDS.app_scram },
+    { user: 'app_md5', password: PASSWORDS.app_md5 },
+    { user: 'app_trust', password: undefined },
+  ]
+  for (const c of cases) {
+    const p = pool({ ...c, hosts: [primaryHost] })
+    const rows = await p.query('select current_user as u, pg_catalog.current_setting($1) as app', ['application_name'])
+    assert.deepEqual(rows, [{ u: c.user, app: 'hyperiondb-client' }])
+  }
+})
+
+test('the server really used md5 and scram for those roles', async () => {
+  // Guards the test above: a pg_hba that trusted everyone would make it pass vacuously.
+  const admin = await cluster.admin(cluster.primaryIndex())
+  try {
+    const rows = (await admin.query(
+      "select rolname, left(rolpassword, 5) as p from pg_authid where rolname in ('app_scram','app_md5') order by 1"
+    )).rows
+    assert.deepEqual(rows, [{ rolname: 'app_md5', p: 'md5' + rows[0].p.slice(3) }, { rolname: 'app_scram', p: 'SCRAM' }])
+    assert.match(rows[0].p, /^md5/)
+  } finally {
+    await admin.end()
+  }
+  // And a password-less login as a password role is refused.
+  const p = pool({ user: 'app_md5', password: undefined, hosts: [primaryHost] })
+  await assert.rejects(p.query('select 1'), (e) => e.code === 'AUTH_FAILED' || e.code === '28P01')
+})
+
+test('a wrong password is 28P01 and a missing database 3D000, both without retrying', async () => {
+  // acquireTimeoutMs is long: an error that arrives well before it was not retried.
+  const bound = 20000
+  for (const [opts, code] of [
+    [{ password: 'wrong' }, '28P01'],
+    [{ database: 'no_such_db' }, '3D000'],
+  ]) {
+    const p = pool({ ...opts, acquireTimeoutMs: bound })
+    const started = Date.now()
+    await assert.rejects(p.query('select 1'), (e) => {
+      assert.equal(e.code, code)
+      assert.ok(e instanceof Error)
+      assert.ok(e.message.length > 0)
+      return true
+    })
+    assert.ok(Date.now() - started < bound / 2, `${code} took ${Date.now() - started}ms`)
+  }
+})
+
+test('1,000 concurrent queries over a pool of 2 come back to the right callers', async () => {
+  const p = pool({ poolSize: 2 })
+  const n = 1000
+  const results = await Promise.all(
+    Array.from({ length: n }, (_, i) => p.query('select $1::int4 * 2 as v, $2::text as s', [i, `k${i}`]))
+  )
+  results.forEach((rows, i) => assert.deepEqual(rows, [{ v: i * 2, s: `k${i}` }]))
+  const st = p.status()
+  assert.equal(st.maxSize, 2)
+  assert.ok(st.size <= 2 && st.size >= 1, JSON.stringify(st))
+  assert.equal(st.inUse + st.available, st.size)
+})
+
+test('an error in one of several pipelined queries fails only that query', async () => {
+  const p = pool({ poolSize: 1 })
+  const sqls = ['select 1 as v', 'select 1/0 as v', 'select 3 as v', 'select * from no_such_table', 'select 5 as v']
+  const settled = await Promise.allSettled(sqls.map((s) => p.query(s)))
+  assert.deepEqual(settled.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled'])
+  assert.equal(settled[1].reason.code, '22012')
+  assert.equal(settled[3].reason.code, '42P01')
+  assert.deepEqual([settled[0].value, settled[2].value, settled[4].value], [[{ v: 1 }], [{ v: 3 }], [{ v: 5 }]])
+  assert.equal(p.status().size, 1)
+})
+
+test('a 1 MB text value round-trips as parameter and result', async () => {
+  const p = pool()
+  const big = 'αβγ-'.repeat(1 << 18) // 1 MiB of characters, more in UTF-8
+  const [row] = await p.query('select $1::text as t, length($1::text) as n', [big])
+  assert.equal(row.n, big.length)
+  assert.equal(row.t, big)
+})
+
+test('integer, boolean, text and null values both ways', async () => {
+  const p = pool()
+  const [row] = await p.query(
+    'select $1::int2 as a, $2::int4 as b, $3::int8 as c, $4::int8 as d, $5::bool as e, $6::text as f, $7::varchar as g, $8::int4 as h, ' +
+      "'-32768'::int2 as i, 2147483647 as j, (-9223372036854775808)::int8 as k, 9223372036854775807::int8 as l, false as m, 'x'::varchar(3) as n",
+    [-7, 123456, 9007199254740993n, -42, true, 'ünïcødé ✓', 'v', null]
+  )
+  assert.deepEqual(row, {
+    a: -7, b: 123456, c: 9007199254740993n, d: -42n, e: true, f: 'ünïcødé ✓', g: 'v', h: null,
+    i: -32768, j: 2147483647, k: -9223372036854775808n, l: 9223372036854775807n, m: false, n: 'x',
+  })
+  assert.equal(typeof row.c, 'bigint')
+})
+
+test('a number that does not fit its integer column throws before anything is sent', async () => {
+  const p = pool({ poolSize: 1 })
+  for (const [v, type] of [[1.5, 'int4'], [2 ** 31, 'int4'], [40000, 'int2'], [2n ** 63n, 'int8'], [Number.NaN, 'int8']]) {
+    await assert.rejects(p.query(`select $1::${type} as v`, [v]), (e) => {
+      assert.equal(e.code, 'INVALID_PARAMETER')
+      assert.match(e.message, /\$1/)
+      return true
+    })
+  }
+  // The connection is still usable, and the statement's parameter count is checked too.
+  assert.deepEqual(await p.query('select $1::int4 as v', [2 ** 31 - 1]), [{ v: 2147483647 }])
+  await assert.rejects(p.query('select $1::int4 as v', []), /takes 1 parameter/)
+})
+
+test('server errors carry SQLSTATE, the server fields and the query', async () => {
+  const p = pool({ hosts: [primaryHost] })
+  await p.query('drop table if exists t_err')
+  await p.query('create table t_err (id int primary key)')
+  await p.query('insert into t_err values (1)')
+  const sql = 'insert into t_err (id) values (1)'
+  await assert.rejects(p.query(sql), (e) => {
+    assert.equal(e.code, '23505')
+    assert.equal(e.severity, 'ERROR')
+    assert.equal(e.constraint, 't_err_pkey')
+    assert.equal(e.table, 't_err')
+    assert.match(e.detail, /already exists/)
+    assert.equal(e.query, sql)
+    assert.ok(!Object.keys(e).includes('query'), 'query is not enumerable')
+    return true
+  })
+})
+
+test('bad arguments and options get clear errors with a code', async () => {
+  const p = pool()
+  await assert.rejects(p.query(42), { code: 'INVALID_ARGUMENT' })
+  await assert.rejects(p.query('select 1', 'x'), { code: 'INVALID_ARGUMENT' })
+  assert.throws(() => createPool({ hosts: [], user: 'u' }), { code: 'INVALID_CONFIG' })
+  assert.throws(() => createPool({ hosts: ['h:99999'], user: 'u' }), { code: 'INVALID_CONFIG' })
+  assert.throws(() => createPool({ hosts: ['h'], user: 'u', mode: 'primary' }), { code: 'INVALID_CONFIG' })
+  assert.throws(() => createPool({ hosts: ['h'], user: 'u', poolSize: 0 }), { code: 'INVALID_CONFIG' })
+})
+
+test('COPY is refused with a clear error and the connection stays usable', async () => {
+  const p = pool({ poolSize: 1, hosts: [primaryHost] })
+  await p.query('create temp table t_copy (x int)').catch(() => {})
+  await assert.rejects(p.query('copy (select 1) to stdout'), { code: '0A000' })
+  assert.deepEqual(await p.query('select 7 as v'), [{ v: 7 }])
+  assert.equal(p.status().size, 1)
+})
+
+test('the connection exposes its read-only state: 25006 and ParameterStatus after a fence', async () => {
+  const p = pool({ mode: 'any', hosts: [primaryHost], poolSize: 1 })
+  await p.query('drop table if exists t_fence')
+  await p.query('create table t_fence (x int)')
+  await p.query('insert into t_fence values (1)')
+  let [c] = p.connections()
+  assert.equal(c.readOnly, false)
+  assert.equal(c.inHotStandby, false)
+  assert.ok(c.serverVersionNum >= 140000, 'PostgreSQL 14+ reports the read-only state itself')
+  const primary = cluster.primaryIndex()
+  await cluster.fence(primary)
+  try {
+    // The fence reaches an idle session at its next message: the reply to this SELECT
+    // carries ParameterStatus default_transaction_read_only=on.
+    await p.query('select 1')
+    ;[c] = p.connections()
+    assert.equal(c.defaultTransactionReadOnly, true)
+    assert.equal(c.readOnly, true)
+    await assert.rejects(p.query('insert into t_fence values (2)'), { code: '25006' })
+    ;[c] = p.connections()
+    assert.equal(c.sawReadOnlyError, true)
+  } finally {
+    await cluster.unfence(primary)
+  }
+})
+
+test('end(): later queries fail at once with "pool is closed"', async () => {
+  const p = createPool({ ...conn, poolSize: 2 })
+  const inflight = p.query('select pg_sleep(0.2), 1 as v')
+  await new Promise((r) => setTimeout(r, 20))
+  await p.end()
+  await assert.rejects(p.query('select 1'), (e) => e.message === 'pool is closed' && e.code === 'POOL_CLOSED')
+  // The query in flight finished on its connection.
+  const rows = await inflight
+  assert.equal(rows[0].v, 1)
+})
