@@ -836,7 +836,7 @@ log_line_prefix = '%m [%p] %q%a '
 
     // Cold copy of the cleanly stopped primary -> standbys.
     await this.stop(p0, 'fast');
-    fs.appendFileSync(path.join(n0.dataDir, 'postgresql.conf'), `synchronous_standby_names = 'ANY 1 (${standbys.map(nodeName).join(', ')})'\n`);
+    if (standbys.length) fs.appendFileSync(path.join(n0.dataDir, 'postgresql.conf'), `synchronous_standby_names = 'ANY 1 (${standbys.map(nodeName).join(', ')})'\n`);
     for (const k of standbys) {
       copyTree(n0.dataDir, this.nodes[k].dataDir, coldFilter, this.runAs);
       this._configureStandby(k, p0);

@@ -265,6 +265,25 @@ mod tests {
         assert!(s.is_done());
     }
 
+    /// An exchange recorded against a real PostgreSQL 17.7 server (role `app_scram`,
+    /// password `scram-pass`, a fixed client nonce), driven by the independent JS client in
+    /// `test/admin.js`; the server accepted the login. Our state machine must produce the
+    /// same client-final byte for byte and accept the server's signature.
+    #[test]
+    fn recorded_exchange_with_postgresql_17() {
+        let nonce = "aHlwZXJpb24tcmVjb3JkZWQt";
+        let server_first =
+            "r=aHlwZXJpb24tcmVjb3JkZWQtZ40PorqRSUfVbC8IVp0iIu+w,s=jROlxCvOF61g+/C3Bzz2+A==,i=4096";
+        let client_final = "c=biws,r=aHlwZXJpb24tcmVjb3JkZWQtZ40PorqRSUfVbC8IVp0iIu+w,p=SLTaF2JBpOfOSeaOR6HzYSeFUm02AEfCxHLeWQHhplE=";
+        let server_final = "v=kWjtZrBjnsHqzlgCHUaFIPbhEyqJyHefIYsKqgW25pk=";
+        let mut s = ScramSha256::with_nonce(b"scram-pass", "", nonce);
+        assert_eq!(s.client_first(), format!("n,,n=,r={nonce}").into_bytes());
+        let fin = s.handle_server_first(server_first.as_bytes()).unwrap();
+        assert_eq!(std::str::from_utf8(&fin).unwrap(), client_final);
+        s.handle_server_final(server_final.as_bytes()).unwrap();
+        assert!(s.is_done());
+    }
+
     #[test]
     fn wrong_server_signature_is_refused() {
         let mut s = ScramSha256::with_nonce(b"pencil", "user", NONCE);
