@@ -253,7 +253,8 @@ struct ClientInner {
     state: Arc<ConnectionState>,
     statements: Mutex<HashMap<Box<str>, Arc<Statement>>>,
     next_statement: AtomicU32,
-    parameters: Mutex<HashMap<String, String>>,
+    /// Shared with the protocol loop, which updates it at every ParameterStatus.
+    parameters: Arc<Mutex<HashMap<String, String>>>,
     cancel: CancelToken,
     result_format: fn(u32) -> Format,
     server_version_num: u32,
@@ -660,17 +661,63 @@ struct Pending {
     error: Option<Error>,
     /// A result is open (rows may still arrive for it).
     open: bool,
+    /// Notices that arrived while no result was open. They belong to the next result if one
+    /// starts before ReadyForQuery, else to the last one: with the extended protocol an
+    /// autocommit statement commits at Sync, so its commit's WARNING (e.g. "canceling wait
+    /// for synchronous replication") comes after its CommandComplete.
+    loose_notices: Vec<ErrorFields>,
 }
 
 impl Pending {
     fn current(&mut self) -> &mut QueryResult {
         if !self.open || self.response.results.is_empty() {
-            self.response.results.push(QueryResult::default());
+            let mut result = QueryResult::default();
+            for n in self.loose_notices.drain(..) {
+                add_notice(&mut result, n);
+            }
+            self.response.results.push(result);
             self.open = true;
         }
         let last = self.response.results.len() - 1;
         // `last` is in bounds: the vector was just made non-empty.
         &mut self.response.results[last]
+    }
+
+    fn notice(&mut self, fields: ErrorFields) {
+        if self.open {
+            add_notice(self.current(), fields);
+        } else {
+            self.loose_notices.push(fields);
+        }
+    }
+
+    /// At ReadyForQuery: notices still loose belong to the group's last result.
+    fn settle_notices(&mut self) {
+        if self.loose_notices.is_empty() {
+            return;
+        }
+        if self.response.results.is_empty() {
+            self.current();
+            return;
+        }
+        let notices = std::mem::take(&mut self.loose_notices);
+        if let Some(last) = self.response.results.last_mut() {
+            for n in notices {
+                add_notice(last, n);
+            }
+        }
+    }
+}
+
+fn add_notice(result: &mut QueryResult, fields: ErrorFields) {
+    if fields
+        .message
+        .contains("canceling wait for synchronous replication")
+    {
+        result.sync_replication_cancelled = true;
+    }
+    if result.notices.len() < MAX_NOTICES {
+        result.notices.push(fields);
     }
 }
 
@@ -731,6 +778,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                             response: Response::default(),
                             error: None,
                             open: false,
+                            loose_notices: Vec::new(),
                         });
                         self.state.in_flight.fetch_add(1, Ordering::AcqRel);
                         progress = true;
@@ -850,6 +898,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.state.ready_count.fetch_add(1, Ordering::AcqRel);
                 self.copy_out = false;
                 let p = self.front("ReadyForQuery")?;
+                p.settle_notices();
                 p.open = false;
                 p.syncs_left = p.syncs_left.saturating_sub(1);
                 if p.syncs_left == 0 {
@@ -920,16 +969,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             Message::NoticeResponse(fields) => {
                 if let Some(p) = self.pending.front_mut() {
-                    if fields
-                        .message
-                        .contains("canceling wait for synchronous replication")
-                    {
-                        p.current().sync_replication_cancelled = true;
-                    }
-                    let r = p.current();
-                    if r.notices.len() < MAX_NOTICES {
-                        r.notices.push(fields);
-                    }
+                    p.notice(fields);
                 }
             }
             Message::ParameterStatus { name, value } => {
@@ -1029,7 +1069,7 @@ where
         .get("server_version")
         .map(|v| parse_server_version(v))
         .unwrap_or(0);
-    let parameters = Arc::new(Mutex::new(info.parameters.clone()));
+    let parameters = Arc::new(Mutex::new(info.parameters));
     let depth = config.pipeline_depth.max(1);
     let (tx, rx) = mpsc::channel(depth);
     tokio::spawn(Connection {
@@ -1042,7 +1082,7 @@ where
         pending: VecDeque::new(),
         depth,
         state: state.clone(),
-        parameters,
+        parameters: parameters.clone(),
         max_message_len: config.max_message_len,
         copy_out: false,
     });
@@ -1052,7 +1092,7 @@ where
             state,
             statements: Mutex::new(HashMap::new()),
             next_statement: AtomicU32::new(0),
-            parameters: Mutex::new(info.parameters),
+            parameters,
             cancel: CancelToken {
                 host: config.host.clone(),
                 process_id: info.process_id,

@@ -1,0 +1,1026 @@
+//! The connection driver against a scripted backend: startup and every auth branch, SCRAM
+//! against a real server-side implementation, pipelining with a failing middle request,
+//! notices, read-only signals, malformed and oversized input, a cut connection, COPY refusal,
+//! FATAL errors and a clean close. No PostgreSQL server is needed.
+
+mod support;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use hyperion_wire::{Client, Error, ErrorKind, QueryResult};
+use sha2::{Digest, Sha256};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+use support::{
+    be, config, config_with_password, connected, parse_bind, parse_parse, start, timed, Mock,
+};
+use tokio::task::JoinHandle;
+
+// ---------------------------------------------------------------------------------------------
+// The largest single allocation made on the current thread, to show that an untrusted length
+// is never reserved. Tests that read it use the current-thread runtime, so the connection task
+// runs on the test's own thread.
+
+struct TrackLargest;
+
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    let _ = LARGEST.try_with(|l| {
+        if size > l.get() {
+            l.set(size);
+        }
+    });
+}
+
+unsafe impl GlobalAlloc for TrackLargest {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: TrackLargest = TrackLargest;
+
+fn reset_largest() {
+    LARGEST.with(|l| l.set(0));
+}
+
+fn largest() -> usize {
+    LARGEST.with(|l| l.get())
+}
+
+/// No allocation anywhere near a declared gigabyte.
+const ALLOCATION_LIMIT: usize = 8 << 20;
+
+// ---------------------------------------------------------------------------------------------
+
+fn spawn_simple(client: &Client, sql: &'static str) -> JoinHandle<Result<Vec<QueryResult>, Error>> {
+    let c = client.clone();
+    tokio::spawn(async move { c.simple_query(sql).await })
+}
+
+fn spawn_query(
+    client: &Client,
+    sql: &'static str,
+    param: &'static str,
+) -> JoinHandle<Result<QueryResult, Error>> {
+    let c = client.clone();
+    tokio::spawn(async move { c.query(sql, &[Some(param)][..]).await })
+}
+
+/// The first column of every row, as text.
+fn column0(result: &QueryResult) -> Vec<Option<String>> {
+    result
+        .rows
+        .iter()
+        .map(|r| {
+            r.values()
+                .next()
+                .unwrap()
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        })
+        .collect()
+}
+
+fn s(v: &str) -> Option<String> {
+    Some(v.to_owned())
+}
+
+/// Waits (bounded by the test timeout) until the connection notices it is closed.
+async fn until_closed(client: &Client) {
+    while !client.is_closed() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A request on a dead connection fails at once, as closed, and is safe to retry.
+async fn assert_new_request_fails_closed(client: &Client) {
+    let t0 = Instant::now();
+    let err = client.simple_query("select 1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err:?}");
+    assert!(err.is_closed());
+    assert!(err.safe_to_retry(), "never reached the socket: {err:?}");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
+
+// --- startup and authentication --------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_startup_reports_parameters() {
+    timed(async {
+        let (handle, mut mock) = start(config());
+        let params = mock.startup().await;
+        for want in [
+            ("user", "u"),
+            ("client_encoding", "UTF8"),
+            ("application_name", "hyperiondb-client"),
+        ] {
+            assert!(
+                params.contains(&(want.0.into(), want.1.into())),
+                "{params:?}"
+            );
+        }
+        mock.finish_startup().await;
+        let client = handle.await.unwrap().unwrap();
+        assert_eq!(client.server_version_num(), 170007);
+        assert_eq!(client.parameter("server_version").as_deref(), Some("17.7"));
+        assert_eq!(client.parameter("in_hot_standby").as_deref(), Some("off"));
+        assert!(client.state().reports_read_only());
+        assert!(!client.state().is_read_only());
+        assert!(!client.state().in_hot_standby());
+        assert_eq!(client.process_id(), 4242);
+        assert!(!client.is_closed());
+
+        let q = spawn_simple(&client, "select n from t");
+        assert_eq!(mock.recv_group().await[0].query_text(), "select n from t");
+        mock.answer_rows(&["a", "b"]).await;
+        let results = q.await.unwrap().unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(column0(&results[0]), vec![s("a"), s("b")]);
+        assert_eq!(results[0].command_tag.as_deref(), Some("SELECT 2"));
+        assert_eq!(results[0].rows_affected(), Some(2));
+        assert_eq!(results[0].columns.as_ref().unwrap()[0].name, "n");
+        assert_eq!(client.state().in_flight(), 0);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_standby_at_startup() {
+    timed(async {
+        let (handle, mut mock) = start(config());
+        mock.startup().await;
+        mock.finish_startup_with(&[
+            ("default_transaction_read_only", "on"),
+            ("in_hot_standby", "on"),
+        ])
+        .await;
+        let client = handle.await.unwrap().unwrap();
+        assert!(client.state().is_read_only());
+        assert!(client.state().in_hot_standby());
+        assert!(client.state().default_transaction_read_only());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleartext_password() {
+    timed(async {
+        let (handle, mut mock) = start(config_with_password("s3cret"));
+        mock.startup().await;
+        mock.send(be::auth(3, &[])).await;
+        let p = mock.expect(b'p').await;
+        assert_eq!(&p.body[..], b"s3cret\0");
+        mock.finish_startup().await;
+        handle.await.unwrap().unwrap();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn md5_password() {
+    timed(async {
+        let salt = [0x93, 0x1e, 0x5a, 0x07];
+        let (handle, mut mock) = start(config_with_password("s3cret"));
+        mock.startup().await;
+        mock.send(be::auth(5, &salt)).await;
+        let p = mock.expect(b'p').await;
+
+        // "md5" + md5hex(md5hex(password + user) + salt), computed here independently...
+        let inner = format!("{:x}", md5::Md5::digest(b"s3cretu"));
+        let mut outer = md5::Md5::new();
+        md5::Digest::update(&mut outer, inner.as_bytes());
+        md5::Digest::update(&mut outer, salt);
+        let want = format!("md5{:x}\0", outer.finalize());
+        assert_eq!(std::str::from_utf8(&p.body).unwrap(), want);
+        // ... and by Python's hashlib.
+        assert_eq!(&p.body[..], b"md5ddcd81b13677d02e70b55f7c6a9529cb\0");
+
+        mock.finish_startup().await;
+        handle.await.unwrap().unwrap();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_password_is_an_auth_error() {
+    timed(async {
+        for request in [
+            be::auth(3, &[]),
+            be::auth(5, &[1, 2, 3, 4]),
+            be::auth(10, b"SCRAM-SHA-256\0\0"),
+        ] {
+            let (handle, mut mock) = start(config());
+            mock.startup().await;
+            mock.send(&request).await;
+            let err = handle.await.unwrap().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Auth, "{err:?}");
+            assert!(err.message().contains("password"), "{err:?}");
+            assert!(err.is_fatal_config());
+            assert!(
+                mock.recv().await.is_none(),
+                "the client sent something after failing"
+            );
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_methods_are_named() {
+    timed(async {
+        let cases: [(Vec<u8>, &str); 4] = [
+            (be::auth(7, &[]), "GSSAPI"),
+            (be::auth(9, &[]), "SSPI"),
+            (be::auth(2, &[]), "Kerberos"),
+            (
+                be::auth(10, b"SCRAM-SHA-256-PLUS\0\0"),
+                "SCRAM-SHA-256-PLUS",
+            ),
+        ];
+        for (request, name) in cases {
+            // A password is set, so only the method itself can be the problem.
+            let (handle, mut mock) = start(config_with_password("pw"));
+            mock.startup().await;
+            mock.send(&request).await;
+            let err = handle.await.unwrap().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unsupported, "{err:?}");
+            assert!(err.message().contains(name), "{name}: {err:?}");
+            assert!(
+                mock.recv().await.is_none(),
+                "the client sent something after refusing"
+            );
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_response_during_startup() {
+    timed(async {
+        let (handle, mut mock) = start(config_with_password("pw"));
+        mock.startup().await;
+        mock.send(be::error(
+            "FATAL",
+            "3D000",
+            "database \"nope\" does not exist",
+        ))
+        .await;
+        let err = handle.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Db);
+        assert_eq!(err.code(), "3D000");
+        assert!(err.is_fatal_config());
+    })
+    .await
+}
+
+// --- SCRAM-SHA-256 against a server that implements its side -----------------------------------
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut m = HmacSha256::new_from_slice(key).unwrap();
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+/// PBKDF2-HMAC-SHA-256, one block (RFC 5802 `Hi`).
+fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut u = hmac(password, &[salt, &1u32.to_be_bytes()].concat());
+    let mut out = u;
+    for _ in 1..iterations {
+        u = hmac(password, &u);
+        for (o, x) in out.iter_mut().zip(u) {
+            *o ^= x;
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ScramEnding {
+    /// The correct server signature, then AuthenticationOk.
+    Good,
+    /// A server that does not know the password: its signature does not verify.
+    WrongSignature,
+    /// `e=invalid-proof` in the server-final message.
+    ServerError,
+    /// An ErrorResponse 28P01 instead of the SASL final message.
+    ErrorResponse,
+}
+
+/// Plays the server side of SCRAM-SHA-256 for the stored `password`, verifying the client's
+/// proof (as PostgreSQL does) before answering with `ending`.
+async fn scram_server(mock: &mut Mock, password: &str, ending: ScramEnding) {
+    mock.startup().await;
+    mock.send(be::auth(10, b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0"))
+        .await;
+
+    // SASLInitialResponse: mechanism, then a length-prefixed client-first message.
+    let first = mock.expect(b'p').await;
+    let mut b = &first.body[..];
+    assert_eq!(support::cstr(&mut b), "SCRAM-SHA-256");
+    let len = i32::from_be_bytes(b[..4].try_into().unwrap());
+    let client_first = std::str::from_utf8(&b[4..]).unwrap();
+    assert_eq!(len as usize, client_first.len());
+    let bare = client_first
+        .strip_prefix("n,,")
+        .expect("gs2 header without channel binding");
+    let client_nonce = bare.split_once(",r=").expect("client nonce").1;
+    assert!(client_nonce.len() >= 18, "{client_nonce}");
+
+    let salt = b"hyperion-salt-16";
+    let iterations = 4096;
+    let server_nonce = format!("{client_nonce}Q2mX+9zKsrv");
+    let server_first = format!("r={server_nonce},s={},i={iterations}", BASE64.encode(salt));
+    mock.send(be::auth(11, server_first.as_bytes())).await;
+
+    let fin = mock.expect(b'p').await;
+    let client_final = std::str::from_utf8(&fin.body).unwrap();
+    let (without_proof, proof) = client_final.rsplit_once(",p=").expect("proof");
+    assert_eq!(without_proof, format!("c=biws,r={server_nonce}"));
+
+    let salted = hi(password.as_bytes(), salt, iterations);
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key: [u8; 32] = Sha256::digest(client_key).into();
+    let auth_message = format!("{bare},{server_first},{without_proof}");
+    let client_signature = hmac(&stored_key, auth_message.as_bytes());
+    let recovered: Vec<u8> = BASE64
+        .decode(proof)
+        .unwrap()
+        .iter()
+        .zip(client_signature)
+        .map(|(p, s)| p ^ s)
+        .collect();
+    assert_eq!(
+        Sha256::digest(&recovered).as_slice(),
+        stored_key,
+        "the client's proof does not verify"
+    );
+    let server_key = hmac(&salted, b"Server Key");
+    let mut server_signature = hmac(&server_key, auth_message.as_bytes());
+
+    match ending {
+        ScramEnding::Good => {
+            let v = format!("v={}", BASE64.encode(server_signature));
+            mock.send(be::auth(12, v.as_bytes())).await;
+            mock.finish_startup().await;
+        }
+        ScramEnding::WrongSignature => {
+            server_signature[0] ^= 1;
+            let v = format!("v={}", BASE64.encode(server_signature));
+            // A spoofing server would claim success right after.
+            let mut out = be::auth(12, v.as_bytes());
+            out.extend(be::auth_ok());
+            mock.send(out).await;
+        }
+        ScramEnding::ServerError => mock.send(be::auth(12, b"e=invalid-proof")).await,
+        ScramEnding::ErrorResponse => {
+            mock.send(be::error(
+                "FATAL",
+                "28P01",
+                "password authentication failed for user \"u\"",
+            ))
+            .await
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_success() {
+    timed(async {
+        let (handle, mut mock) = start(config_with_password("correct horse"));
+        scram_server(&mut mock, "correct horse", ScramEnding::Good).await;
+        let client = handle.await.unwrap().unwrap();
+        assert_eq!(client.server_version_num(), 170007);
+        let q = spawn_simple(&client, "select 1");
+        mock.recv_group().await;
+        mock.answer_rows(&["1"]).await;
+        assert_eq!(column0(&q.await.unwrap().unwrap()[0]), vec![s("1")]);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_wrong_server_signature_is_refused() {
+    timed(async {
+        let (handle, mut mock) = start(config_with_password("correct horse"));
+        scram_server(&mut mock, "correct horse", ScramEnding::WrongSignature).await;
+        let err = handle.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err:?}");
+        assert!(err.message().contains("signature"), "{err:?}");
+        // No client was made, and the client hung up without sending anything more.
+        assert!(mock.recv().await.is_none());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_server_error_in_final_message() {
+    timed(async {
+        let (handle, mut mock) = start(config_with_password("correct horse"));
+        scram_server(&mut mock, "correct horse", ScramEnding::ServerError).await;
+        let err = handle.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err:?}");
+        assert!(err.message().contains("invalid-proof"), "{err:?}");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_error_response_instead_of_final() {
+    timed(async {
+        let (handle, mut mock) = start(config_with_password("correct horse"));
+        scram_server(&mut mock, "correct horse", ScramEnding::ErrorResponse).await;
+        let err = handle.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Db, "{err:?}");
+        assert_eq!(err.code(), "28P01");
+        assert!(err.is_fatal_config());
+    })
+    .await
+}
+
+// --- pipelining ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_simple_queries_with_a_failing_middle_one() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let a = spawn_simple(&client, "select 'one'");
+        let b = spawn_simple(&client, "select 'two'");
+        let c = spawn_simple(&client, "select 'three'");
+        // All three reach the server before it answers any: they are pipelined.
+        let mut order = vec![];
+        for _ in 0..3 {
+            order.push(mock.recv_group().await[0].query_text());
+        }
+        assert_eq!(client.state().in_flight(), 3);
+        for sql in &order {
+            match sql.as_str() {
+                "select 'two'" => {
+                    let mut out = be::error("ERROR", "22012", "division by zero");
+                    out.extend(be::ready(b'I'));
+                    mock.send(out).await;
+                }
+                "select 'one'" => mock.answer_rows(&["one"]).await,
+                "select 'three'" => mock.answer_rows(&["three", "3"]).await,
+                other => panic!("{other}"),
+            }
+        }
+        assert_eq!(column0(&a.await.unwrap().unwrap()[0]), vec![s("one")]);
+        let err = b.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), "22012");
+        assert!(!err.is_closed());
+        assert_eq!(
+            column0(&c.await.unwrap().unwrap()[0]),
+            vec![s("three"), s("3")]
+        );
+        assert_eq!(client.state().in_flight(), 0);
+        assert!(!client.is_closed());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_prepared_queries_with_a_failing_middle_one() {
+    timed(async {
+        const SQL: &str = "select 10 / (2 - $1::int) * 10";
+        let (client, mut mock) = connected().await;
+
+        // Prepare once: Parse/Describe/Sync.
+        let prepare = {
+            let c = client.clone();
+            tokio::spawn(async move { c.prepare(SQL).await })
+        };
+        let group = mock.recv_group().await;
+        assert_eq!(group.iter().map(|m| m.tag).collect::<Vec<_>>(), b"PDS");
+        let (name, sql, types) = parse_parse(&group[0]);
+        assert_eq!((sql.as_str(), types.len()), (SQL, 0));
+        assert_eq!(&group[1].body[..], format!("S{name}\0").as_bytes());
+        let mut out = be::parse_complete();
+        out.extend(be::parameter_description(&[23]));
+        out.extend(be::row_description(&[("x", 23)]));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let stmt = prepare.await.unwrap().unwrap();
+        assert_eq!(stmt.param_types(), &[23]);
+        assert_eq!(stmt.columns()[0].name, "x");
+
+        // Three executions in flight at once (the statement is cached: Bind/Execute/Sync).
+        let q1 = spawn_query(&client, SQL, "1");
+        let q2 = spawn_query(&client, SQL, "2");
+        let q3 = spawn_query(&client, SQL, "3");
+        let mut binds = vec![];
+        for _ in 0..3 {
+            let group = mock.recv_group().await;
+            assert_eq!(group.iter().map(|m| m.tag).collect::<Vec<_>>(), b"BES");
+            let bind = parse_bind(&group[0]);
+            assert_eq!(bind.statement, name);
+            assert_eq!(bind.result_formats, vec![0]);
+            binds.push(bind.values[0].clone().unwrap());
+        }
+        for v in &binds {
+            let mut out = be::bind_complete();
+            match &v[..] {
+                b"2" => out.extend(be::error("ERROR", "22012", "division by zero")),
+                b"1" | b"3" => {
+                    out.extend(be::data_row(&[Some(
+                        format!("{}0", v[0] as char).as_bytes(),
+                    )]));
+                    out.extend(be::command_complete("SELECT 1"));
+                }
+                other => panic!("{other:?}"),
+            }
+            out.extend(be::ready(b'I'));
+            mock.send(out).await;
+        }
+        let r1 = q1.await.unwrap().unwrap();
+        assert_eq!(column0(&r1), vec![s("10")]);
+        assert_eq!(r1.columns.as_ref().unwrap()[0].name, "x");
+        assert_eq!(q2.await.unwrap().unwrap_err().code(), "22012");
+        assert_eq!(column0(&q3.await.unwrap().unwrap()), vec![s("30")]);
+        assert_eq!(client.state().in_flight(), 0);
+    })
+    .await
+}
+
+// --- notices and read-only signals ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_are_collected_without_disturbing_rows() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select n");
+        mock.recv_group().await;
+        let mut out = be::row_description(&[("n", 25)]);
+        out.extend(be::data_row(&[Some(b"1")]));
+        out.extend(be::notice("NOTICE", "00000", "halfway there"));
+        out.extend(be::data_row(&[Some(b"2")]));
+        out.extend(be::command_complete("SELECT 2"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let results = q.await.unwrap().unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(column0(&results[0]), vec![s("1"), s("2")]);
+        assert_eq!(results[0].notices.len(), 1);
+        assert_eq!(results[0].notices[0].message, "halfway there");
+        assert!(!results[0].sync_replication_cancelled);
+
+        let q = spawn_simple(&client, "commit");
+        mock.recv_group().await;
+        let mut out = be::notice(
+            "WARNING",
+            "01000",
+            "canceling wait for synchronous replication due to user request",
+        );
+        out.extend(be::command_complete("COMMIT"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let results = q.await.unwrap().unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].command_tag.as_deref(), Some("COMMIT"));
+        assert!(results[0].sync_replication_cancelled);
+        assert_eq!(results[0].notices[0].severity(), "WARNING");
+    })
+    .await
+}
+
+/// With the extended protocol an autocommit statement commits at Sync, after its
+/// CommandComplete: the sync-replication WARNING arrives between CommandComplete and
+/// ReadyForQuery and must still mark that statement's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_replication_warning_after_command_complete() {
+    timed(async {
+        const SQL: &str = "insert into t values ($1)";
+        let (client, mut mock) = connected().await;
+        let q = spawn_query(&client, SQL, "1");
+        mock.recv_group().await; // Parse/Describe/Sync
+        let mut out = be::parse_complete();
+        out.extend(be::parameter_description(&[23]));
+        out.extend(be::frame(b'n', b"")); // NoData
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        mock.recv_group().await; // Bind/Execute/Sync
+        let mut out = be::bind_complete();
+        out.extend(be::command_complete("INSERT 0 1"));
+        out.extend(be::notice(
+            "WARNING",
+            "01000",
+            "canceling wait for synchronous replication due to user request",
+        ));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let r = q.await.unwrap().unwrap();
+        assert_eq!(r.command_tag.as_deref(), Some("INSERT 0 1"));
+        assert_eq!(r.rows_affected(), Some(1));
+        assert!(
+            r.sync_replication_cancelled,
+            "the in-doubt commit was not reported"
+        );
+        assert_eq!(r.notices.len(), 1);
+
+        // The same through the simple protocol: one result, not an extra empty one.
+        let q = spawn_simple(&client, "insert into t values (2)");
+        mock.recv_group().await;
+        let mut out = be::command_complete("INSERT 0 1");
+        out.extend(be::notice(
+            "WARNING",
+            "01000",
+            "canceling wait for synchronous replication due to user request",
+        ));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let results = q.await.unwrap().unwrap();
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert!(results[0].sync_replication_cancelled);
+    })
+    .await
+}
+
+/// A notice between two statements of one simple Query belongs to the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notice_before_a_statement_belongs_to_it() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select 1; do $$ begin raise notice 'hi'; end $$");
+        mock.recv_group().await;
+        let mut out = be::row_description(&[("n", 25)]);
+        out.extend(be::data_row(&[Some(b"1")]));
+        out.extend(be::command_complete("SELECT 1"));
+        out.extend(be::notice("NOTICE", "00000", "hi"));
+        out.extend(be::command_complete("DO"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let results = q.await.unwrap().unwrap();
+        assert_eq!(results.len(), 2);
+        assert!(results[0].notices.is_empty());
+        assert_eq!(results[1].command_tag.as_deref(), Some("DO"));
+        assert_eq!(results[1].notices[0].message, "hi");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_error_marks_the_connection() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        assert!(!client.state().is_read_only());
+        let q = spawn_simple(&client, "insert into t values (1)");
+        mock.recv_group().await;
+        let mut out = be::error(
+            "ERROR",
+            "25006",
+            "cannot execute INSERT in a read-only transaction",
+        );
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let err = q.await.unwrap().unwrap_err();
+        assert!(err.is_read_only());
+        assert!(client.state().saw_read_only_error());
+        assert!(client.state().is_read_only());
+        assert!(!client.is_closed());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_status_before_ready_for_query_marks_read_only() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "set default_transaction_read_only = on");
+        mock.recv_group().await;
+        let mut out = be::command_complete("SET");
+        out.extend(be::parameter_status("default_transaction_read_only", "on"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        q.await.unwrap().unwrap();
+        // Visible as soon as the caller has its result.
+        assert!(client.state().is_read_only());
+        assert!(client.state().default_transaction_read_only());
+        assert!(!client.state().saw_read_only_error());
+        assert_eq!(
+            client.parameter("default_transaction_read_only").as_deref(),
+            Some("on")
+        );
+    })
+    .await
+}
+
+// --- malformed input ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn garbage_during_startup_is_a_prompt_protocol_error() {
+    timed(async {
+        reset_largest();
+        let (handle, mut mock) = start(config());
+        mock.startup().await;
+        let t0 = Instant::now();
+        // Not a PostgreSQL server: 'H' then "TTP/" read as a 1.4 GB length.
+        mock.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            .await;
+        let err = handle.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        assert!(
+            largest() < ALLOCATION_LIMIT,
+            "allocated {} bytes",
+            largest()
+        );
+    })
+    .await
+}
+
+/// A DataRow declaring `declared` bytes (over the cap) after startup.
+async fn oversized_data_row(max_message_len: Option<usize>, declared: u32) {
+    let mut cfg = config();
+    if let Some(m) = max_message_len {
+        cfg.max_message_len = m;
+    }
+    let (handle, mut mock) = start(cfg);
+    mock.trust().await;
+    let client = handle.await.unwrap().unwrap();
+    reset_largest();
+    let q = spawn_simple(&client, "select n");
+    mock.recv_group().await;
+    let mut out = be::row_description(&[("n", 25)]);
+    out.push(b'D');
+    out.extend(declared.to_be_bytes());
+    out.extend([0, 1, 0, 0, 0, 1]);
+    mock.send(out).await;
+    let t0 = Instant::now();
+    let err = q.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
+    assert!(err.message().contains("limit"), "{err:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(client.is_closed());
+    assert!(
+        largest() < ALLOCATION_LIMIT,
+        "allocated {} bytes",
+        largest()
+    );
+    assert_new_request_fails_closed(&client).await;
+}
+
+#[tokio::test]
+async fn oversized_data_row_is_a_prompt_protocol_error() {
+    timed(oversized_data_row(None, 0x7fff_ffff)).await;
+    timed(oversized_data_row(Some(64 * 1024), 1 << 20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_message_type_fails_every_request_in_flight() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let a = spawn_simple(&client, "select 1");
+        let b = spawn_simple(&client, "select 2");
+        mock.recv_group().await;
+        mock.recv_group().await;
+        mock.send(be::frame(b'!', b"")).await;
+        for q in [a, b] {
+            let err = q.await.unwrap().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
+            assert!(err.message().contains("unknown message type"), "{err:?}");
+            assert!(!err.safe_to_retry());
+        }
+        assert!(client.is_closed());
+        assert_new_request_fails_closed(&client).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_message_type_while_idle_closes_the_connection() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        mock.send(be::frame(b'!', b"")).await;
+        until_closed(&client).await;
+        assert_new_request_fails_closed(&client).await;
+        drop(mock);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cut_mid_message() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select n");
+        mock.recv_group().await;
+        let mut out = be::row_description(&[("n", 25)]);
+        let row = be::data_row(&[Some(b"a value cut in half")]);
+        out.extend_from_slice(&row[..row.len() / 2]);
+        mock.send(out).await;
+        drop(mock);
+        let err = q.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::Closed | ErrorKind::Protocol),
+            "{err:?}"
+        );
+        assert!(err.is_closed());
+        assert!(!err.safe_to_retry(), "the request was written: {err:?}");
+        assert!(client.is_closed());
+        assert_new_request_fails_closed(&client).await;
+    })
+    .await
+}
+
+// --- COPY is refused, the connection survives -----------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_in_is_refused_with_copy_fail() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "copy t from stdin");
+        mock.recv_group().await;
+        mock.send(be::copy_in_response()).await;
+        let fail = mock.expect(b'f').await;
+        assert!(
+            fail.body.ends_with(b"\0") && fail.body.len() > 1,
+            "{fail:?}"
+        );
+        let mut out = be::error("ERROR", "57014", "COPY from stdin failed: not supported");
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let err = q.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), "0A000", "{err:?}");
+        assert!(!client.is_closed());
+
+        let q = spawn_simple(&client, "select 'after'");
+        mock.recv_group().await;
+        mock.answer_rows(&["after"]).await;
+        assert_eq!(column0(&q.await.unwrap().unwrap()[0]), vec![s("after")]);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_out_is_drained_and_refused() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "copy t to stdout");
+        mock.recv_group().await;
+        let mut out = be::copy_out_response();
+        out.extend(be::copy_data(b"1\n"));
+        out.extend(be::copy_data(b"2\n"));
+        out.extend(be::copy_done());
+        out.extend(be::command_complete("COPY 2"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let err = q.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), "0A000", "{err:?}");
+        assert!(!client.is_closed());
+
+        let q = spawn_simple(&client, "select 'after'");
+        mock.recv_group().await;
+        mock.answer_rows(&["after"]).await;
+        assert_eq!(column0(&q.await.unwrap().unwrap()[0]), vec![s("after")]);
+    })
+    .await
+}
+
+// --- the end of a connection ----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_error_reaches_the_request_in_flight() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let a = spawn_simple(&client, "select pg_sleep(10)");
+        mock.recv_group().await;
+        let b = spawn_simple(&client, "select 2");
+        mock.recv_group().await;
+        mock.send(be::error(
+            "FATAL",
+            "57P01",
+            "terminating connection due to administrator command",
+        ))
+        .await;
+        drop(mock);
+        let err = a.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Db, "{err:?}");
+        assert_eq!(err.code(), "57P01");
+        assert!(err.is_closed());
+        let err = b.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Closed, "{err:?}");
+        assert!(client.is_closed());
+        assert_new_request_fails_closed(&client).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_terminates_after_requests_in_flight() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let a = spawn_simple(&client, "select 'a'");
+        let b = spawn_simple(&client, "select 'b'");
+        let mut order = vec![mock.recv_group().await[0].query_text()];
+        order.push(mock.recv_group().await[0].query_text());
+        client.close();
+        // Nothing (no Terminate) while requests are in flight.
+        mock.expect_silence(Duration::from_millis(100)).await;
+        for sql in &order {
+            mock.answer_rows(&[&sql[8..9]]).await;
+        }
+        assert_eq!(column0(&a.await.unwrap().unwrap()[0]), vec![s("a")]);
+        assert_eq!(column0(&b.await.unwrap().unwrap()[0]), vec![s("b")]);
+        let x = mock.expect(b'X').await;
+        assert!(x.body.is_empty());
+        assert!(
+            mock.recv().await.is_none(),
+            "the client closes the socket after Terminate"
+        );
+        until_closed(&client).await;
+        assert_new_request_fails_closed(&client).await;
+    })
+    .await
+}
+
+// --- callers that give up, and the pipeline bound --------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_caller_response_is_drained() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let gone = spawn_simple(&client, "select 'gone'");
+        mock.recv_group().await;
+        gone.abort();
+        let _ = gone.await;
+        let next = spawn_simple(&client, "select 'next'");
+        mock.recv_group().await;
+        mock.answer_rows(&["gone", "gone"]).await;
+        mock.answer_rows(&["next"]).await;
+        assert_eq!(column0(&next.await.unwrap().unwrap()[0]), vec![s("next")]);
+        assert_eq!(client.state().in_flight(), 0);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_depth_bounds_requests_on_the_socket() {
+    timed(async {
+        let mut cfg = config();
+        cfg.pipeline_depth = 2;
+        let (handle, mut mock) = start(cfg);
+        mock.trust().await;
+        let client = handle.await.unwrap().unwrap();
+        let queries: Vec<_> = ["select 'a'", "select 'b'", "select 'c'", "select 'd'"]
+            .into_iter()
+            .map(|sql| spawn_simple(&client, sql))
+            .collect();
+        let mut seen = vec![mock.recv_group().await[0].query_text()];
+        seen.push(mock.recv_group().await[0].query_text());
+        // Two in flight: the others wait for room.
+        mock.expect_silence(Duration::from_millis(100)).await;
+        assert_eq!(client.state().in_flight(), 2);
+        for i in 0..4 {
+            let sql = &seen[i];
+            mock.answer_rows(&[&sql[8..9]]).await;
+            if i < 2 {
+                seen.push(mock.recv_group().await[0].query_text());
+            }
+        }
+        for (q, want) in queries.into_iter().zip(["a", "b", "c", "d"]) {
+            assert_eq!(column0(&q.await.unwrap().unwrap()[0]), vec![s(want)]);
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_two_syncs_gets_both_groups() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let mut buf = bytes::BytesMut::new();
+        hyperion_wire::frontend::query("select 1", &mut buf).unwrap();
+        hyperion_wire::frontend::query("select 2", &mut buf).unwrap();
+        let batch = {
+            let c = client.clone();
+            tokio::spawn(async move { c.send_batch(buf.freeze(), 2).await })
+        };
+        mock.recv_group().await;
+        mock.recv_group().await;
+        mock.answer_rows(&["1"]).await;
+        mock.answer_rows(&["2"]).await;
+        let results = batch.await.unwrap().unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(column0(&results[1]), vec![s("2")]);
+    })
+    .await
+}

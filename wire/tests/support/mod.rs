@@ -1,0 +1,405 @@
+//! A scripted PostgreSQL backend for protocol edge cases no real server produces on demand
+//! (the idea of pgx's `internal/pgmock`, written for our driver).
+//!
+//! One end of an in-memory `tokio::io::duplex` goes to `connect_stream`; the test holds the
+//! other end as a [`Mock`], reads the frontend messages the client sends and writes raw
+//! backend bytes built with the functions in [`be`].
+#![allow(dead_code)]
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyperion_wire::connection::connect_stream;
+use hyperion_wire::{Client, Config, Error, Host};
+use std::future::Future;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::task::JoinHandle;
+
+/// How long any one test may take before it counts as a hang.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs a test body, failing it (instead of blocking the suite) if it hangs.
+pub async fn timed<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("the test hung (timed out)")
+}
+
+pub fn config() -> Config {
+    Config::new(
+        Host {
+            host: "127.0.0.1".into(),
+            port: 5432,
+        },
+        "u",
+    )
+}
+
+pub fn config_with_password(password: &str) -> Config {
+    let mut c = config();
+    c.password = Some(password.as_bytes().to_vec());
+    c
+}
+
+/// Starts `connect_stream` on one end of a duplex pipe; the test drives the returned mock.
+pub fn start(config: Config) -> (JoinHandle<Result<Client, Error>>, Mock) {
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    let handle = tokio::spawn(async move { connect_stream(client_end, &config).await });
+    (handle, Mock::new(server_end))
+}
+
+/// A connected client over a trust-authenticated mock.
+pub async fn connected() -> (Client, Mock) {
+    let (handle, mut mock) = start(config());
+    mock.trust().await;
+    let client = handle.await.expect("connect task").expect("connect");
+    (client, mock)
+}
+
+/// One message the client sent. `tag` is 0 for the (untagged) startup message.
+#[derive(Debug, Clone)]
+pub struct Frontend {
+    pub tag: u8,
+    pub body: Bytes,
+}
+
+impl Frontend {
+    /// The SQL of a simple Query.
+    pub fn query_text(&self) -> String {
+        assert_eq!(self.tag, b'Q', "expected a Query, got {self:?}");
+        let mut b = &self.body[..];
+        let s = cstr(&mut b);
+        assert!(b.is_empty());
+        s
+    }
+}
+
+/// A NUL-terminated string off the front of `b`.
+pub fn cstr(b: &mut &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).expect("unterminated string");
+    let s = String::from_utf8(b[..end].to_vec()).expect("UTF-8");
+    *b = &b[end + 1..];
+    s
+}
+
+/// A decoded Bind message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    pub portal: String,
+    pub statement: String,
+    pub param_formats: Vec<i16>,
+    pub values: Vec<Option<Vec<u8>>>,
+    pub result_formats: Vec<i16>,
+}
+
+pub fn parse_bind(msg: &Frontend) -> Bind {
+    assert_eq!(msg.tag, b'B', "expected a Bind, got {msg:?}");
+    let mut b = &msg.body[..];
+    let portal = cstr(&mut b);
+    let statement = cstr(&mut b);
+    let n = b.get_i16();
+    let param_formats = (0..n).map(|_| b.get_i16()).collect();
+    let n = b.get_i16();
+    let values = (0..n)
+        .map(|_| {
+            let len = b.get_i32();
+            if len < 0 {
+                None
+            } else {
+                let v = b[..len as usize].to_vec();
+                b.advance(len as usize);
+                Some(v)
+            }
+        })
+        .collect();
+    let n = b.get_i16();
+    let result_formats = (0..n).map(|_| b.get_i16()).collect();
+    assert!(b.is_empty(), "trailing bytes in Bind");
+    Bind {
+        portal,
+        statement,
+        param_formats,
+        values,
+        result_formats,
+    }
+}
+
+/// A decoded Parse message: (statement name, SQL, parameter type OIDs).
+pub fn parse_parse(msg: &Frontend) -> (String, String, Vec<u32>) {
+    assert_eq!(msg.tag, b'P', "expected a Parse, got {msg:?}");
+    let mut b = &msg.body[..];
+    let name = cstr(&mut b);
+    let sql = cstr(&mut b);
+    let n = b.get_i16();
+    let types = (0..n).map(|_| b.get_u32()).collect();
+    assert!(b.is_empty());
+    (name, sql, types)
+}
+
+/// The server side of the test's duplex pipe.
+pub struct Mock {
+    io: DuplexStream,
+    buf: BytesMut,
+}
+
+impl Mock {
+    pub fn new(io: DuplexStream) -> Self {
+        Mock {
+            io,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Reads until `n` bytes are buffered; false on EOF first.
+    async fn fill(&mut self, n: usize) -> bool {
+        while self.buf.len() < n {
+            // `read_buf` is cancel-safe, so `recv` can be raced against a timer.
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+        true
+    }
+
+    /// The StartupMessage: checks the protocol version and returns its parameters.
+    pub async fn startup(&mut self) -> Vec<(String, String)> {
+        assert!(self.fill(4).await, "EOF before the startup message");
+        let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
+        assert!((8..10_000).contains(&len), "startup length {len}");
+        assert!(self.fill(len).await, "EOF inside the startup message");
+        let mut msg = self.buf.split_to(len);
+        msg.advance(4);
+        assert_eq!(msg.get_i32(), 196_608, "protocol 3.0");
+        let mut b = &msg[..];
+        let mut params = vec![];
+        loop {
+            let name = cstr(&mut b);
+            if name.is_empty() {
+                break;
+            }
+            params.push((name, cstr(&mut b)));
+        }
+        assert!(b.is_empty());
+        params
+    }
+
+    /// The next tagged message, or None at EOF.
+    pub async fn recv(&mut self) -> Option<Frontend> {
+        if !self.fill(5).await {
+            assert!(self.buf.is_empty(), "EOF inside a message header");
+            return None;
+        }
+        let len = u32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
+        assert!((4..16 << 20).contains(&len), "frontend length {len}");
+        assert!(self.fill(len + 1).await, "EOF inside a message");
+        let mut msg = self.buf.split_to(len + 1);
+        let tag = msg[0];
+        msg.advance(5);
+        Some(Frontend {
+            tag,
+            body: msg.freeze(),
+        })
+    }
+
+    /// The next message, which must have tag `tag`.
+    pub async fn expect(&mut self, tag: u8) -> Frontend {
+        let msg = self
+            .recv()
+            .await
+            .unwrap_or_else(|| panic!("EOF, expected {:?}", tag as char));
+        assert_eq!(msg.tag, tag, "expected {:?}, got {msg:?}", tag as char);
+        msg
+    }
+
+    /// One request: a simple Query, or extended-protocol messages up to and including Sync.
+    pub async fn recv_group(&mut self) -> Vec<Frontend> {
+        let mut group = vec![];
+        loop {
+            let msg = self.recv().await.expect("EOF inside a request");
+            let tag = msg.tag;
+            group.push(msg);
+            if tag == b'S' || (tag == b'Q' && group.len() == 1) {
+                return group;
+            }
+        }
+    }
+
+    /// Nothing arrives within `wait` (and the client has not closed the pipe).
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(msg) = tokio::time::timeout(wait, self.recv()).await {
+            panic!("expected nothing, got {msg:?}");
+        }
+    }
+
+    pub async fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.io.write_all(bytes.as_ref()).await.expect("mock write");
+        self.io.flush().await.expect("mock flush");
+    }
+
+    /// Everything after authentication, as PostgreSQL 17 sends it.
+    pub async fn finish_startup(&mut self) {
+        self.finish_startup_with(&[]).await
+    }
+
+    /// As [`Mock::finish_startup`], with extra/overriding ParameterStatus values.
+    pub async fn finish_startup_with(&mut self, extra: &[(&str, &str)]) {
+        let mut out = be::auth_ok();
+        for (name, value) in [
+            ("server_version", "17.7"),
+            ("server_encoding", "UTF8"),
+            ("client_encoding", "UTF8"),
+            ("DateStyle", "ISO, MDY"),
+            ("integer_datetimes", "on"),
+            ("standard_conforming_strings", "on"),
+            ("default_transaction_read_only", "off"),
+            ("in_hot_standby", "off"),
+        ] {
+            if !extra.iter().any(|(n, _)| *n == name) {
+                out.extend(be::parameter_status(name, value));
+            }
+        }
+        for (name, value) in extra {
+            out.extend(be::parameter_status(name, value));
+        }
+        out.extend(be::backend_key_data(4242, &[1, 2, 3, 4]));
+        out.extend(be::ready(b'I'));
+        self.send(out).await;
+    }
+
+    /// Reads the startup message and accepts it without a password.
+    pub async fn trust(&mut self) {
+        let params = self.startup().await;
+        assert!(params.contains(&("user".into(), "u".into())), "{params:?}");
+        self.finish_startup().await;
+    }
+
+    /// Answers a simple Query with one text column `n` and the given rows.
+    pub async fn answer_rows(&mut self, rows: &[&str]) {
+        let mut out = be::row_description(&[("n", 25)]);
+        for r in rows {
+            out.extend(be::data_row(&[Some(r.as_bytes())]));
+        }
+        out.extend(be::command_complete(&format!("SELECT {}", rows.len())));
+        out.extend(be::ready(b'I'));
+        self.send(out).await;
+    }
+}
+
+/// Builders for raw backend messages.
+pub mod be {
+    use bytes::{BufMut, BytesMut};
+
+    pub fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(body.len() + 5);
+        v.push(tag);
+        v.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    pub fn auth(code: i32, data: &[u8]) -> Vec<u8> {
+        let mut b = code.to_be_bytes().to_vec();
+        b.extend_from_slice(data);
+        frame(b'R', &b)
+    }
+
+    pub fn auth_ok() -> Vec<u8> {
+        auth(0, &[])
+    }
+
+    pub fn parameter_status(name: &str, value: &str) -> Vec<u8> {
+        frame(b'S', format!("{name}\0{value}\0").as_bytes())
+    }
+
+    pub fn backend_key_data(pid: i32, key: &[u8]) -> Vec<u8> {
+        let mut b = pid.to_be_bytes().to_vec();
+        b.extend_from_slice(key);
+        frame(b'K', &b)
+    }
+
+    pub fn ready(status: u8) -> Vec<u8> {
+        frame(b'Z', &[status])
+    }
+
+    pub fn row_description(cols: &[(&str, u32)]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        b.put_i16(cols.len() as i16);
+        for (name, oid) in cols {
+            b.put_slice(name.as_bytes());
+            b.put_u8(0);
+            b.put_u32(0); // table oid
+            b.put_i16(0); // column number
+            b.put_u32(*oid);
+            b.put_i16(-1);
+            b.put_i32(-1);
+            b.put_i16(0); // text
+        }
+        frame(b'T', &b)
+    }
+
+    pub fn data_row(values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        b.put_i16(values.len() as i16);
+        for v in values {
+            match v {
+                None => b.put_i32(-1),
+                Some(v) => {
+                    b.put_i32(v.len() as i32);
+                    b.put_slice(v);
+                }
+            }
+        }
+        frame(b'D', &b)
+    }
+
+    pub fn command_complete(tag: &str) -> Vec<u8> {
+        frame(b'C', format!("{tag}\0").as_bytes())
+    }
+
+    fn fields(severity: &str, code: &str, message: &str) -> Vec<u8> {
+        format!("S{severity}\0V{severity}\0C{code}\0M{message}\0Fmock.c\0L1\0Rmock\0\0")
+            .into_bytes()
+    }
+
+    pub fn error(severity: &str, code: &str, message: &str) -> Vec<u8> {
+        frame(b'E', &fields(severity, code, message))
+    }
+
+    pub fn notice(severity: &str, code: &str, message: &str) -> Vec<u8> {
+        frame(b'N', &fields(severity, code, message))
+    }
+
+    pub fn parse_complete() -> Vec<u8> {
+        frame(b'1', &[])
+    }
+
+    pub fn bind_complete() -> Vec<u8> {
+        frame(b'2', &[])
+    }
+
+    pub fn parameter_description(types: &[u32]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        b.put_i16(types.len() as i16);
+        for t in types {
+            b.put_u32(*t);
+        }
+        frame(b't', &b)
+    }
+
+    /// CopyInResponse / CopyOutResponse for one text column.
+    pub fn copy_in_response() -> Vec<u8> {
+        frame(b'G', &[0, 0, 1, 0, 0])
+    }
+
+    pub fn copy_out_response() -> Vec<u8> {
+        frame(b'H', &[0, 0, 1, 0, 0])
+    }
+
+    pub fn copy_data(data: &[u8]) -> Vec<u8> {
+        frame(b'd', data)
+    }
+
+    pub fn copy_done() -> Vec<u8> {
+        frame(b'c', &[])
+    }
+}
