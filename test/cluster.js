@@ -776,7 +776,7 @@ class Cluster extends ClusterBase {
     const [p0, ...standbys] = this.nodes.map((_, i) => i);
     const n0 = this.nodes[p0];
     await this._pg('initdb', ['-D', n0.dataDir, '-U', ADMIN_USER, '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync',
-      ...(this._major >= 13 ? ['--no-instructions'] : [])]).catch((e) => { throw this._err(`initdb failed: ${e.message}`); });
+      ...(this._major >= 14 ? ['--no-instructions'] : [])]).catch((e) => { throw this._err(`initdb failed: ${e.message}`); });
     this._log('initdb done');
     const listen = this.ipv6 ? '127.0.0.1,::1' : '127.0.0.1';
     fs.appendFileSync(path.join(n0.dataDir, 'postgresql.conf'), `

@@ -4,7 +4,7 @@ use crate::config::{Mode, PoolConfig};
 use crate::error::Error;
 use crate::route::{self, RouteError};
 use hyperion_wire::{Client, Params, QueryResult};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -31,6 +31,20 @@ pub struct Status {
 struct Conn {
     client: Client,
     host: usize,
+    /// When the connection was last seen writable (ms since the pool's epoch).
+    validated_at_ms: AtomicU64,
+}
+
+/// Validation probe for servers that do not report `default_transaction_read_only`
+/// (before PostgreSQL 14).
+const PROBE_SQL: &str = "SHOW transaction_read_only";
+
+/// How one attempt of a query ended.
+enum Outcome {
+    Done(Result<QueryResult, hyperion_wire::Error>),
+    /// The node turned out read-only (fenced, or a standby) with this very response: the
+    /// statement ran read-only, so it did not write and can run again on the primary.
+    Fenced,
 }
 
 /// What the pool knows about one of its connections (`pool.connections()`, for diagnostics
@@ -59,6 +73,7 @@ struct Inner {
     waiting: AtomicUsize,
     /// The host that last accepted a read-write connection: tried first next time.
     primary_hint: AtomicUsize,
+    epoch: Instant,
 }
 
 /// A pool over a cluster's nodes. Cheap to clone.
@@ -86,6 +101,7 @@ impl Pool {
                 changed: Notify::new(),
                 waiting: AtomicUsize::new(0),
                 primary_hint: AtomicUsize::new(NO_HINT),
+                epoch: Instant::now(),
             }),
         })
     }
@@ -162,32 +178,25 @@ impl Pool {
         let mut read_retries = 0;
         loop {
             let conn = self.acquire(start, deadline).await?;
-            match conn.client.query(sql, params).await {
-                Ok(result) => {
-                    if cfg.mode == Mode::ReadWrite && conn.client.state().is_read_only() {
-                        // The node reported read-only with this very response (a fence
-                        // takes effect at the session's next message): the result came
-                        // from a node that is no longer the primary. Evict, run it there.
-                        self.evict(&conn);
-                        if Instant::now() < deadline {
-                            continue;
-                        }
-                        return Err(self.no_node_error(start, None));
+            match self.run(&conn, sql, params).await {
+                Outcome::Done(Ok(result)) => return Ok(result),
+                Outcome::Fenced => {
+                    self.evict(&conn);
+                    if Instant::now() < deadline {
+                        continue;
                     }
-                    return Ok(result);
+                    return Err(self.no_node_error(start, None));
                 }
-                Err(e) => {
-                    let refused_write = cfg.mode == Mode::ReadWrite && e.is_read_only();
-                    if e.is_closed() || refused_write {
+                Outcome::Done(Err(e)) => {
+                    if e.is_closed() {
                         self.evict(&conn);
                     }
-                    // A 25006 write did not apply; an unsent request did not run; a read
-                    // may run twice when the caller allows it.
-                    let retry = refused_write
-                        || (e.is_closed() && e.safe_to_retry())
+                    // An unsent request did not run; a read may run twice when the caller
+                    // allows it.
+                    let retry = (e.is_closed() && e.safe_to_retry())
                         || (e.is_closed() && retry_reads && read_retries < cfg.retry.max_attempts);
                     if retry && Instant::now() < deadline {
-                        if e.is_closed() && !e.safe_to_retry() {
+                        if !e.safe_to_retry() {
                             read_retries += 1;
                         }
                         continue;
@@ -196,6 +205,61 @@ impl Pool {
                 }
             }
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// One attempt of a query on `conn`, with the read-write pool's fence check.
+    ///
+    /// PostgreSQL applies a fence (`default_transaction_read_only=on` + reload) when a
+    /// session reads its next message, before running it. From 14 on, the server then
+    /// reports the new value as a ParameterStatus in the same response, before
+    /// ReadyForQuery; since results are handed out only at ReadyForQuery, checking the
+    /// connection's state afterwards is a validation that costs nothing. Older servers do not
+    /// report it, so a `SHOW transaction_read_only` travels in the same write, ahead of the
+    /// query, unless the connection was validated within `validationIntervalMs`.
+    async fn run<P: Params + Sync + ?Sized>(&self, conn: &Conn, sql: &str, params: &P) -> Outcome {
+        let cfg = &self.inner.config;
+        let read_write = cfg.mode == Mode::ReadWrite;
+        let state = conn.client.state();
+        let interval = u64::try_from(cfg.validation_interval.as_millis()).unwrap_or(u64::MAX);
+        let now = self.now_ms();
+        let probe = read_write
+            && !state.reports_read_only()
+            && (interval == 0
+                || now.saturating_sub(conn.validated_at_ms.load(Ordering::Relaxed)) >= interval);
+        let result = if probe {
+            let stmt = match conn.client.prepare(sql).await {
+                Ok(s) => s,
+                Err(e) => return Outcome::Done(Err(e)),
+            };
+            match conn.client.execute_after(PROBE_SQL, &stmt, params).await {
+                Err(e) => return Outcome::Done(Err(e)),
+                Ok((Err(e), _)) => return Outcome::Done(Err(e)),
+                Ok((Ok(probed), executed)) => {
+                    let writable = probed
+                        .first()
+                        .and_then(|r| r.rows.first())
+                        .and_then(|row| row.values().next().flatten())
+                        == Some(&b"off"[..]);
+                    if !writable {
+                        return Outcome::Fenced;
+                    }
+                    executed
+                }
+            }
+        } else {
+            conn.client.query(sql, params).await
+        };
+        if read_write && state.is_read_only() {
+            return Outcome::Fenced;
+        }
+        if read_write && !matches!(&result, Err(e) if e.is_closed()) {
+            conn.validated_at_ms.store(now, Ordering::Relaxed);
+        }
+        Outcome::Done(result)
     }
 
     fn no_node_error(&self, start: Instant, last: Option<hyperion_wire::Error>) -> Error {
@@ -269,7 +333,12 @@ impl Pool {
                     if cfg.mode == Mode::ReadWrite {
                         self.inner.primary_hint.store(host, Ordering::Relaxed);
                     }
-                    let conn = Arc::new(Conn { client, host });
+                    let conn = Arc::new(Conn {
+                        client,
+                        host,
+                        // Routing just checked it.
+                        validated_at_ms: AtomicU64::new(self.now_ms()),
+                    });
                     // A query that began before end() still runs on the connection it
                     // opened; after end() that connection does not join the pool, and it
                     // sends Terminate when the query drops the last handle to it.

@@ -244,8 +244,45 @@ enum Request {
 #[derive(Debug, Default)]
 struct Response {
     results: Vec<QueryResult>,
+    /// One entry per Sync group, in order: where its results end in `results`, and the
+    /// error that failed it. Each group succeeds or fails on its own (the server skips to
+    /// the group's Sync after an error), so a batch reports them separately.
+    groups: Vec<GroupEnd>,
     param_types: Option<Vec<u32>>,
     row_description: Option<Vec<Field>>,
+}
+
+#[derive(Debug)]
+struct GroupEnd {
+    end: usize,
+    error: Option<Error>,
+}
+
+impl Response {
+    /// For single-group requests: the group's error, if any, fails the request.
+    fn ok(mut self) -> Result<Response, Error> {
+        match self.groups.iter_mut().find_map(|g| g.error.take()) {
+            Some(e) => Err(e),
+            None => Ok(self),
+        }
+    }
+
+    /// Splits the results by Sync group.
+    fn into_groups(self) -> Vec<Result<Vec<QueryResult>, Error>> {
+        let mut results = self.results.into_iter();
+        let mut start = 0;
+        let mut out = Vec::with_capacity(self.groups.len());
+        for g in self.groups {
+            let n = g.end.saturating_sub(start);
+            start = g.end;
+            let group: Vec<QueryResult> = results.by_ref().take(n).collect();
+            out.push(match g.error {
+                Some(e) => Err(e),
+                None => Ok(group),
+            });
+        }
+        out
+    }
 }
 
 struct ClientInner {
@@ -305,7 +342,19 @@ impl Client {
 
     /// Asks the connection to send Terminate and close once in-flight requests finish.
     pub fn close(&self) {
-        let _ = self.inner.tx.try_send(Request::Terminate);
+        match self.inner.tx.try_send(Request::Terminate) {
+            Err(mpsc::error::TrySendError::Full(req)) => {
+                // The pipeline is full: queue the Terminate behind it rather than drop it.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let tx = self.inner.tx.clone();
+                    rt.spawn(async move {
+                        let _ = tx.send(req).await;
+                    });
+                }
+                // Outside a runtime, dropping the last handle closes the connection too.
+            }
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
     async fn send(&self, bytes: Bytes, syncs: u32) -> Result<Response, Error> {
@@ -332,7 +381,7 @@ impl Client {
         frontend::parse(&name, sql, &[], &mut buf)?;
         frontend::describe(Target::Statement, &name, &mut buf)?;
         frontend::sync(&mut buf);
-        let resp = self.send(buf.freeze(), 1).await?;
+        let resp = self.send(buf.freeze(), 1).await?.ok()?;
         let param_types = resp.param_types.unwrap_or_default();
         let columns: Arc<[Field]> = resp.row_description.unwrap_or_default().into();
         let result_formats = columns
@@ -425,24 +474,58 @@ impl Client {
     ) -> Result<QueryResult, Error> {
         let mut buf = BytesMut::with_capacity(64);
         Self::encode_execute(stmt, params, &mut buf)?;
-        let resp = self.send(buf.freeze(), 1).await?;
+        let resp = self.send(buf.freeze(), 1).await?.ok()?;
         let mut result = resp.results.into_iter().next().unwrap_or_default();
         result.columns = Some(stmt.columns.clone());
         result.formats = stmt.result_formats.clone().into();
         Ok(result)
     }
 
-    /// Runs already-encoded messages holding `syncs` Sync groups and returns each result.
-    /// For callers that build their own batches (a validation probe riding with a query).
-    pub async fn send_batch(&self, bytes: Bytes, syncs: u32) -> Result<Vec<QueryResult>, Error> {
-        Ok(self.send(bytes, syncs).await?.results)
+    /// Runs already-encoded messages holding `syncs` Sync groups (all in one write) and
+    /// returns each group's outcome: its results, or the error that failed it. The outer
+    /// error is for the connection failing.
+    pub async fn send_batch(
+        &self,
+        bytes: Bytes,
+        syncs: u32,
+    ) -> Result<Vec<Result<Vec<QueryResult>, Error>>, Error> {
+        Ok(self.send(bytes, syncs).await?.into_groups())
+    }
+
+    /// Runs the simple query `probe` and then `stmt` in one write, as two Sync groups, and
+    /// returns both outcomes. The statement's result is only handed out once the probe's
+    /// answer is in, since responses come back in order: a validation probe (`SHOW
+    /// transaction_read_only`) that costs no extra round trip.
+    pub async fn execute_after<P: Params + ?Sized>(
+        &self,
+        probe: &str,
+        stmt: &Statement,
+        params: &P,
+    ) -> Result<(Result<Vec<QueryResult>, Error>, Result<QueryResult, Error>), Error> {
+        let mut buf = BytesMut::with_capacity(probe.len() + 64);
+        frontend::query(probe, &mut buf)?;
+        Self::encode_execute(stmt, params, &mut buf)?;
+        let mut groups = self.send(buf.freeze(), 2).await?.into_groups().into_iter();
+        let probed = groups
+            .next()
+            .unwrap_or_else(|| Err(Error::closed("connection is closed", true)));
+        let executed = groups
+            .next()
+            .unwrap_or_else(|| Err(Error::closed("connection is closed", true)))
+            .map(|results| {
+                let mut r = results.into_iter().next().unwrap_or_default();
+                r.columns = Some(stmt.columns.clone());
+                r.formats = stmt.result_formats.clone().into();
+                r
+            });
+        Ok((probed, executed))
     }
 
     /// The simple query protocol: one or more statements, text results, no parameters.
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<QueryResult>, Error> {
         let mut buf = BytesMut::with_capacity(sql.len() + 6);
         frontend::query(sql, &mut buf)?;
-        Ok(self.send(buf.freeze(), 1).await?.results)
+        Ok(self.send(buf.freeze(), 1).await?.ok()?.results)
     }
 }
 
@@ -761,8 +844,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let mut progress = false;
 
             // 1. Take queued requests while the pipeline has room.
+            // After a FATAL error the server is closing the session: requests still queued
+            // are never written, so they fail as unsent (safe to retry) at shutdown.
             while !self.rx_done
                 && !self.terminate_queued
+                && !self.state.closed.load(Ordering::Acquire)
                 && self.pending.len() < self.depth
                 && self.write_buf.len() < WRITE_HIGH_WATER
             {
@@ -901,15 +987,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 p.settle_notices();
                 p.open = false;
                 p.syncs_left = p.syncs_left.saturating_sub(1);
+                let end = p.response.results.len();
+                let error = p.error.take();
+                p.response.groups.push(GroupEnd { end, error });
                 if p.syncs_left == 0 {
                     if let Some(p) = self.pending.pop_front() {
                         self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
                         if let Some(sink) = p.sink {
                             // The caller may have gone: its response is drained and dropped.
-                            let _ = sink.send(match p.error {
-                                Some(e) => Err(e),
-                                None => Ok(p.response),
-                            });
+                            let _ = sink.send(Ok(p.response));
                         }
                     }
                 }

@@ -1018,9 +1018,71 @@ async fn a_batch_with_two_syncs_gets_both_groups() {
         mock.recv_group().await;
         mock.answer_rows(&["1"]).await;
         mock.answer_rows(&["2"]).await;
-        let results = batch.await.unwrap().unwrap();
-        assert_eq!(results.len(), 2);
-        assert_eq!(column0(&results[1]), vec![s("2")]);
+        let groups = batch.await.unwrap().unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(column0(&groups[0].as_ref().unwrap()[0]), vec![s("1")]);
+        assert_eq!(column0(&groups[1].as_ref().unwrap()[0]), vec![s("2")]);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sync_group_of_a_batch_succeeds_or_fails_on_its_own() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let mut buf = bytes::BytesMut::new();
+        hyperion_wire::frontend::query("select boom", &mut buf).unwrap();
+        hyperion_wire::frontend::query("select 2", &mut buf).unwrap();
+        let batch = {
+            let c = client.clone();
+            tokio::spawn(async move { c.send_batch(buf.freeze(), 2).await })
+        };
+        mock.recv_group().await;
+        mock.recv_group().await;
+        let mut out = be::error("ERROR", "42703", "column \"boom\" does not exist");
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        mock.answer_rows(&["2"]).await;
+        let groups = batch.await.unwrap().unwrap();
+        assert_eq!(groups[0].as_ref().unwrap_err().code(), "42703");
+        assert_eq!(column0(&groups[1].as_ref().unwrap()[0]), vec![s("2")]);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queued_behind_a_fatal_error_are_never_sent_and_safe_to_retry() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let first = {
+            let c = client.clone();
+            tokio::spawn(async move { c.simple_query("select 1").await })
+        };
+        mock.recv_group().await;
+        mock.send(be::error(
+            "FATAL",
+            "57P01",
+            "terminating connection due to administrator command",
+        ))
+        .await;
+        // Wait until the loop has seen the FATAL, then queue another request.
+        for _ in 0..200 {
+            if client.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(client.is_closed());
+        let second = {
+            let c = client.clone();
+            tokio::spawn(async move { c.simple_query("select 2").await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        mock.expect_silence(Duration::from_millis(100)).await;
+        drop(mock); // the server closes the socket
+        assert_eq!(first.await.unwrap().unwrap_err().code(), "57P01");
+        let e = second.await.unwrap().unwrap_err();
+        assert!(e.safe_to_retry(), "{e:?}");
     })
     .await
 }
