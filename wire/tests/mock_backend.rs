@@ -76,6 +76,14 @@ fn spawn_simple(client: &Client, sql: &'static str) -> JoinHandle<Result<Vec<Que
     tokio::spawn(async move { c.simple_query(sql).await })
 }
 
+/// The connection still answers a query after whatever the test did to it.
+async fn assert_still_usable(client: &Client, mock: &mut support::Mock) {
+    let q = spawn_simple(client, "select 'after'");
+    mock.recv_group().await;
+    mock.answer_rows(&["after"]).await;
+    assert_eq!(column0(&q.await.unwrap().unwrap()[0]), vec![s("after")]);
+}
+
 fn spawn_query(
     client: &Client,
     sql: &'static str,
@@ -862,10 +870,7 @@ async fn copy_in_is_refused_with_copy_fail() {
         assert_eq!(err.code(), "0A000", "{err:?}");
         assert!(!client.is_closed());
 
-        let q = spawn_simple(&client, "select 'after'");
-        mock.recv_group().await;
-        mock.answer_rows(&["after"]).await;
-        assert_eq!(column0(&q.await.unwrap().unwrap()[0]), vec![s("after")]);
+        assert_still_usable(&client, &mut mock).await;
     })
     .await
 }
@@ -887,10 +892,7 @@ async fn copy_out_is_drained_and_refused() {
         assert_eq!(err.code(), "0A000", "{err:?}");
         assert!(!client.is_closed());
 
-        let q = spawn_simple(&client, "select 'after'");
-        mock.recv_group().await;
-        mock.answer_rows(&["after"]).await;
-        assert_eq!(column0(&q.await.unwrap().unwrap()[0]), vec![s("after")]);
+        assert_still_usable(&client, &mut mock).await;
     })
     .await
 }
