@@ -1,0 +1,25 @@
+'use strict'
+// Bun's built-in SQL client (runs under the bun binary from the npm package `bun`):
+// new SQL({ max }), sql.unsafe(text, params), transactions with sql.begin.
+// CommonJS: bun runs it as is, and `require('bun')` is Bun's built-in module.
+
+function connect(o) {
+  if (o.hosts) throw new Error('Bun SQL has no multi-host support')
+  const { SQL } = require('bun')
+  const sql = new SQL({ hostname: o.host, port: o.port, username: o.user, password: o.password, database: o.database, max: o.max })
+  return {
+    query: (text, params) => sql.unsafe(text, params),
+    transaction: (fn) => sql.begin((tx) => fn({ query: (text, params) => tx.unsafe(text, params) })),
+    close: () => sql.close({ timeout: 5 }),
+  }
+}
+
+module.exports = {
+  name: 'bun',
+  label: 'Bun SQL',
+  runtime: 'bun',
+  int8: 'string',
+  multiHost: false,
+  version: () => (typeof Bun !== 'undefined' ? Bun.version : null),
+  connect,
+}

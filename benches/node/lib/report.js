@@ -1,0 +1,236 @@
+'use strict'
+// Summaries of a run: medians, min-max, ratios to node-postgres from the same run, as a
+// Markdown table and as a chart (PNG).
+
+const { Canvas, barPanel } = require('./png.js')
+
+const LABELS = {
+  hyperion: 'hyperiondb-client',
+  'hyperion:parse': 'hyperiondb-client + Date/JSON.parse in JS',
+  pg: 'node-postgres',
+  postgres: 'postgres.js',
+  bun: 'Bun SQL',
+  pgbench: 'pgbench (C, libpq)',
+  'hyperion:v0': 'validationIntervalMs 0 (default)',
+  'hyperion:v500': 'validationIntervalMs 500',
+  'hyperion:off': 'validation off (mode: any)',
+}
+const SHORT = {
+  hyperion: 'hyperion', 'hyperion:parse': 'hyperion+parse', pg: 'node-postgres', postgres: 'postgres.js', bun: 'Bun SQL',
+  pgbench: 'pgbench', 'hyperion:v0': 'interval 0', 'hyperion:v500': 'interval 500', 'hyperion:off': 'off (any)',
+}
+const COLORS = {
+  hyperion: [37, 99, 235], 'hyperion:parse': [140, 175, 245], pg: [150, 150, 150], postgres: [230, 126, 34],
+  bun: [180, 60, 160], pgbench: [46, 150, 70], 'hyperion:v0': [37, 99, 235], 'hyperion:v500': [140, 175, 245], 'hyperion:off': [150, 150, 150],
+}
+const TITLES = {
+  W1: 'W1 sequential latency (pool 1)', W2: 'W2 point select, 256 in flight', W3: 'W3 50,000 rows x 10 columns',
+  W4: 'W4 single-row insert, 64 in flight', W5: 'W5 transaction, 64 concurrent', W6: 'W6 failover (3 nodes, 4 writers)',
+  W7: 'W7 primary validation cost (W2 query)',
+}
+const SHORT_TITLES = { W1: 'W1 latency', W2: 'W2 point sel.', W3: 'W3 50k rows', W4: 'W4 insert', W5: 'W5 tx' }
+const UNITS = { W1: 'queries/s', W2: 'queries/s', W3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s' }
+const BASELINE = { W7: 'hyperion:off' }
+
+const NOTES = [
+  'Ratios are medians divided by the median of node-postgres from the same run (W7: by "validation off"). W6 is a time: lower is better.',
+  'W5, hyperiondb-client: the client has no transaction API yet (pool.query may put consecutive statements on different connections), so the adapter runs each transaction on one of 10 single-connection pools behind an app-side checkout queue, as a user would have to today.',
+  'W3, hyperiondb-client returns timestamptz and jsonb as strings, where the other clients build Date objects and parse JSON: the "+ Date/JSON.parse in JS" row adds that work in JS inside the timed section for an equal-work comparison. int8 is checked as BigInt for hyperiondb-client and as an exact decimal string for the others (their default mapping).',
+  'W7: there is no "validation off" option yet; mode "any" on the primary (no primary check at all) stands in as the baseline.',
+  'pgbench: -M prepared, same SQL, 1 client (W1) / 10 clients and 2 threads (W2); no pipelining. It checks only transaction counts and failures; its CPU is user+sys from /usr/bin/time.',
+  'W6: hyperiondb-client gets all three hosts (read-write mode) and postgres.js all three hosts with target_session_attrs=read-write; node-postgres and Bun SQL have no multi-host support, so their writers do what an app without a proxy does: a pool on the old primary and, when a write fails, re-create the pool on whichever listed host answers pg_is_in_recovery() = false and transaction_read_only = off. Failed writers retry with a new key after 5 ms (multi-host clients) or after rediscovery. The clock starts when the harness begins stopping the primary (pg_ctl stop -m fast) and stops at the first insert acknowledged by the new primary (inet_server_port()); every acknowledged key is then looked up on the new primary.',
+]
+
+function stats(xs) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  if (!s.length) return null
+  const mid = Math.floor(s.length / 2)
+  return { median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, min: s[0], max: s[s.length - 1], n: s.length }
+}
+
+function summarize(result) {
+  const out = {}
+  for (const w of result.options.workloads) {
+    const ss = result.samples.filter((s) => s.workload === w)
+    const clients = [...new Set(ss.map((s) => s.client))]
+    const rows = {}
+    for (const c of clients) {
+      const mine = ss.filter((s) => s.client === c)
+      const ok = mine.filter((s) => s.ok)
+      const pick = (k) => stats(ok.map((s) => s.metrics && s.metrics[k]))
+      rows[c] = {
+        label: LABELS[c] || c,
+        value: pick('value'),
+        p50_us: pick('p50_us'),
+        p99_us: pick('p99_us'),
+        cpu_us_per_query: pick('cpu_us_per_query'),
+        rss_growth_mb: pick('rss_growth_mb'),
+        lost: w === 'W6' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.lost) || 0), 0) : undefined,
+        acked: w === 'W6' ? pick('acked') : undefined,
+        samples: mine.length,
+        errors: mine.filter((s) => !s.ok).map((s) => `rep ${s.rep + 1}: ${s.error}`),
+        version: (ok[0] || mine[0] || {}).version,
+      }
+    }
+    const base = rows[BASELINE[w] || 'pg']
+    for (const c of clients) {
+      const r = rows[c]
+      r.ratio = r.value && base && base.value ? r.value.median / base.value.median : null
+    }
+    out[w] = { baseline: BASELINE[w] || 'pg', unit: UNITS[w], rows }
+  }
+  return out
+}
+
+function fmtNum(v, w) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '-'
+  if (w === 'W6') return `${Math.round(v).toLocaleString('en-US')} ms`
+  if (v >= 100000) return `${(v / 1000).toFixed(0)}k`
+  if (v >= 10000) return `${(v / 1000).toFixed(1)}k`
+  return Math.round(v).toLocaleString('en-US')
+}
+const fmtRatio = (r) => (r === null || r === undefined ? '-' : `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}x`)
+
+function details(w, r) {
+  const d = []
+  if (r.p50_us) d.push(`p50 ${r.p50_us.median.toFixed(0)} µs, p99 ${r.p99_us.median.toFixed(0)} µs`)
+  if (r.cpu_us_per_query && w !== 'W1') d.push(`client CPU ${r.cpu_us_per_query.median.toFixed(1)} µs/query`)
+  if (r.rss_growth_mb) d.push(`peak RSS growth ${r.rss_growth_mb.median.toFixed(1)} MB`)
+  if (w === 'W6') d.push(`acknowledged writes lost: ${r.lost}`, `acked ${r.acked ? Math.round(r.acked.median) : '-'}/sample`)
+  return d.join('; ')
+}
+
+function markdown(result) {
+  const S = result.summary
+  const v = result.versions
+  const L = []
+  const quick = result.options.quick.length ? ` — **quick sizes for ${result.options.quick.join(', ')}**` : ''
+  L.push(`# hyperiondb-client: Node.js comparison, ${result.date.slice(0, 10)}${quick}`)
+  L.push('')
+  L.push(`Machine: ${result.machine.nproc} cores (${result.machine.cpu}), ${result.machine.memGb} GB, Linux ${result.machine.kernel}, shared with other work. ` +
+    `Server: PostgreSQL ${result.server.version} (${result.server.setup}). Node ${v.node}.`)
+  L.push('')
+  L.push(`Clients: hyperiondb-client ${v.hyperion} (release build \`${result.hyperionBuild.binary}\`, sha256 ${result.hyperionBuild.binarySha256}), ` +
+    `node-postgres (pg) ${v.pg}, postgres.js ${v.postgres}, Bun SQL (bun ${v.bun}), ${v.pgbench || 'pgbench n/a'}.`)
+  L.push('')
+  L.push(`Run: \`${result.command}\`, ${result.options.reps} repetitions per client, each sample in a fresh process, warm-up excluded, clients interleaved (A B C, then C B A, ...). Started ${result.date}, finished ${result.finished}.`)
+  L.push('')
+  const main = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'].filter((w) => S[w])
+  if (main.length) {
+    const cols = ['pg', 'hyperion', 'postgres', 'bun', 'pgbench']
+    L.push('Medians; ratio to node-postgres from the same run (W6: time, lower is better).')
+    L.push('')
+    L.push(`| workload | ${cols.map((c) => LABELS[c]).join(' | ')} |`)
+    L.push(`|---|${cols.map(() => '---').join('|')}|`)
+    for (const w of main) {
+      const cells = cols.map((c) => {
+        const r = S[w].rows[c]
+        if (!r) return 'n/a'
+        if (!r.value) return r.errors.length ? 'error' : '-'
+        const val = `${fmtNum(r.value.median, w)}${w === 'W6' ? '' : ` ${S[w].unit.replace('transactions', 'tx').replace('queries', 'q')}`}`
+        return c === 'pg' ? val : `**${fmtRatio(r.ratio)}** (${val})`
+      })
+      L.push(`| ${TITLES[w]} | ${cells.join(' | ')} |`)
+    }
+    L.push('')
+  }
+  L.push('## All figures')
+  L.push('')
+  L.push('| workload | client | median | min – max | ratio | also | ok/samples |')
+  L.push('|---|---|---|---|---|---|---|')
+  for (const w of Object.keys(S)) {
+    for (const [c, r] of Object.entries(S[w].rows)) {
+      const val = r.value ? `${fmtNum(r.value.median, w)}${w === 'W6' ? '' : ` ${S[w].unit}`}` : 'error'
+      const range = r.value ? `${fmtNum(r.value.min, w)} – ${fmtNum(r.value.max, w)}` : '-'
+      L.push(`| ${w} | ${r.label} | ${val} | ${range} | ${fmtRatio(r.ratio)}${S[w].baseline !== 'pg' ? ` of ${SHORT[S[w].baseline]}` : ''} | ${details(w, r)} | ${r.value ? r.value.n : 0}/${r.samples} |`)
+    }
+  }
+  L.push('')
+  const errs = Object.entries(S).flatMap(([w, s]) => Object.entries(s.rows).flatMap(([c, r]) => r.errors.map((e) => `- ${w} ${r.label}, ${e}`)))
+  if (errs.length) {
+    L.push('## Errors (samples that failed, including failed result checks)')
+    L.push('')
+    L.push(...errs)
+    L.push('')
+  }
+  L.push('## Notes')
+  L.push('')
+  L.push(...result.notes.map((n) => `- ${n}`))
+  L.push('')
+  L.push('Sizes: ' + Object.entries(result.sizes).map(([w, s]) => `${w} ${JSON.stringify(s)}`).join('; ') + '. W6: one failover per sample.')
+  L.push('')
+  return L.join('\n')
+}
+
+function chart(result) {
+  const S = result.summary
+  const W = 1500
+  const H = 1010
+  const cv = new Canvas(W, H)
+  const ink = [30, 30, 30]
+  cv.text(`hyperiondb-client vs other PostgreSQL clients, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
+  cv.text(`${result.machine.nproc} cores, PostgreSQL ${result.server.version}, Node ${result.versions.node}, pg ${result.versions.pg}, postgres.js ${result.versions.postgres}, Bun ${result.versions.bun}; medians of ${result.options.reps} runs${result.options.quick.length ? ` (quick sizes: ${result.options.quick.join(',')})` : ''}`, 20, 46, [90, 90, 90])
+
+  // Legend
+  const legend = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench']
+  let lx = 20
+  for (const c of legend) {
+    cv.rect(lx, 76, 16, 16, COLORS[c])
+    cv.text(LABELS[c].replace(' + Date/JSON.parse in JS', ' + parse (W3)'), lx + 22, 77, ink)
+    lx += 22 + (LABELS[c].replace(' + Date/JSON.parse in JS', ' + parse (W3)').length * 12) + 28
+  }
+
+  const main = ['W1', 'W2', 'W3', 'W4', 'W5'].filter((w) => S[w])
+  const order = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench']
+  const barText = (r) => (r >= 10 ? r.toFixed(0) : r.toFixed(2))
+  barPanel(cv, {
+    x: 20, y: 110, w: W - 40, h: 520,
+    title: 'Throughput, ratio to node-postgres in the same run (higher is better; dashed line = 1.0; whiskers = min-max)',
+    ref: 1,
+    groups: main.map((w) => ({
+      label: SHORT_TITLES[w],
+      sublabel: S[w].rows.pg && S[w].rows.pg.value ? `1.0 = ${fmtNum(S[w].rows.pg.value.median, w)} ${S[w].unit.replace('transactions', 'tx').replace('queries', 'q')}` : '',
+      bars: order.filter((c) => S[w].rows[c]).map((c) => {
+        const r = S[w].rows[c]
+        const base = S[w].rows.pg && S[w].rows.pg.value ? S[w].rows.pg.value.median : null
+        return { value: r.ratio, lo: r.value && base ? r.value.min / base : null, hi: r.value && base ? r.value.max / base : null, color: COLORS[c], text: r.ratio !== null ? barText(r.ratio) : 'ERR' }
+      }),
+    })),
+  })
+
+  if (S.W6) {
+    const cs = ['hyperion', 'pg', 'postgres', 'bun'].filter((c) => S.W6.rows[c])
+    barPanel(cv, {
+      x: 20, y: 650, w: 720, h: 340,
+      title: 'W6 failover: ms to first acked write (lower is better)',
+      groups: cs.map((c) => {
+        const r = S.W6.rows[c]
+        return {
+          label: SHORT[c],
+          sublabel: r.value ? `lost ${r.lost}` : '',
+          bars: [{ value: r.value ? r.value.median : null, lo: r.value && r.value.min, hi: r.value && r.value.max, color: COLORS[c], text: r.value ? `${Math.round(r.value.median)}` : 'ERR' }],
+        }
+      }),
+    })
+  }
+  if (S.W7) {
+    const cs = ['hyperion:v0', 'hyperion:v500', 'hyperion:off'].filter((c) => S.W7.rows[c])
+    barPanel(cv, {
+      x: 760, y: 650, w: 720, h: 340,
+      title: 'W7 validation cost: q/s ratio to validation off',
+      ref: 1,
+      groups: cs.map((c) => {
+        const r = S.W7.rows[c]
+        const base = S.W7.rows['hyperion:off'] && S.W7.rows['hyperion:off'].value ? S.W7.rows['hyperion:off'].value.median : null
+        return {
+          label: SHORT[c],
+          sublabel: r.value ? `${fmtNum(r.value.median, 'W7')} q/s` : '',
+          bars: [{ value: r.ratio, lo: r.value && base ? r.value.min / base : null, hi: r.value && base ? r.value.max / base : null, color: COLORS[c], text: r.ratio !== null ? barText(r.ratio) : 'ERR' }],
+        }
+      }),
+    })
+  }
+  return cv.png()
+}
+
+module.exports = { summarize, markdown, chart, NOTES, LABELS }

@@ -1,0 +1,315 @@
+'use strict'
+// The workloads of /work/shared/BENCHMARKS.md (W1-W5, W7), written once against the
+// adapter interface of clients/*.js. Runs under node and under bun (CommonJS, no node-only
+// APIs beyond fs/crypto/process). Every workload checks its results; a failed check throws
+// and the sample is reported as an error, not a number.
+
+const fs = require('node:fs')
+const crypto = require('node:crypto')
+
+const now = () => performance.now()
+
+// Fixed sizes (BENCHMARKS.md); `quick` shrinks the counts for smoke runs.
+const SIZES = {
+  W1: { full: { warm: 2000, n: 20000 }, quick: { warm: 200, n: 2000 } },
+  W2: { full: { warm: 20000, n: 200000, inflight: 256, pool: 10 }, quick: { warm: 2000, n: 20000, inflight: 256, pool: 10 } },
+  W3: { full: { rows: 50000, runs: 3 }, quick: { rows: 50000, runs: 3 } },
+  W4: { full: { warm: 2000, n: 50000, inflight: 64, pool: 10 }, quick: { warm: 500, n: 5000, inflight: 64, pool: 10 } },
+  W5: { full: { warm: 1000, n: 20000, inflight: 64, pool: 10 }, quick: { warm: 200, n: 2000, inflight: 64, pool: 10 } },
+}
+SIZES.W7 = SIZES.W2
+
+const SMALL_ROWS = 10000
+const TX_ROWS = 10000
+const T0 = Date.UTC(2024, 0, 1) // timestamptz '2024-01-01 00:00:00+00'
+
+// The schema every workload runs on (run.js creates it once, as the admin user).
+const SCHEMA = `
+drop table if exists bench_small, bench_wide, bench_insert, bench_tx;
+create table bench_small (id int4 primary key, label text not null, amount numeric(12,2) not null, created_at timestamptz not null);
+insert into bench_small select i, 'label-' || i, (i % 1000) * 1.25, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute'
+  from generate_series(1, ${SMALL_ROWS}) i;
+create table bench_wide (c_int4 int4 not null, c_int8 int8, c_float8 float8, c_bool bool, c_text text, c_numeric numeric(12,2),
+  c_ts timestamptz, c_uuid uuid, c_jsonb jsonb, c_bytea bytea);
+insert into bench_wide select i, 9007199254740993 + i::int8 * 7, i + 0.25, i % 3 = 0, 'text-value-' || lpad(i::text, 9, '0'),
+  (i % 100000) + 0.5, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second', md5(i::text)::uuid,
+  jsonb_build_object('id', i, 'tag', 'k' || (i % 10)), decode(md5(i::text), 'hex')
+  from generate_series(1, 50000) i;
+create unlogged table bench_insert (id int4 not null, label text not null, amount numeric(12,2) not null, created_at timestamptz not null);
+create table bench_tx (id int4 primary key, n int4 not null default 0);
+insert into bench_tx select i, 0 from generate_series(1, ${TX_ROWS}) i;
+grant all on bench_small, bench_wide, bench_insert, bench_tx to public;
+`
+// Run separately (VACUUM cannot run inside the implicit transaction of a multi-statement query).
+const SCHEMA_AFTER = 'vacuum analyze bench_small, bench_wide, bench_insert, bench_tx'
+
+class CheckError extends Error {
+  constructor(message) {
+    super(message)
+    this.code = 'CHECK_FAILED'
+  }
+}
+function check(cond, what) {
+  if (!cond) throw new CheckError(what())
+}
+const show = (v) => (typeof v === 'bigint' ? `${v}n` : v instanceof Date ? `Date(${v.toISOString()})` : JSON.stringify(v))
+
+// PostgreSQL's text timestamptz ('2024-01-01 00:00:01+00', '...:01.5-07:30') -> ms.
+function pgTimestamptz(s) {
+  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)([+-]\d\d)(?::?(\d\d))?(?::\d\d)?$/.exec(s)
+  if (!m) return NaN
+  return Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4] || '00'}`)
+}
+function timeOf(v) {
+  if (v instanceof Date) return v.getTime()
+  if (typeof v === 'string') return pgTimestamptz(v)
+  return NaN
+}
+function checkInt8(adapter, v, expected, what) {
+  if (adapter.int8 === 'bigint') check(typeof v === 'bigint' && v === expected, () => `${what}: expected BigInt ${expected}n, got ${show(v)}`)
+  else check(v === String(expected) || v === expected, () => `${what}: expected '${expected}', got ${show(v)}`)
+}
+
+// `total` calls of fn(k), `inflight` at a time.
+async function concurrent(total, inflight, fn, offset = 0) {
+  let next = 0
+  const worker = async () => {
+    for (;;) {
+      const k = next++
+      if (k >= total) return
+      await fn(offset + k)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(inflight, total) }, worker))
+}
+
+function percentile(sorted, p) {
+  if (!sorted.length) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]
+}
+const median = (xs) => percentile([...xs].sort((a, b) => a - b), 50)
+
+// Monotonic µs, the clock of V8's .cpuprofile timestamps: the timed sections are reported as
+// `windows_us` so that tools/cpuprofile-summary.js --result can profile just those.
+const monoUs = () => Number(process.hrtime.bigint() / 1000n)
+
+function cpuMicros() {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
+// ---------------------------------------------------------------------------------------
+// W1: sequential latency
+async function W1(db, adapter, size) {
+  const SQL = 'select $1::int4 as x'
+  const one = async (i) => {
+    const rows = await db.query(SQL, [i])
+    check(rows.length === 1 && rows[0].x === i, () => `W1: select ${i} returned ${show(rows)}`)
+  }
+  for (let i = 0; i < size.warm; i++) await one(i)
+  const lat = new Float64Array(size.n)
+  const cpu0 = cpuMicros()
+  const start = now()
+  for (let i = 0; i < size.n; i++) {
+    const t = now()
+    await one(size.warm + i)
+    lat[i] = now() - t
+  }
+  const elapsed = now() - start
+  const cpu = cpuMicros() - cpu0
+  lat.sort()
+  return {
+    value: size.n / (elapsed / 1000),
+    unit: 'queries/s',
+    p50_us: lat[Math.ceil(0.5 * lat.length) - 1] * 1000,
+    p99_us: lat[Math.ceil(0.99 * lat.length) - 1] * 1000,
+    cpu_us_per_query: cpu / size.n,
+    queries: size.n,
+    elapsed_ms: elapsed,
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// W2 (and W7): point selects, many in flight
+const W2_SQL = 'select id, label, amount, created_at from bench_small where id = $1'
+const smallId = (k) => ((k * 7919) % SMALL_ROWS) + 1
+
+async function W2(db, adapter, size) {
+  // Warm-up: every row checked in full.
+  await concurrent(size.warm, size.inflight, async (k) => {
+    const id = smallId(k)
+    const rows = await db.query(W2_SQL, [id])
+    check(rows.length === 1, () => `W2: id ${id} returned ${rows.length} rows`)
+    const r = rows[0]
+    check(r.id === id && r.label === `label-${id}` && r.amount === ((id % 1000) * 1.25).toFixed(2) &&
+      timeOf(r.created_at) === T0 + id * 60000, () => `W2: id ${id} returned ${show(r)}`)
+  })
+  // Timed: id and label of every row checked.
+  let bad = null
+  const cpu0 = cpuMicros()
+  const w0 = monoUs()
+  const start = now()
+  await concurrent(size.n, size.inflight, async (k) => {
+    const id = smallId(k)
+    const rows = await db.query(W2_SQL, [id])
+    if (rows.length !== 1 || rows[0].id !== id || rows[0].label !== 'label-' + id) bad = bad || { id, rows }
+  }, size.warm)
+  const elapsed = now() - start
+  const cpu = cpuMicros() - cpu0
+  const windows = [[w0, monoUs()]]
+  check(!bad, () => `W2: id ${bad.id} returned ${show(bad.rows)}`)
+  return { value: size.n / (elapsed / 1000), unit: 'queries/s', cpu_us_per_query: cpu / size.n, queries: size.n, elapsed_ms: elapsed, windows_us: windows }
+}
+
+// ---------------------------------------------------------------------------------------
+// W3: one big result
+const W3_SQL = 'select c_int4, c_int8, c_float8, c_bool, c_text, c_numeric, c_ts, c_uuid, c_jsonb, c_bytea from bench_wide'
+
+function md5(i) {
+  return crypto.createHash('md5').update(String(i)).digest()
+}
+function checkWide(rows, adapter, expectRows) {
+  check(rows.length === expectRows, () => `W3: ${rows.length} rows, expected ${expectRows}`)
+  const seen = new Uint8Array(expectRows + 1)
+  for (const r of rows) {
+    const i = r.c_int4
+    check(Number.isInteger(i) && i >= 1 && i <= expectRows && !seen[i], () => `W3: bad or repeated c_int4 ${show(i)}`)
+    seen[i] = 1
+    checkInt8(adapter, r.c_int8, 9007199254740993n + BigInt(i) * 7n, `W3 row ${i} c_int8`)
+    const d = md5(i)
+    const hex = d.toString('hex')
+    const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+    const json = typeof r.c_jsonb === 'string' ? JSON.parse(r.c_jsonb) : r.c_jsonb
+    check(r.c_float8 === i + 0.25 && r.c_bool === (i % 3 === 0) && r.c_text === `text-value-${String(i).padStart(9, '0')}` &&
+      r.c_numeric === `${i % 100000}.50` && timeOf(r.c_ts) === T0 + i * 1000 && r.c_uuid === uuid &&
+      json && json.id === i && json.tag === `k${i % 10}` && Object.keys(json).length === 2 &&
+      r.c_bytea instanceof Uint8Array && Buffer.from(r.c_bytea).equals(d) &&
+      Object.keys(r).length === 10, () => `W3: row ${i} is wrong: ${Object.entries(r).map(([k, v]) => `${k}=${show(v)}`).join(', ')}`)
+  }
+}
+
+function statusKb(field) {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync('/proc/self/status', 'utf8'))
+  return m ? Number(m[1]) : NaN
+}
+function fullGc() {
+  if (typeof Bun !== 'undefined') Bun.gc(true)
+  else if (typeof global.gc === 'function') { global.gc(); global.gc() }
+}
+
+// What a user of a client that returns timestamptz/jsonb as strings would add to get the same
+// objects as the other clients (Date, parsed JSON): the W3 "+parse" variant times it too.
+function parseTsJson(rows) {
+  for (const r of rows) {
+    r.c_ts = r.c_ts === null ? null : new Date(pgTimestamptz(r.c_ts))
+    r.c_jsonb = r.c_jsonb === null ? null : JSON.parse(r.c_jsonb)
+  }
+}
+
+async function W3(db, adapter, size, variant) {
+  const post = variant === 'parse' ? parseTsJson : null
+  let rows = await db.query(W3_SQL, [])
+  if (post) post(rows)
+  checkWide(rows, adapter, size.rows) // warm-up run, checked
+  rows = null
+  const rates = []
+  const rss = []
+  const windows = []
+  let resetPeak = true
+  for (let run = 0; run < size.runs; run++) {
+    fullGc()
+    try { fs.writeFileSync('/proc/self/clear_refs', '5') } catch { resetPeak = false } // resets VmHWM
+    const rss0 = statusKb('VmRSS')
+    const w0 = monoUs()
+    const t = now()
+    rows = await db.query(W3_SQL, [])
+    if (post) post(rows)
+    const elapsed = now() - t
+    windows.push([w0, monoUs()])
+    const peak = statusKb('VmHWM')
+    rates.push(size.rows / (elapsed / 1000))
+    rss.push(resetPeak ? (peak - rss0) / 1024 : NaN)
+    checkWide(rows, adapter, size.rows)
+    rows = null
+  }
+  return { value: median(rates), unit: 'rows/s', runs: rates, rss_growth_mb: median(rss), rss_growth_runs_mb: rss, windows_us: windows }
+}
+
+// ---------------------------------------------------------------------------------------
+// W4: single-row inserts
+const W4_SQL = 'insert into bench_insert (id, label, amount, created_at) values ($1, $2, $3, $4)'
+const w4Amount = (id) => `${id % 100000}.${String(id % 100).padStart(2, '0')}`
+
+async function W4(db, adapter, size) {
+  const insert = async (id) => {
+    const rows = await db.query(W4_SQL, [id, `item-${id}`, w4Amount(id), new Date(T0 + id * 1000)])
+    if (rows.length !== 0) throw new CheckError(`W4: insert returned ${rows.length} rows`)
+  }
+  await db.query('truncate bench_insert', [])
+  const [before] = await db.query('select count(*)::int4 as n from bench_insert', [])
+  check(before.n === 0, () => `W4: bench_insert is not empty (${before.n} rows)`)
+  await concurrent(size.warm, size.inflight, (k) => insert(k + 1))
+  const start = now()
+  await concurrent(size.n, size.inflight, (k) => insert(k + 1), size.warm)
+  const elapsed = now() - start
+  const total = size.warm + size.n
+  const [c] = await db.query(`select count(*)::int4 as n, count(distinct id)::int4 as d, min(id) as lo, max(id) as hi,
+    sum(amount)::text as amount, count(*) filter (where label <> 'item-' || id or created_at <> timestamptz '2024-01-01 00:00:00+00' + id * interval '1 second')::int4 as wrong
+    from bench_insert`, [])
+  let amount = 0n
+  for (let id = 1; id <= total; id++) amount += BigInt(Math.round(Number(w4Amount(id)) * 100))
+  const expAmount = `${amount / 100n}.${String(amount % 100n).padStart(2, '0')}`
+  check(c.n === total && c.d === total && c.lo === 1 && c.hi === total && c.amount === expAmount && c.wrong === 0,
+    () => `W4: table holds ${show(c)}, expected ${total} rows 1..${total} with amount ${expAmount}`)
+  return { value: size.n / (elapsed / 1000), unit: 'rows/s', rows: size.n, elapsed_ms: elapsed }
+}
+
+// ---------------------------------------------------------------------------------------
+// W5: small transactions
+const txId = (k) => ((k * 7919) % TX_ROWS) + 1
+
+async function W5(db, adapter, size) {
+  const sum = async () => Number((await db.query('select sum(n)::int8 as s from bench_tx', []))[0].s)
+  const s0 = await sum()
+  const tx = (k) => db.transaction(async (t) => {
+    const id = txId(k)
+    const u = await t.query('update bench_tx set n = n + 1 where id = $1', [id])
+    check(u.length === 0, () => `W5: update returned rows`)
+    const rows = await t.query('select id, n from bench_tx where id = $1', [id])
+    check(rows.length === 1 && rows[0].id === id && rows[0].n >= 1, () => `W5: select ${id} returned ${show(rows)}`)
+  })
+  await concurrent(size.warm, size.inflight, tx)
+  const start = now()
+  await concurrent(size.n, size.inflight, tx, size.warm)
+  const elapsed = now() - start
+  const s1 = await sum()
+  check(s1 - s0 === size.warm + size.n, () => `W5: sum(n) grew by ${s1 - s0}, expected ${size.warm + size.n}`)
+  return { value: size.n / (elapsed / 1000), unit: 'transactions/s', transactions: size.n, elapsed_ms: elapsed }
+}
+
+const WORKLOADS = {
+  W1: { run: W1, pool: () => 1 },
+  W2: { run: W2, pool: (s) => s.pool },
+  W3: { run: W3, pool: () => 1 },
+  W4: { run: W4, pool: (s) => s.pool },
+  W5: { run: W5, pool: (s) => s.pool },
+  W7: { run: W2, pool: (s) => s.pool },
+}
+
+async function runWorkload(id, adapter, conn, { quick = false, variant, size: override } = {}) {
+  const w = WORKLOADS[id]
+  if (!w) throw new Error(`unknown workload ${id}`)
+  const size = { ...SIZES[id][quick ? 'quick' : 'full'], ...override }
+  // Variants that change how the client is configured go to connect(); 'parse' is W3's.
+  const clientVariant = variant === 'parse' ? undefined : variant
+  const db = await adapter.connect({ ...conn, hosts: undefined, max: w.pool(size), variant: clientVariant })
+  try {
+    const metrics = await w.run(db, adapter, size, variant)
+    return { ...metrics, size }
+  } finally {
+    await db.close()
+  }
+}
+
+module.exports = { SIZES, SCHEMA, SCHEMA_AFTER, runWorkload, CheckError, check, show, percentile, median, concurrent, pgTimestamptz }

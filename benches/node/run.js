@@ -1,0 +1,515 @@
+#!/usr/bin/env node
+'use strict'
+// The Node.js comparison of /work/shared/BENCHMARKS.md: hyperiondb-client side by side with
+// node-postgres, postgres.js, Bun SQL and pgbench on the same server, in one run.
+//
+//   node benches/node/run.js [--workload W2 ...|W1,W2] [--client hyperion,pg] [--reps 5]
+//                            [--quick | --quick=W2,W4,W5] [--hyperion-node FILE]
+//                            [--out DIR (default benches/node/results) | --no-write]
+//   node benches/node/run.js --serve      # start the server + schema, print BENCH_CONN, wait
+//   node benches/node/run.js --report results/<date>.json   # redraw latest.md/.png from a run
+//
+// Starts its own server with the project's cluster harness (test/cluster.js). W1-W5 and W7
+// run on the primary alone: the standbys are stopped and synchronous_standby_names cleared,
+// so that WAL replay and sync-rep waits do not share the 2 cores with the clients. W6 gets a
+// fresh 3-node synchronous cluster per sample. Every sample is a fresh process
+// (sample.js under node, or under bun for Bun SQL; pgbench is spawned directly); clients
+// are interleaved (A B C, then C B A, ...). Writes results/<date>.json, results/latest.md
+// and results/latest.png.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const crypto = require('node:crypto')
+const { spawn, execFileSync } = require('node:child_process')
+
+const ROOT = path.resolve(__dirname, '../..')
+const HERE = __dirname
+const RESULTS = path.join(HERE, 'results')
+const TMP = path.join(RESULTS, 'tmp') // gitignored
+const { createCluster } = require(path.join(ROOT, 'test/cluster.js'))
+const { SIZES, SCHEMA, SCHEMA_AFTER } = require('./lib/workloads.js')
+const report = require('./lib/report.js')
+
+const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7']
+// Who runs each workload, in the order of the first repetition.
+const CLIENTS = {
+  W1: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
+  W2: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
+  W3: ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun'],
+  W4: ['hyperion', 'pg', 'postgres', 'bun'],
+  W5: ['hyperion', 'pg', 'postgres', 'bun'],
+  W6: ['hyperion', 'pg', 'postgres', 'bun'],
+  W7: ['hyperion:v0', 'hyperion:v500', 'hyperion:off'],
+}
+const SAMPLE_TIMEOUT_MS = 15 * 60 * 1000
+
+const wall = () => performance.timeOrigin + performance.now()
+const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
+
+// ---------------------------------------------------------------------------------------
+function parseArgs(argv) {
+  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: RESULTS, report: null }
+  const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean)
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined]
+    const val = () => (inline !== undefined ? inline : argv[++i])
+    switch (flag) {
+      case '--workload': case '-w': o.workloads.push(...list(val()).map((w) => w.toUpperCase())); break
+      case '--client': case '-c': o.clients = [...(o.clients || []), ...list(val())]; break
+      case '--reps': o.reps = Number(val()); break
+      case '--quick': for (const w of inline !== undefined ? list(inline).map((x) => x.toUpperCase()) : WORKLOADS) o.quick.add(w); break
+      case '--serve': o.serve = true; break
+      case '--report': o.report = path.resolve(val()); break
+      case '--no-write': o.write = false; break
+      case '--out': o.out = path.resolve(val()); break
+      case '--hyperion-node': o.hyperionNode = path.resolve(val()); break
+      case '--help': case '-h':
+        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 19).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
+        process.exit(0)
+        break
+      default: throw new Error(`unknown option ${a} (see --help)`)
+    }
+  }
+  if (!o.workloads.length) o.workloads = WORKLOADS.slice()
+  for (const w of o.workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`)
+  o.workloads = WORKLOADS.filter((w) => o.workloads.includes(w))
+  if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error('--reps must be a positive integer')
+  return o
+}
+
+function clientsFor(w, opts) {
+  return CLIENTS[w].filter((c) => !opts.clients || opts.clients.includes(c) || opts.clients.includes(c.split(':')[0]))
+}
+
+// ---------------------------------------------------------------------------------------
+// The hyperion build under test: a snapshot of client.js + index.js + a RELEASE .node, so
+// that a debug rebuild of the repository root during the run cannot change what is measured.
+function elfHasDebugInfo(file) {
+  const b = fs.readFileSync(file)
+  if (b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2) throw new Error(`${file} is not a 64-bit ELF file`)
+  const shoff = Number(b.readBigUInt64LE(0x28))
+  const shentsize = b.readUInt16LE(0x3a)
+  const shnum = b.readUInt16LE(0x3c)
+  const shstrndx = b.readUInt16LE(0x3e)
+  const strOff = Number(b.readBigUInt64LE(shoff + shstrndx * shentsize + 0x18))
+  for (let i = 0; i < shnum; i++) {
+    const nameOff = b.readUInt32LE(shoff + i * shentsize)
+    const end = b.indexOf(0, strOff + nameOff)
+    if (b.toString('latin1', strOff + nameOff, end) === '.debug_info') return true
+  }
+  return false
+}
+
+function git(args) {
+  try { return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch { return null }
+}
+
+function snapshotHyperion(opts) {
+  const rootNode = path.join(ROOT, 'hyperiondb-client.linux-x64-gnu.node')
+  const cargoRelease = path.join(ROOT, 'target/release/libhyperiondb_client.so')
+  let src = opts.hyperionNode
+  let note = null
+  if (!src) {
+    if (fs.existsSync(rootNode) && !elfHasDebugInfo(rootNode)) src = rootNode
+    else if (fs.existsSync(cargoRelease) && !elfHasDebugInfo(cargoRelease)) {
+      src = cargoRelease
+      note = `${path.relative(ROOT, rootNode)} is a debug build (or missing): using ${path.relative(ROOT, cargoRelease)}`
+      log(`warning: ${note}`)
+    } else {
+      throw new Error('no release build of the native addon: run `npx napi build --platform --release --cargo-cwd napi --js index.js --dts index.d.ts` first')
+    }
+  } else if (elfHasDebugInfo(src)) {
+    log(`warning: ${src} has debug info (debug build?)`)
+  }
+  const dir = path.join(TMP, 'hyperion')
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  for (const f of ['client.js', 'index.js', 'package.json']) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
+  fs.copyFileSync(src, path.join(dir, 'hyperiondb-client.linux-x64-gnu.node'))
+  const st = fs.statSync(src)
+  return {
+    client: path.join(dir, 'client.js'),
+    info: {
+      binary: path.relative(ROOT, src) || src,
+      binaryMtime: st.mtime.toISOString(),
+      binarySha256: crypto.createHash('sha256').update(fs.readFileSync(src)).digest('hex').slice(0, 16),
+      release: true,
+      note,
+      gitHead: git(['rev-parse', '--short', 'HEAD']),
+      gitDirty: !!git(['status', '--porcelain', '--untracked-files=no']),
+    },
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+function findBun() {
+  const p = path.join(HERE, 'node_modules/.bin/bun')
+  return fs.existsSync(p) ? p : null
+}
+
+function findPgbench() {
+  const cands = []
+  try {
+    for (const v of fs.readdirSync('/usr/lib/postgresql').sort((a, b) => parseFloat(b) - parseFloat(a))) cands.push(`/usr/lib/postgresql/${v}/bin/pgbench`)
+  } catch { /* none */ }
+  for (const d of (process.env.PATH || '').split(path.delimiter)) if (d) cands.push(path.join(d, 'pgbench'))
+  for (const c of cands) {
+    try {
+      const v = execFileSync(c, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+      return { bin: c, version: v }
+    } catch { /* next */ }
+  }
+  return null
+}
+
+function versions(tools, hyperion) {
+  const v = { node: process.version }
+  const pkg = (name) => {
+    for (let d = path.dirname(require.resolve(name, { paths: [HERE] })); d !== path.dirname(d); d = path.dirname(d)) {
+      const f = path.join(d, 'package.json')
+      if (fs.existsSync(f)) {
+        const p = JSON.parse(fs.readFileSync(f, 'utf8'))
+        if (p.name === name) return p.version
+      }
+    }
+    return null
+  }
+  v.hyperion = `${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version} (${hyperion.info.gitHead}${hyperion.info.gitDirty ? '+dirty' : ''})`
+  v.pg = pkg('pg')
+  v.postgres = pkg('postgres')
+  v.bun = tools.bun ? execFileSync(tools.bun, ['--version'], { encoding: 'utf8' }).trim() : null
+  v.pgbench = tools.pgbench ? tools.pgbench.version : null
+  return v
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes
+function runProcess(cmd, args, { env, timeoutMs = SAMPLE_TIMEOUT_MS, onLine } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: HERE, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    let buf = ''
+    child.stdout.on('data', (d) => {
+      out += d
+      if (onLine) {
+        buf += d
+        let i
+        while ((i = buf.indexOf('\n')) >= 0) {
+          onLine(buf.slice(0, i))
+          buf = buf.slice(i + 1)
+        }
+      }
+    })
+    child.stderr.on('data', (d) => { err += d })
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('error', (e) => { clearTimeout(timer); resolve({ code: -1, out, err: err + e.message }) })
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, out, err }) })
+  })
+}
+
+function parseResult(r) {
+  const line = r.out.split('\n').reverse().find((l) => l.startsWith('@@RESULT '))
+  if (line) return JSON.parse(line.slice(9))
+  const tail = (r.err || r.out).trim().split('\n').slice(-6).join(' | ')
+  return { ok: false, error: `exit ${r.signal || r.code}: ${tail || 'no output'}` }
+}
+
+async function nodeSample(client, workload, ctx) {
+  const [name] = client.split(':')
+  const env = { BENCH_CONN: JSON.stringify(ctx.conn), HYPERION_CLIENT: ctx.hyperion.client }
+  const args = ['sample.js', '--client', client, '--workload', workload, ...(ctx.opts.quick.has(workload) ? ['--quick'] : [])]
+  const r = name === 'bun'
+    ? (ctx.tools.bun ? await runProcess(ctx.tools.bun, args, { env }) : { code: -1, out: '', err: 'bun binary not found (npm install --prefix benches/node)' })
+    : await runProcess(process.execPath, ['--expose-gc', ...args], { env })
+  return parseResult(r)
+}
+
+// pgbench (C, libpq): the reference for what the server allows. -M prepared, same SQL.
+async function pgbenchSample(workload, ctx) {
+  const pb = ctx.tools.pgbench
+  if (!pb) return { ok: false, na: true, error: 'no pgbench binary found' }
+  const size = SIZES[workload][ctx.opts.quick.has(workload) ? 'quick' : 'full']
+  const dir = fs.mkdtempSync(path.join(TMP, 'pgbench-'))
+  try {
+    const script = path.join(dir, `${workload}.sql`)
+    fs.writeFileSync(script, workload === 'W1'
+      ? '\\set x random(1, 1000000)\nselect :x::int4 as x;\n'
+      : '\\set id random(1, 10000)\nselect id, label, amount, created_at from bench_small where id = :id;\n')
+    const c = ctx.conn
+    const common = ['-n', '-M', 'prepared', '-f', script, '-h', c.host, '-p', String(c.port), '-U', c.user]
+    const shape = workload === 'W1' ? ['-c', '1', '-j', '1'] : ['-c', '10', '-j', '2']
+    const clients = workload === 'W1' ? 1 : 10
+    const env = { PGPASSWORD: c.password, PGDATABASE: c.database }
+    const check = (r, total) => {
+      const out = r.out
+      const m = /number of transactions actually processed: (\d+)\/(\d+)/.exec(out)
+      const failed = /number of failed transactions: (\d+)/.exec(out)
+      if (r.code !== 0 || !m || Number(m[1]) !== total || (failed && Number(failed[1]) !== 0)) {
+        throw new Error(`pgbench failed (exit ${r.code}): ${(r.err + out).trim().split('\n').slice(-4).join(' | ')}`)
+      }
+    }
+    const warm = await runProcess(pb.bin, [...common, ...shape, '-t', String(Math.ceil(size.warm / clients)), c.database], { env })
+    check(warm, Math.ceil(size.warm / clients) * clients)
+    const perClient = Math.ceil(size.n / clients)
+    const timeBin = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null
+    const args = [...common, ...shape, '-t', String(perClient), ...(workload === 'W1' ? ['-l', `--log-prefix=${path.join(dir, 'log')}`] : []), c.database]
+    const r = timeBin ? await runProcess(timeBin, ['-f', '@@TIME %U %S', pb.bin, ...args], { env }) : await runProcess(pb.bin, args, { env })
+    check(r, perClient * clients)
+    const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.out)
+    if (!tps) throw new Error(`pgbench: no tps in output: ${r.out.slice(-300)}`)
+    const metrics = { value: Number(tps[1]), unit: 'queries/s', queries: perClient * clients, checks: 'pgbench transaction counts and failures' }
+    const t = /@@TIME ([\d.]+) ([\d.]+)/.exec(r.err)
+    if (t) metrics.cpu_us_per_query = ((Number(t[1]) + Number(t[2])) * 1e6) / metrics.queries
+    if (workload === 'W1') {
+      const lat = []
+      for (const f of fs.readdirSync(dir).filter((f) => f.startsWith('log'))) {
+        for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+          const p = line.split(' ')
+          if (p.length >= 3) lat.push(Number(p[2]))
+        }
+      }
+      lat.sort((a, b) => a - b)
+      metrics.p50_us = lat[Math.ceil(0.5 * lat.length) - 1]
+      metrics.p99_us = lat[Math.ceil(0.99 * lat.length) - 1]
+    }
+    return { ok: true, client: 'pgbench', workload, version: pb.version, runtime: 'C (libpq)', metrics }
+  } catch (e) {
+    return { ok: false, error: e.message }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The server for W1-W5/W7: the harness's cluster, reduced to its primary.
+async function standalonePrimary() {
+  const c = await createCluster()
+  const p = c.primaryIndex()
+  const a = await c.admin(p)
+  try {
+    await a.query("alter system set synchronous_standby_names = ''")
+    await a.query('select pg_reload_conf()')
+  } finally { await a.end() }
+  for (let i = 0; i < c.nodes.length; i++) if (i !== p) await c.stop(i, 'fast')
+  for (let tries = 0; ; tries++) {
+    const b = await c.admin(p)
+    const { rows } = await b.query('show synchronous_standby_names')
+    await b.end()
+    if (rows[0].synchronous_standby_names === '') break
+    if (tries > 100) throw new Error('synchronous_standby_names did not clear')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const b = await c.admin(p)
+  let server
+  try {
+    await b.query(SCHEMA)
+    await b.query(SCHEMA_AFTER)
+    server = (await b.query('show server_version')).rows[0].server_version
+  } finally { await b.end() }
+  const conn = { ...c.connection(), host: c.node(p).host, port: c.node(p).port }
+  delete conn.hosts
+  return { cluster: c, conn, server }
+}
+
+// W6: one failover per sample, on a fresh 3-node synchronous cluster.
+async function failoverSample(client, ctx) {
+  const [name] = client.split(':')
+  if (name === 'bun' && !ctx.tools.bun) return { ok: false, error: 'bun binary not found' }
+  const c = await createCluster()
+  try {
+    const p = c.primaryIndex()
+    const a = await c.admin(p)
+    try {
+      await a.query('create table w6 (k int4 primary key, writer int4 not null, at timestamptz not null default now()); grant all on w6 to public')
+      ctx.server6 = ctx.server6 || (await a.query('show server_version')).rows[0].server_version
+    } finally { await a.end() }
+    const base = c.connection()
+    const conn = { user: base.user, password: base.password, database: base.database, hosts: c.nodes.map((_, i) => ({ host: c.node(i).host, port: c.node(i).port })), primary: p }
+    const env = { BENCH_CONN: JSON.stringify(conn), HYPERION_CLIENT: ctx.hyperion.client }
+    const args = ['sample.js', '--client', client, '--workload', 'W6']
+    let tLoss = null
+    let fo = null
+    let foDone = null
+    const origStop = c.stop
+    c.stop = function (i, mode) {
+      if (i === p && tLoss === null) tLoss = wall() // the moment the harness starts stopping the primary
+      return origStop.call(this, i, mode)
+    }
+    const onLine = (line) => {
+      if (line === '@@READY' && !foDone) {
+        const t = wall()
+        foDone = c.failover({ mode: 'stop' }).then((r) => { fo = { ...r, ms: wall() - t } }, (e) => { fo = { error: e.message } })
+      }
+    }
+    const r = name === 'bun'
+      ? await runProcess(ctx.tools.bun, args, { env, onLine, timeoutMs: 120000 })
+      : await runProcess(process.execPath, args, { env, onLine, timeoutMs: 120000 })
+    if (foDone) await foDone
+    const res = parseResult(r)
+    if (!res.ok) return res
+    if (!fo) return { ok: false, error: 'the sample never reported steady state (@@READY)' }
+    if (fo.error) return { ok: false, error: `failover failed: ${fo.error}` }
+    const m = res.metrics
+    const newPort = c.node(fo.newPrimary).port
+    const b = await c.admin(fo.newPrimary)
+    let present
+    try { present = new Set((await b.query('select k from w6')).rows.map((row) => row.k)) } finally { await b.end() }
+    const lost = m.acked.filter((k) => !present.has(String(k)))
+    const first = m.firstAck[newPort]
+    const strayPorts = Object.keys(m.firstAck).map(Number).filter((pt) => pt !== m.oldPort && pt !== newPort)
+    const metrics = {
+      value: first !== undefined ? first - tLoss : null,
+      unit: 'ms to first write on the new primary',
+      lost: lost.length,
+      lost_keys: lost.slice(0, 20),
+      acked: m.acked.length,
+      errors: m.errors,
+      reconnects: m.reconnects,
+      old_primary_last_ack_ms: m.lastAck[m.oldPort] !== undefined ? m.lastAck[m.oldPort] - tLoss : null,
+      harness_failover_ms: fo.ms,
+      old_primary: p,
+      new_primary: fo.newPrimary,
+      driving: ctx.adapters[name].multiHost ? 'client multi-host' : 'app-level reconnect (probe hosts for a writable primary, re-create the pool)',
+    }
+    const problems = []
+    if (m.timedOut) problems.push('no write was acknowledged by the new primary within 60 s')
+    if (lost.length) problems.push(`${lost.length} acknowledged writes lost (e.g. ${lost.slice(0, 5).join(', ')})`)
+    if (strayPorts.length) problems.push(`writes acknowledged by unexpected servers ${strayPorts.join(', ')}`)
+    if (problems.length) return { ok: false, client, workload: 'W6', version: res.version, error: problems.join('; '), metrics }
+    return { ...res, metrics }
+  } finally {
+    await c.destroy()
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+async function serve() {
+  const s = await standalonePrimary()
+  const hyperion = snapshotHyperion({})
+  process.stdout.write(`export BENCH_CONN='${JSON.stringify(s.conn)}'\nexport HYPERION_CLIENT='${hyperion.client}'\n# PostgreSQL ${s.server}; Ctrl-C stops the server\n`)
+  const keepAlive = setInterval(() => {}, 1 << 30) // signal listeners alone do not keep node running
+  await new Promise((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve) })
+  clearInterval(keepAlive)
+  await s.cluster.destroy()
+}
+
+function fmtMetric(w, m) {
+  if (!m || m.value === null || m.value === undefined) return '?'
+  const v = w === 'W6' ? `${Math.round(m.value)} ms` : `${Math.round(m.value).toLocaleString('en-US')} ${m.unit}`
+  const extra = []
+  if (m.p50_us !== undefined) extra.push(`p50 ${m.p50_us.toFixed(0)}us p99 ${m.p99_us.toFixed(0)}us`)
+  if (w !== 'W1' && m.cpu_us_per_query !== undefined) extra.push(`${m.cpu_us_per_query.toFixed(1)} cpu-us/q`)
+  if (m.rss_growth_mb !== undefined) extra.push(`rss +${m.rss_growth_mb.toFixed(1)} MB`)
+  if (w === 'W6') extra.push(`lost ${m.lost}, acked ${m.acked}`)
+  return extra.length ? `${v} (${extra.join(', ')})` : v
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2))
+  fs.mkdirSync(TMP, { recursive: true })
+  if (opts.serve) return serve()
+  if (opts.report) {
+    const r = JSON.parse(fs.readFileSync(opts.report, 'utf8'))
+    r.summary = report.summarize(r)
+    fs.writeFileSync(path.join(opts.out, 'latest.md'), report.markdown(r))
+    fs.writeFileSync(path.join(opts.out, 'latest.png'), report.chart(r))
+    log(`redrew latest.md and latest.png in ${path.relative(process.cwd(), opts.out) || '.'} from ${path.relative(process.cwd(), opts.report)}`)
+    return
+  }
+  const started = new Date()
+  const tools = { bun: findBun(), pgbench: findPgbench() }
+  const hyperion = snapshotHyperion(opts)
+  const adapters = {}
+  try {
+    for (const n of ['hyperion', 'pg', 'postgres', 'bun']) adapters[n] = require(`./clients/${n}.js`)
+  } catch (e) {
+    if (e.code === 'MODULE_NOT_FOUND') throw new Error(`${e.message.split('\n')[0]}: run \`npm install --prefix benches/node\` first`)
+    throw e
+  }
+  const ctx = { opts, tools, hyperion, adapters, conn: null }
+  const ver = versions(tools, hyperion)
+  const samples = []
+  const command = `node benches/node/run.js ${process.argv.slice(2).join(' ')}`.trim()
+  log(`hyperion build: ${hyperion.info.binary} (sha256 ${hyperion.info.binarySha256}, ${hyperion.info.binaryMtime})`)
+  log(`versions: ${Object.entries(ver).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+
+  const record = (rep, order, workload, client, res, ms) => {
+    const s = { workload, client, rep, order, ok: !!res.ok, wall_ms: Math.round(ms), ...res }
+    samples.push(s)
+    log(`[rep ${rep + 1}/${opts.reps}] ${workload} ${client.padEnd(15)} ${res.ok ? fmtMetric(workload, res.metrics) : `ERROR: ${res.error}`}  (${(ms / 1000).toFixed(1)} s)`)
+  }
+
+  const main = opts.workloads.filter((w) => w !== 'W6')
+  let server = null
+  if (main.length) {
+    log('starting the server (harness cluster reduced to its primary) ...')
+    const s = await standalonePrimary()
+    ctx.conn = s.conn
+    server = s.server
+    log(`PostgreSQL ${server} on ${s.conn.host}:${s.conn.port}`)
+    try {
+      for (let rep = 0; rep < opts.reps; rep++) {
+        for (const w of main) {
+          let list = clientsFor(w, opts)
+          if (rep % 2 === 1) list = list.slice().reverse()
+          for (const [order, client] of list.entries()) {
+            const t = performance.now()
+            const res = client === 'pgbench' ? await pgbenchSample(w, ctx) : await nodeSample(client, w, ctx)
+            record(rep, order, w, client, res, performance.now() - t)
+          }
+        }
+      }
+    } finally {
+      await s.cluster.destroy()
+    }
+  }
+  if (opts.workloads.includes('W6')) {
+    for (let rep = 0; rep < opts.reps; rep++) {
+      let list = clientsFor('W6', opts)
+      if (rep % 2 === 1) list = list.slice().reverse()
+      for (const [order, client] of list.entries()) {
+        const t = performance.now()
+        let res
+        try { res = await failoverSample(client, ctx) } catch (e) { res = { ok: false, error: e.message.split('\n')[0] } }
+        record(rep, order, 'W6', client, res, performance.now() - t)
+      }
+    }
+    server = server || ctx.server6
+  }
+
+  const result = {
+    date: started.toISOString(),
+    finished: new Date().toISOString(),
+    command,
+    machine: { nproc: os.availableParallelism ? os.availableParallelism() : os.cpus().length, cpu: os.cpus()[0] && os.cpus()[0].model, memGb: +(os.totalmem() / 2 ** 30).toFixed(1), kernel: os.release() },
+    server: { version: server, setup: 'test/cluster.js (fsync=off, shared_buffers=32MB); W1-W5/W7 on the primary alone (standbys stopped, synchronous_standby_names cleared); W6 on a fresh 3-node cluster (synchronous ANY 1 of 2 standbys) per sample' },
+    versions: ver,
+    hyperionBuild: hyperion.info,
+    options: { workloads: opts.workloads, clients: opts.clients, reps: opts.reps, quick: [...opts.quick] },
+    sizes: Object.fromEntries(opts.workloads.filter((w) => SIZES[w]).map((w) => [w, SIZES[w][opts.quick.has(w) ? 'quick' : 'full']])),
+    notes: report.NOTES,
+    samples,
+  }
+  result.summary = report.summarize(result)
+  const md = report.markdown(result)
+  process.stdout.write(`\n${md}\n`)
+  if (opts.write) {
+    const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
+    fs.mkdirSync(opts.out, { recursive: true })
+    const jsonFile = path.join(opts.out, `${stamp}.json`)
+    fs.writeFileSync(jsonFile, JSON.stringify(result, null, 1) + '\n')
+    fs.writeFileSync(path.join(opts.out, 'latest.md'), md)
+    fs.writeFileSync(path.join(opts.out, 'latest.png'), report.chart(result))
+    log(`wrote ${[jsonFile, 'latest.md', 'latest.png'].map((f) => path.relative(process.cwd(), path.resolve(opts.out, f))).join(', ')}`)
+  }
+  if (samples.some((s) => !s.ok && !s.na)) process.exitCode = 1
+}
+
+// Errors in samples are results; an error here (no server, no build) is not.
+main().catch((e) => {
+  log(e && e.stack ? e.stack : String(e))
+  process.exit(2)
+})
