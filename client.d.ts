@@ -91,10 +91,30 @@ export interface ConnectionStatus {
   sawReadOnlyError: boolean
 }
 
+export type Isolation = 'read-committed' | 'repeatable-read' | 'serializable'
+
+export interface BeginOptions {
+  isolation?: Isolation
+}
+
+export interface TransactionOptions extends BeginOptions {
+  /** Default: the pool's retry.maxAttempts (3). */
+  maxAttempts?: number
+}
+
 export type Row = Record<string, unknown>
+
+export declare class Transaction {
+  readonly finished: boolean
+  query<T extends Row = Row>(sql: string, params?: unknown[]): Promise<T[]>
+  commit(): Promise<void>
+  rollback(): Promise<void>
+}
 
 export declare class Pool {
   query<T extends Row = Row>(sql: string, params?: unknown[], options?: QueryOptions): Promise<T[]>
+  begin(options?: BeginOptions): Promise<Transaction>
+  transaction<T>(cb: (tx: Transaction) => Promise<T>, options?: TransactionOptions): Promise<T>
   status(): PoolStatus
   connections(): ConnectionStatus[]
   end(): Promise<void>

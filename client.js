@@ -90,9 +90,78 @@ function nativeOptions(opts) {
   }
 }
 
+const ISOLATIONS = ['read-committed', 'repeatable-read', 'serializable']
+
+// What transaction(cb) retries: serialization failures and deadlocks, a write refused by a
+// node that turned read-only, and connection failures before COMMIT. Never IN_DOUBT.
+const RETRYABLE_IN_TRANSACTION = new Set(['40001', '40P01', '25006', 'CONNECTION_CLOSED', '57P01', '57P02', '57P03'])
+
+function argumentError(message) {
+  const err = new TypeError(message)
+  err.code = 'INVALID_ARGUMENT'
+  return err
+}
+
+function checkIsolation(options) {
+  const isolation = options && options.isolation
+  if (isolation !== undefined && !ISOLATIONS.includes(isolation)) {
+    throw argumentError(`isolation must be one of ${ISOLATIONS.map((i) => `'${i}'`).join(', ')}`)
+  }
+  return isolation
+}
+
+/**
+ * A transaction on one dedicated connection, from `pool.begin()`. Call `commit()` or
+ * `rollback()`; one abandoned without either is rolled back and its connection destroyed
+ * when it is garbage-collected.
+ */
+class Transaction {
+  #native
+  #finished = false
+
+  constructor(native) {
+    this.#native = native
+  }
+
+  get finished() {
+    return this.#finished
+  }
+
+  async query(sql, params) {
+    if (typeof sql !== 'string') throw argumentError('query text must be a string')
+    if (params !== undefined && params !== null && !Array.isArray(params)) throw argumentError('query parameters must be an array')
+    try {
+      return await this.#native.query(sql, params ?? [])
+    } catch (e) {
+      throw toError(e, sql)
+    }
+  }
+
+  async commit() {
+    this.#finished = true
+    try {
+      await this.#native.commit()
+    } catch (e) {
+      throw toError(e, 'COMMIT')
+    }
+  }
+
+  async rollback() {
+    this.#finished = true
+    try {
+      await this.#native.rollback()
+    } catch (e) {
+      throw toError(e, 'ROLLBACK')
+    }
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
 class Pool {
   #native
   #logger
+  #retry
   #closed = false
 
   constructor(opts) {
@@ -103,6 +172,73 @@ class Pool {
       throw toError(e)
     }
     this.#logger = opts.logger
+    this.#retry = {
+      maxAttempts: n.retryMaxAttempts ?? 3,
+      baseDelayMs: n.retryBaseDelayMs ?? 50,
+      maxDelayMs: n.retryMaxDelayMs ?? 1000,
+    }
+  }
+
+  #closedError() {
+    const err = new Error('pool is closed')
+    err.code = 'POOL_CLOSED'
+    return err
+  }
+
+  /**
+   * Checks out a connection for a transaction and runs BEGIN on it.
+   * `options.isolation`: 'read-committed' | 'repeatable-read' | 'serializable'.
+   */
+  async begin(options) {
+    const isolation = checkIsolation(options)
+    if (this.#closed) throw this.#closedError()
+    try {
+      return new Transaction(await this.#native.begin(isolation))
+    } catch (e) {
+      throw toError(e, 'BEGIN')
+    }
+  }
+
+  /**
+   * Runs `cb(tx)` in a transaction: BEGIN, then COMMIT, or ROLLBACK when it throws.
+   * Retries the whole callback on serialization failures and deadlocks (40001/40P01), on
+   * 25006 and on connection failures before COMMIT, up to `options.maxAttempts` (default:
+   * the pool's retry.maxAttempts). A COMMIT whose outcome is unknown throws code 'IN_DOUBT'
+   * and is never retried.
+   */
+  async transaction(cb, options) {
+    if (typeof cb !== 'function') throw argumentError('transaction takes a callback')
+    checkIsolation(options)
+    const maxAttempts = options && options.maxAttempts !== undefined ? options.maxAttempts : this.#retry.maxAttempts
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw argumentError('maxAttempts must be an integer >= 1')
+    for (let attempt = 1; ; attempt++) {
+      const tx = await this.begin(options)
+      let result
+      try {
+        result = await cb(tx)
+      } catch (e) {
+        if (!tx.finished) await tx.rollback().catch(() => {})
+        if (attempt >= maxAttempts || !RETRYABLE_IN_TRANSACTION.has(e && e.code)) throw e
+        await sleep(this.#backoff(attempt))
+        continue
+      }
+      if (tx.finished) return result
+      try {
+        await tx.commit()
+        return result
+      } catch (e) {
+        // IN_DOUBT: the write may have landed. A serialization failure at COMMIT, or a
+        // connection that broke before COMMIT was sent (a sent one is IN_DOUBT), is a
+        // definite failure and safe to retry.
+        if (e.code === 'IN_DOUBT' || attempt >= maxAttempts || !RETRYABLE_IN_TRANSACTION.has(e.code)) throw e
+        await sleep(this.#backoff(attempt))
+      }
+    }
+  }
+
+  #backoff(attempt) {
+    const full = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1))
+    return full / 2 + Math.random() * (full / 2)
   }
 
   /**
@@ -119,11 +255,7 @@ class Pool {
       err.code = 'INVALID_ARGUMENT'
       throw err
     }
-    if (this.#closed) {
-      const err = new Error('pool is closed')
-      err.code = 'POOL_CLOSED'
-      throw err
-    }
+    if (this.#closed) throw this.#closedError()
     const retry = options && options.retry !== undefined ? Boolean(options.retry) : undefined
     const logger = this.#logger
     const started = logger ? performance.now() : 0
@@ -177,4 +309,4 @@ function hello(name) {
   return native.hello(name)
 }
 
-module.exports = { createPool, hello, Pool }
+module.exports = { createPool, hello, Pool, Transaction }

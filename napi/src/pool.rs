@@ -3,10 +3,11 @@
 use crate::errors::{client_error, to_napi};
 use crate::params::{from_js, JsParams};
 use crate::rows::Rows;
-use hyperion_pool::{Mode, Pool, PoolConfig, QueryOptions, RetryPolicy};
+use hyperion_pool::{Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction};
 use hyperion_wire::{Format, Host};
 use napi::{Env, JsObject, JsUnknown};
 use napi_derive::napi;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Options as `client.js` passes them (already defaulted and type-checked there).
@@ -142,6 +143,22 @@ impl NativePool {
         })
     }
 
+    /// Resolves to a `NativeTransaction` holding a dedicated connection after BEGIN.
+    #[napi(ts_return_type = "Promise<NativeTransaction>")]
+    pub fn begin(&self, env: Env, isolation: Option<String>) -> napi::Result<JsObject> {
+        let isolation = isolation
+            .map(|s| Isolation::parse(&s))
+            .transpose()
+            .map_err(|m| client_error("INVALID_ARGUMENT", &m))?;
+        let pool = self.pool.clone();
+        env.spawn_future(async move {
+            let tx = pool.begin(isolation).await.map_err(|e| to_napi(&e))?;
+            Ok(NativeTransaction {
+                tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
+            })
+        })
+    }
+
     #[napi]
     pub fn status(&self) -> PoolStatus {
         let s = self.pool.status();
@@ -180,5 +197,70 @@ impl NativePool {
             pool.end().await;
             Ok(())
         })
+    }
+}
+
+/// An open transaction. Dropping it (garbage collection) without COMMIT or ROLLBACK releases
+/// its connection mid-transaction, and the pool destroys that connection.
+#[napi]
+pub struct NativeTransaction {
+    tx: Arc<tokio::sync::Mutex<Option<Transaction>>>,
+}
+
+fn finished() -> napi::Error {
+    client_error(
+        "TRANSACTION_FINISHED",
+        "the transaction is already committed or rolled back",
+    )
+}
+
+#[napi]
+impl NativeTransaction {
+    #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
+    pub fn query(
+        &self,
+        env: Env,
+        sql: String,
+        params: Option<Vec<JsUnknown>>,
+    ) -> napi::Result<JsObject> {
+        let params = params
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| from_js(&env, i, v))
+            .collect::<napi::Result<Vec<_>>>()?;
+        let tx = self.tx.clone();
+        env.spawn_future(async move {
+            let guard = tx.lock().await;
+            let t = guard.as_ref().ok_or_else(finished)?;
+            t.query(&sql, &JsParams(params))
+                .await
+                .map(Rows)
+                .map_err(|e| to_napi(&e))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn commit(&self, env: Env) -> napi::Result<JsObject> {
+        let tx = self.tx.clone();
+        env.spawn_future(async move {
+            let t = tx.lock().await.take().ok_or_else(finished)?;
+            t.commit().await.map_err(|e| to_napi(&e))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn rollback(&self, env: Env) -> napi::Result<JsObject> {
+        let tx = self.tx.clone();
+        env.spawn_future(async move {
+            let t = tx.lock().await.take().ok_or_else(finished)?;
+            t.rollback().await.map_err(|e| to_napi(&e))
+        })
+    }
+
+    /// The backend process id of the transaction's connection.
+    #[napi]
+    pub fn process_id(&self) -> Option<i32> {
+        self.tx.try_lock().ok()?.as_ref().map(|t| t.process_id())
     }
 }

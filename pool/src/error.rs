@@ -23,6 +23,13 @@ pub enum Error {
     },
     /// Bad options.
     Config(String),
+    /// A COMMIT whose outcome cannot be known: handle it idempotently, never retry blindly.
+    InDoubt {
+        reason: String,
+        cause: Option<hyperion_wire::Error>,
+    },
+    /// COMMIT found the transaction aborted by an earlier error; it was rolled back.
+    RolledBack,
 }
 
 impl Error {
@@ -35,6 +42,9 @@ impl Error {
             // sqlclient_unable_to_establish_sqlconnection
             Error::NoPrimary { .. } | Error::NoHost { .. } => "08001",
             Error::Config(_) => "INVALID_CONFIG",
+            Error::InDoubt { .. } => "IN_DOUBT",
+            // in_failed_sql_transaction
+            Error::RolledBack => "25P02",
         }
     }
 
@@ -71,6 +81,16 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Config(m) => f.write_str(m),
+            Error::InDoubt { reason, cause } => {
+                write!(f, "commit in doubt: {reason}")?;
+                if let Some(e) = cause {
+                    write!(f, " ({e})")?;
+                }
+                Ok(())
+            }
+            Error::RolledBack => {
+                f.write_str("COMMIT rolled the transaction back: an earlier statement in it failed")
+            }
         }
     }
 }

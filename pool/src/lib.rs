@@ -15,7 +15,9 @@ pub mod config;
 pub mod error;
 pub mod pool;
 pub mod route;
+pub mod transaction;
 
 pub use config::{Mode, PoolConfig, RetryPolicy};
 pub use error::Error;
 pub use pool::{ConnectionInfo, Pool, QueryOptions, Status};
+pub use transaction::{Isolation, Transaction};

@@ -1,13 +1,25 @@
-//! The pool: connections, checkout, eviction and the query retry loop.
+//! The pool: connections, leases, eviction and the query retry loop.
+//!
+//! A connection is used through a [`Lease`]: *shared* for `pool.query` (many queries
+//! pipelined on one socket) or *exclusive* for a transaction (nothing else may run on the
+//! session between BEGIN and COMMIT). Each connection has one atomic word, the exclusive bit
+//! plus the number of shared leases: a shared lease is taken only while the bit is clear and
+//! an exclusive one only when the word is 0, so a pipelined query can never slip into
+//! somebody's transaction, and neither side takes a lock to check. Exclusive waiters queue
+//! in order and a released connection is handed to the first of them directly. A
+//! connection returned broken, read-only (on a read-write pool) or inside a transaction is
+//! destroyed, never reused.
 
 use crate::config::{Mode, PoolConfig};
 use crate::error::Error;
 use crate::route::{self, RouteError};
+use hyperion_wire::TransactionStatus;
 use hyperion_wire::{Client, Params, QueryResult};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 /// Per-query options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,11 +40,74 @@ pub struct Status {
     pub waiting: usize,
 }
 
-struct Conn {
-    client: Client,
+pub(crate) struct Conn {
+    pub(crate) client: Client,
     host: usize,
     /// When the connection was last seen writable (ms since the pool's epoch).
     validated_at_ms: AtomicU64,
+    /// [`EXCLUSIVE`] | number of shared leases.
+    leases: AtomicU32,
+}
+
+const EXCLUSIVE: u32 = 1 << 31;
+
+impl Conn {
+    fn try_share(&self) -> bool {
+        let mut cur = self.leases.load(Ordering::Acquire);
+        loop {
+            if cur & EXCLUSIVE != 0 {
+                return false;
+            }
+            match self.leases.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        self.client.state().in_flight() == 0
+            && self
+                .leases
+                .compare_exchange(0, EXCLUSIVE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.leases.load(Ordering::Acquire) == 0 && self.client.state().in_flight() == 0
+    }
+
+    fn is_exclusive(&self) -> bool {
+        self.leases.load(Ordering::Acquire) & EXCLUSIVE != 0
+    }
+}
+
+/// The right to use one connection, shared or exclusive; released on drop.
+pub(crate) struct Lease {
+    pool: Pool,
+    pub(crate) conn: Arc<Conn>,
+    exclusive: bool,
+}
+
+impl Lease {
+    pub(crate) fn client(&self) -> &Client {
+        &self.conn.client
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.exclusive {
+            self.pool.return_exclusive(&self.conn);
+        } else {
+            self.pool.return_shared(&self.conn);
+        }
+    }
 }
 
 /// Validation probe for servers that do not report `default_transaction_read_only`
@@ -65,6 +140,11 @@ pub struct ConnectionInfo {
 struct Inner {
     config: PoolConfig,
     conns: Mutex<Vec<Arc<Conn>>>,
+    /// Exclusive checkouts waiting for a connection, oldest first. A released connection is
+    /// sent to the first live one (still marked exclusive); `None` asks it to look again.
+    waiters: Mutex<VecDeque<oneshot::Sender<Option<Arc<Conn>>>>>,
+    /// Shared acquirers about to sleep on `changed` (gates the notify on the release path).
+    sleepers: AtomicUsize,
     /// Connections being opened (counted against `pool_size`).
     opening: AtomicUsize,
     closed: AtomicBool,
@@ -84,6 +164,12 @@ pub struct Pool {
 
 const NO_HINT: usize = usize::MAX;
 
+impl Inner {
+    fn leases_fetch_sub(&self, conn: &Conn) -> u32 {
+        conn.leases.fetch_sub(1, Ordering::AcqRel)
+    }
+}
+
 impl Pool {
     pub fn new(config: PoolConfig) -> Result<Pool, Error> {
         if config.hosts.is_empty() {
@@ -95,6 +181,8 @@ impl Pool {
         Ok(Pool {
             inner: Arc::new(Inner {
                 conns: Mutex::new(Vec::with_capacity(config.pool_size)),
+                waiters: Mutex::new(VecDeque::new()),
+                sleepers: AtomicUsize::new(0),
                 config,
                 opening: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
@@ -116,6 +204,10 @@ impl Pool {
         self.inner.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn waiters(&self) -> MutexGuard<'_, VecDeque<oneshot::Sender<Option<Arc<Conn>>>>> {
+        self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
     }
@@ -123,10 +215,7 @@ impl Pool {
     pub fn status(&self) -> Status {
         let conns = self.conns();
         let size = conns.len();
-        let available = conns
-            .iter()
-            .filter(|c| c.client.state().in_flight() == 0)
-            .count();
+        let available = conns.iter().filter(|c| c.is_idle()).count();
         Status {
             max_size: self.inner.config.pool_size,
             size,
@@ -177,11 +266,12 @@ impl Pool {
             .unwrap_or(matches!(cfg.mode, Mode::ReadOnly | Mode::PreferStandby));
         let mut read_retries = 0;
         loop {
-            let conn = self.acquire(start, deadline).await?;
-            match self.run(&conn, sql, params).await {
+            let lease = self.acquire_shared(start, deadline).await?;
+            let conn = &lease.conn;
+            match self.run(conn, sql, params).await {
                 Outcome::Done(Ok(result)) => return Ok(result),
                 Outcome::Fenced => {
-                    self.evict(&conn);
+                    self.evict(conn);
                     if Instant::now() < deadline {
                         continue;
                     }
@@ -189,7 +279,7 @@ impl Pool {
                 }
                 Outcome::Done(Err(e)) => {
                     if e.is_closed() {
-                        self.evict(&conn);
+                        self.evict(conn);
                     }
                     // An unsent request did not run; a read may run twice when the caller
                     // allows it.
@@ -275,9 +365,43 @@ impl Pool {
         }
     }
 
-    /// A connection to run a query on: an idle one, else a new one while below `poolSize`,
-    /// else the least loaded (its pipeline provides the backpressure).
-    async fn acquire(&self, start: Instant, deadline: Instant) -> Result<Arc<Conn>, Error> {
+    fn lease(&self, conn: &Arc<Conn>, exclusive: bool) -> Lease {
+        Lease {
+            pool: self.clone(),
+            conn: conn.clone(),
+            exclusive,
+        }
+    }
+
+    /// Whether a connection may serve a read-write pool's next statement.
+    pub(crate) fn fenced(&self, client: &Client) -> bool {
+        self.inner.config.mode == Mode::ReadWrite && client.state().is_read_only()
+    }
+
+    /// Whether the next statement on `conn` needs the pre-14 probe (see [`Pool::run`]).
+    pub(crate) fn needs_probe(&self, client: &Client) -> bool {
+        self.inner.config.mode == Mode::ReadWrite && !client.state().reports_read_only()
+    }
+
+    pub(crate) fn probe_sql() -> &'static str {
+        PROBE_SQL
+    }
+
+    fn timed_out(&self, start: Instant) -> Error {
+        if self.conns().is_empty() {
+            self.no_node_error(start, None)
+        } else {
+            Error::AcquireTimeout {
+                ms: self.inner.config.acquire_timeout.as_millis(),
+            }
+        }
+    }
+
+    /// A shared lease for a query: an idle connection, else a new one while below
+    /// `poolSize`, else the least loaded connection not held by a transaction (its pipeline
+    /// provides the backpressure). Waits only when every connection is exclusive or still
+    /// being opened.
+    async fn acquire_shared(&self, start: Instant, deadline: Instant) -> Result<Lease, Error> {
         loop {
             if self.is_closed() {
                 return Err(Error::Closed);
@@ -285,40 +409,185 @@ impl Pool {
             let notified = self.inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Announce the possible sleep before looking, so a release that happens after
+            // the look sees us and notifies (SeqCst pairs with the release path).
+            self.inner.sleepers.fetch_add(1, Ordering::SeqCst);
             let open_new = {
                 let mut conns = self.conns();
                 conns.retain(|c| !c.client.is_closed());
-                if let Some(c) = conns.iter().find(|c| c.client.state().in_flight() == 0) {
-                    return Ok(c.clone());
+                if let Some(c) = conns.iter().find(|c| c.is_idle() && c.try_share()) {
+                    self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(self.lease(c, false));
                 }
                 let opening = self.inner.opening.load(Ordering::Acquire);
                 if conns.len() + opening < self.inner.config.pool_size {
                     self.inner.opening.fetch_add(1, Ordering::AcqRel);
                     true
-                } else if let Some(c) = conns.iter().min_by_key(|c| c.client.state().in_flight()) {
-                    return Ok(c.clone());
                 } else {
+                    let mut open: Vec<&Arc<Conn>> =
+                        conns.iter().filter(|c| !c.is_exclusive()).collect();
+                    open.sort_by_key(|c| c.client.state().in_flight());
+                    if let Some(c) = open.into_iter().find(|c| c.try_share()) {
+                        self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+                        return Ok(self.lease(c, false));
+                    }
                     false
                 }
             };
             if open_new {
-                return self.open(start, deadline).await;
+                self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+                let conn = self.open(start, deadline).await?;
+                if conn.try_share() {
+                    return Ok(self.lease(&conn, false));
+                }
+                continue;
             }
-            // No connection yet, and the pool is full of connections being opened: wait for
-            // one of them.
             self.inner.waiting.fetch_add(1, Ordering::AcqRel);
             let woke = tokio::time::timeout_at(deadline.into(), notified).await;
             self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
             if woke.is_err() {
-                return Err(if self.conns().is_empty() {
-                    self.no_node_error(start, None)
-                } else {
-                    Error::AcquireTimeout {
-                        ms: self.inner.config.acquire_timeout.as_millis(),
-                    }
-                });
+                return Err(self.timed_out(start));
             }
         }
+    }
+
+    /// An exclusive lease (for a transaction): an idle connection, else a new one while below
+    /// `poolSize`, else wait in line until one is released, up to `acquireTimeoutMs`
+    /// (then 53300).
+    pub(crate) async fn acquire_exclusive(
+        &self,
+        start: Instant,
+        deadline: Instant,
+    ) -> Result<Lease, Error> {
+        loop {
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
+            enum Next {
+                Open,
+                Wait(oneshot::Receiver<Option<Arc<Conn>>>),
+            }
+            let next = {
+                let mut conns = self.conns();
+                conns.retain(|c| !c.client.is_closed());
+                if let Some(c) = conns.iter().find(|c| c.try_take()) {
+                    return Ok(self.lease(c, true));
+                }
+                let opening = self.inner.opening.load(Ordering::Acquire);
+                if conns.len() + opening < self.inner.config.pool_size {
+                    self.inner.opening.fetch_add(1, Ordering::AcqRel);
+                    Next::Open
+                } else {
+                    let (tx, rx) = oneshot::channel();
+                    self.waiters().push_back(tx);
+                    Next::Wait(rx)
+                }
+            };
+            match next {
+                Next::Open => {
+                    let conn = self.open(start, deadline).await?;
+                    if conn.try_take() {
+                        return Ok(self.lease(&conn, true));
+                    }
+                }
+                Next::Wait(mut rx) => {
+                    self.inner.waiting.fetch_add(1, Ordering::AcqRel);
+                    let got = tokio::time::timeout_at(deadline.into(), &mut rx).await;
+                    self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+                    match got {
+                        Ok(Ok(Some(conn))) => return Ok(self.lease(&conn, true)),
+                        Ok(Ok(None)) | Ok(Err(_)) => {}
+                        Err(_) => {
+                            // A connection sent just as we gave up is ours after all: taking
+                            // it beats leaking it marked exclusive.
+                            rx.close();
+                            if let Ok(Some(conn)) = rx.try_recv() {
+                                return Ok(self.lease(&conn, true));
+                            }
+                            return Err(self.timed_out(start));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives `conn` (held exclusive by the caller) to the first live waiter.
+    fn hand_off(&self, conn: &Arc<Conn>) -> bool {
+        let mut waiters = self.waiters();
+        while let Some(w) = waiters.pop_front() {
+            if w.send(Some(conn.clone())).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Tells the first live waiter to look again (a connection went away, so it may open
+    /// one).
+    fn wake_waiter(&self) {
+        let mut waiters = self.waiters();
+        while let Some(w) = waiters.pop_front() {
+            if w.send(None).is_ok() {
+                return;
+            }
+        }
+    }
+
+    fn in_pool(&self, conn: &Arc<Conn>) -> bool {
+        self.conns().iter().any(|c| Arc::ptr_eq(c, conn))
+    }
+
+    /// Whether a returned connection can serve again.
+    fn reusable(&self, conn: &Arc<Conn>) -> bool {
+        let st = conn.client.state();
+        !conn.client.is_closed()
+            && st.in_flight() == 0
+            && st.transaction_status() == TransactionStatus::Idle
+            && !self.fenced(&conn.client)
+            && !self.is_closed()
+            && self.in_pool(conn)
+    }
+
+    fn notify_sleepers(&self) {
+        if self.inner.sleepers.load(Ordering::SeqCst) > 0 {
+            self.inner.changed.notify_waiters();
+        }
+    }
+
+    fn return_exclusive(&self, conn: &Arc<Conn>) {
+        if self.reusable(conn) {
+            if !self.hand_off(conn) {
+                conn.leases.store(0, Ordering::Release);
+                self.notify_sleepers();
+                // A waiter may have queued between hand_off and the store.
+                if !self.waiters().is_empty() && conn.try_take() && !self.hand_off(conn) {
+                    conn.leases.store(0, Ordering::Release);
+                }
+            }
+        } else {
+            // Broken, fenced, mid-transaction or mid-query: destroy it, never reuse it.
+            self.evict(conn);
+            self.wake_waiter();
+        }
+    }
+
+    fn return_shared(&self, conn: &Arc<Conn>) {
+        if self.inner.leases_fetch_sub(conn) != 1 {
+            return;
+        }
+        // Last shared user gone: a waiting transaction may have it.
+        if !self.waiters().is_empty() && conn.try_take() {
+            if self.reusable(conn) {
+                if !self.hand_off(conn) {
+                    conn.leases.store(0, Ordering::Release);
+                }
+            } else {
+                conn.leases.store(0, Ordering::Release);
+            }
+        }
+        self.notify_sleepers();
     }
 
     /// Opens one connection (its slot already counted in `opening`), retrying with backoff
@@ -338,6 +607,7 @@ impl Pool {
                         host,
                         // Routing just checked it.
                         validated_at_ms: AtomicU64::new(self.now_ms()),
+                        leases: AtomicU32::new(0),
                     });
                     // A query that began before end() still runs on the connection it
                     // opened; after end() that connection does not join the pool, and it
@@ -379,6 +649,7 @@ impl Pool {
         }
         conn.client.close();
         self.inner.changed.notify_waiters();
+        self.wake_waiter();
     }
 
     /// Closes the pool: new queries fail with "pool is closed" at once; queries in flight
@@ -390,5 +661,8 @@ impl Pool {
             c.client.close();
         }
         self.inner.changed.notify_waiters();
+        for w in self.waiters().drain(..) {
+            let _ = w.send(None);
+        }
     }
 }

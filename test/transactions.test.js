@@ -1,0 +1,203 @@
+'use strict'
+// Transactions and exclusive checkouts, against the real cluster: BEGIN/COMMIT/ROLLBACK,
+// isolation, retries of the whole callback, 53300 when every connection is checked out,
+// status() under load, abandoned transactions, and a COMMIT reported IN_DOUBT.
+
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const v8 = require('node:v8')
+const vm = require('node:vm')
+const { clusterForTests } = require('./cluster.js')
+const { createPool } = require('../client.js')
+
+let cluster
+let conn
+const pools = []
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+function pool(opts = {}) {
+  const p = createPool({ ...conn, poolSize: 2, ...opts })
+  pools.push(p)
+  return p
+}
+
+before(async () => {
+  cluster = await clusterForTests()
+  conn = cluster.connection()
+  const p = pool()
+  await p.query('drop table if exists t_tx')
+  await p.query('create table t_tx (k text primary key, n int not null default 0)')
+})
+
+after(async () => {
+  for (const p of pools) await p.end().catch(() => {})
+  if (cluster) await cluster.destroy()
+})
+
+test('transaction(cb) commits; a throw rolls back', async () => {
+  const p = pool()
+  const id = await p.transaction(async (tx) => {
+    await tx.query('insert into t_tx (k) values ($1)', ['a'])
+    const rows = await tx.query('update t_tx set n = n + 1 where k = $1 returning k', ['a'])
+    return rows[0].k
+  })
+  assert.equal(id, 'a')
+  await assert.rejects(
+    p.transaction(async (tx) => {
+      await tx.query('insert into t_tx (k) values ($1)', ['b'])
+      throw new Error('changed my mind')
+    }),
+    /changed my mind/
+  )
+  const rows = await p.query('select k, n from t_tx order by k')
+  assert.deepEqual(rows, [{ k: 'a', n: 1 }])
+})
+
+test('begin(): statements share one connection; commit and rollback; isolation applies', async () => {
+  const p = pool({ poolSize: 3 })
+  const tx = await p.begin({ isolation: 'serializable' })
+  const pids = new Set()
+  for (let i = 0; i < 5; i++) pids.add((await tx.query('select pg_backend_pid() as pid'))[0].pid)
+  assert.equal(pids.size, 1, 'every statement ran on the same backend')
+  assert.deepEqual(await tx.query('show transaction_isolation'), [{ transaction_isolation: 'serializable' }])
+  await tx.query("insert into t_tx (k) values ('c')")
+  await tx.rollback()
+  await assert.rejects(tx.query('select 1'), { code: 'TRANSACTION_FINISHED' })
+  const tx2 = await p.begin()
+  await tx2.query("insert into t_tx (k) values ('d')")
+  // Not visible outside before COMMIT.
+  assert.deepEqual(await p.query("select count(*)::int as n from t_tx where k = 'd'"), [{ n: 0 }])
+  await tx2.commit()
+  assert.deepEqual(await p.query("select k from t_tx where k in ('c', 'd') order by k"), [{ k: 'd' }])
+  await assert.rejects(p.begin({ isolation: 'snapshot' }), { code: 'INVALID_ARGUMENT' })
+})
+
+test('transaction(cb) retries the whole callback on a serialization failure (40001)', async () => {
+  const p = pool()
+  let calls = 0
+  const out = await p.transaction(async (tx) => {
+    calls++
+    await tx.query("insert into t_tx (k) values ('e') on conflict (k) do update set n = t_tx.n + 1")
+    if (calls < 3) await tx.query("do $$ begin raise exception 'simulated conflict' using errcode = '40001'; end $$")
+    return calls
+  }, { maxAttempts: 5 })
+  assert.equal(out, 3)
+  // The two failed attempts were rolled back: exactly one insert landed.
+  assert.deepEqual(await p.query("select n from t_tx where k = 'e'"), [{ n: 0 }])
+  // Not retried past maxAttempts, and other errors are not retried at all.
+  calls = 0
+  await assert.rejects(
+    p.transaction(async (tx) => {
+      calls++
+      await tx.query("do $$ begin raise exception 'conflict' using errcode = '40001'; end $$")
+    }, { maxAttempts: 2 }),
+    { code: '40001' }
+  )
+  assert.equal(calls, 2)
+  calls = 0
+  await assert.rejects(p.transaction(async (tx) => { calls++; await tx.query('select 1/0') }), { code: '22012' })
+  assert.equal(calls, 1)
+})
+
+test('a failed statement aborts the transaction: COMMIT reports 25P02, not success', async () => {
+  const p = pool()
+  const tx = await p.begin()
+  await assert.rejects(tx.query('select 1/0'), { code: '22012' })
+  await assert.rejects(tx.commit(), { code: '25P02' })
+  assert.equal(p.status().size >= 1, true)
+})
+
+test('with every connection checked out, queries and begin() wait acquireTimeoutMs, then 53300', async () => {
+  const p = pool({ poolSize: 2, acquireTimeoutMs: 400 })
+  const a = await p.begin()
+  const b = await p.begin()
+  assert.deepEqual(p.status(), { maxSize: 2, size: 2, available: 0, inUse: 2, waiting: 0 })
+  const started = Date.now()
+  const waiting = [p.query('select 1'), p.begin()]
+  await sleep(100)
+  assert.equal(p.status().waiting, 2)
+  for (const w of waiting) await assert.rejects(w, { code: '53300' })
+  assert.ok(Date.now() - started >= 300, 'waited about acquireTimeoutMs')
+  assert.equal(p.status().waiting, 0)
+  // A waiter gets the connection as soon as one is returned.
+  const next = p.begin()
+  await sleep(50)
+  await a.commit()
+  const c = await next
+  await c.rollback()
+  await b.rollback()
+  assert.deepEqual(p.status(), { maxSize: 2, size: 2, available: 2, inUse: 0, waiting: 0 })
+})
+
+test('40 transactions over a pool of 2: every one is served, none is lost, the pool ends idle', async () => {
+  const p = pool({ poolSize: 2, acquireTimeoutMs: 20000 })
+  const order = []
+  await Promise.all(
+    Array.from({ length: 40 }, (_, i) =>
+      p.transaction(async (tx) => {
+        order.push(i)
+        await tx.query("insert into t_tx (k) values ($1) on conflict (k) do update set n = t_tx.n + 1", ['load'])
+      })
+    )
+  )
+  assert.equal(order.length, 40)
+  assert.deepEqual(await p.query("select n from t_tx where k = 'load'"), [{ n: 39 }])
+  const st = p.status()
+  assert.equal(st.waiting, 0)
+  assert.equal(st.inUse, 0)
+})
+
+test('a transaction abandoned without commit/rollback is rolled back and its connection destroyed', async () => {
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc')
+  const p = pool({ poolSize: 1 })
+  let pid
+  await (async () => {
+    const tx = await p.begin()
+    pid = (await tx.query('select pg_backend_pid() as pid'))[0].pid
+    await tx.query("insert into t_tx (k) values ('abandoned')")
+  })()
+  // Nothing references the transaction now.
+  for (let i = 0; i < 20 && p.status().size > 0; i++) {
+    gc()
+    await sleep(50)
+  }
+  assert.equal(p.status().size, 0, 'the connection left the pool')
+  const [r] = await p.query("select count(*)::int as n, pg_backend_pid() as pid from t_tx where k = 'abandoned'")
+  assert.equal(r.n, 0, 'the insert was rolled back')
+  assert.notEqual(r.pid, pid, 'a fresh connection serves the next query')
+})
+
+test('a COMMIT whose synchronous-replication wait is cancelled is IN_DOUBT, never success', async () => {
+  const p = pool({ poolSize: 1 })
+  const standbys = [0, 1, 2].filter((i) => i !== cluster.primaryIndex())
+  for (const i of standbys) await cluster.stop(i, 'immediate')
+  try {
+    const tx = await p.begin()
+    await tx.query("insert into t_tx (k) values ('doubt')")
+    // Waits for a synchronous standby that is gone; its outcome is captured at once.
+    const committing = tx.commit().then(() => null, (e) => e)
+    const admin = await cluster.admin(cluster.primaryIndex())
+    try {
+      let cancelled = false
+      for (let i = 0; i < 100 && !cancelled; i++) {
+        const { rows } = await admin.query("select pg_cancel_backend(pid) as ok from pg_stat_activity where wait_event = 'SyncRep'")
+        cancelled = rows.some((r) => r.ok === 't')
+        if (!cancelled) await sleep(50)
+      }
+      assert.ok(cancelled, 'the COMMIT was waiting for synchronous replication')
+    } finally {
+      await admin.end()
+    }
+    const e = await committing
+    assert.ok(e, 'COMMIT must not report success')
+    assert.equal(e.code, 'IN_DOUBT')
+    assert.match(e.message, /synchronous replication/)
+  } finally {
+    for (const i of standbys) await cluster.start(i)
+    await cluster.heal()
+  }
+  // And it really was in doubt: the row is on the primary although the client was not
+  // told it committed.
+  assert.deepEqual(await p.query("select k from t_tx where k = 'doubt'"), [{ k: 'doubt' }])
+})
