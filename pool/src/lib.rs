@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod error;
+pub mod lease;
 pub mod pool;
 pub mod route;
 pub mod transaction;

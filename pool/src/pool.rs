@@ -12,11 +12,12 @@
 
 use crate::config::{Mode, PoolConfig};
 use crate::error::Error;
+use crate::lease::LeaseWord;
 use crate::route::{self, RouteError};
 use hyperion_wire::TransactionStatus;
 use hyperion_wire::{Client, Params, QueryResult};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{oneshot, Notify};
@@ -45,45 +46,27 @@ pub(crate) struct Conn {
     host: usize,
     /// When the connection was last seen writable (ms since the pool's epoch).
     validated_at_ms: AtomicU64,
-    /// [`EXCLUSIVE`] | number of shared leases.
-    leases: AtomicU32,
+    /// Shared and exclusive leases on this connection (see [`LeaseWord`]).
+    leases: LeaseWord,
 }
-
-const EXCLUSIVE: u32 = 1 << 31;
 
 impl Conn {
     fn try_share(&self) -> bool {
-        let mut cur = self.leases.load(Ordering::Acquire);
-        loop {
-            if cur & EXCLUSIVE != 0 {
-                return false;
-            }
-            match self.leases.compare_exchange_weak(
-                cur,
-                cur + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
-        }
+        self.leases.try_share()
     }
 
+    /// Exclusive only once nothing is in flight either (a lease can end before its last
+    /// response is drained when the caller gave up).
     fn try_take(&self) -> bool {
-        self.client.state().in_flight() == 0
-            && self
-                .leases
-                .compare_exchange(0, EXCLUSIVE, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+        self.client.state().in_flight() == 0 && self.leases.try_take()
     }
 
     fn is_idle(&self) -> bool {
-        self.leases.load(Ordering::Acquire) == 0 && self.client.state().in_flight() == 0
+        self.leases.is_free() && self.client.state().in_flight() == 0
     }
 
     fn is_exclusive(&self) -> bool {
-        self.leases.load(Ordering::Acquire) & EXCLUSIVE != 0
+        self.leases.is_exclusive()
     }
 }
 
@@ -163,12 +146,6 @@ pub struct Pool {
 }
 
 const NO_HINT: usize = usize::MAX;
-
-impl Inner {
-    fn leases_fetch_sub(&self, conn: &Conn) -> u32 {
-        conn.leases.fetch_sub(1, Ordering::AcqRel)
-    }
-}
 
 impl Pool {
     pub fn new(config: PoolConfig) -> Result<Pool, Error> {
@@ -559,11 +536,11 @@ impl Pool {
     fn return_exclusive(&self, conn: &Arc<Conn>) {
         if self.reusable(conn) {
             if !self.hand_off(conn) {
-                conn.leases.store(0, Ordering::Release);
+                conn.leases.release_exclusive();
                 self.notify_sleepers();
                 // A waiter may have queued between hand_off and the store.
                 if !self.waiters().is_empty() && conn.try_take() && !self.hand_off(conn) {
-                    conn.leases.store(0, Ordering::Release);
+                    conn.leases.release_exclusive();
                 }
             }
         } else {
@@ -574,17 +551,17 @@ impl Pool {
     }
 
     fn return_shared(&self, conn: &Arc<Conn>) {
-        if self.inner.leases_fetch_sub(conn) != 1 {
+        if !conn.leases.release_shared() {
             return;
         }
         // Last shared user gone: a waiting transaction may have it.
         if !self.waiters().is_empty() && conn.try_take() {
             if self.reusable(conn) {
                 if !self.hand_off(conn) {
-                    conn.leases.store(0, Ordering::Release);
+                    conn.leases.release_exclusive();
                 }
             } else {
-                conn.leases.store(0, Ordering::Release);
+                conn.leases.release_exclusive();
             }
         }
         self.notify_sleepers();
@@ -607,7 +584,7 @@ impl Pool {
                         host,
                         // Routing just checked it.
                         validated_at_ms: AtomicU64::new(self.now_ms()),
-                        leases: AtomicU32::new(0),
+                        leases: LeaseWord::default(),
                     });
                     // A query that began before end() still runs on the connection it
                     // opened; after end() that connection does not join the pool, and it

@@ -1,0 +1,101 @@
+'use strict'
+// Observability and load, against the real cluster: the logger, statementTimeoutMs,
+// status() under 10,000 concurrent callers, and transaction(cb) retrying a real 25006.
+
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { clusterForTests } = require('./cluster.js')
+const { createPool } = require('../client.js')
+
+let cluster
+let conn
+const pools = []
+
+function pool(opts = {}) {
+  const p = createPool({ ...conn, poolSize: 2, ...opts })
+  pools.push(p)
+  return p
+}
+
+before(async () => {
+  cluster = await clusterForTests()
+  conn = cluster.connection()
+})
+
+after(async () => {
+  for (const p of pools) await p.end().catch(() => {})
+  if (cluster) await cluster.destroy()
+})
+
+test('the logger gets { sql, durationMs, rowCount } or { sql, durationMs, error } once per query', async () => {
+  const events = []
+  const p = pool({ logger: (e) => events.push(e) })
+  await p.query('select generate_series(1, $1::int) as n', [3])
+  await assert.rejects(p.query('select 1/0'), { code: '22012' })
+  assert.equal(events.length, 2)
+  assert.equal(events[0].sql, 'select generate_series(1, $1::int) as n')
+  assert.equal(events[0].rowCount, 3)
+  assert.equal(typeof events[0].durationMs, 'number')
+  assert.ok(events[0].durationMs >= 0)
+  assert.equal(events[0].error, undefined)
+  assert.equal(events[1].sql, 'select 1/0')
+  assert.equal(events[1].error.code, '22012')
+  assert.equal(events[1].rowCount, undefined)
+})
+
+test('an error thrown by the logger is ignored', async () => {
+  const p = pool({ logger: () => { throw new Error('logger bug') } })
+  assert.deepEqual(await p.query('select 1 as v'), [{ v: 1 }])
+  await assert.rejects(p.query('select 1/0'), { code: '22012' })
+})
+
+test('statementTimeoutMs makes the server cancel long statements with 57014', async () => {
+  const p = pool({ statementTimeoutMs: 200 })
+  assert.deepEqual(await p.query('show statement_timeout'), [{ statement_timeout: '200ms' }])
+  await assert.rejects(p.query('select pg_sleep(3)'), { code: '57014' })
+  assert.deepEqual(await p.query('select 1 as v'), [{ v: 1 }], 'the connection is still usable')
+})
+
+test('10,000 concurrent callers on a pool of 4: all answered, status() consistent throughout', async () => {
+  const p = pool({ poolSize: 4, acquireTimeoutMs: 60000 })
+  const snapshots = []
+  const timer = setInterval(() => snapshots.push(p.status()), 2)
+  const n = 10000
+  try {
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        i % 50 === 0
+          ? p.transaction(async (tx) => (await tx.query('select $1::int4 as v', [i]))[0].v)
+          : p.query('select $1::int4 as v', [i]).then((r) => r[0].v)
+      )
+    )
+    results.forEach((v, i) => assert.equal(v, i))
+  } finally {
+    clearInterval(timer)
+  }
+  snapshots.push(p.status())
+  assert.ok(snapshots.length > 1)
+  for (const s of snapshots) {
+    assert.equal(s.maxSize, 4)
+    assert.ok(s.size <= 4, JSON.stringify(s))
+    assert.equal(s.inUse + s.available, s.size, JSON.stringify(s))
+    assert.ok(s.waiting >= 0, JSON.stringify(s))
+  }
+  const last = snapshots[snapshots.length - 1]
+  assert.deepEqual({ inUse: last.inUse, waiting: last.waiting }, { inUse: 0, waiting: 0 })
+})
+
+test('transaction(cb) retries a real 25006 inside the transaction', async () => {
+  const p = pool()
+  await p.query('drop table if exists t_ro')
+  await p.query('create table t_ro (x int)')
+  let calls = 0
+  await p.transaction(async (tx) => {
+    calls++
+    // The first attempt runs read-only, as a transaction on a freshly fenced node would.
+    if (calls === 1) await tx.query('set transaction read only')
+    await tx.query('insert into t_ro values (1)')
+  })
+  assert.equal(calls, 2)
+  assert.deepEqual(await p.query('select count(*)::int as n from t_ro'), [{ n: 1 }])
+})
