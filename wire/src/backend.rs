@@ -436,7 +436,39 @@ impl fmt::Debug for DataRowBody {
 impl DataRowBody {
     /// Validates the column count and every column length against the frame.
     pub fn new(frame: Bytes) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(&frame, "DataRow");
+        // The hot loop of every result: one pass over the lengths with plain offsets; the
+        // error (and its String) is built only on the failure path.
+        let columns = match Self::validate(&frame) {
+            Some(n) => n,
+            None => return Self::explain(&frame),
+        };
+        Ok(DataRowBody { frame, columns })
+    }
+
+    /// The column count when every length is in bounds and the frame ends exactly after the
+    /// last value.
+    #[inline]
+    fn validate(b: &[u8]) -> Option<u16> {
+        let count = i16::from_be_bytes([*b.first()?, *b.get(1)?]);
+        let count = u16::try_from(count).ok()?;
+        let mut at = 2usize;
+        for _ in 0..count {
+            let l = b.get(at..at + 4)?;
+            let len = i32::from_be_bytes([l[0], l[1], l[2], l[3]]);
+            at += 4;
+            if len >= 0 {
+                at = at.checked_add(len as usize)?;
+            } else if len != -1 {
+                return None;
+            }
+        }
+        (at == b.len()).then_some(count)
+    }
+
+    /// Why `validate` refused a frame, for the error message.
+    #[cold]
+    fn explain(frame: &Bytes) -> Result<Self, ProtocolError> {
+        let mut r = Reader::new(frame, "DataRow");
         let n = r.i16()?;
         let columns = u16::try_from(n).or_else(|_| err("DataRow has a negative column count"))?;
         for _ in 0..columns {
@@ -449,7 +481,8 @@ impl DataRowBody {
             r.bytes(len)?;
         }
         r.end()?;
-        Ok(DataRowBody { frame, columns })
+        // Unreachable when validate() and this walk agree; kept an error, never a panic.
+        err("DataRow is malformed")
     }
 
     /// Number of columns.
