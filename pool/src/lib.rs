@@ -13,9 +13,9 @@
 
 pub mod config;
 pub mod error;
-pub mod lease;
 pub mod pool;
 pub mod route;
+pub mod slots;
 pub mod transaction;
 
 pub use config::{Mode, PoolConfig, RetryPolicy};

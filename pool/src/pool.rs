@@ -1,21 +1,21 @@
-//! The pool: connections, leases, eviction and the query retry loop.
+//! The pool: connections in fixed slots, leases, eviction and the query retry loop.
 //!
-//! A connection is used through a [`Lease`]: *shared* for `pool.query` (many queries
+//! Connections live in [`Slots`]: `poolSize` places, each governed by one atomic word, so a
+//! query or a transaction takes and returns a connection without a lock (see `slots.rs`). A
+//! connection is used through a [`Lease`]: *shared* for `pool.query` (many queries
 //! pipelined on one socket) or *exclusive* for a transaction (nothing else may run on the
-//! session between BEGIN and COMMIT). Each connection has one atomic word, the exclusive bit
-//! plus the number of shared leases: a shared lease is taken only while the bit is clear and
-//! an exclusive one only when the word is 0, so a pipelined query can never slip into
-//! somebody's transaction, and neither side takes a lock to check. Exclusive waiters queue
-//! in order and a released connection is handed to the first of them directly. A
-//! connection returned broken, read-only (on a read-write pool) or inside a transaction is
+//! session between BEGIN and COMMIT). A pipelined query can never slip into somebody's
+//! transaction: a slot grants a shared lease only while it is not held exclusively, and an
+//! exclusive one only when it holds no lease at all. Only the slow path locks: exclusive
+//! waiters queue in order (a released connection is handed to the first of them directly).
+//! A connection returned broken, read-only (on a read-write pool) or inside a transaction is
 //! destroyed, never reused.
 
 use crate::config::{Mode, PoolConfig};
 use crate::error::Error;
-use crate::lease::LeaseWord;
 use crate::route::{self, RouteError};
-use hyperion_wire::TransactionStatus;
-use hyperion_wire::{Client, Params, QueryResult};
+use crate::slots::{Reservation, SlotId, SlotLease, Slots};
+use hyperion_wire::{Client, Params, QueryResult, TransactionStatus};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,34 +46,21 @@ pub(crate) struct Conn {
     host: usize,
     /// When the connection was last seen writable (ms since the pool's epoch).
     validated_at_ms: AtomicU64,
-    /// Shared and exclusive leases on this connection (see [`LeaseWord`]).
-    leases: LeaseWord,
 }
 
 impl Conn {
-    fn try_share(&self) -> bool {
-        self.leases.try_share()
-    }
-
-    /// Exclusive only once nothing is in flight either (a lease can end before its last
-    /// response is drained when the caller gave up).
-    fn try_take(&self) -> bool {
-        self.client.state().in_flight() == 0 && self.leases.try_take()
-    }
-
-    fn is_idle(&self) -> bool {
-        self.leases.is_free() && self.client.state().in_flight() == 0
-    }
-
-    fn is_exclusive(&self) -> bool {
-        self.leases.is_exclusive()
+    fn in_flight(&self) -> u32 {
+        self.client.state().in_flight()
     }
 }
 
-/// The right to use one connection, shared or exclusive; released on drop.
+/// The right to use one connection, shared or exclusive; given back on drop.
 pub(crate) struct Lease {
     pool: Pool,
     pub(crate) conn: Arc<Conn>,
+    /// `None` for a connection opened for a query that began before `end()`: it never
+    /// joined the pool and closes when its last handle goes.
+    id: Option<SlotId>,
     exclusive: bool,
 }
 
@@ -85,10 +72,12 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.exclusive {
-            self.pool.return_exclusive(&self.conn);
-        } else {
-            self.pool.return_shared(&self.conn);
+        if let Some(id) = self.id {
+            if self.exclusive {
+                self.pool.return_exclusive(id, &self.conn);
+            } else {
+                self.pool.return_shared(id, &self.conn);
+            }
         }
     }
 }
@@ -120,18 +109,18 @@ pub struct ConnectionInfo {
     pub saw_read_only_error: bool,
 }
 
+type Waiter = oneshot::Sender<Option<(SlotId, Arc<Conn>)>>;
+
 struct Inner {
     config: PoolConfig,
-    conns: Mutex<Vec<Arc<Conn>>>,
+    slots: Slots<Conn>,
     /// Exclusive checkouts waiting for a connection, oldest first. A released connection is
-    /// sent to the first live one (still marked exclusive); `None` asks it to look again.
-    waiters: Mutex<VecDeque<oneshot::Sender<Option<Arc<Conn>>>>>,
+    /// sent to the first live one, still held exclusively; `None` asks it to look again.
+    waiters: Mutex<VecDeque<Waiter>>,
     /// Shared acquirers about to sleep on `changed` (gates the notify on the release path).
     sleepers: AtomicUsize,
-    /// Connections being opened (counted against `pool_size`).
-    opening: AtomicUsize,
     closed: AtomicBool,
-    /// Signalled whenever a connection opens, fails to open or is evicted.
+    /// Signalled whenever a connection opens, fails to open, is evicted or freed.
     changed: Notify,
     waiting: AtomicUsize,
     /// The host that last accepted a read-write connection: tried first next time.
@@ -157,11 +146,10 @@ impl Pool {
         }
         Ok(Pool {
             inner: Arc::new(Inner {
-                conns: Mutex::new(Vec::with_capacity(config.pool_size)),
+                slots: Slots::new(config.pool_size),
+                config,
                 waiters: Mutex::new(VecDeque::new()),
                 sleepers: AtomicUsize::new(0),
-                config,
-                opening: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 changed: Notify::new(),
                 waiting: AtomicUsize::new(0),
@@ -175,13 +163,9 @@ impl Pool {
         &self.inner.config
     }
 
-    fn conns(&self) -> MutexGuard<'_, Vec<Arc<Conn>>> {
-        // A panic while holding this lock cannot leave the vector inconsistent (every
-        // critical section is a push, a retain or a read), so a poisoned lock is still usable.
-        self.inner.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn waiters(&self) -> MutexGuard<'_, VecDeque<oneshot::Sender<Option<Arc<Conn>>>>> {
+    fn waiters(&self) -> MutexGuard<'_, VecDeque<Waiter>> {
+        // Every critical section is a push, a pop or a drain: a panic cannot leave the queue
+        // inconsistent, so a poisoned lock is still usable.
         self.inner.waiters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -190,9 +174,12 @@ impl Pool {
     }
 
     pub fn status(&self) -> Status {
-        let conns = self.conns();
-        let size = conns.len();
-        let available = conns.iter().filter(|c| c.is_idle()).count();
+        let view = self.inner.slots.snapshot();
+        let size = view.len();
+        let available = view
+            .iter()
+            .filter(|v| v.shared == 0 && !v.exclusive && v.item.in_flight() == 0)
+            .count();
         Status {
             max_size: self.inner.config.pool_size,
             size,
@@ -203,9 +190,12 @@ impl Pool {
     }
 
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        self.conns()
+        self.inner
+            .slots
+            .snapshot()
             .iter()
-            .map(|c| {
+            .map(|v| {
+                let c = &v.item;
                 let st = c.client.state();
                 ConnectionInfo {
                     host: self
@@ -244,11 +234,10 @@ impl Pool {
         let mut read_retries = 0;
         loop {
             let lease = self.acquire_shared(start, deadline).await?;
-            let conn = &lease.conn;
-            match self.run(conn, sql, params).await {
+            match self.run(&lease.conn, sql, params).await {
                 Outcome::Done(Ok(result)) => return Ok(result),
                 Outcome::Fenced => {
-                    self.evict(conn);
+                    self.evict(&lease);
                     if Instant::now() < deadline {
                         continue;
                     }
@@ -256,7 +245,7 @@ impl Pool {
                 }
                 Outcome::Done(Err(e)) => {
                     if e.is_closed() {
-                        self.evict(conn);
+                        self.evict(&lease);
                     }
                     // An unsent request did not run; a read may run twice when the caller
                     // allows it.
@@ -342,11 +331,12 @@ impl Pool {
         }
     }
 
-    fn lease(&self, conn: &Arc<Conn>, exclusive: bool) -> Lease {
+    fn lease(&self, l: SlotLease<Conn>) -> Lease {
         Lease {
             pool: self.clone(),
-            conn: conn.clone(),
-            exclusive,
+            conn: l.item,
+            id: Some(l.id),
+            exclusive: l.exclusive,
         }
     }
 
@@ -365,7 +355,7 @@ impl Pool {
     }
 
     fn timed_out(&self, start: Instant) -> Error {
-        if self.conns().is_empty() {
+        if self.inner.slots.ready() == 0 {
             self.no_node_error(start, None)
         } else {
             Error::AcquireTimeout {
@@ -374,10 +364,16 @@ impl Pool {
         }
     }
 
-    /// A shared lease for a query: an idle connection, else a new one while below
-    /// `poolSize`, else the least loaded connection not held by a transaction (its pipeline
-    /// provides the backpressure). Waits only when every connection is exclusive or still
-    /// being opened.
+    /// Drops connections whose socket is gone.
+    fn purge_closed(&self) {
+        for c in self.inner.slots.remove_if(|c| c.client.is_closed()) {
+            c.client.close();
+        }
+    }
+
+    /// A shared lease for a query: an idle connection, else a new one while a slot is free,
+    /// else the least loaded connection not held by a transaction (its pipeline provides the
+    /// backpressure). Waits only when every connection is exclusive or still being opened.
     async fn acquire_shared(&self, start: Instant, deadline: Instant) -> Result<Lease, Error> {
         loop {
             if self.is_closed() {
@@ -387,37 +383,45 @@ impl Pool {
             tokio::pin!(notified);
             notified.as_mut().enable();
             // Announce the possible sleep before looking, so a release that happens after
-            // the look sees us and notifies (SeqCst pairs with the release path).
+            // the look sees us and notifies (SeqCst pairs with `notify_sleepers`).
             self.inner.sleepers.fetch_add(1, Ordering::SeqCst);
-            let open_new = {
-                let mut conns = self.conns();
-                conns.retain(|c| !c.client.is_closed());
-                if let Some(c) = conns.iter().find(|c| c.is_idle() && c.try_share()) {
-                    self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
-                    return Ok(self.lease(c, false));
+            // Closed connections are skipped here and purged on the slow path below.
+            let best = self.inner.slots.share_best(|c, shared| {
+                if c.client.is_closed() {
+                    return None;
                 }
-                let opening = self.inner.opening.load(Ordering::Acquire);
-                if conns.len() + opening < self.inner.config.pool_size {
-                    self.inner.opening.fetch_add(1, Ordering::AcqRel);
-                    true
+                let load = c.in_flight();
+                Some(if shared == 0 && load == 0 {
+                    0
                 } else {
-                    let mut open: Vec<&Arc<Conn>> =
-                        conns.iter().filter(|c| !c.is_exclusive()).collect();
-                    open.sort_by_key(|c| c.client.state().in_flight());
-                    if let Some(c) = open.into_iter().find(|c| c.try_share()) {
-                        self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
-                        return Ok(self.lease(c, false));
+                    u64::from(load) + 1
+                })
+            });
+            let next = match best {
+                Some(l) if l.item.in_flight() == 0 => Some(Ok(l)),
+                // Busy: a free slot (a new connection) beats joining a pipeline.
+                Some(l) => match self.inner.slots.reserve() {
+                    Some(r) => {
+                        drop(self.lease(l));
+                        Some(Err(r))
                     }
-                    false
+                    None => Some(Ok(l)),
+                },
+                None => {
+                    self.purge_closed();
+                    self.inner.slots.reserve().map(Err)
                 }
             };
-            if open_new {
-                self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
-                let conn = self.open(start, deadline).await?;
-                if conn.try_share() {
-                    return Ok(self.lease(&conn, false));
+            match next {
+                Some(Ok(l)) => {
+                    self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(self.lease(l));
                 }
-                continue;
+                Some(Err(r)) => {
+                    self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+                    return self.open(r, false, start, deadline).await;
+                }
+                None => {}
             }
             self.inner.waiting.fetch_add(1, Ordering::AcqRel);
             let woke = tokio::time::timeout_at(deadline.into(), notified).await;
@@ -429,8 +433,8 @@ impl Pool {
         }
     }
 
-    /// An exclusive lease (for a transaction): an idle connection, else a new one while below
-    /// `poolSize`, else wait in line until one is released, up to `acquireTimeoutMs`
+    /// An exclusive lease (for a transaction): an idle connection, else a new one while a
+    /// slot is free, else wait in line until one is released, up to `acquireTimeoutMs`
     /// (then 53300).
     pub(crate) async fn acquire_exclusive(
         &self,
@@ -441,68 +445,65 @@ impl Pool {
             if self.is_closed() {
                 return Err(Error::Closed);
             }
-            enum Next {
-                Open,
-                Wait(oneshot::Receiver<Option<Arc<Conn>>>),
+            self.purge_closed();
+            if let Some(l) = self.inner.slots.take_first(|c| c.in_flight() == 0) {
+                return Ok(self.lease(l));
             }
-            let next = {
-                let mut conns = self.conns();
-                conns.retain(|c| !c.client.is_closed());
-                if let Some(c) = conns.iter().find(|c| c.try_take()) {
-                    return Ok(self.lease(c, true));
+            if let Some(r) = self.inner.slots.reserve() {
+                return self.open(r, true, start, deadline).await;
+            }
+            let (tx, mut rx) = oneshot::channel();
+            self.waiters().push_back(tx);
+            // A connection freed between the look above and the push would have found no
+            // waiter: look once more now that we are in line.
+            if let Some(l) = self.inner.slots.take_first(|c| c.in_flight() == 0) {
+                rx.close();
+                if let Ok(Some((id, conn))) = rx.try_recv() {
+                    // Handed one as well: keep the first, give the other back.
+                    self.return_exclusive(id, &conn);
                 }
-                let opening = self.inner.opening.load(Ordering::Acquire);
-                if conns.len() + opening < self.inner.config.pool_size {
-                    self.inner.opening.fetch_add(1, Ordering::AcqRel);
-                    Next::Open
-                } else {
-                    let (tx, rx) = oneshot::channel();
-                    self.waiters().push_back(tx);
-                    Next::Wait(rx)
-                }
-            };
-            match next {
-                Next::Open => {
-                    let conn = self.open(start, deadline).await?;
-                    if conn.try_take() {
-                        return Ok(self.lease(&conn, true));
+                return Ok(self.lease(l));
+            }
+            self.inner.waiting.fetch_add(1, Ordering::AcqRel);
+            let got = tokio::time::timeout_at(deadline.into(), &mut rx).await;
+            self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            match got {
+                Ok(Ok(Some((id, conn)))) => return Ok(self.handed(id, conn)),
+                Ok(Ok(None)) | Ok(Err(_)) => {}
+                Err(_) => {
+                    // A connection sent just as we gave up is ours after all: taking it
+                    // beats leaking it held exclusively.
+                    rx.close();
+                    if let Ok(Some((id, conn))) = rx.try_recv() {
+                        return Ok(self.handed(id, conn));
                     }
-                }
-                Next::Wait(mut rx) => {
-                    self.inner.waiting.fetch_add(1, Ordering::AcqRel);
-                    let got = tokio::time::timeout_at(deadline.into(), &mut rx).await;
-                    self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
-                    match got {
-                        Ok(Ok(Some(conn))) => return Ok(self.lease(&conn, true)),
-                        Ok(Ok(None)) | Ok(Err(_)) => {}
-                        Err(_) => {
-                            // A connection sent just as we gave up is ours after all: taking
-                            // it beats leaking it marked exclusive.
-                            rx.close();
-                            if let Ok(Some(conn)) = rx.try_recv() {
-                                return Ok(self.lease(&conn, true));
-                            }
-                            return Err(self.timed_out(start));
-                        }
-                    }
+                    return Err(self.timed_out(start));
                 }
             }
         }
     }
 
-    /// Gives `conn` (held exclusive by the caller) to the first live waiter.
-    fn hand_off(&self, conn: &Arc<Conn>) -> bool {
+    fn handed(&self, id: SlotId, conn: Arc<Conn>) -> Lease {
+        Lease {
+            pool: self.clone(),
+            conn,
+            id: Some(id),
+            exclusive: true,
+        }
+    }
+
+    /// Gives a connection held exclusively to the first live waiter.
+    fn hand_off(&self, id: SlotId, conn: &Arc<Conn>) -> bool {
         let mut waiters = self.waiters();
         while let Some(w) = waiters.pop_front() {
-            if w.send(Some(conn.clone())).is_ok() {
+            if w.send(Some((id, conn.clone()))).is_ok() {
                 return true;
             }
         }
         false
     }
 
-    /// Tells the first live waiter to look again (a connection went away, so it may open
-    /// one).
+    /// Tells the first live waiter to look again (a slot was freed, so it may open one).
     fn wake_waiter(&self) {
         let mut waiters = self.waiters();
         while let Some(w) = waiters.pop_front() {
@@ -512,19 +513,15 @@ impl Pool {
         }
     }
 
-    fn in_pool(&self, conn: &Arc<Conn>) -> bool {
-        self.conns().iter().any(|c| Arc::ptr_eq(c, conn))
-    }
-
     /// Whether a returned connection can serve again.
-    fn reusable(&self, conn: &Arc<Conn>) -> bool {
+    fn reusable(&self, id: SlotId, conn: &Conn) -> bool {
         let st = conn.client.state();
         !conn.client.is_closed()
             && st.in_flight() == 0
             && st.transaction_status() == TransactionStatus::Idle
             && !self.fenced(&conn.client)
             && !self.is_closed()
-            && self.in_pool(conn)
+            && self.inner.slots.is_current(id)
     }
 
     fn notify_sleepers(&self) {
@@ -533,66 +530,66 @@ impl Pool {
         }
     }
 
-    fn return_exclusive(&self, conn: &Arc<Conn>) {
-        if self.reusable(conn) {
-            if !self.hand_off(conn) {
-                conn.leases.release_exclusive();
-                self.notify_sleepers();
-                // A waiter may have queued between hand_off and the store.
-                if !self.waiters().is_empty() && conn.try_take() && !self.hand_off(conn) {
-                    conn.leases.release_exclusive();
+    fn return_exclusive(&self, id: SlotId, conn: &Arc<Conn>) {
+        if !self.reusable(id, conn) {
+            // Broken, fenced, mid-transaction or mid-query: destroy it, never reuse it.
+            self.remove(id, conn);
+            return;
+        }
+        if self.hand_off(id, conn) {
+            return;
+        }
+        self.inner.slots.release(id, true);
+        self.notify_sleepers();
+        // A waiter may have queued between hand_off and the release.
+        if !self.waiters().is_empty() {
+            if let Some(l) = self.inner.slots.try_take(id.index) {
+                if !self.hand_off(l.id, &l.item) {
+                    self.inner.slots.release(l.id, true);
                 }
             }
-        } else {
-            // Broken, fenced, mid-transaction or mid-query: destroy it, never reuse it.
-            self.evict(conn);
-            self.wake_waiter();
         }
     }
 
-    fn return_shared(&self, conn: &Arc<Conn>) {
-        if !conn.leases.release_shared() {
+    fn return_shared(&self, id: SlotId, conn: &Arc<Conn>) {
+        if self.inner.slots.release(id, false) != Some(0) {
             return;
         }
-        // Last shared user gone: a waiting transaction may have it.
-        if !self.waiters().is_empty() && conn.try_take() {
-            if self.reusable(conn) {
-                if !self.hand_off(conn) {
-                    conn.leases.release_exclusive();
+        // Last user gone: a waiting transaction may have it.
+        if conn.in_flight() == 0 && !self.waiters().is_empty() {
+            if let Some(l) = self.inner.slots.try_take(id.index) {
+                if !(self.reusable(l.id, &l.item) && self.hand_off(l.id, &l.item)) {
+                    self.inner.slots.release(l.id, true);
                 }
-            } else {
-                conn.leases.release_exclusive();
             }
         }
         self.notify_sleepers();
     }
 
-    /// Opens one connection (its slot already counted in `opening`), retrying with backoff
-    /// while no node fits the mode (mid-election) until the deadline.
-    async fn open(&self, start: Instant, deadline: Instant) -> Result<Arc<Conn>, Error> {
+    /// Opens a connection for a reserved slot, retrying with backoff while no node fits the
+    /// mode (mid-election) until the deadline.
+    async fn open(
+        &self,
+        slot: Reservation,
+        exclusive: bool,
+        start: Instant,
+        deadline: Instant,
+    ) -> Result<Lease, Error> {
         let cfg = &self.inner.config;
         let mut attempt = 0;
-        let result = loop {
+        let opened = loop {
             let hint = self.inner.primary_hint.load(Ordering::Relaxed);
             match route::connect_for(cfg, (hint != NO_HINT).then_some(hint)).await {
                 Ok((client, host)) => {
                     if cfg.mode == Mode::ReadWrite {
                         self.inner.primary_hint.store(host, Ordering::Relaxed);
                     }
-                    let conn = Arc::new(Conn {
+                    break Ok(Arc::new(Conn {
                         client,
                         host,
                         // Routing just checked it.
                         validated_at_ms: AtomicU64::new(self.now_ms()),
-                        leases: LeaseWord::default(),
-                    });
-                    // A query that began before end() still runs on the connection it
-                    // opened; after end() that connection does not join the pool, and it
-                    // sends Terminate when the query drops the last handle to it.
-                    if !self.is_closed() {
-                        self.conns().push(conn.clone());
-                    }
-                    break Ok(conn);
+                    }));
                 }
                 Err(RouteError::Fatal(e)) => break Err(Error::Wire(e)),
                 Err(RouteError::NoMatch(last)) => {
@@ -609,13 +606,55 @@ impl Pool {
                 }
             }
         };
-        self.inner.opening.fetch_sub(1, Ordering::AcqRel);
+        let result = match opened {
+            // A query that began before end() still runs on the connection it opened; after
+            // end() that connection does not join the pool, and it sends Terminate when the
+            // query drops the last handle to it.
+            Ok(conn) if self.is_closed() => {
+                self.inner.slots.cancel(slot);
+                Ok(Lease {
+                    pool: self.clone(),
+                    conn,
+                    id: None,
+                    exclusive,
+                })
+            }
+            Ok(conn) => match self.inner.slots.install(slot, conn.clone(), exclusive) {
+                Some(l) => Ok(self.lease(l)),
+                None => {
+                    // Unreachable for a reservation from this pool's slots.
+                    conn.client.close();
+                    Err(Error::Closed)
+                }
+            },
+            Err(e) => {
+                self.inner.slots.cancel(slot);
+                Err(e)
+            }
+        };
         self.inner.changed.notify_waiters();
+        self.wake_waiter_if_idle();
         result
     }
 
-    fn evict(&self, conn: &Arc<Conn>) {
-        self.conns().retain(|c| !Arc::ptr_eq(c, conn));
+    /// After a slot changed hands: if a waiter is queued and a connection is free, move it.
+    fn wake_waiter_if_idle(&self) {
+        if self.waiters().is_empty() {
+            return;
+        }
+        if let Some(l) = self.inner.slots.take_first(|c| c.in_flight() == 0) {
+            if !self.hand_off(l.id, &l.item) {
+                self.inner.slots.release(l.id, true);
+            }
+        } else if self.inner.slots.ready() + self.inner.slots.reserved()
+            < self.inner.config.pool_size
+        {
+            self.wake_waiter();
+        }
+    }
+
+    fn remove(&self, id: SlotId, conn: &Arc<Conn>) {
+        self.inner.slots.remove(id);
         if self.inner.config.mode == Mode::ReadWrite {
             let _ = self.inner.primary_hint.compare_exchange(
                 conn.host,
@@ -629,13 +668,20 @@ impl Pool {
         self.wake_waiter();
     }
 
+    fn evict(&self, lease: &Lease) {
+        match lease.id {
+            Some(id) => self.remove(id, &lease.conn),
+            None => lease.conn.client.close(),
+        }
+    }
+
     /// Closes the pool: new queries fail with "pool is closed" at once; queries in flight
     /// finish on their connections, which then send Terminate and close.
     pub async fn end(&self) {
         self.inner.closed.store(true, Ordering::Release);
-        let conns = std::mem::take(&mut *self.conns());
-        for c in &conns {
-            c.client.close();
+        for v in self.inner.slots.snapshot() {
+            self.inner.slots.remove(v.id);
+            v.item.client.close();
         }
         self.inner.changed.notify_waiters();
         for w in self.waiters().drain(..) {
