@@ -215,3 +215,34 @@ test('end(): later queries fail at once with "pool is closed"', async () => {
   const rows = await inflight
   assert.equal(rows[0].v, 1)
 })
+
+test('connectTimeoutMs bounds a handshake with a host that never answers; garbage from a non-PostgreSQL server is a clear error', async () => {
+  const net = require('node:net')
+  const sockets = []
+  const silent = net.createServer((s) => sockets.push(s)) // accepts, never answers
+  const http = net.createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'))
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r))
+  await new Promise((r) => http.listen(0, '127.0.0.1', r))
+  try {
+    const p = pool({ hosts: [`127.0.0.1:${silent.address().port}`], connectTimeoutMs: 300, acquireTimeoutMs: 1200 })
+    const started = Date.now()
+    await assert.rejects(p.query('select 1'), (e) => {
+      assert.equal(e.code, '08001')
+      assert.match(e.message, /no writable primary available after \d+ms/)
+      assert.match(e.message, /timed out after 300ms/)
+      return true
+    })
+    const took = Date.now() - started
+    assert.ok(took >= 900 && took < 10000, `took ${took}ms`)
+    const q = pool({ hosts: [`127.0.0.1:${http.address().port}`], mode: 'any', acquireTimeoutMs: 1000 })
+    await assert.rejects(q.query('select 1'), (e) => {
+      assert.equal(e.code, '08001')
+      assert.match(e.message, /protocol error|closed the connection/)
+      return true
+    })
+  } finally {
+    for (const s of sockets) s.destroy()
+    silent.close()
+    http.close()
+  }
+})
