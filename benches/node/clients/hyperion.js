@@ -37,49 +37,13 @@ function connect(o) {
   if (o.variant && !VARIANTS[o.variant]) throw new Error(`unknown hyperion variant ${o.variant}`)
   const pool = createPool({ ...base, poolSize: o.max })
 
-  // The client has no transaction API yet: a transaction needs its statements on one
-  // connection, and pool.query may put consecutive statements on different connections.
-  // What a user has to do today, and what W5 measures: `max` single-connection pools with
-  // an app-side checkout queue (like pg's pool.connect()).
-  let sessions = null
-  const free = []
-  const waiters = []
-  function checkout() {
-    if (!sessions) {
-      sessions = Array.from({ length: o.max }, () => createPool({ ...base, poolSize: 1 }))
-      free.push(...sessions)
-    }
-    if (free.length) return Promise.resolve(free.pop())
-    return new Promise((resolve) => waiters.push(resolve))
-  }
-  function release(s) {
-    const w = waiters.shift()
-    if (w) w(s)
-    else free.push(s)
-  }
-
   return {
     query: (text, params) => pool.query(text, params),
-    async transaction(fn) {
-      const s = await checkout()
-      try {
-        await s.query('begin')
-        let result
-        try {
-          result = await fn({ query: (text, params) => s.query(text, params) })
-          await s.query('commit')
-        } catch (e) {
-          await s.query('rollback').catch(() => {})
-          throw e
-        }
-        return result
-      } finally {
-        release(s)
-      }
-    },
+    // The way a user writes it: pool.transaction runs BEGIN/COMMIT on one dedicated
+    // connection (an exclusive lease) and rolls back on a throw. No retries, as for the peers.
+    transaction: (fn) => pool.transaction((tx) => fn({ query: (text, params) => tx.query(text, params) }), { maxAttempts: 1 }),
     async close() {
       await pool.end()
-      if (sessions) await Promise.all(sessions.map((s) => s.end()))
     },
   }
 }
