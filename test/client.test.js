@@ -2,33 +2,20 @@
 // The first end-to-end path, against the real local cluster: auth methods, errors,
 // pipelining, values both ways, and the connection's read-only state.
 
-const { test, before, after } = require('node:test')
+const { test } = require('node:test')
 const assert = require('node:assert/strict')
-const { clusterForTests, PASSWORDS } = require('./cluster.js')
+const { PASSWORDS } = require('./cluster.js')
+const { useCluster } = require('./support.js')
 const { createPool, hello } = require('../client.js')
 
-let cluster
-let conn // { hosts, user, password, database } of the default (SCRAM) role
 let primaryHost
-const pools = []
-
-function pool(opts = {}) {
-  const p = createPool({ ...conn, poolSize: 2, ...opts })
-  pools.push(p)
-  return p
-}
-
-before(async () => {
-  cluster = await clusterForTests()
-  conn = cluster.connection()
-  const p = cluster.node(cluster.primaryIndex())
-  primaryHost = `${p.host}:${p.port}`
+const suite = useCluster({
+  setup(s) {
+    const p = s.cluster.node(s.cluster.primaryIndex())
+    primaryHost = `${p.host}:${p.port}`
+  },
 })
-
-after(async () => {
-  for (const p of pools) await p.end().catch(() => {})
-  if (cluster) await cluster.destroy()
-})
+const pool = suite.pool
 
 test('hello() proves the native binding loads', () => {
   assert.equal(hello('world'), 'hello world from hyperiondb-client')
@@ -49,7 +36,7 @@ test('each authentication method logs in: scram-sha-256, md5, trust', async () =
 
 test('the server really used md5 and scram for those roles', async () => {
   // Guards the test above: a pg_hba that trusted everyone would make it pass vacuously.
-  const admin = await cluster.admin(cluster.primaryIndex())
+  const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
   try {
     const rows = (await admin.query(
       "select rolname, left(rolpassword, 5) as p from pg_authid where rolname in ('app_scram','app_md5') order by 1"
@@ -188,8 +175,8 @@ test('the connection exposes its read-only state: 25006 and ParameterStatus afte
   assert.equal(c.readOnly, false)
   assert.equal(c.inHotStandby, false)
   assert.ok(c.serverVersionNum >= 140000, 'PostgreSQL 14+ reports the read-only state itself')
-  const primary = cluster.primaryIndex()
-  await cluster.fence(primary)
+  const primary = suite.cluster.primaryIndex()
+  await suite.cluster.fence(primary)
   try {
     // The fence reaches an idle session at its next message: the reply to this SELECT
     // carries ParameterStatus default_transaction_read_only=on.
@@ -201,12 +188,12 @@ test('the connection exposes its read-only state: 25006 and ParameterStatus afte
     ;[c] = p.connections()
     assert.equal(c.sawReadOnlyError, true)
   } finally {
-    await cluster.unfence(primary)
+    await suite.cluster.unfence(primary)
   }
 })
 
 test('end(): later queries fail at once with "pool is closed"', async () => {
-  const p = createPool({ ...conn, poolSize: 2 })
+  const p = createPool({ ...suite.conn, poolSize: 2 })
   const inflight = p.query('select pg_sleep(0.2), 1 as v')
   await new Promise((r) => setTimeout(r, 20))
   await p.end()

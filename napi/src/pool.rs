@@ -40,6 +40,17 @@ pub struct PoolStatus {
     pub waiting: u32,
 }
 
+/// Reads a query's JS parameters on the JS thread, before the query is spawned.
+fn read_params(env: &Env, params: Option<Vec<JsUnknown>>) -> napi::Result<JsParams> {
+    params
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| from_js(env, i, v))
+        .collect::<napi::Result<Vec<_>>>()
+        .map(JsParams)
+}
+
 fn result_format(type_oid: u32) -> Format {
     if hyperion_codec::prefers_binary(type_oid) {
         Format::Binary
@@ -127,15 +138,9 @@ impl NativePool {
         params: Option<Vec<JsUnknown>>,
         retry: Option<bool>,
     ) -> napi::Result<JsObject> {
-        let params = params
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| from_js(&env, i, v))
-            .collect::<napi::Result<Vec<_>>>()?;
+        let params = read_params(&env, params)?;
         let pool = self.pool.clone();
         env.spawn_future(async move {
-            let params = JsParams(params);
             pool.query(&sql, &params, QueryOptions { retry })
                 .await
                 .map(Rows)
@@ -223,17 +228,12 @@ impl NativeTransaction {
         sql: String,
         params: Option<Vec<JsUnknown>>,
     ) -> napi::Result<JsObject> {
-        let params = params
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| from_js(&env, i, v))
-            .collect::<napi::Result<Vec<_>>>()?;
+        let params = read_params(&env, params)?;
         let tx = self.tx.clone();
         env.spawn_future(async move {
             let guard = tx.lock().await;
             let t = guard.as_ref().ok_or_else(finished)?;
-            t.query(&sql, &JsParams(params))
+            t.query(&sql, &params)
                 .await
                 .map(Rows)
                 .map_err(|e| to_napi(&e))
