@@ -17,7 +17,7 @@ use crate::route::{self, RouteError};
 use crate::slots::{Reservation, SlotId, SlotLease, Slots};
 use hyperion_wire::{Client, Params, QueryResult, TransactionStatus};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{oneshot, Notify};
@@ -379,49 +379,22 @@ impl Pool {
             if self.is_closed() {
                 return Err(Error::Closed);
             }
+            // The common case takes no registration at all.
+            if let Some(next) = self.pick_shared() {
+                return self.take_shared(next, start, deadline).await;
+            }
+            // Slow path: register as a sleeper, then look again, so that a release that
+            // happens after the look sees us and notifies (the fences pair with
+            // `notify_sleepers`).
             let notified = self.inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // Announce the possible sleep before looking, so a release that happens after
-            // the look sees us and notifies (SeqCst pairs with `notify_sleepers`).
             self.inner.sleepers.fetch_add(1, Ordering::SeqCst);
-            // Closed connections are skipped here and purged on the slow path below.
-            let best = self.inner.slots.share_best(|c, shared| {
-                if c.client.is_closed() {
-                    return None;
-                }
-                let load = c.in_flight();
-                Some(if shared == 0 && load == 0 {
-                    0
-                } else {
-                    u64::from(load) + 1
-                })
-            });
-            let next = match best {
-                Some(l) if l.item.in_flight() == 0 => Some(Ok(l)),
-                // Busy: a free slot (a new connection) beats joining a pipeline.
-                Some(l) => match self.inner.slots.reserve() {
-                    Some(r) => {
-                        drop(self.lease(l));
-                        Some(Err(r))
-                    }
-                    None => Some(Ok(l)),
-                },
-                None => {
-                    self.purge_closed();
-                    self.inner.slots.reserve().map(Err)
-                }
-            };
-            match next {
-                Some(Ok(l)) => {
-                    self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
-                    return Ok(self.lease(l));
-                }
-                Some(Err(r)) => {
-                    self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
-                    return self.open(r, false, start, deadline).await;
-                }
-                None => {}
+            fence(Ordering::SeqCst);
+            self.purge_closed();
+            if let Some(next) = self.pick_shared() {
+                self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+                return self.take_shared(next, start, deadline).await;
             }
             self.inner.waiting.fetch_add(1, Ordering::AcqRel);
             let woke = tokio::time::timeout_at(deadline.into(), notified).await;
@@ -430,6 +403,48 @@ impl Pool {
             if woke.is_err() {
                 return Err(self.timed_out(start));
             }
+        }
+    }
+
+    /// An idle connection's shared lease, else a free slot to open one in, else the least
+    /// loaded connection not held by a transaction; `None` when every connection is held
+    /// exclusively (or being opened) and no slot is free.
+    fn pick_shared(&self) -> Option<Result<SlotLease<Conn>, Reservation>> {
+        // Closed connections are skipped here and purged on the slow path.
+        let best = self.inner.slots.share_best(|c, shared| {
+            if c.client.is_closed() {
+                return None;
+            }
+            let load = c.in_flight();
+            Some(if shared == 0 && load == 0 {
+                0
+            } else {
+                u64::from(load) + 1
+            })
+        });
+        match best {
+            Some(l) if l.item.in_flight() == 0 => Some(Ok(l)),
+            // Busy: a free slot (a new connection) beats joining a pipeline.
+            Some(l) => match self.inner.slots.reserve() {
+                Some(r) => {
+                    drop(self.lease(l));
+                    Some(Err(r))
+                }
+                None => Some(Ok(l)),
+            },
+            None => self.inner.slots.reserve().map(Err),
+        }
+    }
+
+    async fn take_shared(
+        &self,
+        next: Result<SlotLease<Conn>, Reservation>,
+        start: Instant,
+        deadline: Instant,
+    ) -> Result<Lease, Error> {
+        match next {
+            Ok(l) => Ok(self.lease(l)),
+            Err(r) => self.open(r, false, start, deadline).await,
         }
     }
 
@@ -525,6 +540,9 @@ impl Pool {
     }
 
     fn notify_sleepers(&self) {
+        // Orders the slot release before reading `sleepers` (pairs with the fence in
+        // `acquire_shared`): either the sleeper's re-check sees the release, or we see it.
+        fence(Ordering::SeqCst);
         if self.inner.sleepers.load(Ordering::SeqCst) > 0 {
             self.inner.changed.notify_waiters();
         }

@@ -24,7 +24,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -141,8 +141,6 @@ pub struct ConnectionState {
     /// (PostgreSQL 14+); if not, read-only-ness must be probed with SQL.
     reports_read_only: AtomicBool,
     tx_status: AtomicU8,
-    /// Incremented at every ReadyForQuery: lets the pool tell "validated since".
-    ready_count: AtomicU64,
     in_flight: AtomicU32,
 }
 
@@ -180,9 +178,6 @@ impl ConnectionState {
     /// Requests written and not yet answered.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Acquire)
-    }
-    pub fn ready_count(&self) -> u64 {
-        self.ready_count.load(Ordering::Acquire)
     }
 
     fn apply_parameter(&self, name: &str, value: &str) {
@@ -402,13 +397,6 @@ impl Client {
 
     fn cached(&self, sql: &str) -> Option<Arc<Statement>> {
         self.inner.statements.lock().ok()?.get(sql).cloned()
-    }
-
-    /// Drops `sql` from the statement cache (after the server invalidated it).
-    pub fn forget(&self, sql: &str) {
-        if let Ok(mut cache) = self.inner.statements.lock() {
-            cache.remove(sql);
-        }
     }
 
     /// Prepares (cached) and executes `sql` with `params`.
@@ -981,7 +969,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             Message::ReadyForQuery { status } => {
                 self.state.tx_status.store(status, Ordering::Release);
-                self.state.ready_count.fetch_add(1, Ordering::AcqRel);
                 self.copy_out = false;
                 let p = self.front("ReadyForQuery")?;
                 p.settle_notices();
