@@ -4,8 +4,12 @@
 // Everything that must be fast or correct under concurrency lives in Rust (see DESIGN).
 
 const native = require('./index.js')
+const { rowsOf } = require('./rows.js')
 
 const MARKER = '\u0001hyperion:'
+
+// The other result design (row objects built in Rust), kept for the benchmark's comparison.
+const OBJECTS = process.env.HYPERION_ROWS === 'objects'
 
 const SERVER_FIELDS = [
   'severity', 'detail', 'hint', 'position', 'internalPosition', 'internalQuery', 'where',
@@ -131,7 +135,7 @@ class Transaction {
     if (typeof sql !== 'string') throw argumentError('query text must be a string')
     if (params !== undefined && params !== null && !Array.isArray(params)) throw argumentError('query parameters must be an array')
     try {
-      return await this.#native.query(sql, params ?? [])
+      return rowsOf(await this.#native.query(sql, params ?? []))
     } catch (e) {
       throw toError(e, sql)
     }
@@ -260,7 +264,9 @@ class Pool {
     const logger = this.#logger
     const started = logger ? performance.now() : 0
     try {
-      const rows = await this.#native.query(sql, params ?? [], retry)
+      const rows = OBJECTS
+        ? await this.#native.queryObjects(sql, params ?? [], retry)
+        : rowsOf(await this.#native.query(sql, params ?? [], retry))
       if (logger) log(logger, { sql, durationMs: performance.now() - started, rowCount: rows.length })
       return rows
     } catch (e) {

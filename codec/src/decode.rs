@@ -1,6 +1,8 @@
 //! Decoding column values (server to client).
 
 use crate::oid;
+use crate::types::{Kind, Types};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A value that does not decode as its declared type: an error for that query, never a
@@ -23,7 +25,10 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-fn bad<T>(type_name: &'static str, message: impl Into<String>) -> Result<T, DecodeError> {
+pub(crate) fn bad<T>(
+    type_name: &'static str,
+    message: impl Into<String>,
+) -> Result<T, DecodeError> {
     Err(DecodeError {
         type_name,
         message: message.into(),
@@ -35,9 +40,30 @@ fn fixed<const N: usize>(raw: &[u8], type_name: &'static str) -> Result<[u8; N],
         .or_else(|_| bad(type_name, format!("expected {N} bytes, got {}", raw.len())))
 }
 
-/// How one result column is decoded, chosen once from its type OID and format.
+/// What a decoded value is, whatever its PostgreSQL type: the consumer (the JS binding)
+/// needs one way of emitting each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decoder {
+pub enum Output {
+    Bool,
+    /// Fits an i32 (int2, int4).
+    I32,
+    /// A double (float4/8, and integers that may exceed i32 such as oid).
+    F64,
+    /// A 64-bit integer (int8): lossless, so a BigInt in JS.
+    I64,
+    /// A string appended by [`Scalar::decode_str`] (text types, enum labels, numeric, uuid,
+    /// dates and times as ISO 8601).
+    Str,
+    Bytes,
+    /// JSON text, one complete value (json, jsonb).
+    Json,
+}
+
+/// How one scalar value is decoded: picked once per column (or array element type) from its
+/// type OID and format, so the per-value work is one indexed call with no OID switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    // Binary format.
     Bool,
     Int2,
     Int4,
@@ -45,49 +71,284 @@ pub enum Decoder {
     Oid,
     Float4,
     Float8,
-    Bytea,
+    Numeric,
     Uuid,
-    /// Text-format bool (`t`/`f`).
-    BoolText,
-    /// Text-format integers that fit a JS number (int2, int4, oid).
-    IntText,
-    /// Text-format int8.
-    Int8Text,
-    /// Text-format float4/float8.
-    FloatText,
-    /// Any text-format value delivered as a string (text, varchar, numeric, ... and every
-    /// type without a dedicated decoder).
+    Date,
+    Time,
+    Timestamp,
+    Timestamptz,
+    Bytea,
+    Jsonb,
+    /// json in either format, and jsonb in text: the JSON text itself.
+    Json,
+    /// UTF-8 text: text/varchar/bpchar/name and enum labels in binary, and the text form of
+    /// any type in text format.
     Text,
+    // Text format, for the types above when a result arrives in text.
+    BoolText,
+    IntText,
+    Int8Text,
+    FloatText,
+    /// bytea's text form (`\x` + hex).
+    ByteaText,
+}
+
+/// How one result column is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    Scalar(Scalar),
+    /// A binary array whose elements decode with `elem`; `elem_oid` is the element type the
+    /// column declares (the array header must name it or, for a domain, its base).
+    Array {
+        elem: Scalar,
+        elem_oid: u32,
+    },
+    /// A text-format array (element types without a binary decoder): elements are strings.
+    TextArray {
+        delim: u8,
+    },
+}
+
+/// The binary decoder of a (non-domain) type, if there is one.
+fn binary_scalar(type_oid: u32, types: &Types) -> Option<Scalar> {
+    Some(match type_oid {
+        oid::BOOL => Scalar::Bool,
+        oid::INT2 => Scalar::Int2,
+        oid::INT4 => Scalar::Int4,
+        oid::INT8 => Scalar::Int8,
+        oid::OID => Scalar::Oid,
+        oid::FLOAT4 => Scalar::Float4,
+        oid::FLOAT8 => Scalar::Float8,
+        oid::NUMERIC => Scalar::Numeric,
+        oid::UUID => Scalar::Uuid,
+        oid::DATE => Scalar::Date,
+        oid::TIME => Scalar::Time,
+        oid::TIMESTAMP => Scalar::Timestamp,
+        oid::TIMESTAMPTZ => Scalar::Timestamptz,
+        oid::BYTEA => Scalar::Bytea,
+        oid::JSON => Scalar::Json,
+        oid::JSONB => Scalar::Jsonb,
+        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME => Scalar::Text,
+        _ if types.kind(type_oid) == Some(Kind::Enum) => Scalar::Text,
+        _ => return None,
+    })
+}
+
+fn text_scalar(type_oid: u32) -> Scalar {
+    match type_oid {
+        oid::BOOL => Scalar::BoolText,
+        oid::INT2 | oid::INT4 | oid::OID => Scalar::IntText,
+        oid::INT8 => Scalar::Int8Text,
+        oid::FLOAT4 | oid::FLOAT8 => Scalar::FloatText,
+        oid::JSON | oid::JSONB => Scalar::Json,
+        oid::BYTEA => Scalar::ByteaText,
+        _ => Scalar::Text,
+    }
+}
+
+/// The format (0 text, 1 binary) to request for a result column of `type_oid`: binary
+/// wherever the codec has an exact binary decoder (every type of the type table, enums,
+/// domains over those, arrays of those), text for everything else, which then arrives as
+/// the server's own text form.
+pub fn result_format(type_oid: u32, types: &Types) -> i16 {
+    let base = types.base(type_oid);
+    if binary_scalar(base, types).is_some() {
+        return 1;
+    }
+    match types.array_element(base) {
+        Some((elem, _)) if binary_scalar(types.base(elem), types).is_some() => 1,
+        _ => 0,
+    }
 }
 
 impl Decoder {
     /// The decoder for a column of `type_oid` sent in `format` (0 text, 1 binary).
-    pub fn plan(type_oid: u32, format: i16) -> Decoder {
+    pub fn plan(type_oid: u32, format: i16, types: &Types) -> Decoder {
+        let base = types.base(type_oid);
         if format == 1 {
-            match type_oid {
-                oid::BOOL => Decoder::Bool,
-                oid::INT2 => Decoder::Int2,
-                oid::INT4 => Decoder::Int4,
-                oid::INT8 => Decoder::Int8,
-                oid::OID => Decoder::Oid,
-                oid::FLOAT4 => Decoder::Float4,
-                oid::FLOAT8 => Decoder::Float8,
-                oid::BYTEA => Decoder::Bytea,
-                oid::UUID => Decoder::Uuid,
-                // A binary column we have no decoder for would be unreadable: callers only
-                // request binary for the OIDs above (`prefers_binary`).
-                _ => Decoder::Bytea,
+            if let Some(s) = binary_scalar(base, types) {
+                return Decoder::Scalar(s);
             }
+            if let Some((elem, _)) = types.array_element(base) {
+                if let Some(s) = binary_scalar(types.base(elem), types) {
+                    return Decoder::Array {
+                        elem: s,
+                        elem_oid: elem,
+                    };
+                }
+            }
+            // Binary is only requested for the types above (`result_format`); anything else
+            // in binary is handed out as its bytes rather than misread.
+            Decoder::Scalar(Scalar::Bytea)
         } else {
-            match type_oid {
-                oid::BOOL => Decoder::BoolText,
-                oid::INT2 | oid::INT4 | oid::OID => Decoder::IntText,
-                oid::INT8 => Decoder::Int8Text,
-                oid::FLOAT4 | oid::FLOAT8 => Decoder::FloatText,
-                _ => Decoder::Text,
+            match types.array_element(base) {
+                Some((_, delim)) => Decoder::TextArray { delim },
+                None => Decoder::Scalar(text_scalar(base)),
             }
         }
     }
+}
+
+impl Scalar {
+    pub fn output(self) -> Output {
+        match self {
+            Scalar::Bool | Scalar::BoolText => Output::Bool,
+            Scalar::Int2 | Scalar::Int4 => Output::I32,
+            Scalar::Oid | Scalar::Float4 | Scalar::Float8 | Scalar::IntText | Scalar::FloatText => {
+                Output::F64
+            }
+            Scalar::Int8 | Scalar::Int8Text => Output::I64,
+            Scalar::Numeric
+            | Scalar::Uuid
+            | Scalar::Date
+            | Scalar::Time
+            | Scalar::Timestamp
+            | Scalar::Timestamptz
+            | Scalar::Text => Output::Str,
+            Scalar::Bytea | Scalar::ByteaText => Output::Bytes,
+            Scalar::Json | Scalar::Jsonb => Output::Json,
+        }
+    }
+
+    pub fn decode_bool(self, raw: &[u8]) -> Result<bool, DecodeError> {
+        match self {
+            Scalar::BoolText => bool_text(raw),
+            _ => bool_binary(raw),
+        }
+    }
+
+    pub fn decode_i32(self, raw: &[u8]) -> Result<i32, DecodeError> {
+        match self {
+            Scalar::Int2 => int2(raw).map(i32::from),
+            _ => int4(raw),
+        }
+    }
+
+    pub fn decode_f64(self, raw: &[u8]) -> Result<f64, DecodeError> {
+        match self {
+            Scalar::Oid => oid(raw).map(f64::from),
+            Scalar::Float4 => float4(raw).map(f64::from),
+            Scalar::IntText => int_text(raw).map(|v| v as f64),
+            Scalar::FloatText => float_text(raw),
+            _ => float8(raw),
+        }
+    }
+
+    pub fn decode_i64(self, raw: &[u8]) -> Result<i64, DecodeError> {
+        match self {
+            Scalar::Int8Text => int_text(raw),
+            _ => int8(raw),
+        }
+    }
+
+    /// Appends a string value to `out` (for [`Output::Str`]).
+    pub fn decode_str(self, raw: &[u8], out: &mut String) -> Result<(), DecodeError> {
+        match self {
+            Scalar::Numeric => crate::numeric::numeric_to_string(raw, out),
+            Scalar::Uuid => uuid_into(raw, out),
+            Scalar::Date => crate::datetime::date_to_iso(raw, out),
+            Scalar::Time => crate::datetime::time_to_iso(raw, out),
+            Scalar::Timestamp => crate::datetime::timestamp_to_iso(raw, out),
+            Scalar::Timestamptz => crate::datetime::timestamptz_to_iso(raw, out),
+            _ => {
+                out.push_str(text(raw)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// A bytea value (for [`Output::Bytes`]): borrowed in binary, decoded from hex in text.
+    pub fn decode_bytes(self, raw: &[u8]) -> Result<Cow<'_, [u8]>, DecodeError> {
+        match self {
+            Scalar::ByteaText => bytea_hex(raw).map(Cow::Owned),
+            _ => Ok(Cow::Borrowed(raw)),
+        }
+    }
+
+    /// The JSON text of a json/jsonb value (for [`Output::Json`]), checked to be UTF-8 and
+    /// one complete value, so that values can be joined into one JSON array and parsed at
+    /// once without one value spilling into the next.
+    pub fn decode_json(self, raw: &[u8]) -> Result<&str, DecodeError> {
+        let body = match self {
+            Scalar::Jsonb => match raw.split_first() {
+                Some((1, rest)) => rest,
+                Some((v, _)) => return bad("jsonb", format!("unknown jsonb version {v}")),
+                None => return bad("jsonb", "empty value"),
+            },
+            _ => raw,
+        };
+        let s = std::str::from_utf8(body).or_else(|_| bad("json", "invalid UTF-8"))?;
+        if !json_single_value(s.as_bytes()) {
+            return bad("json", "not one complete JSON value");
+        }
+        Ok(s)
+    }
+}
+
+/// A structural check (not a full parse): brackets balance in number, strings close, and no
+/// comma or extra closing bracket appears at the top level. Enough to join values safely; the JSON parser
+/// that reads the joined text checks the rest.
+pub fn json_single_value(s: &[u8]) -> bool {
+    let mut depth: u32 = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut any = false;
+    for &b in s {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                any = true;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                any = true;
+            }
+            b']' | b'}' => {
+                // A mismatched pair (`[}`) cannot spill into the next value; the parser
+                // rejects it.
+                let Some(d) = depth.checked_sub(1) else {
+                    return false;
+                };
+                depth = d;
+            }
+            b',' if depth == 0 => return false,
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            _ => any = true,
+        }
+    }
+    any && depth == 0 && !in_string
+}
+
+/// bytea's hex text form (`\x0a1b...`).
+pub fn bytea_hex(raw: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let Some(hex) = raw.strip_prefix(b"\\x") else {
+        return bad("bytea", "expected hex format (\\x...)");
+    };
+    if hex.len() % 2 != 0 {
+        return bad("bytea", "odd number of hex digits");
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    hex.chunks_exact(2)
+        .map(|p| match (nibble(p[0]), nibble(p[1])) {
+            (Some(h), Some(l)) => Ok(h << 4 | l),
+            _ => bad("bytea", "invalid hex digit"),
+        })
+        .collect()
 }
 
 pub fn bool_binary(raw: &[u8]) -> Result<bool, DecodeError> {
@@ -159,17 +420,23 @@ pub fn text(raw: &[u8]) -> Result<&str, DecodeError> {
 
 /// A binary uuid as the canonical lowercase string.
 pub fn uuid(raw: &[u8]) -> Result<String, DecodeError> {
+    let mut s = String::with_capacity(36);
+    uuid_into(raw, &mut s)?;
+    Ok(s)
+}
+
+/// Appends a binary uuid as the canonical lowercase string.
+pub fn uuid_into(raw: &[u8], out: &mut String) -> Result<(), DecodeError> {
     let b: [u8; 16] = fixed(raw, "uuid")?;
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(36);
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            out.push('-');
         }
-        s.push(char::from(HEX[usize::from(byte >> 4)]));
-        s.push(char::from(HEX[usize::from(byte & 0xf)]));
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
-    Ok(s)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -179,10 +446,100 @@ mod tests {
 
     #[test]
     fn plans() {
-        assert_eq!(Decoder::plan(oid::INT8, 1), Decoder::Int8);
-        assert_eq!(Decoder::plan(oid::INT8, 0), Decoder::Int8Text);
-        assert_eq!(Decoder::plan(oid::VARCHAR, 0), Decoder::Text);
-        assert_eq!(Decoder::plan(99999, 0), Decoder::Text);
+        let t = Types::new();
+        assert_eq!(
+            Decoder::plan(oid::INT8, 1, &t),
+            Decoder::Scalar(Scalar::Int8)
+        );
+        assert_eq!(
+            Decoder::plan(oid::INT8, 0, &t),
+            Decoder::Scalar(Scalar::Int8Text)
+        );
+        assert_eq!(
+            Decoder::plan(oid::VARCHAR, 0, &t),
+            Decoder::Scalar(Scalar::Text)
+        );
+        assert_eq!(Decoder::plan(99999, 0, &t), Decoder::Scalar(Scalar::Text));
+        assert_eq!(
+            Decoder::plan(oid::INT4_ARRAY, 1, &t),
+            Decoder::Array {
+                elem: Scalar::Int4,
+                elem_oid: oid::INT4
+            }
+        );
+        assert_eq!(result_format(oid::NUMERIC, &t), 1);
+        assert_eq!(result_format(99999, &t), 0);
+    }
+
+    #[test]
+    fn learnt_types_plan() {
+        // 90001 enum, 90002 its array, 90003 a domain over int4, 90004 array of the domain,
+        // 90005 a base type outside the table, 90006 its array with ';' as delimiter.
+        let rows = [
+            ["90001", "e", "0", "0", ","],
+            ["90002", "b", "0", "90001", ","],
+            ["90003", "d", "23", "0", ","],
+            ["90004", "b", "0", "90003", ","],
+            ["90005", "b", "0", "0", ";"],
+            ["90006", "b", "0", "90005", ","],
+        ];
+        let t = Types::new().learn(
+            &[90001, 90002, 90003, 90004, 90005, 90006, 90007],
+            rows.iter().map(|r| r.map(Some)),
+        );
+        assert_eq!(Decoder::plan(90001, 1, &t), Decoder::Scalar(Scalar::Text));
+        assert_eq!(
+            Decoder::plan(90002, 1, &t),
+            Decoder::Array {
+                elem: Scalar::Text,
+                elem_oid: 90001
+            }
+        );
+        assert_eq!(Decoder::plan(90003, 1, &t), Decoder::Scalar(Scalar::Int4));
+        assert_eq!(
+            Decoder::plan(90004, 1, &t),
+            Decoder::Array {
+                elem: Scalar::Int4,
+                elem_oid: 90003
+            }
+        );
+        assert_eq!(result_format(90005, &t), 0);
+        assert_eq!(result_format(90006, &t), 0);
+        assert_eq!(
+            Decoder::plan(90006, 0, &t),
+            Decoder::TextArray { delim: b';' }
+        );
+        // Asked for, not in the catalog (dropped): text, and not asked again.
+        assert_eq!(Decoder::plan(90007, 0, &t), Decoder::Scalar(Scalar::Text));
+        assert!(t.missing([90001, 90004, 90007, 16]).is_empty());
+        assert_eq!(t.missing([90008]), vec![90008]);
+    }
+
+    #[test]
+    fn json_values_stay_single() {
+        for ok in [
+            &b"1"[..],
+            b"\"a,b\"",
+            b"{\"a\":[1,2]}",
+            b" [ ] ",
+            b"\"\\\"],\"",
+            b"[}",
+        ] {
+            assert!(json_single_value(ok), "{ok:?}");
+        }
+        for bad in [&b""[..], b"1,2", b"[1", b"1]", b"\"a", b"  "] {
+            assert!(!json_single_value(bad), "{bad:?}");
+        }
+        assert_eq!(Scalar::Jsonb.decode_json(b"\x01{}"), Ok("{}"));
+        assert!(Scalar::Jsonb.decode_json(b"\x02{}").is_err());
+        assert!(Scalar::Json.decode_json(b"1],[2").is_err());
+    }
+
+    #[test]
+    fn bytea_text() {
+        assert_eq!(bytea_hex(b"\\x00ff10"), Ok(vec![0, 255, 16]));
+        assert!(bytea_hex(b"\\x0").is_err());
+        assert!(bytea_hex(b"abc").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! anything is sent.
 
 use crate::oid;
+use crate::types::Types;
 use bytes::{BufMut, BytesMut};
 use std::fmt;
 use std::fmt::Write as _;
@@ -25,8 +26,11 @@ pub enum Param {
     Bytes(Vec<u8>),
     /// A Date, as milliseconds since the Unix epoch.
     Date(f64),
-    /// Already-serialized JSON (objects, and arrays bound to non-array types).
+    /// Already-serialized JSON (plain objects).
     Json(String),
+    /// A JS array: a PostgreSQL array when the target is an array type (nested arrays are
+    /// dimensions), otherwise JSON.
+    Array(Vec<Param>),
 }
 
 /// A parameter that cannot be encoded for its target type.
@@ -62,12 +66,20 @@ pub fn type_name(type_oid: u32) -> String {
         oid::UUID => "uuid".into(),
         oid::JSON => "json".into(),
         oid::JSONB => "jsonb".into(),
+        oid::DATE => "date".into(),
+        oid::TIME => "time".into(),
+        oid::TIMESTAMP => "timestamp".into(),
+        oid::TIMESTAMPTZ => "timestamptz".into(),
+        oid::BPCHAR => "bpchar".into(),
+        oid::NAME => "name".into(),
         other => format!("type {other}"),
     }
 }
 
-/// Whether `param` is sent in binary to a parameter of `type_oid`.
-pub fn param_format(param: &Param, type_oid: u32) -> bool {
+/// Whether `param` is sent in binary to a parameter of `type_oid` (a domain binds as its
+/// base type).
+pub fn param_format(param: &Param, type_oid: u32, types: &Types) -> bool {
+    let type_oid = types.base(type_oid);
     match param {
         Param::Bool(_) => type_oid == oid::BOOL,
         Param::Number(_) | Param::BigInt(_) => matches!(
@@ -127,9 +139,17 @@ fn number_text(v: f64, buf: &mut BytesMut) {
     }
 }
 
-/// Encodes `param` for a parameter the server declared as `type_oid`, appending its bytes.
-/// Returns `Ok(true)` for NULL (nothing appended).
-pub fn encode_param(param: &Param, type_oid: u32, buf: &mut BytesMut) -> Result<bool, EncodeError> {
+/// Encodes `param` for a parameter the server declared as `type_oid`, appending its bytes in
+/// the format [`param_format`] chose. Returns `Ok(true)` for NULL (nothing appended). A domain
+/// binds as its base type; a JS array binds as a PostgreSQL array literal when the target is
+/// an array type and as JSON otherwise.
+pub fn encode_param(
+    param: &Param,
+    type_oid: u32,
+    types: &Types,
+    buf: &mut BytesMut,
+) -> Result<bool, EncodeError> {
+    let type_oid = types.base(type_oid);
     match param {
         Param::Null => return Ok(true),
         Param::Bool(b) => {
@@ -208,8 +228,174 @@ pub fn encode_param(param: &Param, type_oid: u32, buf: &mut BytesMut) -> Result<
             }
             buf.put_slice(s.as_bytes());
         }
+        Param::Array(items) => {
+            let mut out = String::new();
+            if let Some((elem, delim)) = types.array_element(type_oid) {
+                array_literal(items, types.base(elem), delim, &mut out, 0)?;
+            } else if is_numeric_type(type_oid) || type_oid == oid::BOOL || type_oid == oid::BYTEA {
+                return err(format!("an array cannot bind to {}", type_name(type_oid)));
+            } else {
+                json_array(items, &mut out, 0)?;
+            }
+            buf.put_slice(out.as_bytes());
+        }
     }
     Ok(false)
+}
+
+/// PostgreSQL allows 6 dimensions; JSON nesting gets the same bound so that a deeply nested
+/// JS value cannot exhaust the stack.
+const MAX_DEPTH: usize = 64;
+
+/// A JS array as an array literal (`{"a","b",NULL}`, nested for more dimensions): every
+/// element quoted, each in the text form its element type reads. Integer elements are checked
+/// like integer parameters (no fraction, in range).
+fn array_literal(
+    items: &[Param],
+    elem: u32,
+    delim: u8,
+    out: &mut String,
+    depth: usize,
+) -> Result<(), EncodeError> {
+    if depth >= 6 {
+        return err("an array parameter has more than 6 dimensions");
+    }
+    out.push('{');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(char::from(delim));
+        }
+        match item {
+            Param::Null => out.push_str("NULL"),
+            Param::Array(inner) => array_literal(inner, elem, delim, out, depth + 1)?,
+            other => {
+                let text = element_text(other, elem)?;
+                crate::array::write_text_element(&text, out);
+            }
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// The text form of one array element for an element type of `elem`.
+fn element_text(p: &Param, elem: u32) -> Result<String, EncodeError> {
+    let mut b = BytesMut::new();
+    Ok(match p {
+        Param::Bool(v) if elem == oid::BOOL => (if *v { "t" } else { "f" }).to_string(),
+        Param::Number(v)
+            if int_range(elem).is_some() || matches!(elem, oid::FLOAT4 | oid::FLOAT8) =>
+        {
+            // Checked as a binary parameter would be, then written in decimal.
+            encode_param(p, elem, &Types::new(), &mut b)?;
+            if int_range(elem).is_some() {
+                format!("{}", *v as i128)
+            } else {
+                let mut t = BytesMut::new();
+                number_text(*v, &mut t);
+                String::from_utf8_lossy(&t).into_owned()
+            }
+        }
+        Param::BigInt(v) if int_range(elem).is_some() => {
+            put_int(*v, elem, &mut b)?;
+            v.to_string()
+        }
+        Param::Bytes(bytes) => {
+            if elem != oid::BYTEA {
+                return err(format!(
+                    "a Buffer binds to bytea, not to {}",
+                    type_name(elem)
+                ));
+            }
+            let mut s = String::with_capacity(2 + bytes.len() * 2);
+            s.push_str("\\x");
+            for byte in bytes {
+                let _ = write!(s, "{byte:02x}");
+            }
+            s
+        }
+        Param::Array(_) | Param::Null => {
+            return err("internal: nested arrays are written by array_literal");
+        }
+        other => {
+            encode_param(other, elem, &Types::new(), &mut b)?;
+            String::from_utf8(b.to_vec())
+                .or_else(|_| err(format!("a value cannot bind to {}[]", type_name(elem))))?
+        }
+    })
+}
+
+/// A JS array bound to a non-array type, as `JSON.stringify` would write it (with one
+/// extension: a BigInt is written as the exact JSON number instead of throwing).
+fn json_array(items: &[Param], out: &mut String, depth: usize) -> Result<(), EncodeError> {
+    if depth >= MAX_DEPTH {
+        return err("an array parameter is nested too deeply");
+    }
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_value(item, out, depth)?;
+    }
+    out.push(']');
+    Ok(())
+}
+
+fn json_value(p: &Param, out: &mut String, depth: usize) -> Result<(), EncodeError> {
+    match p {
+        Param::Null => out.push_str("null"),
+        Param::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Param::Number(v) if v.is_finite() => {
+            let _ = write!(out, "{v}");
+        }
+        Param::Number(_) => out.push_str("null"),
+        Param::BigInt(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Param::Text(s) => json_string(s, out),
+        Param::Bytes(b) => {
+            out.push_str("{\"type\":\"Buffer\",\"data\":[");
+            for (i, byte) in b.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{byte}");
+            }
+            out.push_str("]}");
+        }
+        Param::Date(ms) => {
+            let mut b = BytesMut::new();
+            if iso_timestamp(*ms, &mut b).is_ok() && !b.ends_with(b" BC") {
+                out.push('"');
+                out.push_str(&String::from_utf8_lossy(&b));
+                out.push('"');
+            } else {
+                out.push_str("null");
+            }
+        }
+        Param::Json(s) => out.push_str(s),
+        Param::Array(items) => json_array(items, out, depth + 1)?,
+    }
+    Ok(())
+}
+
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn is_numeric_type(type_oid: u32) -> bool {
@@ -279,7 +465,79 @@ mod tests {
 
     fn enc(p: Param, oid: u32) -> Result<Vec<u8>, EncodeError> {
         let mut b = BytesMut::new();
-        encode_param(&p, oid, &mut b).map(|_| b.to_vec())
+        encode_param(&p, oid, &Types::new(), &mut b).map(|_| b.to_vec())
+    }
+
+    fn text(p: Param, oid: u32) -> String {
+        String::from_utf8(enc(p, oid).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn arrays_to_array_types() {
+        use Param::*;
+        assert_eq!(
+            text(
+                Array(vec![Number(1.0), Null, Number(-3.0)]),
+                oid::INT4_ARRAY
+            ),
+            r#"{"1",NULL,"-3"}"#
+        );
+        assert_eq!(
+            text(
+                Array(vec![
+                    Array(vec![Text("a\"b".into())]),
+                    Array(vec![Text("NULL".into())])
+                ]),
+                oid::TEXT_ARRAY
+            ),
+            r#"{{"a\"b"},{"NULL"}}"#
+        );
+        assert_eq!(text(Array(vec![]), oid::INT8_ARRAY), "{}");
+        assert_eq!(
+            text(Array(vec![Bytes(vec![0, 255])]), oid::BYTEA_ARRAY),
+            r#"{"\\x00ff"}"#
+        );
+        assert_eq!(
+            text(Array(vec![Bool(true), Bool(false)]), oid::BOOL_ARRAY),
+            r#"{"t","f"}"#
+        );
+        assert_eq!(
+            text(Array(vec![BigInt(i64::MIN.into())]), oid::INT8_ARRAY),
+            r#"{"-9223372036854775808"}"#
+        );
+        // Elements are checked like scalars.
+        assert!(enc(Array(vec![Number(1.5)]), oid::INT4_ARRAY).is_err());
+        assert!(enc(Array(vec![Number(40000.0)]), oid::INT2_ARRAY).is_err());
+        assert!(enc(Array(vec![BigInt(1 << 40)]), oid::INT4_ARRAY).is_err());
+        assert!(enc(Array(vec![Text("x".into())]), oid::INT4).is_err());
+        assert!(enc(Array(vec![Bytes(vec![1])]), oid::TEXT_ARRAY).is_err());
+        let deep = (0..7).fold(Number(1.0), |p, _| Array(vec![p]));
+        assert!(enc(deep, oid::INT4_ARRAY).is_err());
+    }
+
+    #[test]
+    fn arrays_to_other_types_are_json() {
+        use Param::*;
+        assert_eq!(
+            text(
+                Array(vec![
+                    Number(1.5),
+                    Null,
+                    Text("q\"\n\u{1}".into()),
+                    Bool(true),
+                    BigInt(1 << 70),
+                    Number(f64::NAN),
+                    Json("{\"a\":1}".into()),
+                    Array(vec![])
+                ]),
+                oid::JSONB
+            ),
+            r#"[1.5,null,"q\"\n\u0001",true,1180591620717411303424,null,{"a":1},[]]"#
+        );
+        assert_eq!(
+            text(Array(vec![Date(0.0), Bytes(vec![1, 2])]), oid::JSON),
+            r#"["1970-01-01T00:00:00.000Z",{"type":"Buffer","data":[1,2]}]"#
+        );
     }
 
     #[test]
@@ -317,7 +575,10 @@ mod tests {
     #[test]
     fn null_is_null() {
         let mut b = BytesMut::new();
-        assert_eq!(encode_param(&Param::Null, oid::INT4, &mut b), Ok(true));
+        assert_eq!(
+            encode_param(&Param::Null, oid::INT4, &Types::new(), &mut b),
+            Ok(true)
+        );
         assert!(b.is_empty());
     }
 

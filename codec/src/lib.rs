@@ -11,26 +11,14 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod array;
+pub mod datetime;
 pub mod decode;
 pub mod encode;
+pub mod numeric;
 pub mod oid;
+pub mod types;
 
-pub use decode::{DecodeError, Decoder};
+pub use decode::{result_format, DecodeError, Decoder, Output, Scalar};
 pub use encode::{encode_param, param_format, EncodeError, Param};
-
-/// Whether results of type `oid` are requested in binary. Binary where it is exact and
-/// cheaper to decode than text; text for the rest (and for types we do not know).
-pub fn prefers_binary(type_oid: u32) -> bool {
-    matches!(
-        type_oid,
-        oid::BOOL
-            | oid::INT2
-            | oid::INT4
-            | oid::INT8
-            | oid::OID
-            | oid::FLOAT4
-            | oid::FLOAT8
-            | oid::BYTEA
-            | oid::UUID
-    )
-}
+pub use types::{Kind, Types};

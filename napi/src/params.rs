@@ -2,23 +2,29 @@
 
 use crate::errors::client_error;
 use hyperion_codec::{encode_param, param_format, Param};
+use hyperion_pool::TypeCache;
 use hyperion_wire::{Format, IsNull, Params};
 use napi::{
     Env, JsBigInt, JsBoolean, JsBuffer, JsDate, JsFunction, JsNumber, JsObject, JsString,
     JsUnknown, ValueType,
 };
+use std::sync::Arc;
 
-/// The parameters of one query.
-pub struct JsParams(pub Vec<Param>);
+/// The parameters of one query, and the pool's types to encode them for (a domain binds as
+/// its base type, a JS array as a PostgreSQL array when the target is one).
+pub struct JsParams {
+    pub values: Vec<Param>,
+    pub types: Arc<TypeCache>,
+}
 
 impl Params for JsParams {
     fn count(&self) -> usize {
-        self.0.len()
+        self.values.len()
     }
 
     fn format(&self, index: usize, type_oid: u32) -> Format {
-        match self.0.get(index) {
-            Some(p) if param_format(p, type_oid) => Format::Binary,
+        match self.values.get(index) {
+            Some(p) if param_format(p, type_oid, &self.types.load()) => Format::Binary,
             _ => Format::Text,
         }
     }
@@ -29,8 +35,8 @@ impl Params for JsParams {
         type_oid: u32,
         buf: &mut bytes::BytesMut,
     ) -> Result<IsNull, String> {
-        let p = self.0.get(index).unwrap_or(&Param::Null);
-        match encode_param(p, type_oid, buf) {
+        let p = self.values.get(index).unwrap_or(&Param::Null);
+        match encode_param(p, type_oid, &self.types.load(), buf) {
             Ok(true) => Ok(IsNull::Yes),
             Ok(false) => Ok(IsNull::No),
             Err(e) => Err(e.0),
@@ -62,8 +68,17 @@ fn bigint_to_i128(mut b: JsBigInt) -> napi::Result<i128> {
     }
 }
 
+/// JS arrays nest at most this deep (PostgreSQL arrays have at most 6 dimensions; JSON gets
+/// more room). Bounds the recursion, so an array that contains itself is an error, not a
+/// stack overflow.
+const MAX_NESTING: usize = 64;
+
 /// Reads one JS value.
 pub fn from_js(env: &Env, index: usize, v: JsUnknown) -> napi::Result<Param> {
+    read(env, index, v, 0)
+}
+
+fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> napi::Result<Param> {
     Ok(match v.get_type()? {
         ValueType::Undefined | ValueType::Null => Param::Null,
         ValueType::Boolean => Param::Bool(unsafe { v.cast::<JsBoolean>() }.get_value()?),
@@ -77,8 +92,32 @@ pub fn from_js(env: &Env, index: usize, v: JsUnknown) -> napi::Result<Param> {
                 Param::Bytes(unsafe { v.cast::<JsBuffer>() }.into_value()?.to_vec())
             } else if v.is_date()? {
                 Param::Date(unsafe { v.cast::<JsDate>() }.value_of()?)
+            } else if v.is_array()? {
+                let obj = unsafe { v.cast::<JsObject>() };
+                if depth >= MAX_NESTING {
+                    return Err(client_error(
+                        "INVALID_PARAMETER",
+                        &format!(
+                            "parameter ${} nests arrays more than {MAX_NESTING} deep",
+                            index + 1
+                        ),
+                    ));
+                }
+                let len = obj.get_array_length()?;
+                // The length is the caller's (a sparse `new Array(1e9)` is cheap in JS), so
+                // nothing is reserved up front beyond a small amount.
+                let mut items = Vec::with_capacity((len as usize).min(1024));
+                for i in 0..len {
+                    items.push(read(
+                        env,
+                        index,
+                        obj.get_element::<JsUnknown>(i)?,
+                        depth + 1,
+                    )?);
+                }
+                Param::Array(items)
             } else {
-                // Plain objects (and, until arrays bind to array columns, arrays) are JSON.
+                // Plain objects are JSON.
                 let json: JsObject = env.get_global()?.get_named_property("JSON")?;
                 let stringify: JsFunction = json.get_named_property("stringify")?;
                 let s = stringify.call(Some(&json), &[v])?;

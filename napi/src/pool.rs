@@ -2,9 +2,11 @@
 
 use crate::errors::{client_error, to_napi};
 use crate::params::{from_js, JsParams};
-use crate::rows::Rows;
-use hyperion_pool::{Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction};
-use hyperion_wire::{Format, Host};
+use crate::rows::{RowObjects, Rows};
+use hyperion_pool::{
+    Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction, TypeCache,
+};
+use hyperion_wire::Host;
 use napi::{Env, JsObject, JsUnknown};
 use napi_derive::napi;
 use std::sync::Arc;
@@ -41,22 +43,21 @@ pub struct PoolStatus {
 }
 
 /// Reads a query's JS parameters on the JS thread, before the query is spawned.
-fn read_params(env: &Env, params: Option<Vec<JsUnknown>>) -> napi::Result<JsParams> {
-    params
+fn read_params(
+    env: &Env,
+    params: Option<Vec<JsUnknown>>,
+    types: &Arc<TypeCache>,
+) -> napi::Result<JsParams> {
+    let values = params
         .unwrap_or_default()
         .into_iter()
         .enumerate()
         .map(|(i, v)| from_js(env, i, v))
-        .collect::<napi::Result<Vec<_>>>()
-        .map(JsParams)
-}
-
-fn result_format(type_oid: u32) -> Format {
-    if hyperion_codec::prefers_binary(type_oid) {
-        Format::Binary
-    } else {
-        Format::Text
-    }
+        .collect::<napi::Result<Vec<_>>>()?;
+    Ok(JsParams {
+        values,
+        types: types.clone(),
+    })
 }
 
 fn config(o: PoolOptions) -> Result<PoolConfig, String> {
@@ -99,7 +100,6 @@ fn config(o: PoolOptions) -> Result<PoolConfig, String> {
     if let Some(d) = o.pipeline_depth {
         c.pipeline_depth = (d as usize).max(1);
     }
-    c.result_format = result_format;
     Ok(c)
 }
 
@@ -129,8 +129,8 @@ impl NativePool {
         Ok(NativePool { pool })
     }
 
-    /// Resolves to an array of row objects.
-    #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
+    /// Resolves to the result in columns (`client.js` assembles the rows; see rows.rs).
+    #[napi(ts_return_type = "Promise<NativeResult>")]
     pub fn query(
         &self,
         env: Env,
@@ -138,13 +138,41 @@ impl NativePool {
         params: Option<Vec<JsUnknown>>,
         retry: Option<bool>,
     ) -> napi::Result<JsObject> {
-        let params = read_params(&env, params)?;
+        let params = read_params(&env, params, self.pool.types())?;
         let pool = self.pool.clone();
         env.spawn_future(async move {
-            pool.query(&sql, &params, QueryOptions { retry })
+            let result = pool
+                .query(&sql, &params, QueryOptions { retry })
                 .await
-                .map(Rows)
-                .map_err(|e| to_napi(&e))
+                .map_err(|e| to_napi(&e))?;
+            Ok(Rows {
+                result,
+                types: pool.types().load(),
+            })
+        })
+    }
+
+    /// The same, resolving to row objects built in Rust: the other result design, kept so
+    /// the benchmark can compare both (`HYPERION_ROWS=objects`).
+    #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
+    pub fn query_objects(
+        &self,
+        env: Env,
+        sql: String,
+        params: Option<Vec<JsUnknown>>,
+        retry: Option<bool>,
+    ) -> napi::Result<JsObject> {
+        let params = read_params(&env, params, self.pool.types())?;
+        let pool = self.pool.clone();
+        env.spawn_future(async move {
+            let result = pool
+                .query(&sql, &params, QueryOptions { retry })
+                .await
+                .map_err(|e| to_napi(&e))?;
+            Ok(RowObjects {
+                result,
+                types: pool.types().load(),
+            })
         })
     }
 
@@ -160,6 +188,7 @@ impl NativePool {
             let tx = pool.begin(isolation).await.map_err(|e| to_napi(&e))?;
             Ok(NativeTransaction {
                 tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
+                types: pool.types().clone(),
             })
         })
     }
@@ -210,6 +239,7 @@ impl NativePool {
 #[napi]
 pub struct NativeTransaction {
     tx: Arc<tokio::sync::Mutex<Option<Transaction>>>,
+    types: Arc<TypeCache>,
 }
 
 fn finished() -> napi::Error {
@@ -221,22 +251,24 @@ fn finished() -> napi::Error {
 
 #[napi]
 impl NativeTransaction {
-    #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
+    #[napi(ts_return_type = "Promise<NativeResult>")]
     pub fn query(
         &self,
         env: Env,
         sql: String,
         params: Option<Vec<JsUnknown>>,
     ) -> napi::Result<JsObject> {
-        let params = read_params(&env, params)?;
+        let params = read_params(&env, params, &self.types)?;
         let tx = self.tx.clone();
+        let types = self.types.clone();
         env.spawn_future(async move {
             let guard = tx.lock().await;
             let t = guard.as_ref().ok_or_else(finished)?;
-            t.query(&sql, &params)
-                .await
-                .map(Rows)
-                .map_err(|e| to_napi(&e))
+            let result = t.query(&sql, &params).await.map_err(|e| to_napi(&e))?;
+            Ok(Rows {
+                result,
+                types: types.load(),
+            })
         })
     }
 

@@ -1,19 +1,51 @@
-//! A query's result to JS values, in one pass on the JS thread.
+//! A query's result to JS values, in bulk, on the JS thread.
 //!
-//! Column keys are created once per result; each row is one object filled by a single
-//! `napi_define_properties` call; each value is decoded in place from the DataRow frame by
-//! the decoder chosen once for its column. (Issue 4 measures this against columnar arrays
-//! assembled in JS; see the benchmark notes.)
+//! The result crosses once, column by column: every column's decoder is chosen once from its
+//! RowDescription, then all of its values are decoded in place from the DataRow frames into
+//! one buffer per column, which becomes one JS value:
+//!
+//! | kind | column of | JS value |
+//! |------|-----------|----------|
+//! | `b`  | bool | `Uint8Array` of 0/1 |
+//! | `i`  | int2, int4 | `Int32Array` |
+//! | `f`  | float4/8, oid | `Float64Array` |
+//! | `g`  | int8 | `BigInt64Array` |
+//! | `s`  | strings (text types, enums, numeric, uuid, dates and times) | `[string, Uint32Array]`: all values in one string, UTF-16 offsets |
+//! | `y`  | bytea | `[Buffer, Uint32Array]`: all values in one Buffer, byte offsets |
+//! | `j`  | json, jsonb | one string holding a JSON array of the values (`null` for NULL) |
+//! | `v`  | arrays, and anything too large for one string | an `Array` of finished values |
+//!
+//! plus a `Uint8Array` NULL map per column that has a NULL. `client.js` turns that into row
+//! objects with a function compiled once per shape (column names and kinds), so V8 builds
+//! every row from the same object literal. The alternative measured against it (one object
+//! per row built here with `napi_define_properties`) is [`RowObjects`]; see the benchmark
+//! notes in the README for the figures.
 
 use crate::errors::client_error;
-use hyperion_codec::{decode, Decoder};
+use hyperion_codec::array::{parse_text_array, BinaryArray};
+use hyperion_codec::{DecodeError, Decoder, Output, Scalar, Types};
 use hyperion_wire::QueryResult;
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
+use std::cell::Cell;
 use std::ptr;
+use std::sync::Arc;
 
-/// A result on its way to JS.
-pub struct Rows(pub QueryResult);
+/// A result on its way to JS (the columnar form `client.js` assembles).
+pub struct Rows {
+    pub result: QueryResult,
+    pub types: Arc<Types>,
+}
+
+/// A result as an array of row objects built here (the other design; kept for measuring).
+pub struct RowObjects {
+    pub result: QueryResult,
+    pub types: Arc<Types>,
+}
+
+/// Strings are built per column up to this size; a larger column falls back to one JS string
+/// per value (V8 caps a string at about 2^29 characters).
+const MAX_COLUMN_STRING: usize = 256 << 20;
 
 macro_rules! check {
     ($e:expr) => {{
@@ -27,117 +59,559 @@ macro_rules! check {
     }};
 }
 
-fn decode_error(e: decode::DecodeError) -> napi::Error {
+fn decode_error(e: DecodeError) -> napi::Error {
     client_error("DECODE_ERROR", &e.to_string())
 }
 
-unsafe fn string(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    check!(sys::napi_create_string_utf8(
+/// The N-API environment plus what conversion needs more than once.
+struct Ctx {
+    env: sys::napi_env,
+    json_parse: Cell<Option<(sys::napi_value, sys::napi_value)>>,
+    scratch: Cell<String>,
+}
+
+impl Ctx {
+    fn new(env: sys::napi_env) -> Ctx {
+        Ctx {
+            env,
+            json_parse: Cell::new(None),
+            scratch: Cell::new(String::new()),
+        }
+    }
+
+    unsafe fn null(&self) -> napi::Result<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_get_null(self.env, &mut out));
+        Ok(out)
+    }
+
+    unsafe fn string(&self, s: &str) -> napi::Result<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        if s.is_ascii() {
+            check!(sys::napi_create_string_latin1(
+                self.env,
+                s.as_ptr().cast(),
+                s.len(),
+                &mut out
+            ));
+        } else {
+            check!(sys::napi_create_string_utf8(
+                self.env,
+                s.as_ptr().cast(),
+                s.len(),
+                &mut out
+            ));
+        }
+        Ok(out)
+    }
+
+    unsafe fn buffer(&self, bytes: &[u8]) -> napi::Result<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        let mut data = ptr::null_mut();
+        check!(sys::napi_create_buffer_copy(
+            self.env,
+            bytes.len(),
+            bytes.as_ptr().cast(),
+            &mut data,
+            &mut out
+        ));
+        Ok(out)
+    }
+
+    unsafe fn array(&self, len: usize) -> napi::Result<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_create_array_with_length(self.env, len, &mut out));
+        Ok(out)
+    }
+
+    unsafe fn set(&self, array: sys::napi_value, i: usize, v: sys::napi_value) -> napi::Result<()> {
+        let i = u32::try_from(i).map_err(|_| client_error("DECODE_ERROR", "result too large"))?;
+        check!(sys::napi_set_element(self.env, array, i, v));
+        Ok(())
+    }
+
+    /// `JSON.parse(text)`; a syntax error becomes DECODE_ERROR.
+    unsafe fn parse_json(&self, text: &str) -> napi::Result<sys::napi_value> {
+        let (json, parse) = match self.json_parse.get() {
+            Some(p) => p,
+            None => {
+                let mut global = ptr::null_mut();
+                check!(sys::napi_get_global(self.env, &mut global));
+                let mut json = ptr::null_mut();
+                check!(sys::napi_get_named_property(
+                    self.env,
+                    global,
+                    c"JSON".as_ptr(),
+                    &mut json
+                ));
+                let mut parse = ptr::null_mut();
+                check!(sys::napi_get_named_property(
+                    self.env,
+                    json,
+                    c"parse".as_ptr(),
+                    &mut parse
+                ));
+                self.json_parse.set(Some((json, parse)));
+                (json, parse)
+            }
+        };
+        let arg = self.string(text)?;
+        let mut out = ptr::null_mut();
+        let status = sys::napi_call_function(self.env, json, parse, 1, &arg, &mut out);
+        if status != sys::Status::napi_ok {
+            // Clear the pending SyntaxError; report ours.
+            let mut pending = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(self.env, &mut pending);
+            return Err(client_error("DECODE_ERROR", "cannot decode json value"));
+        }
+        Ok(out)
+    }
+
+    /// One scalar value as its own JS value.
+    unsafe fn scalar(&self, s: Scalar, raw: &[u8]) -> napi::Result<sys::napi_value> {
+        let env = self.env;
+        let mut out = ptr::null_mut();
+        match s.output() {
+            Output::Bool => check!(sys::napi_get_boolean(
+                env,
+                s.decode_bool(raw).map_err(decode_error)?,
+                &mut out
+            )),
+            Output::I32 => check!(sys::napi_create_int32(
+                env,
+                s.decode_i32(raw).map_err(decode_error)?,
+                &mut out
+            )),
+            Output::F64 => check!(sys::napi_create_double(
+                env,
+                s.decode_f64(raw).map_err(decode_error)?,
+                &mut out
+            )),
+            Output::I64 => check!(sys::napi_create_bigint_int64(
+                env,
+                s.decode_i64(raw).map_err(decode_error)?,
+                &mut out
+            )),
+            Output::Str => {
+                let mut buf = self.scratch.take();
+                buf.clear();
+                let r = s.decode_str(raw, &mut buf).map_err(decode_error);
+                let v = r.and_then(|()| self.string(&buf));
+                self.scratch.set(buf);
+                return v;
+            }
+            Output::Bytes => return self.buffer(&s.decode_bytes(raw).map_err(decode_error)?),
+            Output::Json => {
+                let text = s.decode_json(raw).map_err(decode_error)?;
+                return self.parse_json(text);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One value of any column as its own JS value (`v` columns, array elements, and the
+    /// row-object design).
+    unsafe fn value(&self, d: Decoder, raw: Option<&[u8]>) -> napi::Result<sys::napi_value> {
+        let Some(raw) = raw else {
+            return self.null();
+        };
+        match d {
+            Decoder::Scalar(s) => self.scalar(s, raw),
+            Decoder::Array { elem, elem_oid } => {
+                let a = BinaryArray::parse(raw).map_err(decode_error)?;
+                if a.element_oid() != elem_oid {
+                    return Err(client_error(
+                        "DECODE_ERROR",
+                        &format!(
+                            "cannot decode array: element type {} where {elem_oid} was declared",
+                            a.element_oid()
+                        ),
+                    ));
+                }
+                let outer = a.nest(
+                    |e| match e {
+                        None => self.null(),
+                        Some(raw) => self.scalar(elem, raw),
+                    },
+                    |children| self.js_array(&children),
+                )?;
+                self.js_array(&outer)
+            }
+            Decoder::TextArray { delim } => {
+                let a = parse_text_array(raw, delim).map_err(decode_error)?;
+                let outer = a.nest(
+                    |e| match e {
+                        None => self.null(),
+                        Some(s) => self.string(s),
+                    },
+                    |children| self.js_array(&children),
+                )?;
+                self.js_array(&outer)
+            }
+        }
+    }
+
+    unsafe fn js_array(&self, values: &[sys::napi_value]) -> napi::Result<sys::napi_value> {
+        let a = self.array(values.len())?;
+        for (i, v) in values.iter().enumerate() {
+            self.set(a, i, *v)?;
+        }
+        Ok(a)
+    }
+}
+
+fn plan(result: &QueryResult, types: &Types) -> Vec<Decoder> {
+    let columns = result.columns.as_deref().unwrap_or(&[]);
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Decoder::plan(
+                c.type_oid,
+                result.formats.get(i).copied().unwrap_or(0),
+                types,
+            )
+        })
+        .collect()
+}
+
+fn check_width(row_len: usize, columns: usize) -> napi::Result<()> {
+    if row_len != columns {
+        return Err(client_error(
+            "PROTOCOL_ERROR",
+            &format!("a row has {row_len} values for {columns} columns"),
+        ));
+    }
+    Ok(())
+}
+
+/// One column's values, accumulated row by row.
+enum Column {
+    Bool(Vec<u8>),
+    I32(Vec<i32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    Str {
+        text: String,
+        offsets: Vec<u32>,
+        units: u32,
+    },
+    Bytes {
+        data: Vec<u8>,
+        offsets: Vec<u32>,
+    },
+    Json(String),
+    Values(Vec<sys::napi_value>),
+}
+
+impl Column {
+    fn kind(&self) -> u8 {
+        match self {
+            Column::Bool(_) => b'b',
+            Column::I32(_) => b'i',
+            Column::F64(_) => b'f',
+            Column::I64(_) => b'g',
+            Column::Str { .. } => b's',
+            Column::Bytes { .. } => b'y',
+            Column::Json(_) => b'j',
+            Column::Values(_) => b'v',
+        }
+    }
+}
+
+/// UTF-16 code units of a UTF-8 string (what JS string offsets count).
+fn utf16_len(s: &str) -> usize {
+    if s.is_ascii() {
+        return s.len();
+    }
+    s.bytes()
+        .map(|b| match b {
+            0x80..=0xbf => 0, // continuation
+            0xf0..=0xff => 2, // four bytes: a surrogate pair
+            _ => 1,
+        })
+        .sum()
+}
+
+struct Builder {
+    decoder: Decoder,
+    column: Column,
+    nulls: Option<Vec<u8>>,
+}
+
+impl Builder {
+    fn new(decoder: Decoder, rows: usize) -> Builder {
+        let column = match decoder {
+            Decoder::Scalar(s) => match s.output() {
+                Output::Bool => Column::Bool(Vec::with_capacity(rows)),
+                Output::I32 => Column::I32(Vec::with_capacity(rows)),
+                Output::F64 => Column::F64(Vec::with_capacity(rows)),
+                Output::I64 => Column::I64(Vec::with_capacity(rows)),
+                Output::Str => {
+                    let mut offsets = Vec::with_capacity(rows + 1);
+                    offsets.push(0);
+                    Column::Str {
+                        text: String::new(),
+                        offsets,
+                        units: 0,
+                    }
+                }
+                Output::Bytes => {
+                    let mut offsets = Vec::with_capacity(rows + 1);
+                    offsets.push(0);
+                    Column::Bytes {
+                        data: Vec::new(),
+                        offsets,
+                    }
+                }
+                Output::Json => Column::Json(String::from("[")),
+            },
+            _ => Column::Values(Vec::with_capacity(rows)),
+        };
+        Builder {
+            decoder,
+            column,
+            nulls: None,
+        }
+    }
+
+    unsafe fn push(&mut self, ctx: &Ctx, row: usize, raw: Option<&[u8]>) -> napi::Result<()> {
+        let Decoder::Scalar(s) = self.decoder else {
+            let v = ctx.value(self.decoder, raw)?;
+            if let Column::Values(vs) = &mut self.column {
+                vs.push(v);
+            }
+            return Ok(());
+        };
+        if raw.is_none() {
+            let nulls = self.nulls.get_or_insert_with(|| vec![0; row]);
+            nulls.push(1);
+        } else if let Some(nulls) = &mut self.nulls {
+            nulls.push(0);
+        }
+        let raw = raw.unwrap_or(&[]);
+        let null = self.nulls.as_ref().is_some_and(|n| n.last() == Some(&1));
+        match &mut self.column {
+            Column::Bool(v) => v.push(if null {
+                0
+            } else {
+                u8::from(s.decode_bool(raw).map_err(decode_error)?)
+            }),
+            Column::I32(v) => v.push(if null {
+                0
+            } else {
+                s.decode_i32(raw).map_err(decode_error)?
+            }),
+            Column::F64(v) => v.push(if null {
+                0.0
+            } else {
+                s.decode_f64(raw).map_err(decode_error)?
+            }),
+            Column::I64(v) => v.push(if null {
+                0
+            } else {
+                s.decode_i64(raw).map_err(decode_error)?
+            }),
+            Column::Str {
+                text,
+                offsets,
+                units,
+            } => {
+                if !null {
+                    let start = text.len();
+                    s.decode_str(raw, text).map_err(decode_error)?;
+                    let added = text.get(start..).map_or(0, utf16_len);
+                    *units = u32::try_from(added)
+                        .ok()
+                        .and_then(|a| units.checked_add(a))
+                        .ok_or_else(|| client_error("DECODE_ERROR", "column too large"))?;
+                }
+                offsets.push(*units);
+            }
+            Column::Bytes { data, offsets } => {
+                if !null {
+                    data.extend_from_slice(&s.decode_bytes(raw).map_err(decode_error)?);
+                }
+                offsets.push(
+                    u32::try_from(data.len())
+                        .map_err(|_| client_error("DECODE_ERROR", "column too large"))?,
+                );
+            }
+            Column::Json(text) => {
+                if row > 0 {
+                    text.push(',');
+                }
+                if null {
+                    text.push_str("null");
+                } else {
+                    text.push_str(s.decode_json(raw).map_err(decode_error)?);
+                }
+            }
+            Column::Values(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the column grew too large for one JS string or one Buffer with u32 offsets.
+    fn oversized(&self) -> bool {
+        match &self.column {
+            Column::Str { text, .. } | Column::Json(text) => text.len() > MAX_COLUMN_STRING,
+            Column::Bytes { data, .. } => data.len() > u32::MAX as usize / 2,
+            _ => false,
+        }
+    }
+
+    unsafe fn finish(self, ctx: &Ctx) -> napi::Result<(sys::napi_value, sys::napi_value)> {
+        let nulls = match &self.nulls {
+            Some(n) => typed(ctx.env, sys::TypedarrayType::uint8_array, n, 1)?,
+            None => ctx.null()?,
+        };
+        let env = ctx.env;
+        let value = match self.column {
+            Column::Bool(v) => typed(env, sys::TypedarrayType::uint8_array, &v, 1)?,
+            Column::I32(v) => typed(env, sys::TypedarrayType::int32_array, &v, 4)?,
+            Column::F64(v) => typed(env, sys::TypedarrayType::float64_array, &v, 8)?,
+            Column::I64(v) => typed(env, sys::TypedarrayType::bigint64_array, &v, 8)?,
+            Column::Str { text, offsets, .. } => {
+                let pair = ctx.array(2)?;
+                ctx.set(pair, 0, ctx.string(&text)?)?;
+                ctx.set(
+                    pair,
+                    1,
+                    typed(env, sys::TypedarrayType::uint32_array, &offsets, 4)?,
+                )?;
+                pair
+            }
+            Column::Bytes { data, offsets } => {
+                let pair = ctx.array(2)?;
+                ctx.set(pair, 0, ctx.buffer(&data)?)?;
+                ctx.set(
+                    pair,
+                    1,
+                    typed(env, sys::TypedarrayType::uint32_array, &offsets, 4)?,
+                )?;
+                pair
+            }
+            Column::Json(mut text) => {
+                text.push(']');
+                ctx.string(&text)?
+            }
+            Column::Values(vs) => ctx.js_array(&vs)?,
+        };
+        Ok((value, nulls))
+    }
+}
+
+/// A typed array over a copy of `values` (`size` bytes each).
+unsafe fn typed<T: Copy>(
+    env: sys::napi_env,
+    kind: sys::napi_typedarray_type,
+    values: &[T],
+    size: usize,
+) -> napi::Result<sys::napi_value> {
+    debug_assert_eq!(std::mem::size_of::<T>(), size);
+    let bytes = std::mem::size_of_val(values);
+    let mut data = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    check!(sys::napi_create_arraybuffer(
         env,
-        s.as_ptr().cast(),
-        s.len(),
+        bytes,
+        &mut data,
+        &mut buffer
+    ));
+    if bytes > 0 {
+        // SAFETY: `data` points to `bytes` writable bytes just allocated by V8, and `values`
+        // is `bytes` long; they cannot overlap.
+        ptr::copy_nonoverlapping(values.as_ptr().cast::<u8>(), data.cast::<u8>(), bytes);
+    }
+    let mut out = ptr::null_mut();
+    check!(sys::napi_create_typedarray(
+        env,
+        kind,
+        values.len(),
+        buffer,
+        0,
         &mut out
     ));
     Ok(out)
 }
 
-unsafe fn value(
-    env: sys::napi_env,
-    decoder: Decoder,
-    raw: Option<&[u8]>,
-) -> napi::Result<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    let Some(raw) = raw else {
-        check!(sys::napi_get_null(env, &mut out));
-        return Ok(out);
-    };
-    match decoder {
-        Decoder::Bool => check!(sys::napi_get_boolean(
-            env,
-            decode::bool_binary(raw).map_err(decode_error)?,
-            &mut out
-        )),
-        Decoder::BoolText => check!(sys::napi_get_boolean(
-            env,
-            decode::bool_text(raw).map_err(decode_error)?,
-            &mut out
-        )),
-        Decoder::Int2 => check!(sys::napi_create_int32(
-            env,
-            decode::int2(raw).map_err(decode_error)?.into(),
-            &mut out
-        )),
-        Decoder::Int4 => check!(sys::napi_create_int32(
-            env,
-            decode::int4(raw).map_err(decode_error)?,
-            &mut out
-        )),
-        Decoder::Oid => check!(sys::napi_create_uint32(
-            env,
-            decode::oid(raw).map_err(decode_error)?,
-            &mut out
-        )),
-        Decoder::IntText => check!(sys::napi_create_double(
-            env,
-            decode::int_text(raw).map_err(decode_error)? as f64,
-            &mut out
-        )),
-        Decoder::Int8 => check!(sys::napi_create_bigint_int64(
-            env,
-            decode::int8(raw).map_err(decode_error)?,
-            &mut out
-        )),
-        Decoder::Int8Text => check!(sys::napi_create_bigint_int64(
-            env,
-            decode::int_text(raw).map_err(decode_error)?,
-            &mut out
-        )),
-        Decoder::Float4 => check!(sys::napi_create_double(
-            env,
-            decode::float4(raw).map_err(decode_error)?.into(),
-            &mut out
-        )),
-        Decoder::Float8 => check!(sys::napi_create_double(
-            env,
-            decode::float8(raw).map_err(decode_error)?,
-            &mut out
-        )),
-        Decoder::FloatText => check!(sys::napi_create_double(
-            env,
-            decode::float_text(raw).map_err(decode_error)?,
-            &mut out
-        )),
-        Decoder::Uuid => return string(env, &decode::uuid(raw).map_err(decode_error)?),
-        Decoder::Text => return string(env, decode::text(raw).map_err(decode_error)?),
-        Decoder::Bytea => {
-            let mut data = ptr::null_mut();
-            check!(sys::napi_create_buffer_copy(
-                env,
-                raw.len(),
-                raw.as_ptr().cast(),
-                &mut data,
-                &mut out
-            ));
+impl ToNapiValue for Rows {
+    /// `{ n, kinds, names, cols, nulls }` (see the module comment).
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        let ctx = Ctx::new(env);
+        let result = val.result;
+        let decoders = plan(&result, &val.types);
+        let n = result.rows.len();
+        let mut builders: Vec<Builder> = decoders.iter().map(|&d| Builder::new(d, n)).collect();
+        for (r, row) in result.rows.iter().enumerate() {
+            check_width(row.len(), builders.len())?;
+            for (b, raw) in builders.iter_mut().zip(row.values()) {
+                b.push(&ctx, r, raw)?;
+            }
         }
+        // Columns too large for one string are redone value by value.
+        for (c, b) in builders.iter_mut().enumerate() {
+            if b.oversized() {
+                let mut values = Vec::with_capacity(n);
+                for row in &result.rows {
+                    values.push(ctx.value(b.decoder, row.values().nth(c).flatten())?);
+                }
+                b.column = Column::Values(values);
+                b.nulls = None;
+            }
+        }
+        let columns = result.columns.as_deref().unwrap_or(&[]);
+        let kinds: String = builders
+            .iter()
+            .map(|b| char::from(b.column.kind()))
+            .collect();
+        let names = ctx.array(columns.len())?;
+        for (i, c) in columns.iter().enumerate() {
+            ctx.set(names, i, ctx.string(&c.name)?)?;
+        }
+        let cols = ctx.array(builders.len())?;
+        let nulls = ctx.array(builders.len())?;
+        for (i, b) in builders.into_iter().enumerate() {
+            let (v, z) = b.finish(&ctx)?;
+            ctx.set(cols, i, v)?;
+            ctx.set(nulls, i, z)?;
+        }
+        drop(result);
+        let mut obj = ptr::null_mut();
+        check!(sys::napi_create_object(env, &mut obj));
+        let mut count = ptr::null_mut();
+        check!(sys::napi_create_uint32(
+            env,
+            u32::try_from(n).unwrap_or(u32::MAX),
+            &mut count
+        ));
+        let props = [
+            (c"n", count),
+            (c"kinds", ctx.string(&kinds)?),
+            (c"names", names),
+            (c"cols", cols),
+            (c"nulls", nulls),
+        ];
+        for (name, v) in props {
+            check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));
+        }
+        Ok(obj)
     }
-    Ok(out)
 }
 
-impl ToNapiValue for Rows {
+impl ToNapiValue for RowObjects {
+    /// An array of row objects: one `napi_define_properties` per row, keys created once.
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let result = val.0;
-        let columns = result.columns.clone().unwrap_or_else(|| Vec::new().into());
-        let decoders: Vec<Decoder> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Decoder::plan(c.type_oid, result.formats.get(i).copied().unwrap_or(0)))
-            .collect();
+        let ctx = Ctx::new(env);
+        let result = val.result;
+        let decoders = plan(&result, &val.types);
+        let columns = result.columns.as_deref().unwrap_or(&[]);
         let mut descriptors = Vec::with_capacity(columns.len());
         for c in columns.iter() {
             descriptors.push(sys::napi_property_descriptor {
                 utf8name: ptr::null(),
-                name: string(env, &c.name)?,
+                name: ctx.string(&c.name)?,
                 method: None,
                 getter: None,
                 setter: None,
@@ -148,25 +622,11 @@ impl ToNapiValue for Rows {
                 data: ptr::null_mut(),
             });
         }
-        let mut array = ptr::null_mut();
-        check!(sys::napi_create_array_with_length(
-            env,
-            result.rows.len(),
-            &mut array
-        ));
+        let array = ctx.array(result.rows.len())?;
         for (i, row) in result.rows.iter().enumerate() {
-            if row.len() != descriptors.len() {
-                return Err(client_error(
-                    "PROTOCOL_ERROR",
-                    &format!(
-                        "a row has {} values for {} columns",
-                        row.len(),
-                        descriptors.len()
-                    ),
-                ));
-            }
+            check_width(row.len(), descriptors.len())?;
             for (d, (raw, decoder)) in descriptors.iter_mut().zip(row.values().zip(&decoders)) {
-                d.value = value(env, *decoder, raw)?;
+                d.value = ctx.value(*decoder, raw)?;
             }
             let mut obj = ptr::null_mut();
             check!(sys::napi_create_object(env, &mut obj));
@@ -176,7 +636,7 @@ impl ToNapiValue for Rows {
                 descriptors.len(),
                 descriptors.as_ptr()
             ));
-            check!(sys::napi_set_element(env, array, i as u32, obj));
+            ctx.set(array, i, obj)?;
         }
         Ok(array)
     }

@@ -1,6 +1,6 @@
 //! Pool settings, as `createPool` documents them.
 
-use hyperion_wire::{Format, Host};
+use hyperion_wire::Host;
 use std::time::Duration;
 
 /// Which nodes a pool's connections may use.
@@ -87,8 +87,6 @@ pub struct PoolConfig {
     pub retry: RetryPolicy,
     /// Most requests pipelined on one connection.
     pub pipeline_depth: usize,
-    /// The result format for a column type (the codec's choice).
-    pub result_format: fn(u32) -> Format,
 }
 
 impl PoolConfig {
@@ -107,7 +105,6 @@ impl PoolConfig {
             validation_interval: Duration::ZERO,
             retry: RetryPolicy::default(),
             pipeline_depth: 128,
-            result_format: |_| Format::Text,
         }
     }
 
@@ -120,7 +117,6 @@ impl PoolConfig {
         c.connect_timeout = Some(self.connect_timeout);
         c.statement_timeout = self.statement_timeout;
         c.pipeline_depth = self.pipeline_depth;
-        c.result_format = self.result_format;
         c
     }
 }

@@ -17,8 +17,10 @@ pub mod pool;
 pub mod route;
 pub mod slots;
 pub mod transaction;
+pub mod types;
 
 pub use config::{Mode, PoolConfig, RetryPolicy};
 pub use error::Error;
 pub use pool::{ConnectionInfo, Pool, QueryOptions, Status};
 pub use transaction::{Isolation, Transaction};
+pub use types::TypeCache;

@@ -15,6 +15,7 @@ use crate::config::{Mode, PoolConfig};
 use crate::error::Error;
 use crate::route::{self, RouteError};
 use crate::slots::{Reservation, SlotId, SlotLease, Slots};
+use crate::types::TypeCache;
 use hyperion_wire::{Client, Params, QueryResult, TransactionStatus};
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -68,6 +69,10 @@ impl Lease {
     pub(crate) fn client(&self) -> &Client {
         &self.conn.client
     }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
 }
 
 impl Drop for Lease {
@@ -113,6 +118,8 @@ type Waiter = oneshot::Sender<Option<(SlotId, Arc<Conn>)>>;
 
 struct Inner {
     config: PoolConfig,
+    /// User-defined types learnt from `pg_type`, shared by every connection.
+    types: Arc<TypeCache>,
     slots: Slots<Conn>,
     /// Exclusive checkouts waiting for a connection, oldest first. A released connection is
     /// sent to the first live one, still held exclusively; `None` asks it to look again.
@@ -148,6 +155,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 slots: Slots::new(config.pool_size),
                 config,
+                types: Arc::new(TypeCache::new()),
                 waiters: Mutex::new(VecDeque::new()),
                 sleepers: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
@@ -161,6 +169,11 @@ impl Pool {
 
     pub fn config(&self) -> &PoolConfig {
         &self.inner.config
+    }
+
+    /// The types this pool has learnt (what decoding its results needs).
+    pub fn types(&self) -> &Arc<TypeCache> {
+        &self.inner.types
     }
 
     fn waiters(&self) -> MutexGuard<'_, VecDeque<Waiter>> {
@@ -287,7 +300,7 @@ impl Pool {
             && (interval == 0
                 || now.saturating_sub(conn.validated_at_ms.load(Ordering::Relaxed)) >= interval);
         let result = if probe {
-            let stmt = match conn.client.prepare(sql).await {
+            let stmt = match self.inner.types.prepare(&conn.client, sql).await {
                 Ok(s) => s,
                 Err(e) => return Outcome::Done(Err(e)),
             };
@@ -307,7 +320,10 @@ impl Pool {
                 }
             }
         } else {
-            conn.client.query(sql, params).await
+            match self.inner.types.prepare(&conn.client, sql).await {
+                Ok(stmt) => conn.client.execute(&stmt, params).await,
+                Err(e) => Err(e),
+            }
         };
         if read_write && state.is_read_only() {
             return Outcome::Fenced;

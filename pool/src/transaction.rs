@@ -126,7 +126,9 @@ impl Transaction {
         sql: &str,
         params: &P,
     ) -> Result<QueryResult, Error> {
-        Ok(self.lease.client().query(sql, params).await?)
+        let client = self.lease.client();
+        let stmt = self.lease.pool().types().prepare(client, sql).await?;
+        Ok(client.execute(&stmt, params).await?)
     }
 
     /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known.

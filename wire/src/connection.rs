@@ -94,6 +94,14 @@ impl Statement {
     }
 }
 
+/// A statement parsed and described on a connection, not yet cached.
+#[derive(Debug)]
+pub struct Described {
+    name: String,
+    pub param_types: Vec<u32>,
+    pub columns: Arc<[Field]>,
+}
+
 /// The result of one statement: its columns, rows (views into received frames) and tag.
 #[derive(Debug, Clone, Default)]
 pub struct QueryResult {
@@ -365,11 +373,25 @@ impl Client {
             .unwrap_or_else(|_| Err(Error::closed("connection is closed", false)))
     }
 
-    /// Returns the cached statement for `sql`, preparing it (Parse + Describe) on a miss.
+    /// Returns the cached statement for `sql`, preparing it (Parse + Describe) on a miss,
+    /// with result formats from the connection's `result_format`.
     pub async fn prepare(&self, sql: &str) -> Result<Arc<Statement>, Error> {
         if let Some(s) = self.cached(sql) {
             return Ok(s);
         }
+        let d = self.describe(sql).await?;
+        let formats = d
+            .columns
+            .iter()
+            .map(|c| (self.inner.result_format)(c.type_oid) as i16)
+            .collect();
+        Ok(self.install(sql, d, formats))
+    }
+
+    /// Parses `sql` as a new named statement and describes it (one round trip), without
+    /// caching it: for callers that must look at the types before choosing result formats
+    /// (then [`Client::install`]).
+    pub async fn describe(&self, sql: &str) -> Result<Described, Error> {
         let n = self.inner.next_statement.fetch_add(1, Ordering::Relaxed);
         let name = format!("h{n}");
         let mut buf = BytesMut::with_capacity(sql.len() + 32);
@@ -377,25 +399,31 @@ impl Client {
         frontend::describe(Target::Statement, &name, &mut buf)?;
         frontend::sync(&mut buf);
         let resp = self.send(buf.freeze(), 1).await?.ok()?;
-        let param_types = resp.param_types.unwrap_or_default();
-        let columns: Arc<[Field]> = resp.row_description.unwrap_or_default().into();
-        let result_formats = columns
-            .iter()
-            .map(|c| (self.inner.result_format)(c.type_oid) as i16)
-            .collect();
-        let stmt = Arc::new(Statement {
+        Ok(Described {
             name,
-            param_types,
-            columns,
+            param_types: resp.param_types.unwrap_or_default(),
+            columns: resp.row_description.unwrap_or_default().into(),
+        })
+    }
+
+    /// Caches a described statement with the formats its results are requested in (one per
+    /// column; missing entries mean text).
+    pub fn install(&self, sql: &str, d: Described, mut result_formats: Vec<i16>) -> Arc<Statement> {
+        result_formats.resize(d.columns.len(), 0);
+        let stmt = Arc::new(Statement {
+            name: d.name,
+            param_types: d.param_types,
+            columns: d.columns,
             result_formats,
         });
         if let Ok(mut cache) = self.inner.statements.lock() {
             cache.insert(sql.into(), stmt.clone());
         }
-        Ok(stmt)
+        stmt
     }
 
-    fn cached(&self, sql: &str) -> Option<Arc<Statement>> {
+    /// The cached statement for `sql`, if this connection prepared it.
+    pub fn cached(&self, sql: &str) -> Option<Arc<Statement>> {
         self.inner.statements.lock().ok()?.get(sql).cloned()
     }
 

@@ -27,7 +27,7 @@ pub mod sqlstate;
 
 pub use config::{Config, Host};
 pub use connection::{
-    connect, CancelToken, Client, ConnectionState, Format, IsNull, Params, QueryResult, Statement,
-    TransactionStatus,
+    connect, CancelToken, Client, ConnectionState, Described, Format, IsNull, Params, QueryResult,
+    Statement, TransactionStatus,
 };
 pub use error::{DbError, Error, ErrorKind};

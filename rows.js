@@ -1,0 +1,96 @@
+'use strict'
+// Assembles row objects from a result the native layer hands over in columns (one typed
+// array, string or JSON text per column; see napi/src/rows.rs for the layout). For each
+// shape of result (column names and kinds) a row-building function is compiled once, so V8
+// creates every row from the same object literal: one hidden class, no per-row property
+// definition calls across N-API.
+
+const builders = new Map()
+const MAX_BUILDERS = 1000
+
+function decodeError(message) {
+  const err = new Error(message)
+  err.code = 'DECODE_ERROR'
+  return err
+}
+
+// A property key in an object literal. `__proto__` must be computed, or the literal would
+// set the prototype instead of defining a column.
+function key(name) {
+  const quoted = JSON.stringify(name)
+  return name === '__proto__' ? `[${quoted}]` : quoted
+}
+
+function compile(kinds, names) {
+  let prelude = ''
+  const fields = []
+  for (let c = 0; c < kinds.length; c++) {
+    let expr
+    switch (kinds[c]) {
+      case 'b':
+        prelude += `const v${c} = cols[${c}];`
+        expr = `v${c}[i] === 1`
+        break
+      case 'i':
+      case 'f':
+      case 'g':
+        prelude += `const v${c} = cols[${c}];`
+        expr = `v${c}[i]`
+        break
+      case 's':
+      case 'y':
+        prelude += `const v${c} = cols[${c}][0], o${c} = cols[${c}][1];`
+        expr = `v${c}.${kinds[c] === 's' ? 'slice' : 'subarray'}(o${c}[i], o${c}[i + 1])`
+        break
+      case 'j':
+        prelude += `const v${c} = parseJson(cols[${c}], n);`
+        expr = `v${c}[i]`
+        break
+      case 'v':
+        prelude += `const v${c} = cols[${c}];`
+        expr = `v${c}[i]`
+        break
+      default:
+        throw decodeError(`unknown column kind ${kinds[c]}`)
+    }
+    // j and v columns carry their NULLs in place; the others have a NULL map when needed.
+    if (kinds[c] !== 'j' && kinds[c] !== 'v') {
+      prelude += `const z${c} = nulls[${c}];`
+      expr = `(z${c} !== null && z${c}[i] === 1 ? null : ${expr})`
+    }
+    fields.push(`${key(names[c])}: ${expr}`)
+  }
+  const body = `'use strict';${prelude}
+const rows = [];
+for (let i = 0; i < n; i++) rows.push({${fields.join(', ')}});
+return rows;`
+  // eslint-disable-next-line no-new-func
+  return new Function('n', 'cols', 'nulls', 'parseJson', body)
+}
+
+// One JSON.parse for a whole json/jsonb column (its values joined into one JSON array).
+function parseJson(text, n) {
+  let values
+  try {
+    values = JSON.parse(text)
+  } catch (e) {
+    throw decodeError(`cannot decode json value: ${e.message}`)
+  }
+  if (!Array.isArray(values) || values.length !== n) throw decodeError('cannot decode json column')
+  return values
+}
+
+/** The rows of a native result, as plain objects keyed by column name. */
+function rowsOf(r) {
+  if (r.names.length === 0) return []
+  const shape = r.kinds + '\u0000' + r.names.join('\u0000')
+  let build = builders.get(shape)
+  if (build === undefined) {
+    build = compile(r.kinds, r.names)
+    if (builders.size >= MAX_BUILDERS) builders.clear()
+    builders.set(shape, build)
+  }
+  return build(r.n, r.cols, r.nulls, parseJson)
+}
+
+module.exports = { rowsOf }
