@@ -60,9 +60,10 @@ function pgTimestamptz(s) {
   if (!m) return NaN
   return Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4] || '00'}`)
 }
+// ISO 8601 with microseconds and Z (hyperiondb-client), or PostgreSQL's own text.
 function timeOf(v) {
   if (v instanceof Date) return v.getTime()
-  if (typeof v === 'string') return pgTimestamptz(v)
+  if (typeof v === 'string') return v.endsWith('Z') ? Date.parse(v) : pgTimestamptz(v)
   return NaN
 }
 function checkInt8(adapter, v, expected, what) {
@@ -198,12 +199,13 @@ function fullGc() {
   else if (typeof global.gc === 'function') { global.gc(); global.gc() }
 }
 
-// What a user of a client that returns timestamptz/jsonb as strings would add to get the same
-// objects as the other clients (Date, parsed JSON): the W3 "+parse" variant times it too.
+// What a user of a client that returns timestamptz as a string (and, for some, jsonb as text)
+// would add to get the same objects as the other clients (Date, parsed JSON): the W3 "+parse"
+// variant times it too.
 function parseTsJson(rows) {
   for (const r of rows) {
-    r.c_ts = r.c_ts === null ? null : new Date(pgTimestamptz(r.c_ts))
-    r.c_jsonb = r.c_jsonb === null ? null : JSON.parse(r.c_jsonb)
+    r.c_ts = r.c_ts === null ? null : new Date(timeOf(r.c_ts))
+    if (typeof r.c_jsonb === 'string') r.c_jsonb = JSON.parse(r.c_jsonb)
   }
 }
 
