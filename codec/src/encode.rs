@@ -267,6 +267,12 @@ fn array_literal(
         }
         match item {
             Param::Null => out.push_str("NULL"),
+            // For json/jsonb elements a nested JS array is a JSON value, not a dimension.
+            Param::Array(inner) if matches!(elem, oid::JSON | oid::JSONB) => {
+                let mut text = String::new();
+                json_array(inner, &mut text, 0)?;
+                crate::array::write_text_element(&text, out);
+            }
             Param::Array(inner) => array_literal(inner, elem, delim, out, depth + 1)?,
             other => {
                 let text = element_text(other, elem)?;
@@ -325,8 +331,8 @@ fn element_text(p: &Param, elem: u32) -> Result<String, EncodeError> {
     })
 }
 
-/// A JS array bound to a non-array type, as `JSON.stringify` would write it (with one
-/// extension: a BigInt is written as the exact JSON number instead of throwing).
+/// A JS array bound to a non-array type, as `JSON.stringify` would write it (a BigInt is
+/// refused, as `JSON.stringify` refuses it, rather than rounded).
 fn json_array(items: &[Param], out: &mut String, depth: usize) -> Result<(), EncodeError> {
     if depth >= MAX_DEPTH {
         return err("an array parameter is nested too deeply");
@@ -350,8 +356,8 @@ fn json_value(p: &Param, out: &mut String, depth: usize) -> Result<(), EncodeErr
             let _ = write!(out, "{v}");
         }
         Param::Number(_) => out.push_str("null"),
-        Param::BigInt(v) => {
-            let _ = write!(out, "{v}");
+        Param::BigInt(_) => {
+            return err("a BigInt cannot be written as JSON (convert it to a string or a number)")
         }
         Param::Text(s) => json_string(s, out),
         Param::Bytes(b) => {
@@ -516,6 +522,18 @@ mod tests {
     }
 
     #[test]
+    fn nested_arrays_in_json_arrays_are_values() {
+        use Param::*;
+        assert_eq!(
+            text(
+                Array(vec![Json("{}".into()), Array(vec![Number(1.0)])]),
+                oid::JSONB_ARRAY
+            ),
+            r#"{"{}","[1]"}"#
+        );
+    }
+
+    #[test]
     fn arrays_to_other_types_are_json() {
         use Param::*;
         assert_eq!(
@@ -525,15 +543,15 @@ mod tests {
                     Null,
                     Text("q\"\n\u{1}".into()),
                     Bool(true),
-                    BigInt(1 << 70),
                     Number(f64::NAN),
                     Json("{\"a\":1}".into()),
                     Array(vec![])
                 ]),
                 oid::JSONB
             ),
-            r#"[1.5,null,"q\"\n\u0001",true,1180591620717411303424,null,{"a":1},[]]"#
+            r#"[1.5,null,"q\"\n\u0001",true,null,{"a":1},[]]"#
         );
+        assert!(enc(Array(vec![BigInt(1)]), oid::JSONB).is_err());
         assert_eq!(
             text(Array(vec![Date(0.0), Bytes(vec![1, 2])]), oid::JSON),
             r#"["1970-01-01T00:00:00.000Z",{"type":"Buffer","data":[1,2]}]"#

@@ -120,7 +120,23 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> napi::Result<Par
                 // Plain objects are JSON.
                 let json: JsObject = env.get_global()?.get_named_property("JSON")?;
                 let stringify: JsFunction = json.get_named_property("stringify")?;
-                let s = stringify.call(Some(&json), &[v])?;
+                // JSON.stringify throws for a BigInt or a cycle: that is a bad parameter
+                // (the exception is cleared and replaced by ours).
+                let s = stringify.call(Some(&json), &[v]).map_err(|e| {
+                    let mut pending = std::ptr::null_mut();
+                    // SAFETY: a valid env on the JS thread; the out pointer is ours.
+                    unsafe {
+                        napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut pending)
+                    };
+                    client_error(
+                        "INVALID_PARAMETER",
+                        &format!(
+                            "parameter ${} cannot be serialized as JSON: {}",
+                            index + 1,
+                            e.reason
+                        ),
+                    )
+                })?;
                 if s.get_type()? != ValueType::String {
                     return Err(client_error(
                         "INVALID_PARAMETER",
