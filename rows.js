@@ -80,17 +80,22 @@ function parseJson(text, n) {
   return values
 }
 
-/** The rows of a native result, as plain objects keyed by column name. */
-function rowsOf(r) {
-  if (r.names.length === 0) return []
-  const shape = r.kinds + '\u0000' + r.names.join('\u0000')
+function builder(shape, make) {
   let build = builders.get(shape)
   if (build === undefined) {
-    build = compile(r.kinds, r.names)
+    build = make()
     if (builders.size >= MAX_BUILDERS) builders.clear()
     builders.set(shape, build)
   }
-  return build(r.n, r.cols, r.nulls, parseJson)
+  return build
+}
+
+/** The rows of a native result, as plain objects keyed by column name. */
+function rowsOf(r) {
+  if (Array.isArray(r)) return r // a small result comes as finished row objects
+  if (r.names.length === 0) return []
+  const shape = r.kinds + '\u0000' + r.names.join('\u0000')
+  return builder(shape, () => compile(r.kinds, r.names))(r.n, r.cols, r.nulls, parseJson)
 }
 
 module.exports = { rowsOf }

@@ -536,13 +536,21 @@ unsafe fn typed<T: Copy>(
     Ok(out)
 }
 
+/// Results of at most this many values come as finished row objects ([`objects`]): below
+/// it, a typed array or string per column costs more than it saves (measured on W2).
+const SMALL_RESULT: usize = 64;
+
 impl ToNapiValue for Rows {
-    /// `{ n, kinds, names, cols, nulls }` (see the module comment).
+    /// `{ n, kinds, names, cols, nulls }` (see the module comment), or for a small result
+    /// the array of row objects itself.
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
         let ctx = Ctx::new(env);
         let result = val.result;
         let decoders = plan(&result, &val.types);
         let n = result.rows.len();
+        if n * decoders.len() <= SMALL_RESULT {
+            return objects(&ctx, &result, &decoders);
+        }
         let mut builders: Vec<Builder> = decoders.iter().map(|&d| Builder::new(d, n)).collect();
         for (r, row) in result.rows.iter().enumerate() {
             check_width(row.len(), builders.len())?;
@@ -561,7 +569,11 @@ impl ToNapiValue for Rows {
                 b.nulls = None;
             }
         }
-        let columns = result.columns.as_deref().unwrap_or(&[]);
+        // Every value is decoded: the frames go before the JS copies are made, so the two
+        // never peak together.
+        let QueryResult { columns, rows, .. } = result;
+        drop(rows);
+        let columns = columns.as_deref().unwrap_or(&[]);
         let kinds: String = builders
             .iter()
             .map(|b| char::from(b.column.kind()))
@@ -577,7 +589,6 @@ impl ToNapiValue for Rows {
             ctx.set(cols, i, v)?;
             ctx.set(nulls, i, z)?;
         }
-        drop(result);
         let mut obj = ptr::null_mut();
         check!(sys::napi_create_object(env, &mut obj));
         let mut count = ptr::null_mut();
@@ -601,43 +612,49 @@ impl ToNapiValue for Rows {
 }
 
 impl ToNapiValue for RowObjects {
-    /// An array of row objects: one `napi_define_properties` per row, keys created once.
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let ctx = Ctx::new(env);
-        let result = val.result;
-        let decoders = plan(&result, &val.types);
-        let columns = result.columns.as_deref().unwrap_or(&[]);
-        let mut descriptors = Vec::with_capacity(columns.len());
-        for c in columns.iter() {
-            descriptors.push(sys::napi_property_descriptor {
-                utf8name: ptr::null(),
-                name: ctx.string(&c.name)?,
-                method: None,
-                getter: None,
-                setter: None,
-                value: ptr::null_mut(),
-                attributes: sys::PropertyAttributes::writable
-                    | sys::PropertyAttributes::enumerable
-                    | sys::PropertyAttributes::configurable,
-                data: ptr::null_mut(),
-            });
-        }
-        let array = ctx.array(result.rows.len())?;
-        for (i, row) in result.rows.iter().enumerate() {
-            check_width(row.len(), descriptors.len())?;
-            for (d, (raw, decoder)) in descriptors.iter_mut().zip(row.values().zip(&decoders)) {
-                d.value = ctx.value(*decoder, raw)?;
-            }
-            let mut obj = ptr::null_mut();
-            check!(sys::napi_create_object(env, &mut obj));
-            check!(sys::napi_define_properties(
-                env,
-                obj,
-                descriptors.len(),
-                descriptors.as_ptr()
-            ));
-            ctx.set(array, i, obj)?;
-        }
-        Ok(array)
+        let decoders = plan(&val.result, &val.types);
+        objects(&Ctx::new(env), &val.result, &decoders)
     }
+}
+
+/// An array of row objects: one `napi_define_properties` per row, keys created once.
+unsafe fn objects(
+    ctx: &Ctx,
+    result: &QueryResult,
+    decoders: &[Decoder],
+) -> napi::Result<sys::napi_value> {
+    let columns = result.columns.as_deref().unwrap_or(&[]);
+    let mut descriptors = Vec::with_capacity(columns.len());
+    for c in columns.iter() {
+        descriptors.push(sys::napi_property_descriptor {
+            utf8name: ptr::null(),
+            name: ctx.string(&c.name)?,
+            method: None,
+            getter: None,
+            setter: None,
+            value: ptr::null_mut(),
+            attributes: sys::PropertyAttributes::writable
+                | sys::PropertyAttributes::enumerable
+                | sys::PropertyAttributes::configurable,
+            data: ptr::null_mut(),
+        });
+    }
+    let array = ctx.array(result.rows.len())?;
+    for (i, row) in result.rows.iter().enumerate() {
+        check_width(row.len(), descriptors.len())?;
+        for (d, (raw, decoder)) in descriptors.iter_mut().zip(row.values().zip(decoders)) {
+            d.value = ctx.value(*decoder, raw)?;
+        }
+        let mut obj = ptr::null_mut();
+        check!(sys::napi_create_object(ctx.env, &mut obj));
+        check!(sys::napi_define_properties(
+            ctx.env,
+            obj,
+            descriptors.len(),
+            descriptors.as_ptr()
+        ));
+        ctx.set(array, i, obj)?;
+    }
+    Ok(array)
 }
