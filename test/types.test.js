@@ -14,6 +14,9 @@ const { useCluster } = require('./support.js')
 const suite = useCluster({
   async setup(s) {
     const p = s.pool({ poolSize: 1 })
+    // Idempotent on a long-lived cluster (HYPERION_HOSTS).
+    for (const sql of ['drop table if exists later_t', 'drop type if exists later_mood', 'drop type if exists mood',
+      'drop domain if exists posint', 'drop domain if exists short_text']) await p.query(sql)
     await p.query("create type mood as enum ('sad', 'ok', 'happy ☺')")
     await p.query('create domain posint as int4 check (value > 0)')
     await p.query('create domain short_text as text')
@@ -254,6 +257,11 @@ test('columns named __proto__ or twice are plain properties (the last one wins)'
   assert.deepStrictEqual(Object.keys(r), ['__proto__', 'a', 'x"y'])
   assert.equal(r.a, 3)
   assert.equal(Object.getOwnPropertyDescriptor(r, '__proto__').value, 1)
+  // The same through the columnar path of a large result.
+  const many = await pool.query('select i as "__proto__", 2 as a, i as a from generate_series(1, 100) i')
+  assert.equal(many.length, 100)
+  assert.equal(Object.getPrototypeOf(many[99]), Object.prototype)
+  assert.deepStrictEqual(Object.entries(many[99]), [['__proto__', 100], ['a', 100]])
 })
 
 test('enums created after the pool started are learnt, also on a standby', async () => {
