@@ -896,9 +896,13 @@ pub fn check_text_array(raw: &[u8], delim: u8) {
         );
     }
     let nested = a
-        .nest(|e| Ok::<_, ()>(Tree::Leaf(e)), |c| Ok(Tree::Node(c)))
+        .nest(
+            |e| Ok::<_, ()>(Tree::Leaf(e.map(str::to_owned))),
+            |c| Ok(Tree::Node(c)),
+        )
         .expect("nothing fails");
-    check_nested(dims, &elements, &nested);
+    let owned: Vec<Option<String>> = elements.iter().map(|e| e.map(str::to_owned)).collect();
+    check_nested(dims, &owned, &nested);
 
     if writable_delim(delim) {
         let mut out = String::new();
@@ -1249,6 +1253,13 @@ fn levels(p: &Param) -> usize {
     }
 }
 
+fn has_bigint_leaf(p: &Param) -> bool {
+    match p {
+        Param::Array(items) => items.iter().any(has_bigint_leaf),
+        other => matches!(other, Param::BigInt(_)),
+    }
+}
+
 fn leaves<'p>(p: &'p Param, out: &mut Vec<&'p Param>) {
     match p {
         Param::Array(items) => items.iter().for_each(|i| leaves(i, out)),
@@ -1307,14 +1318,16 @@ fn expect_ok(p: &Param, base: u32, types: &Types) -> bool {
 /// * an array bound to another type: JSON that parses (simd-json) to the same tree and that
 ///   `json_single_value` accepts.
 pub fn codec_params(data: &[u8]) {
+    if let Some((type_oid, p)) = param_input(data) {
+        check_param(&p, type_oid, types());
+    }
+}
+
+/// The target type and the parameter a `codec_params` input describes.
+pub fn param_input(data: &[u8]) -> Option<(u32, Param)> {
     let mut input = Input(data);
-    let Some(type_oid) = pick_oid(&mut input) else {
-        return;
-    };
-    let Some(p) = next_param(&mut input, 0) else {
-        return;
-    };
-    check_param(&p, type_oid, types());
+    let type_oid = pick_oid(&mut input)?;
+    Some((type_oid, next_param(&mut input, 0)?))
 }
 
 pub fn check_param(p: &Param, type_oid: u32, types: &Types) {
@@ -1335,11 +1348,7 @@ pub fn check_param(p: &Param, type_oid: u32, types: &Types) {
         && types
             .array_element(base)
             .is_some_and(|(e, _)| is_float(types.base(e)))
-        && {
-            let mut all = Vec::new();
-            leaves(p, &mut all);
-            all.iter().any(|l| matches!(l, Param::BigInt(_)))
-        };
+        && has_bigint_leaf(p);
     if bigint_float_array && open("bigint-in-float-array") {
         return;
     }
@@ -1657,31 +1666,27 @@ fn check_json_param(p: &Param, v: &OwnedValue) {
 /// type check and text arrays through `nest`) or fails with a clean error; the JSON values
 /// of the row, joined as one array, parse to exactly those values.
 pub fn codec_datarow(data: &[u8]) {
+    if let Some((columns, frame)) = row_input(data) {
+        check_row(&columns, frame, types());
+    }
+}
+
+/// The columns (type, format) and the DataRow body a `codec_datarow` input describes.
+pub fn row_input(data: &[u8]) -> Option<(Vec<(u32, i16)>, Vec<u8>)> {
     let mut input = Input(data);
-    let Some(n) = input.byte().map(|b| usize::from(b % 9)) else {
-        return;
-    };
-    let types = types();
+    let n = usize::from(input.byte()? % 9);
     let mut columns = Vec::with_capacity(n);
     for _ in 0..n {
-        let Some(type_oid) = pick_oid(&mut input) else {
-            return;
-        };
-        let format = match input.byte().map(|b| b % 4) {
-            Some(0) => 0,
-            Some(1) => 1,
-            Some(2) => result_format(type_oid, types),
-            Some(_) => match input.byte() {
-                Some(b) => i16::from(b as i8),
-                None => return,
-            },
-            None => return,
+        let type_oid = pick_oid(&mut input)?;
+        let format = match input.byte()? % 4 {
+            0 => 0,
+            1 => 1,
+            2 => result_format(type_oid, types()),
+            _ => i16::from(input.byte()? as i8),
         };
         columns.push((type_oid, format));
     }
-    let Some(mode) = input.byte() else {
-        return;
-    };
+    let mode = input.byte()?;
     let frame = if mode & 1 == 1 {
         input.rest().to_vec()
     } else {
@@ -1699,7 +1704,7 @@ pub fn codec_datarow(data: &[u8]) {
         }
         frame
     };
-    check_row(&columns, frame, types);
+    Some((columns, frame))
 }
 
 /// What a decoded row held, for the replay test: per column, `None` for NULL, else whether
