@@ -102,17 +102,34 @@ export interface TransactionOptions extends BeginOptions {
   maxAttempts?: number
 }
 
-export type Row = Record<string, unknown>
+/** A parsed json/jsonb value. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+
+/**
+ * A column value (see the README's type table): bool -> boolean; int2/int4/oid/float4/float8
+ * -> number; int8 -> bigint; numeric, text types, enums, uuid, and timestamptz/timestamp/
+ * date/time as ISO 8601 strings with microseconds -> string; bytea -> Buffer; json/jsonb ->
+ * the parsed value; arrays -> (nested) arrays; NULL -> null; other types -> their text.
+ */
+export type Value = null | boolean | number | bigint | string | Buffer | JsonValue | Value[]
+
+/**
+ * A parameter: null/undefined, boolean, number, bigint, string, Buffer (bytea), Date
+ * (timestamptz), arrays (a PostgreSQL array for array targets, else JSON), plain objects (JSON).
+ */
+export type Param = null | undefined | boolean | number | bigint | string | Buffer | Date | Param[] | object
+
+export type Row = Record<string, Value>
 
 export declare class Transaction {
   readonly finished: boolean
-  query<T extends Row = Row>(sql: string, params?: unknown[]): Promise<T[]>
+  query<T extends Row = Row>(sql: string, params?: Param[]): Promise<T[]>
   commit(): Promise<void>
   rollback(): Promise<void>
 }
 
 export declare class Pool {
-  query<T extends Row = Row>(sql: string, params?: unknown[], options?: QueryOptions): Promise<T[]>
+  query<T extends Row = Row>(sql: string, params?: Param[], options?: QueryOptions): Promise<T[]>
   begin(options?: BeginOptions): Promise<Transaction>
   transaction<T>(cb: (tx: Transaction) => Promise<T>, options?: TransactionOptions): Promise<T>
   status(): PoolStatus
