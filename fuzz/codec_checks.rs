@@ -50,7 +50,12 @@ pub const TARGETS: &[(&str, Check)] = &[
 /// `regressions/<target>/open-<name>`, which the replay test runs strictly and expects to
 /// fail: once the codec is fixed, that test says so; then delete the entry here and drop the
 /// `open-` prefix from the file name, so the input stays a plain regression.
-pub const OPEN_FINDINGS: &[(&str, &str)] = &[];
+pub const OPEN_FINDINGS: &[(&str, &str)] = &[
+    // Fixed in the codec (inputs kept in fuzz/regressions/codec_params/ without the prefix):
+    // a BigInt element of a float4[]/float8[] parameter used the binary float bytes as its
+    // text; a finite number outside float4's range went out as Infinity or 0; a BigInt bound
+    // to float4 was checked for exactness as a double, then rounded to a float.
+];
 
 thread_local! {
     static STRICT: Cell<bool> = const { Cell::new(false) };
@@ -122,9 +127,56 @@ fn same_f64(a: f64, b: f64) -> bool {
 }
 
 /// The JSON oracle: the value `text` parses to, if it is one valid JSON text.
+///
+/// simd-json 0.15.1 has two defects with numbers, worked around here and in [`same_json`]:
+/// it refuses valid negative integers in (-2^64, -2^63) (see [`widen_negative_integers`]),
+/// and it misreads numbers of more than about 19 significant digits (including trailing
+/// zeros) that start past byte ~59 of the text (`1.234567890123456789012e-51` reads as
+/// `1.708e-53`, `-9223372036854776000.0` as `-192`), the same with default features. Its
+/// structure is reliable, so the checks compare structure, and numbers by value only where
+/// they are short.
 pub fn parse_json(text: &[u8]) -> Option<OwnedValue> {
-    let mut buf = text.to_vec();
+    let mut buf = widen_negative_integers(text);
     simd_json::to_owned_value(&mut buf).ok()
+}
+
+/// simd-json 0.15.1 refuses valid negative integers in (-2^64, -2^63) as `InvalidNumber`,
+/// even with `big-int-as-float` (smaller and larger ones parse; `JSON.parse` reads them all
+/// as doubles). So that the oracle does not fail on them, a negative integer of 19 or 20
+/// digits outside strings gets `.0` appended, which makes simd-json read it as a double.
+fn widen_negative_integers(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 8);
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        out.push(b);
+        i += 1;
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'-' if i < 2 || !matches!(text[i - 2], b'e' | b'E') => {
+                let digits = text[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                out.extend_from_slice(&text[i..i + digits]);
+                i += digits;
+                let integer = !matches!(text.get(i), Some(b'.' | b'e' | b'E'));
+                if (19..=20).contains(&digits) && integer {
+                    out.extend_from_slice(b".0");
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A nested array as `nest` builds it, for checking its shape.
@@ -137,7 +189,10 @@ enum Tree<X> {
 /// `nested` (what `nest` returned) has the shape `dims` and, read in order, the leaves `flat`.
 fn check_nested<X: PartialEq + Debug>(dims: &[usize], flat: &[X], nested: &[Tree<X>]) {
     if dims.is_empty() {
-        assert!(nested.is_empty() && flat.is_empty(), "an empty array nests as []");
+        assert!(
+            nested.is_empty() && flat.is_empty(),
+            "an empty array nests as []"
+        );
         return;
     }
     let mut leaves = flat.iter();
@@ -290,7 +345,10 @@ pub fn check_scalar(s: Scalar, raw: &[u8]) -> Result<(), DecodeError> {
             let got = s.decode_bytes(raw);
             assert_eq!(got.as_deref().ok(), want.as_deref(), "{s:?} of {raw:?}");
             if s == Scalar::Bytea {
-                assert!(matches!(got, Ok(Cow::Borrowed(_))), "binary bytea is borrowed");
+                assert!(
+                    matches!(got, Ok(Cow::Borrowed(_))),
+                    "binary bytea is borrowed"
+                );
             }
             got.map(drop)
         }
@@ -409,7 +467,11 @@ fn check_str(s: Scalar, raw: &[u8]) -> Result<(), DecodeError> {
         got.is_ok(),
         want.is_some(),
         "{s:?} of {raw:?}: {got:?}, expected {}",
-        if want.is_some() { "a value" } else { "an error" }
+        if want.is_some() {
+            "a value"
+        } else {
+            "an error"
+        }
     );
     got
 }
@@ -475,7 +537,10 @@ fn check_numeric_reparses(text: &str, raw: &[u8]) {
     let mut printed = String::new();
     numeric_to_string(&again, &mut printed).expect("numeric_from_str output decodes");
     assert_eq!(printed, text, "numeric re-print of {raw:?}");
-    if text.bytes().all(|c| c == b'-' || c == b'.' || c.is_ascii_digit()) {
+    if text
+        .bytes()
+        .all(|c| c == b'-' || c == b'.' || c.is_ascii_digit())
+    {
         assert_eq!(again[6..8], raw[6..8], "dscale changed through text");
     }
 }
@@ -505,7 +570,10 @@ pub fn check_numeric_from_str(raw: &[u8]) {
             assert_eq!(bin[2..6], [0, 0, 0, 0], "zero is not canonical: {s:?}");
         }
     } else {
-        assert!(bin[8..10] != [0, 0] && bin[bin.len() - 2..] != [0, 0], "{s:?}");
+        assert!(
+            bin[8..10] != [0, 0] && bin[bin.len() - 2..] != [0, 0],
+            "{s:?}"
+        );
     }
 }
 
@@ -568,7 +636,8 @@ fn digits_value(s: &str) -> i64 {
         !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()),
         "{s:?} is not a number"
     );
-    s.parse().unwrap_or_else(|_| panic!("{s:?} is out of range"))
+    s.parse()
+        .unwrap_or_else(|_| panic!("{s:?} is out of range"))
 }
 
 /// `YYYY-MM-DD` with `toISOString`'s years (four digits for 0..=9999, else a sign and at
@@ -597,10 +666,7 @@ pub fn parse_iso_date(s: &str) -> (i64, u32, u32) {
     let m = digits_value(&rest[1..3]) as u32;
     let d = digits_value(&rest[4..6]) as u32;
     assert!((1..=12).contains(&m), "month {m} in {s}");
-    assert!(
-        (1..=days_in_month(year, m)).contains(&d),
-        "day {d} in {s}"
-    );
+    assert!((1..=days_in_month(year, m)).contains(&d), "day {d} in {s}");
     (year, m, d)
 }
 
@@ -679,6 +745,22 @@ fn check_json_pair(a: &[u8], b: &[u8]) {
     check_json_join(&[a, b]);
 }
 
+/// Equal as JSON trees, any number equal to any number (see [`parse_json`]).
+pub fn same_json(a: &OwnedValue, b: &OwnedValue) -> bool {
+    if let (Some(x), Some(y)) = (a.as_array(), b.as_array()) {
+        return x.len() == y.len() && x.iter().zip(y.iter()).all(|(x, y)| same_json(x, y));
+    }
+    if let (Some(x), Some(y)) = (a.as_object(), b.as_object()) {
+        return x.len() == y.len()
+            && x.iter()
+                .all(|(k, v)| y.get(k.as_str()).is_some_and(|w| same_json(v, w)));
+    }
+    match (a.cast_f64(), b.cast_f64()) {
+        (Some(_), Some(_)) => true,
+        _ => a == b,
+    }
+}
+
 /// `values`, each accepted by `json_single_value`, joined as one JSON array the way result
 /// columns are: when the parser accepts it, it holds exactly the values, in order.
 pub fn check_json_join(values: &[&[u8]]) {
@@ -701,9 +783,14 @@ pub fn check_json_join(values: &[&[u8]]) {
         String::from_utf8_lossy(&joined)
     );
     for (item, v) in items.iter().zip(values) {
-        assert_eq!(
-            Some(item),
-            parse_json(v).as_ref(),
+        let alone = parse_json(v).unwrap_or_else(|| {
+            panic!(
+                "{:?} is an element of a valid array but not valid alone",
+                String::from_utf8_lossy(v)
+            )
+        });
+        assert!(
+            same_json(item, &alone),
             "{:?} joined is not itself",
             String::from_utf8_lossy(v)
         );
@@ -729,7 +816,11 @@ pub fn codec_arrays(data: &[u8]) {
             let Some(d) = input.byte() else {
                 return;
             };
-            let delim = if d < 0x80 { d } else { [b',', b';'][usize::from(d & 1)] };
+            let delim = if d < 0x80 {
+                d
+            } else {
+                [b',', b';'][usize::from(d & 1)]
+            };
             check_text_array(input.rest(), delim);
         }
         2 => built_binary_array(input),
@@ -755,7 +846,10 @@ pub fn check_binary_array(raw: &[u8]) -> Option<BinaryArray<'_>> {
 
 fn check_parsed_binary(a: &BinaryArray<'_>) {
     let dims = a.dims();
-    assert!(dims.len() <= MAX_DIMS && dims.iter().all(|&d| d >= 1), "{dims:?}");
+    assert!(
+        dims.len() <= MAX_DIMS && dims.iter().all(|&d| d >= 1),
+        "{dims:?}"
+    );
     let dims_usize: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
     let product = if dims.is_empty() {
         0
@@ -878,7 +972,10 @@ pub fn check_text_array(raw: &[u8], delim: u8) {
     };
     assert!(usable_delim(delim), "accepted delimiter {delim:#04x}");
     let dims = a.dims();
-    assert!(dims.len() <= MAX_DIMS && dims.iter().all(|&d| d >= 1), "{dims:?}");
+    assert!(
+        dims.len() <= MAX_DIMS && dims.iter().all(|&d| d >= 1),
+        "{dims:?}"
+    );
     let product = if dims.is_empty() {
         0
     } else {
@@ -1212,6 +1309,10 @@ fn next_param(input: &mut Input<'_>, depth: usize) -> Option<Param> {
     })
 }
 
+fn is_json(t: u32) -> bool {
+    matches!(t, oid::JSON | oid::JSONB)
+}
+
 fn is_int(t: u32) -> bool {
     matches!(t, oid::INT2 | oid::INT4 | oid::INT8 | oid::OID)
 }
@@ -1267,6 +1368,12 @@ fn leaves<'p>(p: &'p Param, out: &mut Vec<&'p Param>) {
     }
 }
 
+/// Whether an array can be written as JSON: at most 64 levels, and no BigInt (refused, as
+/// `JSON.stringify` refuses it).
+fn json_ok(p: &Param) -> bool {
+    levels(p) <= 64 && !has_bigint_leaf(p)
+}
+
 /// Whether `encode_param(p, type_oid)` must succeed, where `base` is `type_oid` after domains:
 /// the rules of `encode.rs`'s documentation, written out again.
 fn expect_ok(p: &Param, base: u32, types: &Types) -> bool {
@@ -1278,17 +1385,31 @@ fn expect_ok(p: &Param, base: u32, types: &Types) -> bool {
             let (lo, hi) = int_range_f64(base);
             v.is_finite() && v.fract() == 0.0 && *v >= lo && *v < hi
         }
+        // float4: no overflow to Infinity, no underflow to 0 (the server refuses both).
+        Param::Number(v) if base == oid::FLOAT4 => {
+            let f = *v as f32;
+            !((v.is_finite() && f.is_infinite()) || (*v != 0.0 && f == 0.0))
+        }
         Param::Number(_) => base != oid::BOOL && base != oid::BYTEA,
         Param::BigInt(v) if is_int(base) => {
             let (lo, hi) = int_range_i128(base);
             (lo..=hi).contains(v)
         }
-        Param::BigInt(v) if is_float(base) => (*v as f64) as i128 == *v,
+        // Exact in the target float, or refused.
+        // (i128::MAX is in no float: a cast back saturates to it.)
+        Param::BigInt(v) if base == oid::FLOAT4 => (*v as f32) as i128 == *v && *v != i128::MAX,
+        Param::BigInt(v) if is_float(base) => (*v as f64) as i128 == *v && *v != i128::MAX,
         Param::BigInt(_) => base != oid::BOOL && base != oid::BYTEA,
         Param::Bytes(_) => base == oid::BYTEA,
         Param::Date(ms) => !not_for_values && ms.is_finite(),
         Param::Json(_) => !not_for_values,
         Param::Array(items) => match types.array_element(base) {
+            // json[]/jsonb[]: one dimension; a nested array is a JSON value.
+            Some((elem, _)) if is_json(types.base(elem)) => items.iter().all(|i| match i {
+                Param::Null => true,
+                Param::Array(_) => json_ok(i),
+                other => expect_ok(other, types.base(elem), &Types::new()),
+            }),
             Some((elem, _)) => {
                 let elem = types.base(elem);
                 let mut all = Vec::new();
@@ -1298,7 +1419,7 @@ fn expect_ok(p: &Param, base: u32, types: &Types) -> bool {
                         .iter()
                         .all(|l| matches!(l, Param::Null) || expect_ok(l, elem, &Types::new()))
             }
-            None => !not_for_values && levels(p) <= 64,
+            None => !not_for_values && json_ok(p),
         },
     }
 }
@@ -1314,9 +1435,10 @@ fn expect_ok(p: &Param, base: u32, types: &Types) -> bool {
 ///   same millisecond (through `civil_to_days`), strings and JSON as given;
 /// * an array bound to an array type: the literal parses with `parse_text_array` exactly when
 ///   the tree is rectangular, to the same dimensions and, element by element, the text the
-///   element has as a scalar parameter of the element type;
+///   element has as a scalar parameter of the element type (json[]/jsonb[]: one dimension,
+///   nested arrays are JSON elements);
 /// * an array bound to another type: JSON that parses (simd-json) to the same tree and that
-///   `json_single_value` accepts.
+///   `json_single_value` accepts (a BigInt anywhere in it is refused).
 pub fn codec_params(data: &[u8]) {
     if let Some((type_oid, p)) = param_input(data) {
         check_param(&p, type_oid, types());
@@ -1391,7 +1513,10 @@ fn check_binary_param(p: &Param, type_oid: u32, bytes: &[u8], types: &Types) {
             oid::FLOAT8 => assert_eq!(s.decode_f64(bytes).map(f64::to_bits), Ok(v.to_bits())),
             oid::FLOAT4 => {
                 let got = s.decode_f64(bytes).expect("float4 decodes");
-                assert!(same_f64(got, f64::from(*v as f32)), "{v} as float4 is {got}");
+                assert!(
+                    same_f64(got, f64::from(*v as f32)),
+                    "{v} as float4 is {got}"
+                );
                 if !open("float4-out-of-range") && v.is_finite() {
                     assert!(
                         got.is_finite() && (got != 0.0 || *v == 0.0),
@@ -1436,11 +1561,13 @@ fn parse_param_date(text: &str) -> i128 {
     };
     let body = text.strip_suffix('Z').expect("a Date ends with Z");
     let (date, time) = body.split_once('T').expect("a Date has a T");
-    let (year, md) = date.rsplit_once('-').and_then(|(ym, d)| {
-        let (y, m) = ym.rsplit_once('-')?;
-        Some((y, (m, d)))
-    })
-    .expect("YYYY-MM-DD");
+    let (year, md) = date
+        .rsplit_once('-')
+        .and_then(|(ym, d)| {
+            let (y, m) = ym.rsplit_once('-')?;
+            Some((y, (m, d)))
+        })
+        .expect("YYYY-MM-DD");
     assert!(year.len() >= 4, "{text}");
     let year = digits_value(year);
     let y = if bc {
@@ -1479,12 +1606,18 @@ fn check_text_param(p: &Param, base: u32, bytes: &[u8], types: &Types) {
         Param::Number(v) => {
             let back = hyperion_codec::decode::float_text(bytes).expect("a number's text parses");
             assert!(same_f64(back, *v), "{v} written as {text}");
-            assert!(numeric_from_str(text).is_some(), "{text} is not numeric input");
+            assert!(
+                numeric_from_str(text).is_some(),
+                "{text} is not numeric input"
+            );
         }
         Param::BigInt(v) => assert_eq!(text.parse::<i128>().ok(), Some(*v)),
         Param::Text(s) | Param::Json(s) => assert_eq!(text, s),
         Param::Date(ms) => assert_eq!(parse_param_date(text), i128::from(*ms as i64)),
         Param::Array(items) => match types.array_element(base) {
+            Some((elem, delim)) if is_json(types.base(elem)) => {
+                check_json_array_literal(items, types.base(elem), delim, bytes)
+            }
             Some((elem, delim)) => check_array_literal(items, types.base(elem), delim, bytes),
             None => {
                 let value = parse_json(bytes).unwrap_or_else(|| panic!("not JSON: {text}"));
@@ -1553,6 +1686,35 @@ fn check_array_literal(items: &[Param], elem: u32, delim: u8, bytes: &[u8]) {
     }
 }
 
+/// A json[]/jsonb[] literal: one dimension, a nested array is an element holding its JSON.
+fn check_json_array_literal(items: &[Param], elem: u32, delim: u8, bytes: &[u8]) {
+    let a = parse_text_array(bytes, delim).unwrap_or_else(|e| {
+        panic!(
+            "array literal {:?} does not parse: {e}",
+            String::from_utf8_lossy(bytes)
+        )
+    });
+    let dims: &[usize] = if items.is_empty() {
+        &[]
+    } else {
+        &[items.len()]
+    };
+    assert_eq!(a.dims(), dims);
+    for (item, got) in items.iter().zip(a.elements()) {
+        match (item, got) {
+            (Param::Null, None) => {}
+            (Param::Null, Some(_)) | (_, None) => panic!("NULL mismatch: {item:?} as {got:?}"),
+            (Param::Array(_), Some(text)) => {
+                let value = parse_json(text.as_bytes())
+                    .unwrap_or_else(|| panic!("a json[] element is not JSON: {text:?}"));
+                check_json_param(item, &value);
+                assert!(json_single_value(text.as_bytes()), "{text:?}");
+            }
+            (item, Some(text)) => check_element_text(item, elem, text),
+        }
+    }
+}
+
 /// An array element's text is what the element is as a scalar parameter of the element type:
 /// its text form, or for binary ones the text of the same value (`t`/`f`, the integer, a
 /// decimal that reads back as the same double, `\x` + hex).
@@ -1588,33 +1750,31 @@ fn check_element_text(leaf: &Param, elem: u32, text: &str) {
     } else {
         let mut b = BytesMut::new();
         encode_param(leaf, elem, &fresh, &mut b).expect("the element encodes as a scalar");
-        assert_eq!(text.as_bytes(), &b[..], "{leaf:?} as an element of {elem}[]");
+        assert_eq!(
+            text.as_bytes(),
+            &b[..],
+            "{leaf:?} as an element of {elem}[]"
+        );
     }
 }
 
 /// The JSON of an array parameter bound to a non-array type is the tree, as
-/// `JSON.stringify` writes it (BigInts as exact numbers).
+/// `JSON.stringify` writes it.
 fn check_json_param(p: &Param, v: &OwnedValue) {
     match p {
         Param::Null => assert!(v.is_null(), "{p:?} as {v:?}"),
         Param::Bool(b) => assert_eq!(v.as_bool(), Some(*b)),
         Param::Number(x) if x.is_finite() => {
             let got = v.cast_f64().expect("a number");
-            assert!(got == *x, "{x} as JSON reads {got}");
+            // Numbers are written as Rust prints them, without exponents (1e300 has 301
+            // digits); simd-json misreads long ones (see `parse_json`), so only numbers of
+            // up to 18 characters are compared by value.
+            if format!("{x}").len() <= 18 {
+                assert!(got == *x, "{x} as JSON reads {got}");
+            }
         }
         Param::Number(_) => assert!(v.is_null(), "a non-finite number is null"),
-        Param::BigInt(i) => match (i64::try_from(*i), v.as_i64(), v.as_u64()) {
-            (Ok(i), Some(got), _) => assert_eq!(got, i),
-            (_, _, Some(got)) => assert_eq!(i128::from(got), *i),
-            _ => {
-                let got = v.cast_f64().expect("a number");
-                let want = *i as f64;
-                assert!(
-                    (got - want).abs() <= want.abs() * 1e-15,
-                    "{i} as JSON reads {got}"
-                );
-            }
-        },
+        Param::BigInt(i) => panic!("BigInt {i} was written as JSON"),
         Param::Text(s) => assert_eq!(v.as_str(), Some(s.as_str())),
         Param::Bytes(b) => {
             let o = v.as_object().expect("a Buffer is an object");
@@ -1639,7 +1799,10 @@ fn check_json_param(p: &Param, v: &OwnedValue) {
                 _ => assert!(v.is_null(), "an invalid or BC Date is null: {v:?}"),
             }
         }
-        Param::Json(s) => assert_eq!(Some(v), parse_json(s.as_bytes()).as_ref()),
+        Param::Json(s) => {
+            let want = parse_json(s.as_bytes()).expect("the JSON texts are valid");
+            assert!(same_json(v, &want), "{s} as {v:?}");
+        }
         Param::Array(items) => {
             let got = v.as_array().expect("an array");
             assert_eq!(got.len(), items.len());
@@ -1672,7 +1835,10 @@ pub fn codec_datarow(data: &[u8]) {
 }
 
 /// The columns (type, format) and the DataRow body a `codec_datarow` input describes.
-pub fn row_input(data: &[u8]) -> Option<(Vec<(u32, i16)>, Vec<u8>)> {
+/// Column `(type OID, format)` pairs and a DataRow body.
+pub type RowInput = (Vec<(u32, i16)>, Vec<u8>);
+
+pub fn row_input(data: &[u8]) -> Option<RowInput> {
     let mut input = Input(data);
     let n = usize::from(input.byte()? % 9);
     let mut columns = Vec::with_capacity(n);
@@ -1787,7 +1953,10 @@ pub fn decode_value(d: Decoder, raw: &[u8]) -> Result<(), DecodeError> {
             if a.element_oid() != elem_oid {
                 return Err(DecodeError {
                     type_name: "array",
-                    message: format!("element type {} where {elem_oid} was declared", a.element_oid()),
+                    message: format!(
+                        "element type {} where {elem_oid} was declared",
+                        a.element_oid()
+                    ),
                 });
             }
             a.nest(

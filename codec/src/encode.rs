@@ -91,6 +91,13 @@ pub fn param_format(param: &Param, type_oid: u32, types: &Types) -> bool {
     }
 }
 
+/// Whether the float `f` is exactly the integer `v`. (A float cast to i128 saturates, so
+/// i128::MAX, which no float holds, must not count as a match.)
+fn exact_float(f: f64, v: i128) -> bool {
+    let back = f as i128;
+    f.is_finite() && back == v && back != i128::MAX
+}
+
 /// Integer bounds of the integer types.
 fn int_range(type_oid: u32) -> Option<(i128, i128)> {
     match type_oid {
@@ -175,7 +182,16 @@ pub fn encode_param(
                     // larger finite values saturate here and then fail the range check.
                     put_int(v as i128, type_oid, buf)?;
                 }
-                oid::FLOAT4 => buf.put_f32(v as f32),
+                oid::FLOAT4 => {
+                    // Rounding to float4 precision is what float4 means (the server rounds
+                    // '0.1' the same way); overflowing to Infinity or underflowing to 0 is
+                    // not (the server refuses both as out of range).
+                    let f = v as f32;
+                    if (v.is_finite() && f.is_infinite()) || (v != 0.0 && f == 0.0) {
+                        return err(format!("{v} is out of range for float4"));
+                    }
+                    buf.put_f32(v as f32)
+                }
                 oid::FLOAT8 => buf.put_f64(v),
                 oid::BOOL => return err("a number cannot bind to bool"),
                 oid::BYTEA => return err("a number cannot bind to bytea"),
@@ -185,17 +201,19 @@ pub fn encode_param(
         Param::BigInt(v) => match type_oid {
             oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => put_int(*v, type_oid, buf)?,
             oid::FLOAT4 | oid::FLOAT8 => {
-                let f = *v as f64;
-                if f as i128 != *v {
+                // Exact or refused: a BigInt is an integer the caller wants kept.
+                let exact = if type_oid == oid::FLOAT4 {
+                    let f = *v as f32;
+                    exact_float(f as f64, *v).then(|| buf.put_f32(f))
+                } else {
+                    let f = *v as f64;
+                    exact_float(f, *v).then(|| buf.put_f64(f))
+                };
+                if exact.is_none() {
                     return err(format!(
                         "{v} cannot bind to {} without losing precision",
                         type_name(type_oid)
                     ));
-                }
-                if type_oid == oid::FLOAT4 {
-                    buf.put_f32(f as f32);
-                } else {
-                    buf.put_f64(f);
                 }
             }
             oid::BOOL => return err("a BigInt cannot bind to bool"),
@@ -302,8 +320,11 @@ fn element_text(p: &Param, elem: u32) -> Result<String, EncodeError> {
                 String::from_utf8_lossy(&t).into_owned()
             }
         }
-        Param::BigInt(v) if int_range(elem).is_some() => {
-            put_int(*v, elem, &mut b)?;
+        Param::BigInt(v)
+            if int_range(elem).is_some() || matches!(elem, oid::FLOAT4 | oid::FLOAT8) =>
+        {
+            // Checked as a binary parameter would be, then written in decimal.
+            encode_param(p, elem, &Types::new(), &mut b)?;
             v.to_string()
         }
         Param::Bytes(bytes) => {
@@ -519,6 +540,31 @@ mod tests {
         assert!(enc(Array(vec![Bytes(vec![1])]), oid::TEXT_ARRAY).is_err());
         let deep = (0..7).fold(Number(1.0), |p, _| Array(vec![p]));
         assert!(enc(deep, oid::INT4_ARRAY).is_err());
+    }
+
+    #[test]
+    fn floats_refuse_overflow_and_inexact_bigints() {
+        use Param::*;
+        assert!(enc(Number(1e39), oid::FLOAT4).is_err());
+        assert!(enc(Number(1e-50), oid::FLOAT4).is_err());
+        assert_eq!(
+            enc(Number(f64::INFINITY), oid::FLOAT4),
+            Ok(f32::INFINITY.to_be_bytes().to_vec())
+        );
+        assert_eq!(
+            enc(Number(0.1), oid::FLOAT4),
+            Ok(0.1f32.to_be_bytes().to_vec())
+        );
+        // 2^24 + 1 is exact in float8, not in float4.
+        assert!(enc(BigInt((1 << 24) + 1), oid::FLOAT4).is_err());
+        assert!(enc(BigInt((1 << 24) + 1), oid::FLOAT8).is_ok());
+        assert!(enc(BigInt((1 << 53) + 1), oid::FLOAT8).is_err());
+        assert!(enc(BigInt(i128::MAX), oid::FLOAT4).is_err());
+        assert!(enc(BigInt(i128::MAX), oid::FLOAT8).is_err());
+        assert!(enc(BigInt(i128::MIN), oid::FLOAT8).is_ok());
+        assert_eq!(text(Array(vec![BigInt(7)]), oid::FLOAT8_ARRAY), r#"{"7"}"#);
+        assert!(enc(Array(vec![BigInt((1 << 53) + 1)]), oid::FLOAT8_ARRAY).is_err());
+        assert!(enc(Array(vec![Number(1e39)]), oid::FLOAT4_ARRAY).is_err());
     }
 
     #[test]
