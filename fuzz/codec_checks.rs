@@ -128,16 +128,182 @@ fn same_f64(a: f64, b: f64) -> bool {
 
 /// The JSON oracle: the value `text` parses to, if it is one valid JSON text.
 ///
-/// simd-json 0.15.1 has two defects with numbers, worked around here and in [`same_json`]:
-/// it refuses valid negative integers in (-2^64, -2^63) (see [`widen_negative_integers`]),
-/// and it misreads numbers of more than about 19 significant digits (including trailing
-/// zeros) that start past byte ~59 of the text (`1.234567890123456789012e-51` reads as
-/// `1.708e-53`, `-9223372036854776000.0` as `-192`), the same with default features. Its
-/// structure is reliable, so the checks compare structure, and numbers by value only where
-/// they are short.
+/// simd-json 0.15.1 has defects with numbers, worked around here and in [`same_json`]: it
+/// accepts junk after a number of more than 19 significant digits (`1111111111111111111111.5x`
+/// parses, with default features too), so whether a text is valid JSON is decided by
+/// [`strict_json`] first; it refuses valid negative integers in (-2^64, -2^63) (see
+/// [`widen_negative_integers`]); and it misreads such long numbers when they start past
+/// byte ~59 of the text (`1.234567890123456789012e-51` reads as `1.708e-53`,
+/// `-9223372036854776000.0` as `-192`). Its structure is reliable, so the checks compare
+/// structure, and numbers by value only where they are short. A valid text simd-json cannot
+/// read (`1e400`, beyond a double) is `None` too.
 pub fn parse_json(text: &[u8]) -> Option<OwnedValue> {
+    if !strict_json(text) {
+        return None;
+    }
     let mut buf = widen_negative_integers(text);
     simd_json::to_owned_value(&mut buf).ok()
+}
+
+/// Whether `text` is exactly one JSON text (RFC 8259: one value, white space around it),
+/// without building anything: an explicit stack, so any depth is fine.
+pub fn strict_json(text: &[u8]) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Want {
+        Value,
+        ValueOrClose,
+        KeyOrClose,
+        Key,
+        Colon,
+        After,
+    }
+    if std::str::from_utf8(text).is_err() {
+        return false;
+    }
+    let mut open: Vec<u8> = Vec::new(); // b']' or b'}' per open container
+    let mut want = Want::Value;
+    let mut i = 0;
+    loop {
+        while matches!(text.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        let Some(&c) = text.get(i) else {
+            return want == Want::After && open.is_empty();
+        };
+        let next = match want {
+            Want::ValueOrClose | Want::KeyOrClose
+                if open.last() == Some(&c) && (c == b']') == (want == Want::ValueOrClose) =>
+            {
+                open.pop();
+                i += 1;
+                Want::After
+            }
+            Want::Value | Want::ValueOrClose => match c {
+                b'[' => {
+                    open.push(b']');
+                    i += 1;
+                    Want::ValueOrClose
+                }
+                b'{' => {
+                    open.push(b'}');
+                    i += 1;
+                    Want::KeyOrClose
+                }
+                b'"' => match json_string_end(text, i) {
+                    Some(end) => {
+                        i = end;
+                        Want::After
+                    }
+                    None => return false,
+                },
+                b'-' | b'0'..=b'9' => match json_number_end(text, i) {
+                    Some(end) => {
+                        i = end;
+                        Want::After
+                    }
+                    None => return false,
+                },
+                _ => {
+                    let Some(word) = [&b"true"[..], b"false", b"null"]
+                        .into_iter()
+                        .find(|w| text[i..].starts_with(w))
+                    else {
+                        return false;
+                    };
+                    i += word.len();
+                    Want::After
+                }
+            },
+            Want::KeyOrClose | Want::Key => match json_string_end(text, i) {
+                Some(end) if c == b'"' => {
+                    i = end;
+                    Want::Colon
+                }
+                _ => return false,
+            },
+            Want::Colon if c == b':' => {
+                i += 1;
+                Want::Value
+            }
+            Want::Colon => return false,
+            Want::After => match (open.last(), c) {
+                (Some(b']'), b',') => {
+                    i += 1;
+                    Want::Value
+                }
+                (Some(b'}'), b',') => {
+                    i += 1;
+                    Want::Key
+                }
+                (Some(&close), c) if c == close => {
+                    open.pop();
+                    i += 1;
+                    Want::After
+                }
+                _ => return false,
+            },
+        };
+        want = next;
+    }
+}
+
+/// The end of the JSON string starting with the `"` at `start`: escapes are `\"\\/bfnrt` and
+/// `\u` with four hex digits, no control characters.
+fn json_string_end(text: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        match *text.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => match *text.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    let hex = text.get(i + 2..i + 6)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    i += 6;
+                }
+                _ => return None,
+            },
+            c if c < 0x20 => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// The end of the JSON number starting at `start`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn json_number_end(text: &[u8], start: usize) -> Option<usize> {
+    let digits = |i: usize| {
+        text[i.min(text.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let mut i = start + usize::from(text[start] == b'-');
+    match text.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i += digits(i),
+        _ => return None,
+    }
+    if text.get(i) == Some(&b'.') {
+        let n = digits(i + 1);
+        if n == 0 {
+            return None;
+        }
+        i += 1 + n;
+    }
+    if matches!(text.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(text.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(i);
+        if n == 0 {
+            return None;
+        }
+        i += n;
+    }
+    Some(i)
 }
 
 /// simd-json 0.15.1 refuses valid negative integers in (-2^64, -2^63) as `InvalidNumber`,
@@ -720,12 +886,12 @@ fn check_json_value(s: Scalar, raw: &[u8]) -> Result<(), DecodeError> {
     got.map(drop)
 }
 
-/// `json_single_value` against a real parser: a text the parser reads as one JSON value is
-/// accepted; two accepted texts joined as `[a,b]`, if that parses, give exactly two
+/// `json_single_value` against a real parser: a text the parser reads as one JSON value (or
+/// that is one by RFC 8259, see [`parse_json`]) is accepted; two accepted texts joined as `[a,b]`, if that parses, give exactly two
 /// elements, `a` and `b` (neither spills into the other). Checked for the text joined with
 /// itself and, when it contains a 0xFF byte (never in JSON), for the parts either side.
 pub fn check_json_text(text: &[u8]) {
-    if parse_json(text).is_some() {
+    if strict_json(text) || parse_json(text).is_some() {
         assert!(
             json_single_value(text),
             "a JSON value the parser accepts is refused: {:?}",
@@ -1265,9 +1431,9 @@ fn f64_from(input: &mut Input<'_>, table: &[f64]) -> Option<f64> {
 }
 
 /// Parameter trees from the input: a tag byte (mod 10) then its content; arrays hold up to
-/// 4 children and nest at most 8 deep, except tag 9, which wraps a value in up to 71
-/// single-element arrays (past both the 6 dimensions of array literals and the 64 levels of
-/// JSON).
+/// 4 children and nest at most 8 deep, and tag 9 wraps a scalar in up to 71 single-element
+/// arrays (past both the 6 dimensions of array literals and the 64 levels of JSON); arrays
+/// and wraps below depth 8 are NULL.
 fn next_param(input: &mut Input<'_>, depth: usize) -> Option<Param> {
     let tag = input.byte()?;
     Some(match tag % 10 {
@@ -1300,12 +1466,14 @@ fn next_param(input: &mut Input<'_>, depth: usize) -> Option<Param> {
             }
             Param::Array(items)
         }
-        8 => Param::Null,
-        _ => {
+        9 if depth < 8 => {
             let levels = input.byte()? % 72;
+            // Depth 8: the inner value is a scalar, so trees stay under 80 levels (the
+            // checks walk them recursively).
             let inner = next_param(input, 8)?;
             (0..levels).fold(inner, |p, _| Param::Array(vec![p]))
         }
+        _ => Param::Null,
     })
 }
 
