@@ -274,3 +274,53 @@ fn seeds_cover_the_happy_paths() {
         codec_checks::row_input(&seed("codec_datarow", "width_mismatch")).unwrap();
     assert!(codec_checks::check_row(&columns, frame, codec_checks::types()).is_none());
 }
+
+/// The JSON oracle itself: `strict_json` is RFC 8259, and `parse_json` reads what simd-json
+/// alone gets wrong.
+#[test]
+fn the_json_oracle_follows_rfc_8259() {
+    use codec_checks::{parse_json, strict_json};
+    for ok in [
+        "1",
+        " [1, 2.5e-3, -0, \"a\\u00e9\\n\\/\", true, false, null, {}] ",
+        "{\"a\":{\"b\":[]},\"c\":-1E+2}",
+        "\"\"",
+        "\r\n\t0.0",
+    ] {
+        assert!(strict_json(ok.as_bytes()), "{ok:?}");
+        assert!(parse_json(ok.as_bytes()).is_some(), "{ok:?}");
+    }
+    for bad in [
+        "",
+        " ",
+        "01",
+        "1.",
+        ".5",
+        "1e",
+        "+1",
+        "-",
+        "[1,]",
+        "[,1]",
+        "{\"a\"}",
+        "{\"a\":1,}",
+        "{1:2}",
+        "[1 2]",
+        "1 2",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\u{1}\"",
+        "nul",
+        "[}",
+        "{]",
+        "[",
+        "]",
+        "111111111111111111111.5x",
+        "\u{c}1",
+    ] {
+        assert!(!strict_json(bad.as_bytes()), "{bad:?}");
+        assert!(parse_json(bad.as_bytes()).is_none(), "{bad:?}");
+    }
+    assert!(!strict_json(b"\"\xff\""));
+    // simd-json 0.15.1 refuses this valid integer; the oracle reads it as a double.
+    assert!(parse_json(b"[-9223372036854775809]").is_some());
+}
