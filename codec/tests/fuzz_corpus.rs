@@ -4,45 +4,11 @@
 
 #[path = "../../fuzz/codec_checks.rs"]
 mod codec_checks;
+#[path = "../../fuzz/replay.rs"]
+mod replay;
 
 use hyperion_codec::{encode_param, Scalar};
-use std::path::{Path, PathBuf};
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// Subdirectories of `fuzz/<kind>/` that belong to the codec targets, by name.
-fn codec_dirs(kind: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(fuzz_dir().join(kind)) else {
-        return vec![];
-    };
-    let mut names: Vec<String> = entries
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().unwrap().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("codec_"))
-        .collect();
-    names.sort();
-    names
-}
-
-/// The input files of one target (READMEs and dotfiles are not inputs).
-fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(fuzz_dir().join(kind).join(target)) else {
-        return vec![];
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            !name.starts_with('.') && !name.starts_with("README")
-        })
-        .collect();
-    files.sort();
-    files
-}
+use replay::{fuzz_dir, inputs, target_dirs};
 
 fn seed(target: &str, name: &str) -> Vec<u8> {
     let path = fuzz_dir().join("corpus").join(target).join(name);
@@ -51,19 +17,7 @@ fn seed(target: &str, name: &str) -> Vec<u8> {
 
 #[test]
 fn every_input_passes_its_target_checks() {
-    let mut failures = vec![];
-    let mut replayed = 0;
-    for (target, check) in codec_checks::TARGETS {
-        for kind in ["corpus", "regressions"] {
-            for path in inputs(kind, target) {
-                let data = std::fs::read(&path).unwrap();
-                replayed += 1;
-                if std::panic::catch_unwind(|| check(&data)).is_err() {
-                    failures.push(path);
-                }
-            }
-        }
-    }
+    let (failures, replayed) = replay::replay(codec_checks::TARGETS);
     assert!(
         failures.is_empty(),
         "inputs failing their fuzz checks: {failures:#?}"
@@ -100,7 +54,10 @@ fn every_target_has_seeds_and_every_directory_a_target() {
         );
     }
     for kind in ["corpus", "regressions"] {
-        for dir in codec_dirs(kind) {
+        for dir in target_dirs(kind)
+            .into_iter()
+            .filter(|d| d.starts_with("codec_"))
+        {
             assert!(
                 known.contains(&dir.as_str()),
                 "fuzz/{kind}/{dir} is not a codec fuzz target"

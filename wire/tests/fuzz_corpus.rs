@@ -4,59 +4,14 @@
 
 #[path = "../../fuzz/checks.rs"]
 mod checks;
+#[path = "../../fuzz/replay.rs"]
+mod replay;
 
-use std::path::{Path, PathBuf};
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// Subdirectories of `fuzz/<kind>/`, by name.
-fn target_dirs(kind: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(fuzz_dir().join(kind)) else {
-        return vec![];
-    };
-    let mut names: Vec<String> = entries
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().unwrap().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// The input files of one target (READMEs and dotfiles are not inputs).
-fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(fuzz_dir().join(kind).join(target)) else {
-        return vec![];
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            !name.starts_with('.') && !name.starts_with("README")
-        })
-        .collect();
-    files.sort();
-    files
-}
+use replay::{fuzz_dir, inputs, target_dirs};
 
 #[test]
 fn every_input_passes_its_target_checks() {
-    let mut failures = vec![];
-    let mut replayed = 0;
-    for (target, check) in checks::TARGETS {
-        for kind in ["corpus", "regressions"] {
-            for path in inputs(kind, target) {
-                let data = std::fs::read(&path).unwrap();
-                replayed += 1;
-                if std::panic::catch_unwind(|| check(&data)).is_err() {
-                    failures.push(path);
-                }
-            }
-        }
-    }
+    let (failures, replayed) = replay::replay(checks::TARGETS);
     assert!(
         failures.is_empty(),
         "inputs failing their fuzz checks: {failures:#?}"
