@@ -407,7 +407,8 @@ fn json_value(p: &Param, out: &mut String, depth: usize) -> Result<(), EncodeErr
     Ok(())
 }
 
-fn json_string(s: &str, out: &mut String) {
+/// Appends `s` as a JSON string literal (quotes, escapes, control characters as `\u00XX`).
+pub fn json_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -2,27 +2,11 @@
 //! `Error` whose `.code` is the SQLSTATE (or a client code) and which carries the server's
 //! fields. (napi-rs 2 sets `.code` to its own status names, so the fields travel this way.)
 
-use std::fmt::Write as _;
-
 /// Prefix `client.js` looks for.
 pub const MARKER: &str = "\u{1}hyperion:";
 
 fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    hyperion_codec::encode::json_string(s, out);
 }
 
 fn field(out: &mut String, name: &str, value: Option<&str>) {
