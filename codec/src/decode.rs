@@ -418,13 +418,6 @@ pub fn text(raw: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(raw).or_else(|_| bad("text", "invalid UTF-8"))
 }
 
-/// A binary uuid as the canonical lowercase string.
-pub fn uuid(raw: &[u8]) -> Result<String, DecodeError> {
-    let mut s = String::with_capacity(36);
-    uuid_into(raw, &mut s)?;
-    Ok(s)
-}
-
 /// Appends a binary uuid as the canonical lowercase string.
 pub fn uuid_into(raw: &[u8], out: &mut String) -> Result<(), DecodeError> {
     let b: [u8; 16] = fixed(raw, "uuid")?;
@@ -443,6 +436,11 @@ pub fn uuid_into(raw: &[u8], out: &mut String) -> Result<(), DecodeError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn uuid(raw: &[u8]) -> Result<String, DecodeError> {
+        let mut s = String::new();
+        uuid_into(raw, &mut s).map(|()| s)
+    }
 
     #[test]
     fn plans() {

@@ -201,11 +201,6 @@ impl Types {
             self.learnt.insert(o, k);
         }
     }
-
-    /// How many user-defined types are known (for tests and observability).
-    pub fn learnt_len(&self) -> usize {
-        self.learnt.len()
-    }
 }
 
 /// The catalog query for `oids` and, transitively, the types they are built on (a domain's

@@ -2,7 +2,7 @@
 
 use crate::errors::{client_error, to_napi};
 use crate::params::{from_js, JsParams};
-use crate::rows::{RowObjects, Rows};
+use crate::rows::Rows;
 use hyperion_pool::{
     Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction, TypeCache,
 };
@@ -138,18 +138,7 @@ impl NativePool {
         params: Option<Vec<JsUnknown>>,
         retry: Option<bool>,
     ) -> napi::Result<JsObject> {
-        let params = read_params(&env, params, self.pool.types())?;
-        let pool = self.pool.clone();
-        env.spawn_future(async move {
-            let result = pool
-                .query(&sql, &params, QueryOptions { retry })
-                .await
-                .map_err(|e| to_napi(&e))?;
-            Ok(Rows {
-                result,
-                types: pool.types().load(),
-            })
-        })
+        self.spawn_query(env, sql, params, retry, false)
     }
 
     /// The same, resolving to row objects built in Rust: the other result design, kept so
@@ -162,6 +151,17 @@ impl NativePool {
         params: Option<Vec<JsUnknown>>,
         retry: Option<bool>,
     ) -> napi::Result<JsObject> {
+        self.spawn_query(env, sql, params, retry, true)
+    }
+
+    fn spawn_query(
+        &self,
+        env: Env,
+        sql: String,
+        params: Option<Vec<JsUnknown>>,
+        retry: Option<bool>,
+        objects: bool,
+    ) -> napi::Result<JsObject> {
         let params = read_params(&env, params, self.pool.types())?;
         let pool = self.pool.clone();
         env.spawn_future(async move {
@@ -169,9 +169,10 @@ impl NativePool {
                 .query(&sql, &params, QueryOptions { retry })
                 .await
                 .map_err(|e| to_napi(&e))?;
-            Ok(RowObjects {
+            Ok(Rows {
                 result,
                 types: pool.types().load(),
+                objects,
             })
         })
     }
@@ -268,6 +269,7 @@ impl NativeTransaction {
             Ok(Rows {
                 result,
                 types: types.load(),
+                objects: false,
             })
         })
     }

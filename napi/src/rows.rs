@@ -18,7 +18,7 @@
 //! plus a `Uint8Array` NULL map per column that has a NULL. `client.js` turns that into row
 //! objects with a function compiled once per shape (column names and kinds), so V8 builds
 //! every row from the same object literal. The alternative measured against it (one object
-//! per row built here with `napi_define_properties`) is [`RowObjects`]; see the benchmark
+//! per row built here with `napi_define_properties`) is [`objects`]; see the benchmark
 //! notes in the README for the figures.
 
 use crate::errors::client_error;
@@ -35,12 +35,8 @@ use std::sync::Arc;
 pub struct Rows {
     pub result: QueryResult,
     pub types: Arc<Types>,
-}
-
-/// A result as an array of row objects built here (the other design; kept for measuring).
-pub struct RowObjects {
-    pub result: QueryResult,
-    pub types: Arc<Types>,
+    /// Row objects whatever the size (the other design, kept so the benchmark can compare).
+    pub objects: bool,
 }
 
 /// Strings are built per column up to this size; a larger column falls back to one JS string
@@ -548,7 +544,7 @@ impl ToNapiValue for Rows {
         let result = val.result;
         let decoders = plan(&result, &val.types);
         let n = result.rows.len();
-        if n * decoders.len() <= SMALL_RESULT {
+        if val.objects || n * decoders.len() <= SMALL_RESULT {
             return objects(&ctx, &result, &decoders);
         }
         let mut builders: Vec<Builder> = decoders.iter().map(|&d| Builder::new(d, n)).collect();
@@ -608,13 +604,6 @@ impl ToNapiValue for Rows {
             check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));
         }
         Ok(obj)
-    }
-}
-
-impl ToNapiValue for RowObjects {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
-        let decoders = plan(&val.result, &val.types);
-        objects(&Ctx::new(env), &val.result, &decoders)
     }
 }
 
