@@ -24,7 +24,7 @@ impl Params for JsParams {
 
     fn format(&self, index: usize, type_oid: u32) -> Format {
         match self.values.get(index) {
-            Some(p) if param_format(p, type_oid, &self.types.load()) => Format::Binary,
+            Some(p) if self.types.with(|t| param_format(p, type_oid, t)) => Format::Binary,
             _ => Format::Text,
         }
     }
@@ -36,7 +36,7 @@ impl Params for JsParams {
         buf: &mut bytes::BytesMut,
     ) -> Result<IsNull, String> {
         let p = self.values.get(index).unwrap_or(&Param::Null);
-        match encode_param(p, type_oid, &self.types.load(), buf) {
+        match self.types.with(|t| encode_param(p, type_oid, t, buf)) {
             Ok(true) => Ok(IsNull::Yes),
             Ok(false) => Ok(IsNull::No),
             Err(e) => Err(e.0),

@@ -22,9 +22,15 @@ impl TypeCache {
         TypeCache::default()
     }
 
-    /// The current snapshot.
+    /// The current snapshot, to keep.
     pub fn load(&self) -> Arc<Types> {
         self.types.load_full()
+    }
+
+    /// Runs `f` on the current snapshot without taking a reference count (the per-parameter
+    /// path of every query).
+    pub fn with<R>(&self, f: impl FnOnce(&Types) -> R) -> R {
+        f(&self.types.load())
     }
 
     /// Looks up `oids` (and what they are built on) in `pg_type` through `client` and
