@@ -135,7 +135,8 @@ class Transaction {
     if (typeof sql !== 'string') throw argumentError('query text must be a string')
     if (params !== undefined && params !== null && !Array.isArray(params)) throw argumentError('query parameters must be an array')
     try {
-      return rowsOf(await this.#native.query(sql, params ?? []))
+      const r = await this.#native.query(sql, params ?? [])
+      return r.rest ? await rowsOf(r) : rowsOf(r)
     } catch (e) {
       throw toError(e, sql)
     }
@@ -264,9 +265,10 @@ class Pool {
     const logger = this.#logger
     const started = logger ? performance.now() : 0
     try {
-      const rows = OBJECTS
+      const r = OBJECTS
         ? await this.#native.queryObjects(sql, params ?? [], retry)
-        : rowsOf(await this.#native.query(sql, params ?? [], retry))
+        : await this.#native.query(sql, params ?? [], retry)
+      const rows = r.rest ? await rowsOf(r) : rowsOf(r)
       if (logger) log(logger, { sql, durationMs: performance.now() - started, rowCount: rows.length })
       return rows
     } catch (e) {

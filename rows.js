@@ -61,11 +61,10 @@ function compile(kinds, names) {
     fields.push(`${key(names[c])}: ${expr}`)
   }
   const body = `'use strict';${prelude}
-const rows = [];
 for (let i = 0; i < n; i++) rows.push({${fields.join(', ')}});
 return rows;`
   // eslint-disable-next-line no-new-func
-  return new Function('n', 'cols', 'nulls', 'parseJson', body)
+  return new Function('n', 'cols', 'nulls', 'parseJson', 'rows', body)
 }
 
 // One JSON.parse for a whole json/jsonb column (its values joined into one JSON array).
@@ -90,12 +89,40 @@ function builder(shape, make) {
   return build
 }
 
-/** The rows of a native result, as plain objects keyed by column name. */
+// Appends the rows of one chunk of columns to `rows`.
+function append(rows, r) {
+  if (r.names.length === 0) return rows
+  const shape = r.kinds + '\u0000' + r.names.join('\u0000')
+  return builder(shape, () => compile(r.kinds, r.names))(r.n, r.cols, r.nulls, parseJson, rows)
+}
+
+/**
+ * The rows of a native result, as plain objects keyed by column name. A large result comes
+ * in chunks while it is still arriving (`rest` on the first; see napi/src/stream.rs): the
+ * rows of one chunk are built while the next is decoded, and a chunk of a later attempt
+ * (the pool retried the query) replaces everything before it. Resolves synchronously
+ * (returns the array) when the result came whole.
+ */
 function rowsOf(r) {
   if (Array.isArray(r)) return r // a small result comes as finished row objects
-  if (r.names.length === 0) return []
-  const shape = r.kinds + '\u0000' + r.names.join('\u0000')
-  return builder(shape, () => compile(r.kinds, r.names))(r.n, r.cols, r.nulls, parseJson)
+  if (r.rest) return rest(r)
+  return append([], r)
+}
+
+async function rest(first) {
+  const more = first.rest
+  let attempt = first.attempt
+  let rows = append([], first)
+  let r = first
+  while (!r.last) {
+    r = await more.next()
+    if (r.attempt !== attempt) {
+      rows = []
+      attempt = r.attempt
+    }
+    append(rows, r)
+  }
+  return rows
 }
 
 module.exports = { rowsOf }

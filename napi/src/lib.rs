@@ -2,13 +2,15 @@
 //!
 //! `client.js` (hand-written) wraps what this exports: `hello`, and the `NativePool` class.
 //! Values cross the boundary in bulk: parameters are read once on the JS thread into
-//! [`hyperion_codec::Param`]s, and a query's whole result becomes JS values in one pass on
-//! the JS thread when its promise resolves ([`rows`]).
+//! [`hyperion_codec::Param`]s; a query's result is decoded into columns off the JS thread and
+//! becomes JS values in one pass per column ([`rows`]), in batches while a large result is
+//! still arriving ([`stream`]).
 
 mod errors;
 mod params;
 mod pool;
 mod rows;
+mod stream;
 
 use napi_derive::napi;
 

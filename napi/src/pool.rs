@@ -2,7 +2,8 @@
 
 use crate::errors::{client_error, to_napi};
 use crate::params::{from_js, JsParams};
-use crate::rows::Rows;
+use crate::rows::{objects_body, Chunk};
+use crate::stream;
 use hyperion_pool::{
     Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction, TypeCache,
 };
@@ -164,15 +165,27 @@ impl NativePool {
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, params, self.pool.types())?;
         let pool = self.pool.clone();
-        env.spawn_future(async move {
-            let result = pool
-                .query(&sql, &params, QueryOptions { retry })
-                .await
-                .map_err(|e| to_napi(&e))?;
-            Ok(Rows {
-                result,
-                types: pool.types().load(),
-                objects,
+        let opts = QueryOptions { retry };
+        if objects {
+            return env.spawn_future(async move {
+                let result = pool
+                    .query(&sql, &params, opts)
+                    .await
+                    .map_err(|e| to_napi(&e))?;
+                Ok(Chunk {
+                    body: objects_body(result, &pool.types().load()),
+                    attempt: 1,
+                    last: true,
+                    rest: None,
+                })
+            });
+        }
+        let types = pool.types().clone();
+        stream::spawn(&env, types, move |streaming| {
+            Box::pin(async move {
+                pool.query_streaming(&sql, &params, opts, Some(&streaming))
+                    .await
+                    .map_err(|e| to_napi(&e))
             })
         })
     }
@@ -261,15 +274,13 @@ impl NativeTransaction {
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, params, &self.types)?;
         let tx = self.tx.clone();
-        let types = self.types.clone();
-        env.spawn_future(async move {
-            let guard = tx.lock().await;
-            let t = guard.as_ref().ok_or_else(finished)?;
-            let result = t.query(&sql, &params).await.map_err(|e| to_napi(&e))?;
-            Ok(Rows {
-                result,
-                types: types.load(),
-                objects: false,
+        stream::spawn(&env, self.types.clone(), move |streaming| {
+            Box::pin(async move {
+                let guard = tx.lock().await;
+                let t = guard.as_ref().ok_or_else(finished)?;
+                t.query_streaming(&sql, &params, Some(&streaming))
+                    .await
+                    .map_err(|e| to_napi(&e))
             })
         })
     }

@@ -1,8 +1,9 @@
-//! A query's result to JS values, in bulk, on the JS thread.
+//! A query's result to JS values, in bulk.
 //!
-//! The result crosses once, column by column: every column's decoder is chosen once from its
-//! RowDescription, then all of its values are decoded in place from the DataRow frames into
-//! one buffer per column, which becomes one JS value:
+//! A result (or, for a large one, each batch of it: see `stream.rs`) crosses column by
+//! column: every column's decoder is chosen once from its RowDescription, then all of its
+//! values are decoded in place from the DataRow frames into one buffer per column, off the JS
+//! thread ([`decode`]); on the JS thread each buffer becomes one JS value:
 //!
 //! | kind | column of | JS value |
 //! |------|-----------|----------|
@@ -24,6 +25,7 @@
 use crate::errors::client_error;
 use hyperion_codec::array::{parse_text_array, BinaryArray};
 use hyperion_codec::{DecodeError, Decoder, Output, Scalar, Types};
+use hyperion_wire::backend::DataRowBody;
 use hyperion_wire::QueryResult;
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
@@ -31,12 +33,34 @@ use std::cell::Cell;
 use std::ptr;
 use std::sync::Arc;
 
-/// A result on its way to JS (the columnar form `client.js` assembles).
-pub struct Rows {
-    pub result: QueryResult,
-    pub types: Arc<Types>,
-    /// Row objects whatever the size (the other design, kept so the benchmark can compare).
-    pub objects: bool,
+/// A piece of a result on its way to JS: the whole result, or one batch of a result that
+/// is still arriving (see `stream.rs`).
+pub struct Chunk {
+    pub body: Body,
+    /// Which attempt of the query the rows belong to (1 unless the pool retried it); rows of
+    /// an earlier attempt are void.
+    pub attempt: u32,
+    /// The result is complete with this chunk.
+    pub last: bool,
+    /// Where the following chunks come from, on the first chunk of a streamed result.
+    pub rest: Option<crate::stream::NativeRows>,
+}
+
+/// Decoded values, ready to become JS values.
+pub enum Body {
+    /// A small result (or the row-object design): decoded on the JS thread into row objects.
+    Objects(QueryResult, Vec<Decoder>),
+    Columns(Columns),
+}
+
+/// Every value of a batch decoded column by column, off the JS thread.
+pub struct Columns {
+    n: usize,
+    names: Option<Arc<[hyperion_wire::backend::Field]>>,
+    builders: Vec<Builder>,
+    /// Kept only for columns whose values must be built on the JS thread (arrays, and
+    /// columns too large for one string).
+    frames: Vec<DataRowBody>,
 }
 
 /// Strings are built per column up to this size; a larger column falls back to one JS string
@@ -297,7 +321,8 @@ enum Column {
         offsets: Vec<u32>,
     },
     Json(String),
-    Values(Vec<sys::napi_value>),
+    /// Built value by value on the JS thread from the kept frames.
+    Values,
 }
 
 impl Column {
@@ -310,7 +335,7 @@ impl Column {
             Column::Str { .. } => b's',
             Column::Bytes { .. } => b'y',
             Column::Json(_) => b'j',
-            Column::Values(_) => b'v',
+            Column::Values => b'v',
         }
     }
 }
@@ -337,32 +362,29 @@ struct Builder {
 
 impl Builder {
     fn new(decoder: Decoder, rows: usize) -> Builder {
+        let offsets = || {
+            let mut offsets = Vec::with_capacity(rows + 1);
+            offsets.push(0);
+            offsets
+        };
         let column = match decoder {
             Decoder::Scalar(s) => match s.output() {
                 Output::Bool => Column::Bool(Vec::with_capacity(rows)),
                 Output::I32 => Column::I32(Vec::with_capacity(rows)),
                 Output::F64 => Column::F64(Vec::with_capacity(rows)),
                 Output::I64 => Column::I64(Vec::with_capacity(rows)),
-                Output::Str => {
-                    let mut offsets = Vec::with_capacity(rows + 1);
-                    offsets.push(0);
-                    Column::Str {
-                        text: String::new(),
-                        offsets,
-                        units: 0,
-                    }
-                }
-                Output::Bytes => {
-                    let mut offsets = Vec::with_capacity(rows + 1);
-                    offsets.push(0);
-                    Column::Bytes {
-                        data: Vec::new(),
-                        offsets,
-                    }
-                }
+                Output::Str => Column::Str {
+                    text: String::new(),
+                    offsets: offsets(),
+                    units: 0,
+                },
+                Output::Bytes => Column::Bytes {
+                    data: Vec::new(),
+                    offsets: offsets(),
+                },
                 Output::Json => Column::Json(String::from("[")),
             },
-            _ => Column::Values(Vec::with_capacity(rows)),
+            _ => Column::Values,
         };
         Builder {
             decoder,
@@ -371,22 +393,17 @@ impl Builder {
         }
     }
 
-    unsafe fn push(&mut self, ctx: &Ctx, row: usize, raw: Option<&[u8]>) -> napi::Result<()> {
+    fn push(&mut self, row: usize, raw: Option<&[u8]>) -> napi::Result<()> {
         let Decoder::Scalar(s) = self.decoder else {
-            let v = ctx.value(self.decoder, raw)?;
-            if let Column::Values(vs) = &mut self.column {
-                vs.push(v);
-            }
-            return Ok(());
+            return Ok(()); // built on the JS thread
         };
-        if raw.is_none() {
-            let nulls = self.nulls.get_or_insert_with(|| vec![0; row]);
-            nulls.push(1);
+        let null = raw.is_none();
+        if null {
+            self.nulls.get_or_insert_with(|| vec![0; row]).push(1);
         } else if let Some(nulls) = &mut self.nulls {
             nulls.push(0);
         }
         let raw = raw.unwrap_or(&[]);
-        let null = self.nulls.as_ref().is_some_and(|n| n.last() == Some(&1));
         match &mut self.column {
             Column::Bool(v) => v.push(if null {
                 0
@@ -443,7 +460,7 @@ impl Builder {
                     text.push_str(s.decode_json(raw).map_err(decode_error)?);
                 }
             }
-            Column::Values(_) => {}
+            Column::Values => {}
         }
         Ok(())
     }
@@ -457,7 +474,12 @@ impl Builder {
         }
     }
 
-    unsafe fn finish(self, ctx: &Ctx) -> napi::Result<(sys::napi_value, sys::napi_value)> {
+    unsafe fn finish(
+        self,
+        ctx: &Ctx,
+        index: usize,
+        frames: &[DataRowBody],
+    ) -> napi::Result<(sys::napi_value, sys::napi_value)> {
         let nulls = match &self.nulls {
             Some(n) => typed(ctx.env, sys::TypedarrayType::uint8_array, n, 1)?,
             None => ctx.null()?,
@@ -471,6 +493,7 @@ impl Builder {
             Column::Str { text, offsets, .. } => {
                 let pair = ctx.array(2)?;
                 ctx.set(pair, 0, ctx.string(&text)?)?;
+                drop(text);
                 ctx.set(
                     pair,
                     1,
@@ -481,6 +504,7 @@ impl Builder {
             Column::Bytes { data, offsets } => {
                 let pair = ctx.array(2)?;
                 ctx.set(pair, 0, ctx.buffer(&data)?)?;
+                drop(data);
                 ctx.set(
                     pair,
                     1,
@@ -492,7 +516,14 @@ impl Builder {
                 text.push(']');
                 ctx.string(&text)?
             }
-            Column::Values(vs) => ctx.js_array(&vs)?,
+            Column::Values => {
+                let values = ctx.array(frames.len())?;
+                for (i, row) in frames.iter().enumerate() {
+                    let v = ctx.value(self.decoder, row.values().nth(index).flatten())?;
+                    ctx.set(values, i, v)?;
+                }
+                values
+            }
         };
         Ok((value, nulls))
     }
@@ -536,69 +567,100 @@ unsafe fn typed<T: Copy>(
 /// it, a typed array or string per column costs more than it saves (measured on W2).
 const SMALL_RESULT: usize = 64;
 
-impl ToNapiValue for Rows {
-    /// `{ n, kinds, names, cols, nulls }` (see the module comment), or for a small result
-    /// the array of row objects itself.
+/// The whole result as row objects built in Rust, whatever its size (the other design, kept
+/// so the benchmark can compare).
+pub fn objects_body(result: QueryResult, types: &Types) -> Body {
+    let decoders = plan(&result, types);
+    Body::Objects(result, decoders)
+}
+
+/// Decodes `result` into columns, off the JS thread; a result of at most [`SMALL_RESULT`]
+/// values is left for [`objects`] unless `columns` is set (every batch of a streamed result
+/// has the same form).
+pub fn decode(result: QueryResult, types: &Types, columns: bool) -> napi::Result<Body> {
+    let decoders = plan(&result, types);
+    let n = result.rows.len();
+    if !columns && n * decoders.len() <= SMALL_RESULT {
+        return Ok(Body::Objects(result, decoders));
+    }
+    let mut builders: Vec<Builder> = decoders.iter().map(|&d| Builder::new(d, n)).collect();
+    for (r, row) in result.rows.iter().enumerate() {
+        check_width(row.len(), builders.len())?;
+        for (b, raw) in builders.iter_mut().zip(row.values()) {
+            b.push(r, raw)?;
+        }
+    }
+    // Columns too large for one string are built value by value instead.
+    for b in &mut builders {
+        if b.oversized() {
+            b.column = Column::Values;
+            b.nulls = None;
+        }
+    }
+    let QueryResult { columns, rows, .. } = result;
+    // Every value that could be is decoded: the frames go now (before the JS copies are
+    // made, so the two never peak together) unless a column is still to be built from them.
+    let keep = builders.iter().any(|b| matches!(b.column, Column::Values));
+    Ok(Body::Columns(Columns {
+        n,
+        names: columns,
+        builders,
+        frames: if keep { rows } else { Vec::new() },
+    }))
+}
+
+impl ToNapiValue for Chunk {
+    /// `{ n, kinds, names, cols, nulls, attempt, last, rest }` (see the module comment), or
+    /// for a small result the array of row objects itself.
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
         let ctx = Ctx::new(env);
-        let result = val.result;
-        let decoders = plan(&result, &val.types);
-        let n = result.rows.len();
-        if val.objects || n * decoders.len() <= SMALL_RESULT {
-            return objects(&ctx, &result, &decoders);
-        }
-        let mut builders: Vec<Builder> = decoders.iter().map(|&d| Builder::new(d, n)).collect();
-        for (r, row) in result.rows.iter().enumerate() {
-            check_width(row.len(), builders.len())?;
-            for (b, raw) in builders.iter_mut().zip(row.values()) {
-                b.push(&ctx, r, raw)?;
-            }
-        }
-        // Columns too large for one string are redone value by value.
-        for (c, b) in builders.iter_mut().enumerate() {
-            if b.oversized() {
-                let mut values = Vec::with_capacity(n);
-                for row in &result.rows {
-                    values.push(ctx.value(b.decoder, row.values().nth(c).flatten())?);
-                }
-                b.column = Column::Values(values);
-                b.nulls = None;
-            }
-        }
-        // Every value is decoded: the frames go before the JS copies are made, so the two
-        // never peak together.
-        let QueryResult { columns, rows, .. } = result;
-        drop(rows);
-        let columns = columns.as_deref().unwrap_or(&[]);
-        let kinds: String = builders
+        let c = match val.body {
+            Body::Objects(result, decoders) => return objects(&ctx, &result, &decoders),
+            Body::Columns(c) => c,
+        };
+        let columns = c.names.as_deref().unwrap_or(&[]);
+        let kinds: String = c
+            .builders
             .iter()
             .map(|b| char::from(b.column.kind()))
             .collect();
         let names = ctx.array(columns.len())?;
-        for (i, c) in columns.iter().enumerate() {
-            ctx.set(names, i, ctx.string(&c.name)?)?;
+        for (i, col) in columns.iter().enumerate() {
+            ctx.set(names, i, ctx.string(&col.name)?)?;
         }
-        let cols = ctx.array(builders.len())?;
-        let nulls = ctx.array(builders.len())?;
-        for (i, b) in builders.into_iter().enumerate() {
-            let (v, z) = b.finish(&ctx)?;
+        let cols = ctx.array(c.builders.len())?;
+        let nulls = ctx.array(c.builders.len())?;
+        for (i, b) in c.builders.into_iter().enumerate() {
+            let (v, z) = b.finish(&ctx, i, &c.frames)?;
             ctx.set(cols, i, v)?;
             ctx.set(nulls, i, z)?;
         }
         let mut obj = ptr::null_mut();
         check!(sys::napi_create_object(env, &mut obj));
-        let mut count = ptr::null_mut();
-        check!(sys::napi_create_uint32(
-            env,
-            u32::try_from(n).unwrap_or(u32::MAX),
-            &mut count
-        ));
+        let uint = |v: usize| -> napi::Result<sys::napi_value> {
+            let mut out = ptr::null_mut();
+            check!(sys::napi_create_uint32(
+                env,
+                u32::try_from(v).unwrap_or(u32::MAX),
+                &mut out
+            ));
+            Ok(out)
+        };
+        let mut last = ptr::null_mut();
+        check!(sys::napi_get_boolean(env, val.last, &mut last));
+        let rest = match val.rest {
+            Some(r) => ToNapiValue::to_napi_value(env, r)?,
+            None => ctx.null()?,
+        };
         let props = [
-            (c"n", count),
+            (c"n", uint(c.n)?),
             (c"kinds", ctx.string(&kinds)?),
             (c"names", names),
             (c"cols", cols),
             (c"nulls", nulls),
+            (c"attempt", uint(val.attempt as usize)?),
+            (c"last", last),
+            (c"rest", rest),
         ];
         for (name, v) in props {
             check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));

@@ -21,6 +21,6 @@ pub mod types;
 
 pub use config::{Mode, PoolConfig, RetryPolicy};
 pub use error::Error;
-pub use pool::{ConnectionInfo, Pool, QueryOptions, Status};
+pub use pool::{ConnectionInfo, Pool, QueryOptions, RowSink, Status, Streaming};
 pub use transaction::{Isolation, Transaction};
 pub use types::TypeCache;

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::route::{self, RouteError};
 use crate::slots::{Reservation, SlotId, SlotLease, Slots};
 use crate::types::TypeCache;
-use hyperion_wire::{Client, Params, QueryResult, TransactionStatus};
+use hyperion_wire::{Client, Params, QueryResult, RowStream, TransactionStatus};
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,6 +30,33 @@ pub struct QueryOptions {
     /// (opt-in for reads on read-write pools; the default for read-only and prefer-standby
     /// pools, whose queries are all reads).
     pub retry: Option<bool>,
+}
+
+/// Takes a query's rows in batches while they arrive ([`Pool::query_streaming`]).
+///
+/// A query the pool retries runs again from its first row: `restart` says so before the
+/// attempt starts, and every batch taken before it is void. The rows after the last batch
+/// come with the query's result.
+pub trait RowSink: Send + Sync {
+    /// The next batch of the current attempt, in order.
+    fn rows(&self, batch: QueryResult);
+    /// Attempt `attempt` (2, 3, ...) starts: drop what the earlier ones delivered.
+    fn restart(&self, attempt: u32);
+}
+
+/// Where a streamed query's batches go, and how large they are.
+#[derive(Clone)]
+pub struct Streaming {
+    pub sink: Arc<dyn RowSink>,
+    /// A batch is handed over once this many bytes of rows have arrived.
+    pub batch_bytes: usize,
+}
+
+impl Streaming {
+    pub(crate) fn row_stream(&self) -> RowStream {
+        let sink = self.sink.clone();
+        RowStream::new(self.batch_bytes, move |batch| sink.rows(batch))
+    }
 }
 
 /// A snapshot of the pool, as `pool.status()` reports it.
@@ -238,6 +265,18 @@ impl Pool {
         params: &P,
         opts: QueryOptions,
     ) -> Result<QueryResult, Error> {
+        self.query_streaming(sql, params, opts, None).await
+    }
+
+    /// [`Pool::query`], handing the rows to `streaming` in batches while they arrive (see
+    /// [`RowSink`]); the result holds the rows after the last batch.
+    pub async fn query_streaming<P: Params + Sync + ?Sized>(
+        &self,
+        sql: &str,
+        params: &P,
+        opts: QueryOptions,
+        streaming: Option<&Streaming>,
+    ) -> Result<QueryResult, Error> {
         let cfg = &self.inner.config;
         let start = Instant::now();
         let deadline = start + cfg.acquire_timeout;
@@ -245,9 +284,17 @@ impl Pool {
             .retry
             .unwrap_or(matches!(cfg.mode, Mode::ReadOnly | Mode::PreferStandby));
         let mut read_retries = 0;
+        let mut attempt = 0;
         loop {
             let lease = self.acquire_shared(start, deadline).await?;
-            match self.run(&lease.conn, sql, params).await {
+            attempt += 1;
+            if attempt > 1 {
+                if let Some(s) = streaming {
+                    s.sink.restart(attempt);
+                }
+            }
+            let stream = streaming.map(Streaming::row_stream);
+            match self.run(&lease.conn, sql, params, stream).await {
                 Outcome::Done(Ok(result)) => return Ok(result),
                 Outcome::Fenced => {
                     self.evict(&lease);
@@ -289,7 +336,13 @@ impl Pool {
     /// connection's state afterwards is a validation that costs nothing. Older servers do not
     /// report it, so a `SHOW transaction_read_only` travels in the same write, ahead of the
     /// query, unless the connection was validated within `validationIntervalMs`.
-    async fn run<P: Params + Sync + ?Sized>(&self, conn: &Conn, sql: &str, params: &P) -> Outcome {
+    async fn run<P: Params + Sync + ?Sized>(
+        &self,
+        conn: &Conn,
+        sql: &str,
+        params: &P,
+        stream: Option<RowStream>,
+    ) -> Outcome {
         let cfg = &self.inner.config;
         let read_write = cfg.mode == Mode::ReadWrite;
         let state = conn.client.state();
@@ -304,7 +357,11 @@ impl Pool {
                 Ok(s) => s,
                 Err(e) => return Outcome::Done(Err(e)),
             };
-            match conn.client.execute_after(PROBE_SQL, &stmt, params).await {
+            match conn
+                .client
+                .execute_after(PROBE_SQL, &stmt, params, stream)
+                .await
+            {
                 Err(e) => return Outcome::Done(Err(e)),
                 Ok((Err(e), _)) => return Outcome::Done(Err(e)),
                 Ok((Ok(probed), executed)) => {
@@ -321,7 +378,7 @@ impl Pool {
             }
         } else {
             match self.inner.types.prepare(&conn.client, sql).await {
-                Ok(stmt) => conn.client.execute(&stmt, params).await,
+                Ok(stmt) => conn.client.execute_streaming(&stmt, params, stream).await,
                 Err(e) => Err(e),
             }
         };

@@ -11,7 +11,7 @@
 
 use crate::config::Mode;
 use crate::error::Error;
-use crate::pool::{Lease, Pool};
+use crate::pool::{Lease, Pool, Streaming};
 use hyperion_wire::{Params, QueryResult};
 use std::time::Instant;
 
@@ -126,9 +126,21 @@ impl Transaction {
         sql: &str,
         params: &P,
     ) -> Result<QueryResult, Error> {
+        self.query_streaming(sql, params, None).await
+    }
+
+    /// [`Transaction::query`], handing the rows to `streaming` in batches while they arrive
+    /// (nothing in a transaction is retried, so there is one attempt).
+    pub async fn query_streaming<P: Params + Sync + ?Sized>(
+        &self,
+        sql: &str,
+        params: &P,
+        streaming: Option<&Streaming>,
+    ) -> Result<QueryResult, Error> {
         let client = self.lease.client();
         let stmt = self.lease.pool().types().prepare(client, sql).await?;
-        Ok(client.execute(&stmt, params).await?)
+        let stream = streaming.map(Streaming::row_stream);
+        Ok(client.execute_streaming(&stmt, params, stream).await?)
     }
 
     /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known.

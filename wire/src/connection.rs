@@ -233,12 +233,72 @@ impl CancelToken {
     }
 }
 
+/// Takes a statement's rows in batches while its result is still arriving, so the caller can
+/// work on the first rows while the server is still producing the rest.
+///
+/// The loop hands over a batch each time `batch_bytes` of row data are buffered; whatever
+/// is left when the statement completes stays in the returned [`QueryResult`]. A result
+/// smaller than `batch_bytes` is never batched. Only the request's last Sync group streams
+/// (the statement of [`Client::execute_after`], not the probe ahead of it).
+pub struct RowStream {
+    sink: Box<dyn FnMut(QueryResult) + Send>,
+    batch_bytes: usize,
+    buffered: usize,
+    columns: Option<Arc<[Field]>>,
+    formats: Arc<[i16]>,
+}
+
+impl RowStream {
+    /// `sink` receives each batch as a [`QueryResult`] holding the statement's columns and
+    /// formats and the batch's rows (no tag: the statement is still running).
+    pub fn new(batch_bytes: usize, sink: impl FnMut(QueryResult) + Send + 'static) -> RowStream {
+        RowStream {
+            sink: Box::new(sink),
+            batch_bytes: batch_bytes.max(1),
+            buffered: 0,
+            columns: None,
+            formats: Arc::from([]),
+        }
+    }
+
+    fn for_statement(mut self, stmt: &Statement) -> RowStream {
+        self.columns = Some(stmt.columns.clone());
+        self.formats = stmt.result_formats.clone().into();
+        self
+    }
+
+    /// Counts a row in; hands the buffered rows over once there are enough.
+    fn row_added(&mut self, bytes: usize, rows: &mut Vec<DataRowBody>) {
+        self.buffered += bytes;
+        if self.buffered < self.batch_bytes {
+            return;
+        }
+        self.buffered = 0;
+        let batch = std::mem::replace(rows, Vec::with_capacity(rows.len()));
+        (self.sink)(QueryResult {
+            columns: self.columns.clone(),
+            formats: self.formats.clone(),
+            rows: batch,
+            ..QueryResult::default()
+        });
+    }
+}
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream")
+            .field("batch_bytes", &self.batch_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 enum Request {
     /// Encoded messages; `syncs` ReadyForQuery answers complete it.
     Batch {
         bytes: Bytes,
         syncs: u32,
         sink: oneshot::Sender<Result<Response, Error>>,
+        stream: Option<RowStream>,
     },
     Terminate,
 }
@@ -360,11 +420,21 @@ impl Client {
         }
     }
 
-    async fn send(&self, bytes: Bytes, syncs: u32) -> Result<Response, Error> {
+    async fn send(
+        &self,
+        bytes: Bytes,
+        syncs: u32,
+        stream: Option<RowStream>,
+    ) -> Result<Response, Error> {
         let (sink, rx) = oneshot::channel();
         self.inner
             .tx
-            .send(Request::Batch { bytes, syncs, sink })
+            .send(Request::Batch {
+                bytes,
+                syncs,
+                sink,
+                stream,
+            })
             .await
             .map_err(|_| Error::closed("connection is closed", false))?;
         // The loop answers every request it took; a dropped sink means the connection died
@@ -398,7 +468,7 @@ impl Client {
         frontend::parse(&name, sql, &[], &mut buf)?;
         frontend::describe(Target::Statement, &name, &mut buf)?;
         frontend::sync(&mut buf);
-        let resp = self.send(buf.freeze(), 1).await?.ok()?;
+        let resp = self.send(buf.freeze(), 1, None).await?.ok()?;
         Ok(Described {
             name,
             param_types: resp.param_types.unwrap_or_default(),
@@ -488,9 +558,21 @@ impl Client {
         stmt: &Statement,
         params: &P,
     ) -> Result<QueryResult, Error> {
+        self.execute_streaming(stmt, params, None).await
+    }
+
+    /// Executes a prepared statement, handing its rows to `stream` in batches while they
+    /// arrive (see [`RowStream`]); the result holds the rows after the last batch.
+    pub async fn execute_streaming<P: Params + ?Sized>(
+        &self,
+        stmt: &Statement,
+        params: &P,
+        stream: Option<RowStream>,
+    ) -> Result<QueryResult, Error> {
         let mut buf = BytesMut::with_capacity(64);
         Self::encode_execute(stmt, params, &mut buf)?;
-        let resp = self.send(buf.freeze(), 1).await?.ok()?;
+        let stream = stream.map(|s| s.for_statement(stmt));
+        let resp = self.send(buf.freeze(), 1, stream).await?.ok()?;
         let mut result = resp.results.into_iter().next().unwrap_or_default();
         result.columns = Some(stmt.columns.clone());
         result.formats = stmt.result_formats.clone().into();
@@ -505,23 +587,30 @@ impl Client {
         bytes: Bytes,
         syncs: u32,
     ) -> Result<Vec<Result<Vec<QueryResult>, Error>>, Error> {
-        Ok(self.send(bytes, syncs).await?.into_groups())
+        Ok(self.send(bytes, syncs, None).await?.into_groups())
     }
 
     /// Runs the simple query `probe` and then `stmt` in one write, as two Sync groups, and
     /// returns both outcomes. The statement's result is only handed out once the probe's
     /// answer is in, since responses come back in order: a validation probe (`SHOW
-    /// transaction_read_only`) that costs no extra round trip.
+    /// transaction_read_only`) that costs no extra round trip. Rows `stream`ed before the
+    /// probe's verdict is known are the caller's to discard if it says so.
     pub async fn execute_after<P: Params + ?Sized>(
         &self,
         probe: &str,
         stmt: &Statement,
         params: &P,
+        stream: Option<RowStream>,
     ) -> Result<(Result<Vec<QueryResult>, Error>, Result<QueryResult, Error>), Error> {
         let mut buf = BytesMut::with_capacity(probe.len() + 64);
         frontend::query(probe, &mut buf)?;
         Self::encode_execute(stmt, params, &mut buf)?;
-        let mut groups = self.send(buf.freeze(), 2).await?.into_groups().into_iter();
+        let stream = stream.map(|s| s.for_statement(stmt));
+        let mut groups = self
+            .send(buf.freeze(), 2, stream)
+            .await?
+            .into_groups()
+            .into_iter();
         let probed = groups
             .next()
             .unwrap_or_else(|| Err(Error::closed("connection is closed", true)));
@@ -541,7 +630,7 @@ impl Client {
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<QueryResult>, Error> {
         let mut buf = BytesMut::with_capacity(sql.len() + 6);
         frontend::query(sql, &mut buf)?;
-        Ok(self.send(buf.freeze(), 1).await?.ok()?.results)
+        Ok(self.send(buf.freeze(), 1, None).await?.ok()?.results)
     }
 }
 
@@ -755,6 +844,7 @@ fn unexpected(during: &str, msg: &Message) -> Error {
 /// One request in flight.
 struct Pending {
     sink: Option<oneshot::Sender<Result<Response, Error>>>,
+    stream: Option<RowStream>,
     syncs_left: u32,
     response: Response,
     error: Option<Error>,
@@ -869,13 +959,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 && self.write_buf.len() < WRITE_HIGH_WATER
             {
                 match self.rx.poll_recv(cx) {
-                    Poll::Ready(Some(Request::Batch { bytes, syncs, sink })) => {
+                    Poll::Ready(Some(Request::Batch {
+                        bytes,
+                        syncs,
+                        sink,
+                        stream,
+                    })) => {
                         if sink.is_closed() {
                             continue; // the caller gave up before anything was written
                         }
                         self.write_buf.extend_from_slice(&bytes);
                         self.pending.push_back(Pending {
                             sink: Some(sink),
+                            stream,
                             syncs_left: syncs,
                             response: Response::default(),
                             error: None,
@@ -993,7 +1089,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 if self.copy_out {
                     return Ok(());
                 }
-                self.front("DataRow")?.current().rows.push(row);
+                let p = self.front("DataRow")?;
+                p.current();
+                let streaming = p.syncs_left == 1;
+                let bytes = row.frame().len();
+                if let Some(r) = p.response.results.last_mut() {
+                    r.rows.push(row);
+                    if let Some(s) = p.stream.as_mut().filter(|_| streaming) {
+                        s.row_added(bytes, &mut r.rows);
+                    }
+                }
             }
             Message::ReadyForQuery { status } => {
                 self.state.tx_status.store(status, Ordering::Release);

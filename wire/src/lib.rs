@@ -28,6 +28,6 @@ pub mod sqlstate;
 pub use config::{Config, Host};
 pub use connection::{
     connect, CancelToken, Client, ConnectionState, Described, Format, IsNull, Params, QueryResult,
-    Statement, TransactionStatus,
+    RowStream, Statement, TransactionStatus,
 };
 pub use error::{DbError, Error, ErrorKind};

@@ -8,7 +8,7 @@ mod support;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use hyperion_wire::{Client, Error, ErrorKind, QueryResult};
+use hyperion_wire::{Client, Error, ErrorKind, QueryResult, RowStream};
 use sha2::{Digest, Sha256};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -506,29 +506,38 @@ async fn pipelined_simple_queries_with_a_failing_middle_one() {
     .await
 }
 
+/// Prepares `sql` (one int4 parameter, one int4 column "x") against the mock: Parse/Describe/
+/// Sync answered. Returns the statement and its server-side name.
+async fn prepare_int4(
+    client: &Client,
+    mock: &mut Mock,
+    sql: &'static str,
+) -> (std::sync::Arc<hyperion_wire::Statement>, String) {
+    let prepare = {
+        let c = client.clone();
+        tokio::spawn(async move { c.prepare(sql).await })
+    };
+    let group = mock.recv_group().await;
+    assert_eq!(group.iter().map(|m| m.tag).collect::<Vec<_>>(), b"PDS");
+    let (name, text, types) = parse_parse(&group[0]);
+    assert_eq!((text.as_str(), types.len()), (sql, 0));
+    assert_eq!(&group[1].body[..], format!("S{name}\0").as_bytes());
+    let mut out = be::parse_complete();
+    out.extend(be::parameter_description(&[23]));
+    out.extend(be::row_description(&[("x", 23)]));
+    out.extend(be::ready(b'I'));
+    mock.send(out).await;
+    let stmt = prepare.await.unwrap().unwrap();
+    assert_eq!(stmt.param_types(), &[23]);
+    (stmt, name)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_prepared_queries_with_a_failing_middle_one() {
     timed(async {
         const SQL: &str = "select 10 / (2 - $1::int) * 10";
         let (client, mut mock) = connected().await;
-
-        // Prepare once: Parse/Describe/Sync.
-        let prepare = {
-            let c = client.clone();
-            tokio::spawn(async move { c.prepare(SQL).await })
-        };
-        let group = mock.recv_group().await;
-        assert_eq!(group.iter().map(|m| m.tag).collect::<Vec<_>>(), b"PDS");
-        let (name, sql, types) = parse_parse(&group[0]);
-        assert_eq!((sql.as_str(), types.len()), (SQL, 0));
-        assert_eq!(&group[1].body[..], format!("S{name}\0").as_bytes());
-        let mut out = be::parse_complete();
-        out.extend(be::parameter_description(&[23]));
-        out.extend(be::row_description(&[("x", 23)]));
-        out.extend(be::ready(b'I'));
-        mock.send(out).await;
-        let stmt = prepare.await.unwrap().unwrap();
-        assert_eq!(stmt.param_types(), &[23]);
+        let (stmt, name) = prepare_int4(&client, &mut mock, SQL).await;
         assert_eq!(stmt.columns()[0].name, "x");
 
         // Three executions in flight at once (the statement is cached: Bind/Execute/Sync).
@@ -565,6 +574,96 @@ async fn pipelined_prepared_queries_with_a_failing_middle_one() {
         assert_eq!(q2.await.unwrap().unwrap_err().code(), "22012");
         assert_eq!(column0(&q3.await.unwrap().unwrap()), vec![s("30")]);
         assert_eq!(client.state().in_flight(), 0);
+    })
+    .await
+}
+
+// --- rows streamed in batches ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_stream_in_batches_and_the_probe_ahead_is_not_streamed() {
+    timed(async {
+        const SQL: &str = "select generate_series(1, $1::int) as x";
+        let (client, mut mock) = connected().await;
+        let (stmt, _) = prepare_int4(&client, &mut mock, SQL).await;
+
+        // Each DataRow of one 2-byte value has an 8-byte body (count, length, value): a batch
+        // of 24 bytes is handed over after every third row.
+        let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::<QueryResult>::new()));
+        let stream = {
+            let b = batches.clone();
+            RowStream::new(24, move |r| b.lock().unwrap().push(r))
+        };
+        let run = {
+            let c = client.clone();
+            tokio::spawn(async move {
+                c.execute_after("SHOW probe", &stmt, &[Some("7")][..], Some(stream))
+                    .await
+            })
+        };
+        assert_eq!(mock.recv_group().await[0].tag, b'Q');
+        assert_eq!(
+            mock.recv_group()
+                .await
+                .iter()
+                .map(|m| m.tag)
+                .collect::<Vec<_>>(),
+            b"BES"
+        );
+        // The probe's own rows (more than a batch) stay with the probe.
+        let mut out = be::row_description(&[("probe", 25)]);
+        for v in ["p1", "p2", "p3", "p4"] {
+            out.extend(be::data_row(&[Some(v.as_bytes())]));
+        }
+        out.extend(be::command_complete("SHOW"));
+        out.extend(be::ready(b'I'));
+        out.extend(be::bind_complete());
+        mock.send(out).await;
+        // The statement's rows arrive in two writes; the first batch is handed over before
+        // the statement completes.
+        let mut out = vec![];
+        for v in ["01", "02", "03", "04"] {
+            out.extend(be::data_row(&[Some(v.as_bytes())]));
+        }
+        mock.send(out).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while batches.lock().unwrap().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "no batch before the statement completed"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(!run.is_finished());
+        let mut out = vec![];
+        for v in ["05", "06", "07"] {
+            out.extend(be::data_row(&[Some(v.as_bytes())]));
+        }
+        out.extend(be::command_complete("SELECT 7"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+
+        let (probe, executed) = run.await.unwrap().unwrap();
+        let probe = probe.unwrap();
+        assert_eq!(column0(&probe[0]), vec![s("p1"), s("p2"), s("p3"), s("p4")]);
+        let executed = executed.unwrap();
+        let batches = std::mem::take(&mut *batches.lock().unwrap());
+        let rows: Vec<Vec<Option<String>>> = batches.iter().map(column0).collect();
+        assert_eq!(
+            rows,
+            vec![
+                vec![s("01"), s("02"), s("03")],
+                vec![s("04"), s("05"), s("06")]
+            ]
+        );
+        for b in &batches {
+            assert_eq!(b.columns.as_ref().unwrap()[0].name, "x");
+            assert!(b.command_tag.is_none());
+        }
+        // The rest, and the tag, come with the result.
+        assert_eq!(column0(&executed), vec![s("07")]);
+        assert_eq!(executed.command_tag.as_deref(), Some("SELECT 7"));
+        assert_still_usable(&client, &mut mock).await;
     })
     .await
 }

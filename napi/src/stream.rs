@@ -1,0 +1,217 @@
+//! A large result reaches JS in batches while it is still arriving.
+//!
+//! The PostgreSQL backend takes about as long to produce a large result as the client takes
+//! to turn it into objects, so doing the two one after the other wastes half the time. The
+//! protocol loop hands the rows over in batches of [`BATCH_BYTES`] (`RowStream`); a task
+//! decodes each batch into columns off the JS thread ([`rows::decode`]) as it comes, and JS
+//! builds rows from one batch while the next is decoded and the server produces the rest.
+//! A result smaller than one batch crosses once, whole, as before.
+//!
+//! The pool may retry a read after some of its rows were delivered (the connection failed,
+//! or a read-write pool's node turned out fenced): every chunk says which attempt it belongs
+//! to, and `client.js` drops the rows of an earlier attempt when a later one starts. Only the
+//! chunk marked `last` completes the result; an error rejects the next `next()`.
+
+use crate::rows::{decode, Chunk};
+use hyperion_pool::{RowSink, Streaming, TypeCache};
+use hyperion_wire::QueryResult;
+use napi::{Env, JsObject};
+use napi_derive::napi;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Mutex;
+
+/// Rows are handed over once this many bytes of them have arrived. Large enough that the
+/// cost of a crossing (a promise, a task wake-up) is lost in the batch, small enough that
+/// the work left after the last row arrives is short.
+pub const BATCH_BYTES: usize = 256 * 1024;
+
+enum Event {
+    Rows(QueryResult),
+    Restart(u32),
+}
+
+/// The pool's side of the channel.
+struct Sink(UnboundedSender<Event>);
+
+impl RowSink for Sink {
+    fn rows(&self, batch: QueryResult) {
+        // The receiver is gone only when the caller stopped listening: drop the rows.
+        let _ = self.0.send(Event::Rows(batch));
+    }
+
+    fn restart(&self, attempt: u32) {
+        let _ = self.0.send(Event::Restart(attempt));
+    }
+}
+
+pub type QueryFuture = Pin<Box<dyn Future<Output = Result<QueryResult, napi::Error>> + Send>>;
+
+/// What the query produced next.
+enum Piece {
+    Batch(u32, QueryResult),
+    /// The query finished, and every batch before it was taken.
+    Done(u32, Result<QueryResult, napi::Error>),
+}
+
+/// A running query and the batches it has produced so far.
+struct Feed {
+    query: Option<QueryFuture>,
+    finished: Option<Result<QueryResult, napi::Error>>,
+    rx: UnboundedReceiver<Event>,
+    attempt: u32,
+}
+
+impl Feed {
+    async fn next(&mut self) -> Piece {
+        loop {
+            let event = match self.query.as_mut() {
+                Some(query) => tokio::select! {
+                    biased;
+                    Some(event) = self.rx.recv() => event,
+                    result = query => {
+                        // Batches sent before the result still sit in the channel.
+                        self.query = None;
+                        self.finished = Some(result);
+                        continue;
+                    }
+                },
+                None => match self.rx.try_recv() {
+                    Ok(event) => event,
+                    Err(_) => {
+                        let result = self.finished.take().unwrap_or_else(|| {
+                            Err(napi::Error::from_reason("the result was already taken"))
+                        });
+                        return Piece::Done(self.attempt, result);
+                    }
+                },
+            };
+            match event {
+                Event::Rows(batch) => return Piece::Batch(self.attempt, batch),
+                Event::Restart(attempt) => self.attempt = attempt,
+            }
+        }
+    }
+}
+
+/// Runs `start(streaming)` and resolves to its first chunk: the whole result when it fits in
+/// one batch, else the first batch with a `rest` to read the others from.
+pub fn spawn(
+    env: &Env,
+    types: Arc<TypeCache>,
+    start: impl FnOnce(Streaming) -> QueryFuture,
+) -> napi::Result<JsObject> {
+    let (tx, rx) = unbounded_channel();
+    let streaming = Streaming {
+        sink: Arc::new(Sink(tx)),
+        batch_bytes: BATCH_BYTES,
+    };
+    let mut feed = Feed {
+        query: Some(start(streaming)),
+        finished: None,
+        rx,
+        attempt: 1,
+    };
+    env.spawn_future(async move {
+        let first = match feed.next().await {
+            // The common case: the result fitted in one batch.
+            Piece::Done(attempt, result) => {
+                return Ok(Chunk {
+                    body: decode(result?, &types.load(), false)?,
+                    attempt,
+                    last: true,
+                    rest: None,
+                })
+            }
+            batch => batch,
+        };
+        let (out, mut rest) = unbounded_channel();
+        tokio::spawn(forward(feed, first, types, out));
+        let mut chunk = rest
+            .recv()
+            .await
+            .unwrap_or_else(|| Err(napi::Error::from_reason("the query task ended")))?;
+        if !chunk.last {
+            chunk.rest = Some(NativeRows {
+                rx: Arc::new(Mutex::new(rest)),
+            });
+        }
+        Ok(chunk)
+    })
+}
+
+/// Decodes the batches as they arrive, for the first chunk and then `NativeRows::next`.
+async fn forward(
+    mut feed: Feed,
+    first: Piece,
+    types: Arc<TypeCache>,
+    out: UnboundedSender<Result<Chunk, napi::Error>>,
+) {
+    // A batch that cannot be decoded fails the query, but only once the query is over: the
+    // statement has run to the end (a write may have committed) and a retry may replace it.
+    let mut failed: Option<(u32, napi::Error)> = None;
+    let mut piece = Some(first);
+    loop {
+        let next = match piece.take() {
+            Some(p) => p,
+            None => feed.next().await,
+        };
+        let (attempt, result, last) = match next {
+            Piece::Batch(attempt, batch) => (attempt, Ok(batch), false),
+            Piece::Done(attempt, result) => (attempt, result, true),
+        };
+        if failed.as_ref().is_some_and(|(a, _)| *a != attempt) {
+            failed = None; // a retry started over
+        }
+        let chunk = match (result, failed.take()) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Some((_, e))) if last => Err(e),
+            (Ok(_), Some(f)) => {
+                failed = Some(f);
+                continue;
+            }
+            (Ok(rows), None) => match decode(rows, &types.load(), true) {
+                Ok(body) => Ok(Chunk {
+                    body,
+                    attempt,
+                    last,
+                    rest: None,
+                }),
+                Err(e) if !last => {
+                    failed = Some((attempt, e));
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let end = last || chunk.is_err();
+        // The caller may have stopped listening; the query still runs to its end above.
+        let _ = out.send(chunk);
+        if end {
+            return;
+        }
+    }
+}
+
+/// The chunks of a streamed result after the first (`rest` on the first chunk).
+#[napi]
+pub struct NativeRows {
+    rx: Arc<Mutex<UnboundedReceiver<Result<Chunk, napi::Error>>>>,
+}
+
+#[napi]
+impl NativeRows {
+    /// The next chunk; the one marked `last` completes the result.
+    #[napi(ts_return_type = "Promise<NativeResult>")]
+    pub fn next(&self, env: Env) -> napi::Result<JsObject> {
+        let rx = self.rx.clone();
+        env.spawn_future(async move {
+            match rx.lock().await.recv().await {
+                Some(chunk) => chunk,
+                None => Err(napi::Error::from_reason("the result is complete")),
+            }
+        })
+    }
+}
