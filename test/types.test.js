@@ -197,7 +197,7 @@ test('values that cannot bind are refused before sending, and the connection sta
     ['int4[]', [1, 1.5]], ['int2[]', [[1], [40000]]], ['int4', { a: 1 }], ['int4', [1]], ['bool', 1],
     ['bytea', 5], ['int4', Buffer.from([1])], ['text[]', [Buffer.from([1])]], ['float8', 2n ** 60n + 1n],
     // JSON has no BigInt (JSON.stringify throws too); rounding it would lose digits.
-    ['jsonb', { n: 1n }], ['jsonb', [1n]],
+    ['jsonb', { n: 1n }], ['jsonb', [1n]], ['jsonb', 1n], ['json', 1n],
   ]
   for (const [type, value] of refused) {
     await assert.rejects(pool.query(`select $1::${type} as v`, [value]), (e) => {

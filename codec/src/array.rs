@@ -830,7 +830,8 @@ pub fn write_text_element(s: &str, out: &mut String) {
 /// Writes a whole array literal: `{}` when there are no elements, else nested braces per
 /// `dims`, every element quoted by [`write_text_element`] and NULL as the bare word `NULL`.
 /// For tests and fuzzing: the caller keeps `elements.len()` equal to the product of `dims`
-/// (all >= 1) and `delim` ASCII, or the output will not parse.
+/// (all >= 1) and `delim` ASCII and not a letter of `NULL` (which would run into the bare
+/// word), or the output will not parse. PostgreSQL's own delimiters are `,` and `;`.
 pub fn write_text_array(dims: &[usize], elements: &[Option<&str>], delim: u8, out: &mut String) {
     if dims.is_empty() || elements.is_empty() {
         out.push_str("{}");

@@ -218,6 +218,8 @@ pub fn encode_param(
             }
             oid::BOOL => return err("a BigInt cannot bind to bool"),
             oid::BYTEA => return err("a BigInt cannot bind to bytea"),
+            // The same rule as inside an object or array: JSON has no BigInt.
+            oid::JSON | oid::JSONB => return err(BIGINT_JSON),
             _ => {
                 let mut s = String::new();
                 let _ = write!(s, "{v}");
@@ -369,6 +371,8 @@ fn json_array(items: &[Param], out: &mut String, depth: usize) -> Result<(), Enc
     Ok(())
 }
 
+const BIGINT_JSON: &str = "a BigInt cannot be written as JSON (convert it to a string or a number)";
+
 fn json_value(p: &Param, out: &mut String, depth: usize) -> Result<(), EncodeError> {
     match p {
         Param::Null => out.push_str("null"),
@@ -377,9 +381,7 @@ fn json_value(p: &Param, out: &mut String, depth: usize) -> Result<(), EncodeErr
             let _ = write!(out, "{v}");
         }
         Param::Number(_) => out.push_str("null"),
-        Param::BigInt(_) => {
-            return err("a BigInt cannot be written as JSON (convert it to a string or a number)")
-        }
+        Param::BigInt(_) => return err(BIGINT_JSON),
         Param::Text(s) => json_string(s, out),
         Param::Bytes(b) => {
             out.push_str("{\"type\":\"Buffer\",\"data\":[");
@@ -599,6 +601,10 @@ mod tests {
             r#"[1.5,null,"q\"\n\u0001",true,null,{"a":1},[]]"#
         );
         assert!(enc(Array(vec![BigInt(1)]), oid::JSONB).is_err());
+        // Alone too: the same rule whether the BigInt is the value or inside it.
+        assert!(enc(BigInt(1), oid::JSONB).is_err());
+        assert!(enc(BigInt(1), oid::JSON).is_err());
+        assert!(enc(BigInt(1), oid::TEXT).is_ok());
         assert_eq!(
             text(Array(vec![Date(0.0), Bytes(vec![1, 2])]), oid::JSON),
             r#"["1970-01-01T00:00:00.000Z",{"type":"Buffer","data":[1,2]}]"#
