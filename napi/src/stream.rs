@@ -17,11 +17,12 @@ use hyperion_pool::{RowSink, Streaming, TypeCache};
 use hyperion_wire::QueryResult;
 use napi::{Env, JsObject};
 use napi_derive::napi;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tokio::sync::Mutex;
+use tokio::sync::Notify;
 
 /// Rows are handed over once this many bytes of them have arrived. Large enough that the
 /// cost of a crossing (a promise, a task wake-up) is lost in the batch, small enough that
@@ -33,17 +34,34 @@ enum Event {
     Restart(u32),
 }
 
-/// The pool's side of the channel.
-struct Sink(UnboundedSender<Event>);
+/// What the pool's side (the protocol loop) and the query's side share: one allocation per
+/// query, and nothing more until a batch is actually handed over (most results are small).
+#[derive(Default)]
+struct Shared {
+    events: Mutex<VecDeque<Event>>,
+    ready: Notify,
+}
 
-impl RowSink for Sink {
+impl Shared {
+    fn push(&self, event: Event) {
+        if let Ok(mut q) = self.events.lock() {
+            q.push_back(event);
+        }
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<Event> {
+        self.events.lock().ok()?.pop_front()
+    }
+}
+
+impl RowSink for Shared {
     fn rows(&self, batch: QueryResult) {
-        // The receiver is gone only when the caller stopped listening: drop the rows.
-        let _ = self.0.send(Event::Rows(batch));
+        self.push(Event::Rows(batch));
     }
 
     fn restart(&self, attempt: u32) {
-        let _ = self.0.send(Event::Restart(attempt));
+        self.push(Event::Restart(attempt));
     }
 }
 
@@ -60,27 +78,28 @@ enum Piece {
 struct Feed {
     query: Option<QueryFuture>,
     finished: Option<Result<QueryResult, napi::Error>>,
-    rx: UnboundedReceiver<Event>,
+    shared: Arc<Shared>,
     attempt: u32,
 }
 
 impl Feed {
     async fn next(&mut self) -> Piece {
         loop {
-            let event = match self.query.as_mut() {
-                Some(query) => tokio::select! {
-                    biased;
-                    Some(event) = self.rx.recv() => event,
-                    result = query => {
-                        // Batches sent before the result still sit in the channel.
-                        self.query = None;
-                        self.finished = Some(result);
-                        continue;
-                    }
-                },
-                None => match self.rx.try_recv() {
-                    Ok(event) => event,
-                    Err(_) => {
+            let event = match self.shared.pop() {
+                Some(event) => event,
+                None => match self.query.as_mut() {
+                    // A batch pushed after `pop` leaves a permit in `ready`: never missed.
+                    Some(query) => tokio::select! {
+                        biased;
+                        result = query => {
+                            // Batches sent before the result may still be queued.
+                            self.query = None;
+                            self.finished = Some(result);
+                            continue;
+                        }
+                        () = self.shared.ready.notified() => continue,
+                    },
+                    None => {
                         let result = self.finished.take().unwrap_or_else(|| {
                             Err(napi::Error::from_reason("the result was already taken"))
                         });
@@ -103,15 +122,15 @@ pub fn spawn(
     types: Arc<TypeCache>,
     start: impl FnOnce(Streaming) -> QueryFuture,
 ) -> napi::Result<JsObject> {
-    let (tx, rx) = unbounded_channel();
+    let shared = Arc::new(Shared::default());
     let streaming = Streaming {
-        sink: Arc::new(Sink(tx)),
+        sink: shared.clone(),
         batch_bytes: BATCH_BYTES,
     };
     let mut feed = Feed {
         query: Some(start(streaming)),
         finished: None,
-        rx,
+        shared,
         attempt: 1,
     };
     env.spawn_future(async move {
@@ -135,7 +154,7 @@ pub fn spawn(
             .unwrap_or_else(|| Err(napi::Error::from_reason("the query task ended")))?;
         if !chunk.last {
             chunk.rest = Some(NativeRows {
-                rx: Arc::new(Mutex::new(rest)),
+                rx: Arc::new(tokio::sync::Mutex::new(rest)),
             });
         }
         Ok(chunk)
@@ -198,7 +217,7 @@ async fn forward(
 /// The chunks of a streamed result after the first (`rest` on the first chunk).
 #[napi]
 pub struct NativeRows {
-    rx: Arc<Mutex<UnboundedReceiver<Result<Chunk, napi::Error>>>>,
+    rx: Arc<tokio::sync::Mutex<UnboundedReceiver<Result<Chunk, napi::Error>>>>,
 }
 
 #[napi]

@@ -75,7 +75,7 @@ pub struct Statement {
     name: String,
     param_types: Vec<u32>,
     columns: Arc<[Field]>,
-    result_formats: Vec<i16>,
+    result_formats: Arc<[i16]>,
 }
 
 impl Statement {
@@ -263,7 +263,7 @@ impl RowStream {
 
     fn for_statement(mut self, stmt: &Statement) -> RowStream {
         self.columns = Some(stmt.columns.clone());
-        self.formats = stmt.result_formats.clone().into();
+        self.formats = stmt.result_formats.clone();
         self
     }
 
@@ -484,7 +484,7 @@ impl Client {
             name: d.name,
             param_types: d.param_types,
             columns: d.columns,
-            result_formats,
+            result_formats: result_formats.into(),
         });
         if let Ok(mut cache) = self.inner.statements.lock() {
             cache.insert(sql.into(), stmt.clone());
@@ -575,7 +575,7 @@ impl Client {
         let resp = self.send(buf.freeze(), 1, stream).await?.ok()?;
         let mut result = resp.results.into_iter().next().unwrap_or_default();
         result.columns = Some(stmt.columns.clone());
-        result.formats = stmt.result_formats.clone().into();
+        result.formats = stmt.result_formats.clone();
         Ok(result)
     }
 
@@ -620,7 +620,7 @@ impl Client {
             .map(|results| {
                 let mut r = results.into_iter().next().unwrap_or_default();
                 r.columns = Some(stmt.columns.clone());
-                r.formats = stmt.result_formats.clone().into();
+                r.formats = stmt.result_formats.clone();
                 r
             });
         Ok((probed, executed))
