@@ -169,7 +169,7 @@ impl NativePool {
         if objects {
             return env.spawn_future(async move {
                 let result = pool
-                    .query(&sql, &params, opts)
+                    .query(&sql, &params, opts, None)
                     .await
                     .map_err(|e| to_napi(&e))?;
                 Ok(Chunk {
@@ -183,7 +183,7 @@ impl NativePool {
         let types = pool.types().clone();
         stream::spawn(&env, types, move |streaming| {
             Box::pin(async move {
-                pool.query_streaming(&sql, &params, opts, Some(&streaming))
+                pool.query(&sql, &params, opts, Some(&streaming))
                     .await
                     .map_err(|e| to_napi(&e))
             })
@@ -278,7 +278,7 @@ impl NativeTransaction {
             Box::pin(async move {
                 let guard = tx.lock().await;
                 let t = guard.as_ref().ok_or_else(finished)?;
-                t.query_streaming(&sql, &params, Some(&streaming))
+                t.query(&sql, &params, Some(&streaming))
                     .await
                     .map_err(|e| to_napi(&e))
             })

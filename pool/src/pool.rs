@@ -32,7 +32,7 @@ pub struct QueryOptions {
     pub retry: Option<bool>,
 }
 
-/// Takes a query's rows in batches while they arrive ([`Pool::query_streaming`]).
+/// Takes a query's rows in batches while they arrive ([`Pool::query`]).
 ///
 /// A query the pool retries runs again from its first row: `restart` says so before the
 /// attempt starts, and every batch taken before it is void. The rows after the last batch
@@ -258,19 +258,10 @@ impl Pool {
     }
 
     /// Runs one statement with parameters, on a connection that fits the pool's mode,
-    /// retrying what is safe to retry within `acquireTimeoutMs`.
+    /// retrying what is safe to retry within `acquireTimeoutMs`. With `streaming`, the rows
+    /// go to its sink in batches while they arrive (see [`RowSink`]) and the result holds
+    /// the rows after the last batch.
     pub async fn query<P: Params + Sync + ?Sized>(
-        &self,
-        sql: &str,
-        params: &P,
-        opts: QueryOptions,
-    ) -> Result<QueryResult, Error> {
-        self.query_streaming(sql, params, opts, None).await
-    }
-
-    /// [`Pool::query`], handing the rows to `streaming` in batches while they arrive (see
-    /// [`RowSink`]); the result holds the rows after the last batch.
-    pub async fn query_streaming<P: Params + Sync + ?Sized>(
         &self,
         sql: &str,
         params: &P,

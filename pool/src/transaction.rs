@@ -121,17 +121,8 @@ impl Pool {
 impl Transaction {
     /// Runs a statement inside the transaction. No retries here: a failure inside a
     /// transaction fails the transaction (`transaction(cb)` retries the whole callback).
+    /// With `streaming`, the rows go to its sink in batches while they arrive.
     pub async fn query<P: Params + Sync + ?Sized>(
-        &self,
-        sql: &str,
-        params: &P,
-    ) -> Result<QueryResult, Error> {
-        self.query_streaming(sql, params, None).await
-    }
-
-    /// [`Transaction::query`], handing the rows to `streaming` in batches while they arrive
-    /// (nothing in a transaction is retried, so there is one attempt).
-    pub async fn query_streaming<P: Params + Sync + ?Sized>(
         &self,
         sql: &str,
         params: &P,
