@@ -6,6 +6,8 @@
 // (from the server, or a value we cannot decode) rejects the query and leaves the pool usable.
 
 const { test } = require('node:test')
+const v8 = require('node:v8')
+const vm = require('node:vm')
 const assert = require('node:assert/strict')
 const { useCluster } = require('./support.js')
 const { NativePool } = require('../index.js')
@@ -121,4 +123,36 @@ test('a value that cannot be decoded, in the first batch or a later one, is DECO
     await pool.end()
     await mock.close()
   }
+})
+
+test('column texts held outside the JS heap stay intact through garbage collections', async () => {
+  // Large ASCII column texts become external strings whose characters live in memory the
+  // native layer hands to V8 and frees when V8 collects the string (napi/src/rows.rs). A
+  // result dropped and collected frees its texts; the rows still held must not see it.
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc')
+  const pool = suite.pool({ poolSize: 1 })
+  const sql = (salt) => `select g, 'row-' || g || '-${salt}-' || repeat('y', g % 50) as t, 'ü-' || g as u,
+    jsonb_build_object('g', g, 's', '${salt}') as j from generate_series(1, ${N}) g`
+  const check = (rows, salt) => {
+    assert.equal(rows.length, N)
+    for (let i = 0; i < N; i++) {
+      const r = rows[i]
+      const g = i + 1
+      if (r.g !== g || r.t !== `row-${g}-${salt}-${'y'.repeat(g % 50)}` || r.u !== `ü-${g}` || r.j.g !== g || r.j.s !== salt) {
+        assert.fail(`${salt} row ${i}: ${JSON.stringify(r)}`)
+      }
+    }
+  }
+  const kept = await pool.query(sql('kept'))
+  for (let round = 0; round < 3; round++) {
+    let dropped = await pool.query(sql(`dropped${round}`))
+    check(dropped, `dropped${round}`)
+    dropped = null
+    gc()
+    gc()
+    // New results may reuse the memory the collected ones freed.
+    check(await pool.query(sql(`fresh${round}`)), `fresh${round}`)
+  }
+  check(kept, 'kept')
 })

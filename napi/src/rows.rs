@@ -21,6 +21,11 @@
 //! every row from the same object literal. The alternative measured against it (one object
 //! per row built here with `napi_define_properties`) is [`objects`]; see the benchmark
 //! notes in the README for the figures.
+//!
+//! A column's text (`s`, `j`) of 1 KiB or more that is ASCII goes to V8 as an external
+//! string: V8's young-generation collector copies every object that survives it, twice
+//! before it reaches the old generation, and the rows of a large result all survive; an
+//! external string's characters stay where Rust put them until its finalizer frees them.
 
 use crate::errors::client_error;
 use hyperion_codec::array::{parse_text_array, BinaryArray};
@@ -61,6 +66,60 @@ pub struct Columns {
     /// Kept only for columns whose values must be built on the JS thread (arrays, and
     /// columns too large for one string).
     frames: Vec<DataRowBody>,
+}
+
+/// Column texts from this size on become external strings ([`Ctx::owned_string`]); a
+/// smaller one is cheaper to copy than to track.
+const EXTERNAL_MIN: usize = 1024;
+
+type CreateExternalLatin1 = unsafe extern "C" fn(
+    sys::napi_env,
+    *mut std::os::raw::c_char,
+    usize,
+    sys::napi_finalize,
+    *mut std::os::raw::c_void,
+    *mut sys::napi_value,
+    *mut bool,
+) -> sys::napi_status;
+
+/// `node_api_create_external_string_latin1` when the host has it (Node 18.18, 20.4 and
+/// later). Looked up at run time rather than linked: the addon must still load on a Node
+/// without it, and then copies.
+fn external_latin1() -> Option<CreateExternalLatin1> {
+    use std::sync::OnceLock;
+    static SYMBOL: OnceLock<Option<CreateExternalLatin1>> = OnceLock::new();
+    *SYMBOL.get_or_init(|| {
+        extern "C" {
+            fn dlsym(
+                handle: *mut std::os::raw::c_void,
+                symbol: *const std::os::raw::c_char,
+            ) -> *mut std::os::raw::c_void;
+        }
+        #[cfg(target_os = "macos")]
+        const RTLD_DEFAULT: *mut std::os::raw::c_void = -2isize as *mut std::os::raw::c_void;
+        #[cfg(not(target_os = "macos"))]
+        const RTLD_DEFAULT: *mut std::os::raw::c_void = ptr::null_mut();
+        // SAFETY: dlsym with RTLD_DEFAULT only looks a name up in the loaded objects; the
+        // symbol, when present, has the signature of `CreateExternalLatin1` (js_native_api.h).
+        unsafe {
+            let f = dlsym(
+                RTLD_DEFAULT,
+                c"node_api_create_external_string_latin1".as_ptr(),
+            );
+            (!f.is_null())
+                .then(|| std::mem::transmute::<*mut std::os::raw::c_void, CreateExternalLatin1>(f))
+        }
+    })
+}
+
+/// Finalizer of an external string: frees the text [`Ctx::owned_string`] handed over.
+unsafe extern "C" fn free_text(
+    _env: sys::napi_env,
+    _data: *mut std::os::raw::c_void,
+    hint: *mut std::os::raw::c_void,
+) {
+    // SAFETY: `hint` is the `Box<Vec<u8>>` leaked by `owned_string`, finalized once.
+    drop(Box::from_raw(hint.cast::<Vec<u8>>()));
 }
 
 /// Strings are built per column up to this size; a larger column falls back to one JS string
@@ -122,6 +181,43 @@ impl Ctx {
                 &mut out
             ));
         }
+        Ok(out)
+    }
+
+    /// A string that takes `text` over: an ASCII text of at least [`EXTERNAL_MIN`] bytes
+    /// becomes an external string whose characters stay in this allocation (V8's garbage
+    /// collector then moves a small header instead of copying the characters), anything
+    /// else is copied as by [`Ctx::string`].
+    unsafe fn owned_string(&self, text: String) -> napi::Result<sys::napi_value> {
+        if text.len() < EXTERNAL_MIN || !text.is_ascii() {
+            return self.string(&text);
+        }
+        let Some(create) = external_latin1() else {
+            return self.string(&text);
+        };
+        let bytes = Box::new(text.into_bytes());
+        let (data, len) = (bytes.as_ptr().cast_mut(), bytes.len());
+        let hint = Box::into_raw(bytes);
+        let mut out = ptr::null_mut();
+        let mut copied = false;
+        let status = create(
+            self.env,
+            data.cast(),
+            len,
+            Some(free_text),
+            hint.cast(),
+            &mut out,
+            &mut copied,
+        );
+        if status != sys::Status::napi_ok {
+            // Not taken over: the text is still ours.
+            drop(Box::from_raw(hint));
+            return Err(napi::Error::new(
+                napi::Status::from(status),
+                "N-API call failed: node_api_create_external_string_latin1".to_string(),
+            ));
+        }
+        // `copied`: Node made its own copy and has already called `free_text`.
         Ok(out)
     }
 
@@ -492,8 +588,7 @@ impl Builder {
             Column::I64(v) => typed(env, sys::TypedarrayType::bigint64_array, &v, 8)?,
             Column::Str { text, offsets, .. } => {
                 let pair = ctx.array(2)?;
-                ctx.set(pair, 0, ctx.string(&text)?)?;
-                drop(text);
+                ctx.set(pair, 0, ctx.owned_string(text)?)?;
                 ctx.set(
                     pair,
                     1,
@@ -514,7 +609,7 @@ impl Builder {
             }
             Column::Json(mut text) => {
                 text.push(']');
-                ctx.string(&text)?
+                ctx.owned_string(text)?
             }
             Column::Values => {
                 let values = ctx.array(frames.len())?;
