@@ -165,8 +165,13 @@ impl Ctx {
     }
 
     unsafe fn string(&self, s: &str) -> napi::Result<sys::napi_value> {
+        self.string_ascii(s, s.is_ascii())
+    }
+
+    /// [`Ctx::string`] when the caller already knows whether `s` is ASCII.
+    unsafe fn string_ascii(&self, s: &str, ascii: bool) -> napi::Result<sys::napi_value> {
         let mut out = ptr::null_mut();
-        if s.is_ascii() {
+        if ascii {
             check!(sys::napi_create_string_latin1(
                 self.env,
                 s.as_ptr().cast(),
@@ -184,16 +189,14 @@ impl Ctx {
         Ok(out)
     }
 
-    /// A string that takes `text` over: an ASCII text of at least [`EXTERNAL_MIN`] bytes
-    /// becomes an external string whose characters stay in this allocation (V8's garbage
-    /// collector then moves a small header instead of copying the characters), anything
-    /// else is copied as by [`Ctx::string`].
-    unsafe fn owned_string(&self, text: String) -> napi::Result<sys::napi_value> {
-        if text.len() < EXTERNAL_MIN || !text.is_ascii() {
-            return self.string(&text);
-        }
-        let Some(create) = external_latin1() else {
-            return self.string(&text);
+    /// A string that takes `text` over (`ascii`: whether it is, as the caller knows): an
+    /// ASCII text of at least [`EXTERNAL_MIN`] bytes becomes an external string whose
+    /// characters stay in this allocation (V8's garbage collector then moves a small header
+    /// instead of copying the characters), anything else is copied as by [`Ctx::string`].
+    unsafe fn owned_string(&self, text: String, ascii: bool) -> napi::Result<sys::napi_value> {
+        let create = match external_latin1() {
+            Some(create) if ascii && text.len() >= EXTERNAL_MIN => create,
+            _ => return self.string_ascii(&text, ascii),
         };
         let bytes = Box::new(text.into_bytes());
         let (data, len) = (bytes.as_ptr().cast_mut(), bytes.len());
@@ -586,9 +589,15 @@ impl Builder {
             Column::I32(v) => typed(env, sys::TypedarrayType::int32_array, &v, 4)?,
             Column::F64(v) => typed(env, sys::TypedarrayType::float64_array, &v, 8)?,
             Column::I64(v) => typed(env, sys::TypedarrayType::bigint64_array, &v, 8)?,
-            Column::Str { text, offsets, .. } => {
+            Column::Str {
+                text,
+                offsets,
+                units,
+            } => {
+                // Every non-ASCII character takes fewer UTF-16 units than UTF-8 bytes.
+                let ascii = units as usize == text.len();
                 let pair = ctx.array(2)?;
-                ctx.set(pair, 0, ctx.owned_string(text)?)?;
+                ctx.set(pair, 0, ctx.owned_string(text, ascii)?)?;
                 ctx.set(
                     pair,
                     1,
@@ -609,7 +618,8 @@ impl Builder {
             }
             Column::Json(mut text) => {
                 text.push(']');
-                ctx.owned_string(text)?
+                let ascii = text.is_ascii();
+                ctx.owned_string(text, ascii)?
             }
             Column::Values => {
                 let values = ctx.array(frames.len())?;
