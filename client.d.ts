@@ -45,9 +45,38 @@ export interface PoolOptions {
   logger?: (event: QueryLogEvent) => void
 }
 
-export interface QueryOptions {
+export interface StopOptions {
+  /**
+   * Stop the query after this many ms (connection wait included): the statement is
+   * cancelled on the server and the call throws `code === 'QUERY_TIMEOUT'`.
+   */
+  timeoutMs?: number
+  /**
+   * Abort the query: the statement is cancelled on the server and the call throws an
+   * `AbortError` (`code === 'ABORT_ERR'`, `cause` = the signal's reason). One signal may
+   * serve any number of queries (a single listener is registered on it).
+   */
+  signal?: AbortSignal
+}
+
+/**
+ * A query with `timeoutMs` or `signal` takes its connection exclusively (nothing else is
+ * pipelined on it while it runs), so its cancel can only hit its own statement.
+ */
+export interface QueryOptions extends StopOptions {
   /** Retry this read on a connection failure (default on for read-only/prefer-standby pools). */
   retry?: boolean
+}
+
+export interface InsertOptions extends StopOptions {
+  /**
+   * Add `ON CONFLICT (conflictTarget) DO NOTHING`: a row whose key exists already resolves
+   * to `[]`, and the insert is retried through a connection failure even when it may have
+   * reached the server.
+   */
+  idempotency?: boolean
+  /** The unique column(s) of the conflict (only with `idempotency`). Default `'_id'`. */
+  conflictTarget?: string | string[]
 }
 
 export interface PoolStatus {
@@ -123,13 +152,19 @@ export type Row = Record<string, Value>
 
 export declare class Transaction {
   readonly finished: boolean
-  query<T extends Row = Row>(sql: string, params?: Param[]): Promise<T[]>
+  /** A stop cancels the statement, which aborts the transaction. */
+  query<T extends Row = Row>(sql: string, params?: Param[], options?: StopOptions): Promise<T[]>
   commit(): Promise<void>
   rollback(): Promise<void>
 }
 
 export declare class Pool {
   query<T extends Row = Row>(sql: string, params?: Param[], options?: QueryOptions): Promise<T[]>
+  /**
+   * `INSERT INTO table (keys of row) VALUES (...) RETURNING *` (keys whose value is
+   * undefined are left out). `table`: 'name', 'schema.name' or ['schema', 'name'].
+   */
+  insert<T extends Row = Row>(table: string | string[], row: Record<string, Param>, options?: InsertOptions): Promise<T[]>
   begin(options?: BeginOptions): Promise<Transaction>
   transaction<T>(cb: (tx: Transaction) => Promise<T>, options?: TransactionOptions): Promise<T>
   status(): PoolStatus

@@ -114,6 +114,90 @@ function checkIsolation(options) {
   return isolation
 }
 
+const NO_OPTIONS = Object.freeze({})
+
+// The third argument of query(): `{ retry, timeoutMs, signal }`.
+function queryOptions(options) {
+  if (options === undefined || options === null) return NO_OPTIONS
+  if (typeof options !== 'object') throw argumentError('query options must be an object')
+  const { timeoutMs, signal } = options
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2147483647)) {
+    throw argumentError(`timeoutMs must be a number greater than 0 and at most 2147483647, got ${String(timeoutMs)}`)
+  }
+  if (signal !== undefined && !(signal !== null && typeof signal === 'object' && typeof signal.aborted === 'boolean' &&
+      typeof signal.addEventListener === 'function')) {
+    throw argumentError('signal must be an AbortSignal')
+  }
+  return { retry: options.retry === undefined ? undefined : Boolean(options.retry), timeoutMs, signal }
+}
+
+// The third argument of insert(): `{ idempotency, conflictTarget, timeoutMs, signal }`.
+function insertOptions(options) {
+  const { timeoutMs, signal } = queryOptions(options)
+  const idempotency = Boolean(options && options.idempotency)
+  let conflictTarget = null
+  if (idempotency) {
+    const t = options.conflictTarget ?? '_id'
+    conflictTarget = typeof t === 'string' ? [t] : t
+    if (!Array.isArray(conflictTarget) || !conflictTarget.every((c) => typeof c === 'string')) {
+      throw argumentError('conflictTarget must be a column name or an array of column names')
+    }
+  } else if (options && options.conflictTarget !== undefined) {
+    throw argumentError('conflictTarget applies only with idempotency: true')
+  }
+  // An idempotent insert can run twice harmlessly, so it is retried like a read.
+  return { conflictTarget, query: { retry: idempotency || undefined, timeoutMs, signal } }
+}
+
+// One 'abort' listener per signal, however many queries use it: the queries a signal is
+// stopping right now, by signal. A request-scoped AbortController reused for every query
+// of the request registers one listener, and nothing is left behind when it is collected.
+const aborting = new WeakMap()
+
+function watchSignal(signal, handle) {
+  let handles = aborting.get(signal)
+  if (handles === undefined) {
+    handles = new Set()
+    aborting.set(signal, handles)
+    signal.addEventListener('abort', () => {
+      for (const h of handles) h.abort()
+      handles.clear()
+    }, { once: true })
+  }
+  handles.add(handle)
+  return handles
+}
+
+// An abort reads as one in Node: name 'AbortError', the signal's reason as `cause`.
+function abortError(err, signal) {
+  Object.defineProperty(err, 'name', { value: 'AbortError', configurable: true, writable: true })
+  err.cause = signal.reason
+  return err
+}
+
+// Runs `call(timeoutMs, abortHandle)` (a native query) with the stop conditions of `opts`.
+// An abort's error is made an AbortError.
+async function stoppable(call, opts, sql) {
+  const { timeoutMs, signal } = opts
+  if (signal === undefined) return call(timeoutMs, undefined)
+  if (signal.aborted) {
+    const err = new Error('the query was aborted before it was sent')
+    err.code = 'ABORT_ERR'
+    Object.defineProperty(err, 'query', { value: sql, enumerable: false })
+    throw abortError(err, signal)
+  }
+  const handle = new native.AbortHandle()
+  const handles = watchSignal(signal, handle)
+  try {
+    return await call(timeoutMs, handle)
+  } catch (e) {
+    const err = toError(e, sql)
+    throw err.code === 'ABORT_ERR' ? abortError(err, signal) : err
+  } finally {
+    handles.delete(handle)
+  }
+}
+
 /**
  * A transaction on one dedicated connection, from `pool.begin()`. Call `commit()` or
  * `rollback()`; one abandoned without either is rolled back and its connection destroyed
@@ -131,12 +215,19 @@ class Transaction {
     return this.#finished
   }
 
-  async query(sql, params) {
+  /**
+   * Runs one statement in the transaction. `options.timeoutMs` / `options.signal` cancel it
+   * on the server, which aborts the transaction (roll it back).
+   */
+  async query(sql, params, options) {
     if (typeof sql !== 'string') throw argumentError('query text must be a string')
     if (params !== undefined && params !== null && !Array.isArray(params)) throw argumentError('query parameters must be an array')
+    const opts = queryOptions(options)
     try {
-      const r = await this.#native.query(sql, params ?? [])
-      return r.rest ? await rowsOf(r) : rowsOf(r)
+      return await stoppable(async (timeoutMs, abort) => {
+        const r = await this.#native.query(sql, params ?? [], timeoutMs, abort)
+        return r.rest ? await rowsOf(r) : rowsOf(r)
+      }, opts, sql)
     } catch (e) {
       throw toError(e, sql)
     }
@@ -260,15 +351,14 @@ class Pool {
       err.code = 'INVALID_ARGUMENT'
       throw err
     }
+    const opts = queryOptions(options)
     if (this.#closed) throw this.#closedError()
-    const retry = options && options.retry !== undefined ? Boolean(options.retry) : undefined
     const logger = this.#logger
     const started = logger ? performance.now() : 0
     try {
-      const r = OBJECTS
-        ? await this.#native.queryObjects(sql, params ?? [], retry)
-        : await this.#native.query(sql, params ?? [], retry)
-      const rows = r.rest ? await rowsOf(r) : rowsOf(r)
+      const rows = opts === NO_OPTIONS
+        ? await this.#run(sql, params, undefined, undefined, undefined)
+        : await stoppable((timeoutMs, abort) => this.#run(sql, params, opts.retry, timeoutMs, abort), opts, sql)
       if (logger) log(logger, { sql, durationMs: performance.now() - started, rowCount: rows.length })
       return rows
     } catch (e) {
@@ -276,6 +366,45 @@ class Pool {
       if (logger) log(logger, { sql, durationMs: performance.now() - started, error: err })
       throw err
     }
+  }
+
+  async #run(sql, params, retry, timeoutMs, abort) {
+    const r = OBJECTS
+      ? await this.#native.queryObjects(sql, params ?? [], retry, timeoutMs, abort)
+      : await this.#native.query(sql, params ?? [], retry, timeoutMs, abort)
+    return r.rest ? await rowsOf(r) : rowsOf(r)
+  }
+
+  /**
+   * Inserts one row: `INSERT INTO table (columns of row) VALUES (...) RETURNING *`; resolves
+   * to the inserted rows. `table` is 'name', 'schema.name' or ['schema', 'name']; keys whose
+   * value is undefined are left out (the column gets its default). With
+   * `options.idempotency`, adds `ON CONFLICT (conflictTarget) DO NOTHING` (default target
+   * `_id`), so a row that is already there resolves to [], and the insert is retried through
+   * a connection failure even when it may have reached the server. `timeoutMs` and `signal`
+   * work as for query().
+   */
+  async insert(table, row, options) {
+    const parts = typeof table === 'string' ? table.split('.') : table
+    if (!Array.isArray(parts) || parts.length === 0 || !parts.every((p) => typeof p === 'string')) {
+      throw argumentError("insert's table must be a string ('name' or 'schema.name') or an array of name parts")
+    }
+    if (row === null || typeof row !== 'object' || Array.isArray(row)) throw argumentError("insert's row must be an object")
+    const opts = insertOptions(options)
+    const columns = []
+    const values = []
+    for (const k of Object.keys(row)) {
+      if (row[k] === undefined) continue
+      columns.push(k)
+      values.push(row[k])
+    }
+    let sql
+    try {
+      sql = native.insertSql(parts, columns, opts.conflictTarget)
+    } catch (e) {
+      throw toError(e)
+    }
+    return this.query(sql, values, opts.query)
   }
 
   /** `{ maxSize, size, available, inUse, waiting }` */

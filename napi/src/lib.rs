@@ -14,6 +14,17 @@ mod stream;
 
 use napi_derive::napi;
 
+/// The statement `pool.insert` runs (see `hyperion_pool::insert`).
+#[napi]
+pub fn insert_sql(
+    table: Vec<String>,
+    columns: Vec<String>,
+    conflict_target: Option<Vec<String>>,
+) -> napi::Result<String> {
+    hyperion_pool::insert_sql(&table, &columns, conflict_target.as_deref())
+        .map_err(|m| errors::client_error("INVALID_ARGUMENT", &m))
+}
+
 /// The smoke test of the build: `hello('world')`.
 #[napi]
 pub fn hello(name: String) -> String {

@@ -5,7 +5,8 @@ use crate::params::{from_js, JsParams};
 use crate::rows::{objects_body, Chunk};
 use crate::stream;
 use hyperion_pool::{
-    Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction, TypeCache,
+    Abort, Cancellation, Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction,
+    TypeCache,
 };
 use hyperion_wire::Host;
 use napi::{Env, JsObject, JsUnknown};
@@ -104,6 +105,55 @@ fn config(o: PoolOptions) -> Result<PoolConfig, String> {
     Ok(c)
 }
 
+/// The native side of an `AbortSignal`: `client.js` makes one per query that takes a
+/// signal and calls `abort()` from the signal's single listener.
+#[napi]
+pub struct AbortHandle {
+    abort: Abort,
+}
+
+#[napi]
+impl AbortHandle {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        AbortHandle {
+            abort: Abort::new(),
+        }
+    }
+
+    #[napi]
+    pub fn abort(&self) {
+        self.abort.abort();
+    }
+}
+
+/// A query's stop conditions from its JS options (`client.js` checked them already).
+fn cancellation(
+    timeout_ms: Option<f64>,
+    abort: Option<&AbortHandle>,
+) -> napi::Result<Cancellation> {
+    let timeout = match timeout_ms {
+        None => None,
+        Some(ms) if ms.is_finite() && ms > 0.0 && ms <= MAX_TIMEOUT_MS => {
+            Some(Duration::from_secs_f64(ms / 1000.0))
+        }
+        Some(_) => {
+            return Err(client_error(
+                "INVALID_ARGUMENT",
+                "timeoutMs must be a number greater than 0 and at most 2147483647",
+            ))
+        }
+    };
+    Ok(Cancellation {
+        timeout,
+        abort: abort.map(|a| a.abort.clone()),
+    })
+}
+
+/// The largest `timeoutMs`, as for `setTimeout`.
+const MAX_TIMEOUT_MS: f64 = 2_147_483_647.0;
+
 #[napi(object)]
 pub struct ConnectionStatus {
     pub host: String,
@@ -138,8 +188,14 @@ impl NativePool {
         sql: String,
         params: Option<Vec<JsUnknown>>,
         retry: Option<bool>,
+        timeout_ms: Option<f64>,
+        abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
-        self.spawn_query(env, sql, params, retry, false)
+        let opts = QueryOptions {
+            retry,
+            cancel: cancellation(timeout_ms, abort)?,
+        };
+        self.spawn_query(env, sql, params, opts, false)
     }
 
     /// The same, resolving to row objects built in Rust: the other result design, kept so
@@ -151,8 +207,14 @@ impl NativePool {
         sql: String,
         params: Option<Vec<JsUnknown>>,
         retry: Option<bool>,
+        timeout_ms: Option<f64>,
+        abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
-        self.spawn_query(env, sql, params, retry, true)
+        let opts = QueryOptions {
+            retry,
+            cancel: cancellation(timeout_ms, abort)?,
+        };
+        self.spawn_query(env, sql, params, opts, true)
     }
 
     fn spawn_query(
@@ -160,12 +222,11 @@ impl NativePool {
         env: Env,
         sql: String,
         params: Option<Vec<JsUnknown>>,
-        retry: Option<bool>,
+        opts: QueryOptions,
         objects: bool,
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, params, self.pool.types())?;
         let pool = self.pool.clone();
-        let opts = QueryOptions { retry };
         if objects {
             return env.spawn_future(async move {
                 let result = pool
@@ -271,14 +332,17 @@ impl NativeTransaction {
         env: Env,
         sql: String,
         params: Option<Vec<JsUnknown>>,
+        timeout_ms: Option<f64>,
+        abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, params, &self.types)?;
+        let cancel = cancellation(timeout_ms, abort)?;
         let tx = self.tx.clone();
         stream::spawn(&env, self.types.clone(), move |streaming| {
             Box::pin(async move {
                 let guard = tx.lock().await;
                 let t = guard.as_ref().ok_or_else(finished)?;
-                t.query(&sql, &params, Some(&streaming))
+                t.query(&sql, &params, Some(&streaming), &cancel)
                     .await
                     .map_err(|e| to_napi(&e))
             })

@@ -1,5 +1,6 @@
 //! Errors the pool reports: the connection's own, or a pool policy's.
 
+use crate::cancel::{Stop, StopState, CANCEL_GRACE};
 use hyperion_wire::sqlstate;
 use std::fmt;
 
@@ -30,6 +31,13 @@ pub enum Error {
     },
     /// COMMIT found the transaction aborted by an earlier error; it was rolled back.
     RolledBack,
+    /// The query's timeout passed or its caller aborted it (see `cancel.rs`).
+    Stopped {
+        stop: Stop,
+        state: StopState,
+        /// The statement's own error, when it ended with one (57014 from the cancel).
+        cause: Option<Box<Error>>,
+    },
 }
 
 impl Error {
@@ -45,7 +53,26 @@ impl Error {
             Error::InDoubt { .. } => "IN_DOUBT",
             // in_failed_sql_transaction
             Error::RolledBack => "25P02",
+            Error::Stopped {
+                stop: Stop::Timeout(_),
+                ..
+            } => "QUERY_TIMEOUT",
+            Error::Stopped {
+                stop: Stop::Aborted,
+                ..
+            } => "ABORT_ERR",
         }
+    }
+
+    /// A stopped statement whose connection cannot be trusted any more (see `cancel.rs`).
+    pub(crate) fn abandoned_connection(&self) -> bool {
+        matches!(
+            self,
+            Error::Stopped {
+                state: StopState::Abandoned,
+                ..
+            }
+        )
     }
 
     /// The server's error fields, if the server reported this.
@@ -90,6 +117,26 @@ impl fmt::Display for Error {
             }
             Error::RolledBack => {
                 f.write_str("COMMIT rolled the transaction back: an earlier statement in it failed")
+            }
+            Error::Stopped { stop, state, cause } => {
+                match stop {
+                    Stop::Timeout(t) => write!(f, "query timed out after {}ms", t.as_millis())?,
+                    Stop::Aborted => f.write_str("the query was aborted")?,
+                }
+                match state {
+                    StopState::NotSent => f.write_str(" while waiting for a connection")?,
+                    StopState::Cancelled => f.write_str("; the statement was cancelled")?,
+                    StopState::Abandoned => write!(
+                        f,
+                        "; the server did not confirm the cancel within {}ms, so the connection was \
+                         closed (a write may or may not have happened)",
+                        CANCEL_GRACE.as_millis()
+                    )?,
+                }
+                if let Some(e) = cause {
+                    write!(f, " ({e})")?;
+                }
+                Ok(())
             }
         }
     }

@@ -11,16 +11,20 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod cancel;
 pub mod config;
 pub mod error;
+pub mod insert;
 pub mod pool;
 pub mod route;
 pub mod slots;
 pub mod transaction;
 pub mod types;
 
+pub use cancel::{Abort, Cancellation, Stop, StopState, CANCEL_GRACE};
 pub use config::{Mode, PoolConfig, RetryPolicy};
 pub use error::Error;
+pub use insert::insert_sql;
 pub use pool::{ConnectionInfo, Pool, QueryOptions, RowSink, Status, Streaming};
 pub use transaction::{Isolation, Transaction};
 pub use types::TypeCache;

@@ -11,6 +11,7 @@
 //! A connection returned broken, read-only (on a read-write pool) or inside a transaction is
 //! destroyed, never reused.
 
+use crate::cancel::{Cancellation, StopState, Stopper};
 use crate::config::{Mode, PoolConfig};
 use crate::error::Error;
 use crate::route::{self, RouteError};
@@ -24,12 +25,15 @@ use std::time::Instant;
 use tokio::sync::{oneshot, Notify};
 
 /// Per-query options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct QueryOptions {
     /// Retry this query on a connection failure even if it may have reached the server
     /// (opt-in for reads on read-write pools; the default for read-only and prefer-standby
     /// pools, whose queries are all reads).
     pub retry: Option<bool>,
+    /// A timeout and/or an abort that stop the query (see `cancel.rs`). A query that can be
+    /// stopped takes its connection exclusively.
+    pub cancel: Cancellation,
 }
 
 /// Takes a query's rows in batches while they arrive ([`Pool::query`]).
@@ -276,8 +280,12 @@ impl Pool {
             .unwrap_or(matches!(cfg.mode, Mode::ReadOnly | Mode::PreferStandby));
         let mut read_retries = 0;
         let mut attempt = 0;
+        let stopper = Stopper::new(&opts.cancel, start);
         loop {
-            let lease = self.acquire_shared(start, deadline).await?;
+            let lease = match &stopper {
+                None => self.acquire_shared(start, deadline).await?,
+                Some(s) => self.acquire_stoppable(s, start, deadline).await?,
+            };
             attempt += 1;
             if attempt > 1 {
                 if let Some(s) = streaming {
@@ -285,7 +293,28 @@ impl Pool {
                 }
             }
             let stream = streaming.map(Streaming::row_stream);
-            match self.run(&lease.conn, sql, params, stream).await {
+            let work = self.run(&lease.conn, sql, params, stream);
+            let outcome = match &stopper {
+                None => work.await,
+                Some(s) => {
+                    let stopped = s
+                        .run(lease.client(), work, |o| match o {
+                            Outcome::Done(Err(e)) => Some(Error::Wire(e.clone())),
+                            _ => None,
+                        })
+                        .await;
+                    match stopped {
+                        Ok(o) => o,
+                        Err(e) => {
+                            if e.abandoned_connection() {
+                                self.evict(&lease);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            match outcome {
                 Outcome::Done(Ok(result)) => return Ok(result),
                 Outcome::Fenced => {
                     self.evict(&lease);
@@ -509,6 +538,42 @@ impl Pool {
         match next {
             Ok(l) => Ok(self.lease(l)),
             Err(r) => self.open(r, false, start, deadline).await,
+        }
+    }
+
+    /// An exclusive lease for a query that can be stopped (see `cancel.rs`), unless the stop
+    /// fires first. The acquisition runs in a task of its own: opening a connection is not
+    /// to be cut short halfway (its slot is reserved), so a stop leaves it to finish, and the
+    /// lease it gets then goes straight back to the pool.
+    async fn acquire_stoppable(
+        &self,
+        stopper: &Stopper,
+        start: Instant,
+        deadline: Instant,
+    ) -> Result<Lease, Error> {
+        let not_sent = |stop| Error::Stopped {
+            stop,
+            state: StopState::NotSent,
+            cause: None,
+        };
+        if let Some(stop) = stopper.fired_now() {
+            return Err(not_sent(stop));
+        }
+        let pool = self.clone();
+        let mut acquiring =
+            tokio::spawn(async move { pool.acquire_exclusive(start, deadline).await });
+        tokio::select! {
+            biased;
+            got = &mut acquiring => match got {
+                Ok(lease) => lease,
+                // The task never panics (no panics in this crate); a runtime shutting down
+                // ends it.
+                Err(e) => Err(Error::Wire(hyperion_wire::Error::closed(
+                    format!("acquiring a connection failed: {e}"),
+                    false,
+                ))),
+            },
+            stop = stopper.fired() => Err(not_sent(stop)),
         }
     }
 
@@ -750,7 +815,7 @@ impl Pool {
         self.wake_waiter();
     }
 
-    fn evict(&self, lease: &Lease) {
+    pub(crate) fn evict(&self, lease: &Lease) {
         match lease.id {
             Some(id) => self.remove(id, &lease.conn),
             None => lease.conn.client.close(),

@@ -9,6 +9,7 @@
 //! A transaction dropped without COMMIT or ROLLBACK releases its lease mid-transaction, and
 //! the pool destroys that connection instead of reusing it.
 
+use crate::cancel::{Cancellation, StopState, Stopper};
 use crate::config::Mode;
 use crate::error::Error;
 use crate::pool::{Lease, Pool, Streaming};
@@ -122,16 +123,47 @@ impl Transaction {
     /// Runs a statement inside the transaction. No retries here: a failure inside a
     /// transaction fails the transaction (`transaction(cb)` retries the whole callback).
     /// With `streaming`, the rows go to its sink in batches while they arrive.
+    ///
+    /// With a timeout or an abort in `cancel`, a stop cancels the statement on the server
+    /// (which aborts the transaction, as any error in it does); if the server does not
+    /// confirm within the grace period, the connection is closed and the transaction is over.
     pub async fn query<P: Params + Sync + ?Sized>(
         &self,
         sql: &str,
         params: &P,
         streaming: Option<&Streaming>,
+        cancel: &Cancellation,
     ) -> Result<QueryResult, Error> {
         let client = self.lease.client();
-        let stmt = self.lease.pool().types().prepare(client, sql).await?;
-        let stream = streaming.map(Streaming::row_stream);
-        Ok(client.execute_streaming(&stmt, params, stream).await?)
+        let work = async {
+            let stmt = self.lease.pool().types().prepare(client, sql).await?;
+            let stream = streaming.map(Streaming::row_stream);
+            Ok(client.execute_streaming(&stmt, params, stream).await?)
+        };
+        let Some(stopper) = Stopper::new(cancel, Instant::now()) else {
+            return work.await;
+        };
+        if let Some(stop) = stopper.fired_now() {
+            return Err(Error::Stopped {
+                stop,
+                state: StopState::NotSent,
+                cause: None,
+            });
+        }
+        match stopper
+            .run(client, work, |r: &Result<QueryResult, Error>| {
+                r.clone().err()
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                if e.abandoned_connection() {
+                    self.lease.pool().evict(&self.lease);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known.
