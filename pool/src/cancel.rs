@@ -190,3 +190,65 @@ impl Stopper {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped(stop: Stop, state: StopState, cause: Option<Error>) -> String {
+        Error::Stopped {
+            stop,
+            state,
+            cause: cause.map(Box::new),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn the_message_says_what_happened_to_the_statement() {
+        let t = Stop::Timeout(Duration::from_millis(2000));
+        assert_eq!(
+            stopped(t, StopState::NotSent, None),
+            "query timed out after 2000ms while waiting for a connection"
+        );
+        let cancelled = Error::Wire(hyperion_wire::Error::closed("gone", true));
+        assert!(
+            stopped(Stop::Aborted, StopState::Cancelled, Some(cancelled))
+                .starts_with("the query was aborted; the statement was cancelled (")
+        );
+        assert!(stopped(t, StopState::Cancelled, None)
+            .contains("completed before the cancel reached the server"));
+        assert!(stopped(t, StopState::Abandoned, None)
+            .contains("did not confirm the cancel within 1000ms, so the connection was closed"));
+        let codes = [Stop::Aborted, t].map(|s| {
+            Error::Stopped {
+                stop: s,
+                state: StopState::NotSent,
+                cause: None,
+            }
+            .code()
+            .to_string()
+        });
+        assert_eq!(codes, ["ABORT_ERR", "QUERY_TIMEOUT"]);
+    }
+
+    #[tokio::test]
+    async fn an_abort_wakes_every_waiter_and_one_before_waiting_is_not_missed() {
+        let a = Abort::new();
+        a.abort();
+        a.aborted().await;
+        let b = Abort::new();
+        let s = Stopper::new(
+            &Cancellation {
+                timeout: None,
+                abort: Some(b.clone()),
+            },
+            Instant::now(),
+        )
+        .unwrap();
+        let waiting = tokio::spawn(async move { s.fired().await });
+        tokio::task::yield_now().await;
+        b.abort();
+        assert_eq!(waiting.await.unwrap(), Stop::Aborted);
+    }
+}

@@ -125,7 +125,14 @@ impl fmt::Display for Error {
                 }
                 match state {
                     StopState::NotSent => f.write_str(" while waiting for a connection")?,
-                    StopState::Cancelled => f.write_str("; the statement was cancelled")?,
+                    StopState::Cancelled if cause.is_some() => {
+                        f.write_str("; the statement was cancelled")?
+                    }
+                    // It ended without an error: it completed before the cancel reached it.
+                    StopState::Cancelled => f.write_str(
+                        "; the statement completed before the cancel reached the server, and \
+                         its result was discarded",
+                    )?,
                     StopState::Abandoned => write!(
                         f,
                         "; the server did not confirm the cancel within {}ms, so the connection was \
