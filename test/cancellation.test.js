@@ -198,3 +198,23 @@ test('a cancel that cannot be delivered: the call returns after the ~1s grace an
     await proxy.close()
   }
 })
+
+test('a statement that ends while its cancel is still undelivered: the connection is destroyed all the same', async () => {
+  // The statement finishes within the grace period, so its connection is idle again; but
+  // the cancel may still arrive and would hit the next statement, so the connection must
+  // not go back to the pool.
+  const primary = suite.cluster.node(suite.cluster.primaryIndex())
+  const proxy = await proxyTo(primary.host || '127.0.0.1', primary.port)
+  const p = createPool({ ...suite.conn, hosts: [`127.0.0.1:${proxy.port}`], poolSize: 1, acquireTimeoutMs: 3000 })
+  try {
+    await p.query('select 1')
+    proxy.partition()
+    const err = await p.query('select pg_sleep(0.6)', [], { timeoutMs: 200 }).catch((e) => e)
+    assert.equal(err.code, 'QUERY_TIMEOUT')
+    assert.match(err.message, /did not confirm the cancel within 1000ms, so the connection was closed/)
+    assert.deepEqual(p.connections(), [], 'the connection was destroyed, not returned to the pool')
+  } finally {
+    await p.end()
+    await proxy.close()
+  }
+})

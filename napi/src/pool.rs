@@ -128,6 +128,18 @@ impl AbortHandle {
     }
 }
 
+/// A pool query's options from its JS arguments.
+fn query_options(
+    retry: Option<bool>,
+    timeout_ms: Option<f64>,
+    abort: Option<&AbortHandle>,
+) -> napi::Result<QueryOptions> {
+    Ok(QueryOptions {
+        retry,
+        cancel: cancellation(timeout_ms, abort)?,
+    })
+}
+
 /// A query's stop conditions from its JS options (`client.js` checked them already).
 fn cancellation(
     timeout_ms: Option<f64>,
@@ -191,10 +203,7 @@ impl NativePool {
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
-        let opts = QueryOptions {
-            retry,
-            cancel: cancellation(timeout_ms, abort)?,
-        };
+        let opts = query_options(retry, timeout_ms, abort)?;
         self.spawn_query(env, sql, params, opts, false)
     }
 
@@ -210,10 +219,7 @@ impl NativePool {
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
-        let opts = QueryOptions {
-            retry,
-            cancel: cancellation(timeout_ms, abort)?,
-        };
+        let opts = query_options(retry, timeout_ms, abort)?;
         self.spawn_query(env, sql, params, opts, true)
     }
 

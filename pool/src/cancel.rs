@@ -15,7 +15,8 @@
 //! destroyed, and the call still returns after the grace period.
 
 use crate::error::Error;
-use hyperion_wire::{Client, ErrorKind};
+use crate::pool::Lease;
+use hyperion_wire::ErrorKind;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -138,24 +139,27 @@ impl Stopper {
         }
     }
 
-    /// Fired already (checked before anything is sent).
-    pub(crate) fn fired_now(&self) -> Option<Stop> {
-        if self.abort.as_ref().is_some_and(Abort::is_aborted) {
-            return Some(Stop::Aborted);
-        }
-        match self.deadline {
-            Some(d) if Instant::now() >= d => Some(Stop::Timeout(self.timeout)),
-            _ => None,
-        }
+    /// Fails with the stop if it has fired already (checked before anything is sent).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let stop = if self.abort.as_ref().is_some_and(Abort::is_aborted) {
+            Stop::Aborted
+        } else {
+            match self.deadline {
+                Some(d) if Instant::now() >= d => Stop::Timeout(self.timeout),
+                _ => return Ok(()),
+            }
+        };
+        Err(Error::not_sent(stop))
     }
 
-    /// Runs `work`, a statement on `client`, to its end, unless the stop fires first: then
-    /// cancels it on the server and waits up to [`CANCEL_GRACE`] for the statement's response
-    /// and the cancel's delivery. `Err((stop, state, cause))` when stopped; `cause` is the
-    /// statement's own error when it ended with one (57014 from the cancel, usually).
+    /// Runs `work`, a statement on the lease's connection, to its end, unless the stop
+    /// fires first: then cancels it on the server and waits up to [`CANCEL_GRACE`] for the
+    /// statement's response and the cancel's delivery; if either does not come, the
+    /// connection is evicted. The stop's error carries `error_of` the statement's outcome
+    /// when it ended with an error (57014 from the cancel, usually).
     pub(crate) async fn run<T, F>(
         &self,
-        client: &Client,
+        lease: &Lease,
         work: F,
         error_of: impl Fn(&T) -> Option<Error>,
     ) -> Result<T, Error>
@@ -169,7 +173,7 @@ impl Stopper {
             stop = self.fired() => stop,
         };
         let until = Instant::now() + CANCEL_GRACE;
-        let token = client.cancel_token();
+        let token = lease.client().cancel_token();
         let (ended, delivered) = tokio::join!(
             tokio::time::timeout_at(until.into(), &mut work),
             token.cancel(CANCEL_GRACE)
@@ -181,6 +185,7 @@ impl Stopper {
         let state = if ended.is_ok() && !in_the_air {
             StopState::Cancelled
         } else {
+            lease.pool().evict(lease);
             StopState::Abandoned
         };
         Err(Error::Stopped {

@@ -64,15 +64,13 @@ impl Error {
         }
     }
 
-    /// A stopped statement whose connection cannot be trusted any more (see `cancel.rs`).
-    pub(crate) fn abandoned_connection(&self) -> bool {
-        matches!(
-            self,
-            Error::Stopped {
-                state: StopState::Abandoned,
-                ..
-            }
-        )
+    /// A query stopped before anything was sent.
+    pub(crate) fn not_sent(stop: Stop) -> Error {
+        Error::Stopped {
+            stop,
+            state: StopState::NotSent,
+            cause: None,
+        }
     }
 
     /// The server's error fields, if the server reported this.

@@ -5,6 +5,7 @@
 //! columns (the statement cache's Describe), like any query's.
 
 use postgres_protocol::escape::escape_identifier;
+use std::fmt::Write;
 
 /// `INSERT INTO <table> (<columns>) VALUES ($1, ...) [ON CONFLICT (<target>) DO NOTHING]
 /// RETURNING *`, or `DEFAULT VALUES` for a row without columns. `table` is the name's parts
@@ -31,8 +32,8 @@ pub fn insert_sql(
             if i > 1 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&i.to_string());
+            // Writing to a String cannot fail.
+            let _ = write!(sql, "${i}");
         }
         sql.push(')');
     }

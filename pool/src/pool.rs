@@ -11,7 +11,7 @@
 //! A connection returned broken, read-only (on a read-write pool) or inside a transaction is
 //! destroyed, never reused.
 
-use crate::cancel::{Cancellation, StopState, Stopper};
+use crate::cancel::{Cancellation, Stopper};
 use crate::config::{Mode, PoolConfig};
 use crate::error::Error;
 use crate::route::{self, RouteError};
@@ -297,21 +297,11 @@ impl Pool {
             let outcome = match &stopper {
                 None => work.await,
                 Some(s) => {
-                    let stopped = s
-                        .run(lease.client(), work, |o| match o {
-                            Outcome::Done(Err(e)) => Some(Error::Wire(e.clone())),
-                            _ => None,
-                        })
-                        .await;
-                    match stopped {
-                        Ok(o) => o,
-                        Err(e) => {
-                            if e.abandoned_connection() {
-                                self.evict(&lease);
-                            }
-                            return Err(e);
-                        }
-                    }
+                    s.run(&lease, work, |o| match o {
+                        Outcome::Done(Err(e)) => Some(Error::Wire(e.clone())),
+                        _ => None,
+                    })
+                    .await?
                 }
             };
             match outcome {
@@ -551,14 +541,7 @@ impl Pool {
         start: Instant,
         deadline: Instant,
     ) -> Result<Lease, Error> {
-        let not_sent = |stop| Error::Stopped {
-            stop,
-            state: StopState::NotSent,
-            cause: None,
-        };
-        if let Some(stop) = stopper.fired_now() {
-            return Err(not_sent(stop));
-        }
+        stopper.check()?;
         let pool = self.clone();
         let mut acquiring =
             tokio::spawn(async move { pool.acquire_exclusive(start, deadline).await });
@@ -573,7 +556,7 @@ impl Pool {
                     false,
                 ))),
             },
-            stop = stopper.fired() => Err(not_sent(stop)),
+            stop = stopper.fired() => Err(Error::not_sent(stop)),
         }
     }
 

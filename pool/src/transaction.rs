@@ -9,7 +9,7 @@
 //! A transaction dropped without COMMIT or ROLLBACK releases its lease mid-transaction, and
 //! the pool destroys that connection instead of reusing it.
 
-use crate::cancel::{Cancellation, StopState, Stopper};
+use crate::cancel::{Cancellation, Stopper};
 use crate::config::Mode;
 use crate::error::Error;
 use crate::pool::{Lease, Pool, Streaming};
@@ -143,27 +143,12 @@ impl Transaction {
         let Some(stopper) = Stopper::new(cancel, Instant::now()) else {
             return work.await;
         };
-        if let Some(stop) = stopper.fired_now() {
-            return Err(Error::Stopped {
-                stop,
-                state: StopState::NotSent,
-                cause: None,
-            });
-        }
-        match stopper
-            .run(client, work, |r: &Result<QueryResult, Error>| {
+        stopper.check()?;
+        stopper
+            .run(&self.lease, work, |r: &Result<QueryResult, Error>| {
                 r.clone().err()
             })
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                if e.abandoned_connection() {
-                    self.lease.pool().evict(&self.lease);
-                }
-                Err(e)
-            }
-        }
+            .await?
     }
 
     /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known.
