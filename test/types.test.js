@@ -235,7 +235,9 @@ test('a 50,000-row result with NULLs and non-ASCII text assembles every column r
       case when i % 3 = 0 then null else i % 2 = 0 end as b,
       case when i % 11 = 0 then null else jsonb_build_object('i', i) end as j,
       case when i % 13 = 0 then null else int4send(i) end as y,
-      array[i, null] as a
+      array[i, null] as a,
+      case when i = 1 then -9223372036854775808 when i = 2 then 9223372036854775807
+        when i % 17 = 0 then null else (i - 25000)::int8 * 368934881474191 end as g
     from generate_series(1, 50000) i`)
   assert.equal(rows.length, 50000)
   for (const r of rows) {
@@ -247,6 +249,8 @@ test('a 50,000-row result with NULLs and non-ASCII text assembles every column r
     if (i % 13 === 0) assert.strictEqual(r.y, null)
     else assert.equal(r.y.readInt32BE(0), i)
     assert.deepStrictEqual(r.a, [i, null])
+    const g = i === 1 ? -(2n ** 63n) : i === 2 ? 2n ** 63n - 1n : i % 17 === 0 ? null : BigInt(i - 25000) * 368934881474191n
+    assert.strictEqual(r.g, g)
   }
 })
 
