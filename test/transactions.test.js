@@ -1,6 +1,7 @@
 'use strict'
 // Transactions and exclusive checkouts, against the real cluster: BEGIN/COMMIT/ROLLBACK,
-// isolation, retries of the whole callback, 53300 when every connection is checked out,
+// isolation, retries of the whole callback, 53300 when every connection is checked out or
+// running a long statement,
 // status() under load, abandoned transactions, and a COMMIT reported IN_DOUBT.
 
 const { test } = require('node:test')
@@ -112,6 +113,34 @@ test('with every connection checked out, queries and begin() wait acquireTimeout
   await c.rollback()
   await b.rollback()
   assert.deepEqual(p.status(), { maxSize: 2, size: 2, available: 2, inUse: 0, waiting: 0 })
+})
+
+test('with every connection running a long statement, a query waits acquireTimeoutMs, then 53300', async () => {
+  // Queries pipeline onto busy connections, but not behind a statement that has run for a
+  // while: that would queue them for as long as it runs.
+  const p = pool({ poolSize: 2, acquireTimeoutMs: 400 })
+  const long = [p.query('select pg_sleep(2)'), p.query('select pg_sleep(2)')]
+  await sleep(300)
+  assert.equal(p.status().size, 2)
+  const started = Date.now()
+  const q = p.query('select 1 as x')
+  await sleep(100)
+  assert.equal(p.status().waiting, 1)
+  await assert.rejects(q, { code: '53300', message: /all connections are busy/ })
+  assert.ok(Date.now() - started >= 300, 'waited about acquireTimeoutMs')
+  await Promise.all(long)
+  assert.deepEqual(await p.query('select 1 as x'), [{ x: 1 }])
+
+  // A query waiting for such a connection gets it as soon as the statement ends.
+  const one = pool({ poolSize: 1, acquireTimeoutMs: 10000 })
+  const sleeping = one.query('select pg_sleep(1)')
+  await sleep(300)
+  const next = one.query('select 2 as y')
+  await sleep(100)
+  assert.equal(one.status().waiting, 1)
+  await sleeping
+  assert.deepEqual(await next, [{ y: 2 }])
+  assert.equal(one.status().waiting, 0)
 })
 
 test('40 transactions over a pool of 2: every one is served, none is lost, the pool ends idle', async () => {

@@ -78,13 +78,30 @@ pub(crate) struct Conn {
     host: usize,
     /// When the connection was last seen writable (ms since the pool's epoch).
     validated_at_ms: AtomicU64,
+    /// When the statement at the head of its pipeline started, as far as the pool can tell:
+    /// when a query took it idle, or when the query before completed (ms since the epoch).
+    head_since_ms: AtomicU64,
 }
 
 impl Conn {
     fn in_flight(&self) -> u32 {
         self.client.state().in_flight()
     }
+
+    /// Busy with one statement for longer than [`STALLED_MS`]: a query joining its pipeline
+    /// would wait behind that statement for as long as it runs, so the pool sends it
+    /// elsewhere, or makes it wait for a connection (up to `acquireTimeoutMs`).
+    fn stalled(&self, shared: u32, now_ms: u64) -> bool {
+        (shared > 0 || self.in_flight() > 0)
+            && now_ms.saturating_sub(self.head_since_ms.load(Ordering::Relaxed)) > STALLED_MS
+    }
 }
+
+/// How long the statement at the head of a connection's pipeline may run before the pool
+/// stops adding queries behind it. Pipelined statements complete in microseconds to a few
+/// milliseconds each under load; one that runs longer than this holds the connection the
+/// way a checked-out connection would.
+const STALLED_MS: u64 = 100;
 
 /// The right to use one connection, shared or exclusive; given back on drop.
 pub(crate) struct Lease {
@@ -456,7 +473,9 @@ impl Pool {
 
     /// A shared lease for a query: an idle connection, else a new one while a slot is free,
     /// else the least loaded connection not held by a transaction (its pipeline provides the
-    /// backpressure). Waits only when every connection is exclusive or still being opened.
+    /// backpressure) whose current statement is not a long one ([`Conn::stalled`]). Waits,
+    /// up to `acquireTimeoutMs` (then 53300), only when every connection is exclusive,
+    /// stalled or still being opened.
     async fn acquire_shared(&self, start: Instant, deadline: Instant) -> Result<Lease, Error> {
         loop {
             if self.is_closed() {
@@ -490,12 +509,14 @@ impl Pool {
     }
 
     /// An idle connection's shared lease, else a free slot to open one in, else the least
-    /// loaded connection not held by a transaction; `None` when every connection is held
-    /// exclusively (or being opened) and no slot is free.
+    /// loaded connection not held by a transaction nor stalled; `None` when every connection
+    /// is held exclusively, stalled or being opened, and no slot is free.
     fn pick_shared(&self) -> Option<Result<SlotLease<Conn>, Reservation>> {
-        // Closed connections are skipped here and purged on the slow path.
+        // Closed connections are skipped here and purged on the slow path; so are stalled
+        // ones (a long statement at the head of the pipeline).
+        let now = self.now_ms();
         let best = self.inner.slots.share_best(|c, shared| {
-            if c.client.is_closed() {
+            if c.client.is_closed() || c.stalled(shared, now) {
                 return None;
             }
             let load = c.in_flight();
@@ -506,7 +527,11 @@ impl Pool {
             })
         });
         match best {
-            Some(l) if l.item.in_flight() == 0 => Some(Ok(l)),
+            Some(l) if l.item.in_flight() == 0 => {
+                // Idle (or joined in the same instant as another query): the head starts now.
+                l.item.head_since_ms.store(now, Ordering::Relaxed);
+                Some(Ok(l))
+            }
             // Busy: a free slot (a new connection) beats joining a pipeline.
             Some(l) => match self.inner.slots.reserve() {
                 Some(r) => {
@@ -682,7 +707,15 @@ impl Pool {
     }
 
     fn return_shared(&self, id: SlotId, conn: &Arc<Conn>) {
+        // This query's response is complete: the next one in the pipeline is at its head
+        // now. A connection that was stalled takes queries again, so sleepers look again.
+        let now = self.now_ms();
+        let was_stalled =
+            now.saturating_sub(conn.head_since_ms.swap(now, Ordering::Relaxed)) > STALLED_MS;
         if self.inner.slots.release(id, false) != Some(0) {
+            if was_stalled {
+                self.notify_sleepers();
+            }
             return;
         }
         // Last user gone: a waiting transaction may have it.
@@ -719,6 +752,7 @@ impl Pool {
                         host,
                         // Routing just checked it.
                         validated_at_ms: AtomicU64::new(self.now_ms()),
+                        head_since_ms: AtomicU64::new(self.now_ms()),
                     }));
                 }
                 Err(RouteError::Fatal(e)) => break Err(Error::Wire(e)),
