@@ -19,8 +19,8 @@ export interface QueryLogEvent {
 }
 
 export interface PoolOptions {
-  /** `'host'`, `'host:port'`, or `'[v6]:port'`. */
-  hosts: string[]
+  /** `'host'`, `'host:port'`, or `'[v6]:port'`; one string for a single host. */
+  hosts: string[] | string
   /** Port for hosts that do not name one. Default 5432. */
   port?: number
   user: string
@@ -42,7 +42,8 @@ export interface PoolOptions {
   retry?: RetryOptions
   /** Most queries pipelined on one connection. Default 128. */
   pipelineDepth?: number
-  logger?: (event: QueryLogEvent) => void
+  /** Called once per query (pool and transaction queries); its errors and rejections are ignored. */
+  logger?: (event: QueryLogEvent) => void | Promise<void>
 }
 
 export interface StopOptions {
@@ -151,22 +152,26 @@ export type Param = null | undefined | boolean | number | bigint | string | Buff
 export type Row = Record<string, Value>
 
 export declare class Transaction {
+  /** From `pool.begin()` or `pool.transaction(cb)` only. */
+  private constructor()
   readonly finished: boolean
   /** A stop cancels the statement, which aborts the transaction. */
-  query<T extends Row = Row>(sql: string, params?: Param[], options?: StopOptions): Promise<T[]>
+  query<T extends Row = Row>(sql: string, params?: Param[] | null, options?: StopOptions): Promise<T[]>
   commit(): Promise<void>
   rollback(): Promise<void>
 }
 
 export declare class Pool {
-  query<T extends Row = Row>(sql: string, params?: Param[], options?: QueryOptions): Promise<T[]>
+  /** The same as `createPool(options)`. */
+  constructor(options: PoolOptions)
+  query<T extends Row = Row>(sql: string, params?: Param[] | null, options?: QueryOptions): Promise<T[]>
   /**
    * `INSERT INTO table (keys of row) VALUES (...) RETURNING *` (keys whose value is
    * undefined are left out). `table`: 'name', 'schema.name' or ['schema', 'name'].
    */
   insert<T extends Row = Row>(table: string | string[], row: Record<string, Param>, options?: InsertOptions): Promise<T[]>
   begin(options?: BeginOptions): Promise<Transaction>
-  transaction<T>(cb: (tx: Transaction) => Promise<T>, options?: TransactionOptions): Promise<T>
+  transaction<T>(cb: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T>
   status(): PoolStatus
   connections(): ConnectionStatus[]
   end(): Promise<void>

@@ -205,10 +205,12 @@ async function stoppable(call, opts, sql) {
  */
 class Transaction {
   #native
+  #logger
   #finished = false
 
-  constructor(native) {
+  constructor(native, logger) {
     this.#native = native
+    this.#logger = logger
   }
 
   get finished() {
@@ -223,13 +225,19 @@ class Transaction {
     if (typeof sql !== 'string') throw argumentError('query text must be a string')
     if (params !== undefined && params !== null && !Array.isArray(params)) throw argumentError('query parameters must be an array')
     const opts = queryOptions(options)
+    const logger = this.#logger
+    const started = logger ? performance.now() : 0
     try {
-      return await stoppable(async (timeoutMs, abort) => {
+      const rows = await stoppable(async (timeoutMs, abort) => {
         const r = await this.#native.query(sql, params ?? [], timeoutMs, abort)
         return r.rest ? await rowsOf(r) : rowsOf(r)
       }, opts, sql)
+      if (logger) log(logger, { sql, durationMs: performance.now() - started, rowCount: rows.length })
+      return rows
     } catch (e) {
-      throw toError(e, sql)
+      const err = toError(e, sql)
+      if (logger) log(logger, { sql, durationMs: performance.now() - started, error: err })
+      throw err
     }
   }
 
@@ -289,7 +297,7 @@ class Pool {
     const isolation = checkIsolation(options)
     if (this.#closed) throw this.#closedError()
     try {
-      return new Transaction(await this.#native.begin(isolation))
+      return new Transaction(await this.#native.begin(isolation), this.#logger)
     } catch (e) {
       throw toError(e, 'BEGIN')
     }
@@ -435,13 +443,16 @@ class Pool {
   }
 }
 
+// The logger's errors are ignored, as documented: thrown, or rejected by an async logger
+// (an unhandled rejection would end the process).
 function log(logger, event) {
   try {
-    logger(event)
-  } catch {
-    // The logger's errors are ignored, as documented.
-  }
+    const r = logger(event)
+    if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, ignore)
+  } catch {}
 }
+
+function ignore() {}
 
 function createPool(options) {
   return new Pool(options)

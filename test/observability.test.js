@@ -25,10 +25,39 @@ test('the logger gets { sql, durationMs, rowCount } or { sql, durationMs, error 
   assert.equal(events[1].rowCount, undefined)
 })
 
-test('an error thrown by the logger is ignored', async () => {
+test('queries in a transaction are logged too', async () => {
+  const events = []
+  const p = pool({ logger: (e) => events.push(e) })
+  await p.transaction((tx) => tx.query('select 1 as v'))
+  const tx = await p.begin()
+  await tx.query('select 2 as v', [])
+  await assert.rejects(tx.query('select 1/0'), { code: '22012' })
+  await tx.rollback()
+  assert.deepEqual(events.map((e) => [e.sql, e.rowCount, e.error && e.error.code, typeof e.durationMs]), [
+    ['select 1 as v', 1, undefined, 'number'],
+    ['select 2 as v', 1, undefined, 'number'],
+    ['select 1/0', undefined, '22012', 'number'],
+  ])
+})
+
+test('an error thrown by the logger is ignored, and so is a rejection of an async one', async () => {
   const p = pool({ logger: () => { throw new Error('logger bug') } })
   assert.deepEqual(await p.query('select 1 as v'), [{ v: 1 }])
   await assert.rejects(p.query('select 1/0'), { code: '22012' })
+
+  const unhandled = []
+  const onUnhandled = (reason) => unhandled.push(reason)
+  process.on('unhandledRejection', onUnhandled)
+  try {
+    const a = pool({ logger: async () => { throw new Error('async logger bug') } })
+    assert.deepEqual(await a.query('select 1 as v'), [{ v: 1 }])
+    await assert.rejects(a.query('select 1/0'), { code: '22012' })
+    await a.transaction((tx) => tx.query('select 1 as v'))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  } finally {
+    process.off('unhandledRejection', onUnhandled)
+  }
+  assert.deepEqual(unhandled, [])
 })
 
 test('statementTimeoutMs makes the server cancel long statements with 57014', async () => {
