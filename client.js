@@ -87,7 +87,7 @@ function nativeOptions(opts) {
     acquireTimeoutMs: optionalInt(opts, 'acquireTimeoutMs', 0),
     statementTimeoutMs: optionalInt(opts, 'statementTimeoutMs', 0),
     validationIntervalMs: optionalInt(opts, 'validationIntervalMs', 0),
-    retryMaxAttempts: optionalInt(retry, 'maxAttempts', 0),
+    retryMaxAttempts: optionalInt(retry, 'maxAttempts', 1),
     retryBaseDelayMs: optionalInt(retry, 'baseDelayMs', 0),
     retryMaxDelayMs: optionalInt(retry, 'maxDelayMs', 0),
     pipelineDepth: optionalInt(opts, 'pipelineDepth', 1),

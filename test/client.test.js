@@ -156,6 +156,7 @@ test('bad arguments and options get clear errors with a code', async () => {
   assert.throws(() => createPool({ hosts: ['h:99999'], user: 'u' }), { code: 'INVALID_CONFIG' })
   assert.throws(() => createPool({ hosts: ['h'], user: 'u', mode: 'primary' }), { code: 'INVALID_CONFIG' })
   assert.throws(() => createPool({ hosts: ['h'], user: 'u', poolSize: 0 }), { code: 'INVALID_CONFIG' })
+  assert.throws(() => createPool({ hosts: ['h'], user: 'u', retry: { maxAttempts: 0 } }), { code: 'INVALID_CONFIG', message: /maxAttempts/ })
 })
 
 test('COPY is refused with a clear error and the connection stays usable', async () => {

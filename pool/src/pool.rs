@@ -199,6 +199,9 @@ impl Pool {
         if config.pool_size == 0 {
             return Err(Error::Config("poolSize must be at least 1".into()));
         }
+        if config.retry.max_attempts == 0 {
+            return Err(Error::Config("retry.maxAttempts must be at least 1".into()));
+        }
         Ok(Pool {
             inner: Arc::new(Inner {
                 slots: Slots::new(config.pool_size),
@@ -334,15 +337,28 @@ impl Pool {
                     if e.is_closed() {
                         self.evict(&lease);
                     }
-                    // An unsent request did not run; a read may run twice when the caller
-                    // allows it.
-                    let retry = (e.is_closed() && e.safe_to_retry())
-                        || (e.is_closed() && retry_reads && read_retries < cfg.retry.max_attempts);
-                    if retry && Instant::now() < deadline {
-                        if !e.safe_to_retry() {
-                            read_retries += 1;
-                        }
+                    // An unsent request did not run: it goes again at once. A read that may
+                    // have run runs again when the caller allows it, up to the retry
+                    // policy's maxAttempts executions in all, after its backoff.
+                    if e.is_closed() && e.safe_to_retry() && Instant::now() < deadline {
                         continue;
+                    }
+                    if e.is_closed() && retry_reads && read_retries + 1 < cfg.retry.max_attempts {
+                        let now = Instant::now();
+                        if now < deadline {
+                            let delay = cfg.retry.delay(read_retries).min(deadline - now);
+                            read_retries += 1;
+                            if let Some(s) = &stopper {
+                                tokio::select! {
+                                    biased;
+                                    stop = s.fired() => return Err(Error::not_sent(stop)),
+                                    () = tokio::time::sleep(delay) => {}
+                                }
+                            } else {
+                                tokio::time::sleep(delay).await;
+                            }
+                            continue;
+                        }
                     }
                     return Err(e.into());
                 }
@@ -761,11 +777,13 @@ impl Pool {
                         Mode::ReadWrite => false,
                         _ => attempt + 1 >= cfg.retry.max_attempts,
                     };
-                    let delay = cfg.retry.delay(attempt);
-                    if give_up || Instant::now() + delay >= deadline || self.is_closed() {
+                    let now = Instant::now();
+                    if give_up || now >= deadline || self.is_closed() {
                         break Err(self.no_node_error(start, last));
                     }
-                    tokio::time::sleep(delay).await;
+                    // The last wait ends at the deadline, with one more try: the window is
+                    // used to its end, not cut short by the length of a backoff step.
+                    tokio::time::sleep(cfg.retry.delay(attempt).min(deadline - now)).await;
                     attempt += 1;
                 }
             }
