@@ -128,8 +128,17 @@ test('fence + promote: idle pooled connections are evicted and writes land on th
   await p.query('create table t_follow (k text primary key)')
   // Fill the pool with idle connections to the current primary.
   await Promise.all(Array.from({ length: 6 }, (_, i) => p.query('insert into t_follow values ($1)', [`before-${i}`])))
+  // And a read-only pool on each standby, each with an idle connection.
+  const readers = new Map(standbys().map((i) => [i, pool({ mode: 'read-only', hosts: [hostOf(i)], poolSize: 1, acquireTimeoutMs: 1500 })]))
+  for (const ro of readers.values()) assert.deepEqual(await ro.query('select pg_is_in_recovery() as standby'), [{ standby: true }])
   const { oldPrimary, newPrimary } = await suite.cluster.failover({ mode: 'fence' })
   assert.notEqual(oldPrimary, newPrimary)
+  // The promoted standby's read-only pool no longer reads there (it has no standby left);
+  // the other one still reads from its standby.
+  await assert.rejects(readers.get(newPrimary).query('select pg_is_in_recovery() as standby'), { code: '08001' })
+  for (const [i, ro] of readers) {
+    if (i !== newPrimary) assert.deepEqual(await ro.query('select pg_is_in_recovery() as standby'), [{ standby: true }])
+  }
   for (let i = 0; i < 10; i++) {
     const [r] = await p.query('insert into t_follow values ($1) returning inet_server_port() as port', [`after-${i}`])
     assert.equal(r.port, suite.cluster.node(newPrimary).port)

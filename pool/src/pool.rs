@@ -143,7 +143,8 @@ const PROBE_SQL: &str = "SHOW transaction_read_only";
 enum Outcome {
     Done(Result<QueryResult, hyperion_wire::Error>),
     /// The node turned out read-only (fenced, or a standby) with this very response: the
-    /// statement ran read-only, so it did not write and can run again on the primary.
+    /// statement ran read-only, so it did not write and can run again on the primary. For
+    /// a read-only pool: the standby was promoted; the read runs again on a standby.
     Fenced,
 }
 
@@ -425,7 +426,7 @@ impl Pool {
                 Err(e) => Err(e),
             }
         };
-        if read_write && state.is_read_only() {
+        if self.fenced(&conn.client) {
             return Outcome::Fenced;
         }
         if read_write && !matches!(&result, Err(e) if e.is_closed()) {
@@ -456,9 +457,17 @@ impl Pool {
         }
     }
 
-    /// Whether a connection may serve a read-write pool's next statement.
+    /// Whether a connection no longer fits the pool's mode: a read-write pool's node turned
+    /// read-only (fenced, or a standby), or a read-only pool's standby was promoted. A
+    /// promoted server reports `in_hot_standby = off` at each session's next ReadyForQuery
+    /// (PostgreSQL 14 on; older servers do not tell, and their standbys are not rechecked).
     pub(crate) fn fenced(&self, client: &Client) -> bool {
-        self.inner.config.mode == Mode::ReadWrite && client.state().is_read_only()
+        let st = client.state();
+        match self.inner.config.mode {
+            Mode::ReadWrite => st.is_read_only(),
+            Mode::ReadOnly => st.reports_read_only() && !st.in_hot_standby(),
+            Mode::PreferStandby | Mode::Any => false,
+        }
     }
 
     /// Whether the next statement on `conn` needs the pre-14 probe (see [`Pool::run`]).
