@@ -139,12 +139,23 @@ impl Drop for Lease {
 /// (before PostgreSQL 14).
 const PROBE_SQL: &str = "SHOW transaction_read_only";
 
+/// Whether a statement that succeeded may have written: anything but a plain read by its
+/// command tag. (A SELECT that calls a writing function cannot be told from one that does
+/// not; it counts as a read.)
+fn may_have_written(result: &QueryResult) -> bool {
+    let verb = result
+        .command_tag
+        .as_deref()
+        .and_then(|t| t.split(' ').next());
+    !matches!(verb, Some("SELECT" | "SHOW" | "FETCH"))
+}
+
 /// How one attempt of a query ended.
 enum Outcome {
     Done(Result<QueryResult, hyperion_wire::Error>),
-    /// The node turned out read-only (fenced, or a standby) with this very response: the
-    /// statement ran read-only, so it did not write and can run again on the primary. For
-    /// a read-only pool: the standby was promoted; the read runs again on a standby.
+    /// The node turned out read-only (fenced, or a standby) with this very response, and the
+    /// statement failed or was a read: it did not write and can run again on the primary.
+    /// For a read-only pool: the standby was promoted; the read runs again on a standby.
     Fenced,
 }
 
@@ -427,6 +438,15 @@ impl Pool {
             }
         };
         if self.fenced(&conn.client) {
+            // A fence can reach the session after its statement's transaction began:
+            // PostgreSQL applies a reload before any message it reads, Execute included,
+            // but fixes a transaction's read-only-ness when it starts (at Parse or Bind). A
+            // write that succeeded ran writable and committed; running it again would apply
+            // it twice. (A fence applied before the transaction makes every write fail with
+            // 25006.) The connection is evicted with its next statement.
+            if read_write && matches!(&result, Ok(r) if may_have_written(r)) {
+                return Outcome::Done(result);
+            }
             return Outcome::Fenced;
         }
         if read_write && !matches!(&result, Err(e) if e.is_closed()) {
