@@ -232,11 +232,11 @@ class Transaction {
         const r = await this.#native.query(sql, params ?? [], timeoutMs, abort)
         return r.rest ? await rowsOf(r) : rowsOf(r)
       }, opts, sql)
-      if (logger) log(logger, { sql, durationMs: performance.now() - started, rowCount: rows.length })
+      if (logger) logQuery(logger, sql, started, rows, undefined)
       return rows
     } catch (e) {
       const err = toError(e, sql)
-      if (logger) log(logger, { sql, durationMs: performance.now() - started, error: err })
+      if (logger) logQuery(logger, sql, started, undefined, err)
       throw err
     }
   }
@@ -372,11 +372,11 @@ class Pool {
       } else {
         rows = await stoppable((timeoutMs, abort) => this.#run(sql, params, opts.retry, timeoutMs, abort), opts, sql)
       }
-      if (logger) log(logger, { sql, durationMs: performance.now() - started, rowCount: rows.length })
+      if (logger) logQuery(logger, sql, started, rows, undefined)
       return rows
     } catch (e) {
       const err = toError(e, sql)
-      if (logger) log(logger, { sql, durationMs: performance.now() - started, error: err })
+      if (logger) logQuery(logger, sql, started, undefined, err)
       throw err
     }
   }
@@ -443,9 +443,12 @@ class Pool {
   }
 }
 
-// The logger's errors are ignored, as documented: thrown, or rejected by an async logger
-// (an unhandled rejection would end the process).
-function log(logger, event) {
+// One query's event for the logger, `{ sql, durationMs, rowCount }` or `{ sql, durationMs,
+// error }`. Its errors are ignored, as documented: thrown, or rejected by an async logger (an
+// unhandled rejection would end the process).
+function logQuery(logger, sql, started, rows, error) {
+  const durationMs = performance.now() - started
+  const event = error === undefined ? { sql, durationMs, rowCount: rows.length } : { sql, durationMs, error }
   try {
     const r = logger(event)
     if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, ignore)

@@ -42,7 +42,7 @@ function compile(kinds, names) {
         // A DataView read allocates a 24-byte BigInt where an optimized BigInt64Array read
         // allocates 40 (V8 11); a large result keeps one per row and value.
         prelude += `const v${c} = new DataView(cols[${c}].buffer, cols[${c}].byteOffset, cols[${c}].byteLength);`
-        expr = `v${c}.getBigInt64(i * 8, LITTLE_ENDIAN)`
+        expr = `v${c}.getBigInt64(i * 8, ${LITTLE_ENDIAN})`
         break
       case 's':
       case 'y':
@@ -71,7 +71,7 @@ function compile(kinds, names) {
 for (let i = 0; i < n; i++) rows.push({${fields.join(', ')}});
 return rows;`
   // eslint-disable-next-line no-new-func
-  return new Function('n', 'cols', 'nulls', 'parseJson', 'rows', 'LITTLE_ENDIAN', body)
+  return new Function('n', 'cols', 'nulls', 'parseJson', 'rows', body)
 }
 
 // One JSON.parse for a whole json/jsonb column (its values joined into one JSON array).
@@ -100,7 +100,7 @@ function builder(shape, make) {
 function append(rows, r) {
   if (r.names.length === 0) return rows
   const shape = r.kinds + '\u0000' + r.names.join('\u0000')
-  return builder(shape, () => compile(r.kinds, r.names))(r.n, r.cols, r.nulls, parseJson, rows, LITTLE_ENDIAN)
+  return builder(shape, () => compile(r.kinds, r.names))(r.n, r.cols, r.nulls, parseJson, rows)
 }
 
 /**

@@ -7,8 +7,7 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const events = require('node:events')
-const net = require('node:net')
-const { useCluster } = require('./support.js')
+const { useCluster, tcpProxy } = require('./support.js')
 const { createPool } = require('../client.js')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -146,39 +145,9 @@ test('bad timeoutMs or signal is INVALID_ARGUMENT', async () => {
   await assert.rejects(p.query('select 1', [], 'fast'), { code: 'INVALID_ARGUMENT' })
 })
 
-// A TCP proxy to one node that can stop passing new connections (they are accepted and
-// then hang, as with a node partitioned away), while the ones already open keep working.
-async function proxyTo(host, port) {
-  let partitioned = false
-  const sockets = new Set()
-  const server = net.createServer((client) => {
-    sockets.add(client)
-    client.on('error', () => {})
-    client.on('close', () => sockets.delete(client))
-    if (partitioned) return // read nothing, answer nothing
-    const upstream = net.connect(port, host)
-    sockets.add(upstream)
-    upstream.on('error', () => client.destroy())
-    client.on('error', () => upstream.destroy())
-    upstream.on('close', () => { sockets.delete(upstream); client.destroy() })
-    client.on('close', () => upstream.destroy())
-    client.pipe(upstream)
-    upstream.pipe(client)
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    port: server.address().port,
-    partition() { partitioned = true },
-    close() {
-      for (const s of sockets) s.destroy()
-      return new Promise((resolve) => server.close(resolve))
-    },
-  }
-}
-
 test('a cancel that cannot be delivered: the call returns after the ~1s grace and the connection is destroyed', async () => {
   const primary = suite.cluster.node(suite.cluster.primaryIndex())
-  const proxy = await proxyTo(primary.host || '127.0.0.1', primary.port)
+  const proxy = await tcpProxy(primary.host || '127.0.0.1', primary.port)
   const p = createPool({ ...suite.conn, hosts: [`127.0.0.1:${proxy.port}`], poolSize: 1, acquireTimeoutMs: 3000 })
   const watcher = pool({ poolSize: 1 })
   try {
@@ -204,7 +173,7 @@ test('a statement that ends while its cancel is still undelivered: the connectio
   // the cancel may still arrive and would hit the next statement, so the connection must
   // not go back to the pool.
   const primary = suite.cluster.node(suite.cluster.primaryIndex())
-  const proxy = await proxyTo(primary.host || '127.0.0.1', primary.port)
+  const proxy = await tcpProxy(primary.host || '127.0.0.1', primary.port)
   const p = createPool({ ...suite.conn, hosts: [`127.0.0.1:${proxy.port}`], poolSize: 1, acquireTimeoutMs: 3000 })
   try {
     await p.query('select 1')

@@ -4,8 +4,7 @@
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
-const net = require('node:net')
-const { useCluster } = require('./support.js')
+const { useCluster, tcpProxy } = require('./support.js')
 const { createPool } = require('../client.js')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -123,61 +122,10 @@ test('a fence with no promoted standby: "no writable primary available after <ms
   assert.equal((await p.query('select 3 as v'))[0].v, 3, 'recovers once the primary is writable again')
 })
 
-// A TCP proxy to host:port that can hold the client's next Execute message (and what
-// follows it) until released: `await proxy.holdNextExecute()` resolves, once an Execute
-// arrived, to the function that lets it through.
-async function executeHoldingProxy(host, port) {
-  let arm = null
-  const sockets = new Set()
-  const server = net.createServer((client) => {
-    const upstream = net.connect(port, host)
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('error', () => {})
-      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy() })
-    }
-    upstream.on('data', (d) => client.write(d))
-    let buf = Buffer.alloc(0)
-    let started = false
-    let held = null
-    client.on('data', (d) => {
-      buf = Buffer.concat([buf, d])
-      for (;;) {
-        // The startup message has no type byte; every later one is type + length.
-        const len = started ? (buf.length >= 5 ? 1 + buf.readInt32BE(1) : Infinity) : (buf.length >= 4 ? buf.readInt32BE(0) : Infinity)
-        if (buf.length < len) break
-        if (started && held === null && arm !== null && buf[0] === 0x45) {
-          held = []
-          const resolve = arm
-          arm = null
-          resolve(() => {
-            for (const f of held) upstream.write(f)
-            held = null
-          })
-        }
-        const frame = Buffer.from(buf.subarray(0, len))
-        buf = buf.subarray(len)
-        started = true
-        if (held !== null) held.push(frame)
-        else upstream.write(frame)
-      }
-    })
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    port: server.address().port,
-    holdNextExecute: () => new Promise((resolve) => { arm = resolve }),
-    close() {
-      for (const s of sockets) s.destroy()
-      return new Promise((resolve) => server.close(resolve))
-    },
-  }
-}
-
 test('a write the fence reaches mid-statement has committed: it is returned, not run again', async () => {
   const primary = suite.cluster.primaryIndex()
   const node = suite.cluster.node(primary)
-  const proxy = await executeHoldingProxy(node.host || '127.0.0.1', node.port)
+  const proxy = await tcpProxy(node.host || '127.0.0.1', node.port)
   const p = createPool({ ...suite.conn, hosts: [`127.0.0.1:${proxy.port}`], poolSize: 1, acquireTimeoutMs: 1500 })
   const insert = 'insert into t_midfence (k) values ($1) returning k'
   try {

@@ -1,9 +1,10 @@
 'use strict'
 // Shared setup of the node:test suites: one cluster per file (a local one the harness
 // creates, or the existing cluster HYPERION_* points at), pools that are ended after the
-// file, and the cluster torn down at the end.
+// file, and the cluster torn down at the end; and a TCP proxy for network faults.
 
 const { before, after } = require('node:test')
+const net = require('node:net')
 const { clusterForTests } = require('./cluster.js')
 const { createPool } = require('../client.js')
 
@@ -35,4 +36,66 @@ function useCluster({ create = clusterForTests, poolDefaults = {}, setup } = {})
   return suite
 }
 
-module.exports = { useCluster }
+/**
+ * A TCP proxy to one node, for what only the network between client and server can do:
+ * - `partition()`: new connections are accepted and then hang (a node partitioned away),
+ *   while the ones already open keep working;
+ * - `await holdNextExecute()`: the client's next Execute message, and what follows it on
+ *   that connection, is held back; resolves, once it arrived, to the function that lets it
+ *   through.
+ */
+async function tcpProxy(host, port) {
+  let partitioned = false
+  let arm = null
+  const sockets = new Set()
+  const server = net.createServer((client) => {
+    sockets.add(client)
+    client.on('error', () => {})
+    client.on('close', () => sockets.delete(client))
+    if (partitioned) return // read nothing, answer nothing
+    const upstream = net.connect(port, host)
+    sockets.add(upstream)
+    upstream.on('error', () => client.destroy())
+    upstream.on('close', () => { sockets.delete(upstream); client.destroy() })
+    client.on('close', () => upstream.destroy())
+    upstream.pipe(client)
+    // Client to server frame by frame, to find an Execute ('E'). The startup message (and
+    // a CancelRequest) has no type byte; every later message is type + length.
+    let buf = Buffer.alloc(0)
+    let started = false
+    let held = null
+    client.on('data', (d) => {
+      buf = Buffer.concat([buf, d])
+      for (;;) {
+        const len = started ? (buf.length >= 5 ? 1 + buf.readInt32BE(1) : Infinity) : (buf.length >= 4 ? buf.readInt32BE(0) : Infinity)
+        if (buf.length < len) break
+        if (started && held === null && arm !== null && buf[0] === 0x45) {
+          held = []
+          const resolve = arm
+          arm = null
+          resolve(() => {
+            for (const f of held) upstream.write(f)
+            held = null
+          })
+        }
+        const frame = Buffer.from(buf.subarray(0, len))
+        buf = buf.subarray(len)
+        started = true
+        if (held !== null) held.push(frame)
+        else upstream.write(frame)
+      }
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: server.address().port,
+    partition() { partitioned = true },
+    holdNextExecute: () => new Promise((resolve) => { arm = resolve }),
+    close() {
+      for (const s of sockets) s.destroy()
+      return new Promise((resolve) => server.close(resolve))
+    },
+  }
+}
+
+module.exports = { useCluster, tcpProxy }
