@@ -156,7 +156,7 @@ export declare class Transaction {
   private constructor()
   readonly finished: boolean
   /** A stop cancels the statement, which aborts the transaction. */
-  query<T extends Row = Row>(sql: string, params?: Param[] | null, options?: StopOptions): Promise<T[]>
+  query<T extends object = Row>(sql: string, params?: Param[] | null, options?: StopOptions): Promise<T[]>
   commit(): Promise<void>
   rollback(): Promise<void>
 }
@@ -164,12 +164,12 @@ export declare class Transaction {
 export declare class Pool {
   /** The same as `createPool(options)`. */
   constructor(options: PoolOptions)
-  query<T extends Row = Row>(sql: string, params?: Param[] | null, options?: QueryOptions): Promise<T[]>
+  query<T extends object = Row>(sql: string, params?: Param[] | null, options?: QueryOptions): Promise<T[]>
   /**
    * `INSERT INTO table (keys of row) VALUES (...) RETURNING *` (keys whose value is
    * undefined are left out). `table`: 'name', 'schema.name' or ['schema', 'name'].
    */
-  insert<T extends Row = Row>(table: string | string[], row: Record<string, Param>, options?: InsertOptions): Promise<T[]>
+  insert<T extends object = Row>(table: string | string[], row: Record<string, Param>, options?: InsertOptions): Promise<T[]>
   begin(options?: BeginOptions): Promise<Transaction>
   transaction<T>(cb: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T>
   status(): PoolStatus

@@ -1,0 +1,114 @@
+// Compiled (never run) by test/dts.test.js with `tsc --noEmit --strict`: the README's usage
+// must type-check against client.d.ts, and each `@ts-expect-error` line must be an error
+// (tsc reports an unused one), so the declarations can be neither too loose nor too strict.
+import { createPool, Pool, Transaction, PgError, Row, Value, hello } from '../../client'
+
+async function readme(): Promise<void> {
+  const greeting: string = hello('world')
+  void greeting
+
+  const pool = createPool({
+    hosts: ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
+    port: 5432,
+    user: 'app',
+    password: 'secret',
+    database: 'weido',
+    mode: 'read-write',
+    poolSize: 10,
+    connectTimeoutMs: 2000,
+    acquireTimeoutMs: 5000,
+    statementTimeoutMs: 30000,
+    validationIntervalMs: 0,
+    logger: (e) => console.log(e.sql, e.durationMs, e.rowCount ?? e.error?.code),
+    retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 },
+  })
+  const rows = await pool.query('select id, label from t where id = $1', [42])
+  const first: Row | undefined = rows[0]
+  const label: Value | undefined = first?.label
+  void label
+
+  // A row type the caller names, as an interface or a type literal.
+  interface Order {
+    id: number
+    amount: string
+    placed: string
+    total: bigint
+    payload: Buffer | null
+  }
+  const orders = await pool.query<Order>('select * from orders where id = $1', [1n])
+  const total: bigint = orders[0].total
+  void total
+  type Pair = { a: number; b: string | null }
+  const pairs: Pair[] = await pool.query<Pair>('select 1 as a, null as b')
+  void pairs
+
+  const id = await pool.transaction(async (tx) => {
+    await tx.query('insert into t (x) values ($1)', [1])
+    const r = await tx.query<{ id: number }>('update t set x = x + 1 where x = $1 returning id', [1])
+    return r[0].id
+  })
+  const n: number = id
+  void n
+  await pool.transaction(async () => {}, { maxAttempts: 5, isolation: 'serializable' })
+  const syncResult: string = await pool.transaction(() => 'done')
+  void syncResult
+
+  const tx: Transaction = await pool.begin({ isolation: 'serializable' })
+  try {
+    await tx.query('insert into t (x) values ($1)', [2], { timeoutMs: 1000 })
+    await tx.commit()
+  } catch (e) {
+    await tx.rollback()
+    throw e
+  }
+
+  await pool.query('select …', [], { retry: true })
+  const [order] = await pool.insert('orders', { _id: 'evt-2026-06-05-abc123', amount: 100 }, { idempotency: true })
+  void order
+  await pool.insert(['app', 'orders'], { k: 1, v: null, at: new Date(), doc: { a: [1, 2] } }, { idempotency: true, conflictTarget: ['k'] })
+
+  await pool.query('select pg_sleep(10)', [], { timeoutMs: 2000 })
+  const ac = new AbortController()
+  await pool.query('select pg_sleep(10)', null, { signal: ac.signal })
+
+  try {
+    await pool.query('insert into t (id) values (1)')
+  } catch (e) {
+    const code: string = (e as PgError).code
+    void code
+  }
+
+  const s = pool.status()
+  const busy: number = s.maxSize + s.size + s.available + s.inUse + s.waiting
+  void busy
+  for (const c of pool.connections()) void (c.readOnly && c.inHotStandby)
+
+  const same: Pool = new Pool({ hosts: '[::1]:5433', user: 'app', mode: 'prefer-standby' })
+  await same.end()
+  await pool.end()
+}
+void readme
+
+async function mistakes(pool: Pool): Promise<void> {
+  // @ts-expect-error: not a mode
+  createPool({ hosts: ['h'], user: 'u', mode: 'primary' })
+  // @ts-expect-error: user is required
+  createPool({ hosts: ['h'] })
+  // @ts-expect-error: hosts is required
+  createPool({ user: 'u' })
+  // @ts-expect-error: not an isolation level
+  await pool.begin({ isolation: 'snapshot' })
+  // @ts-expect-error: parameters are an array
+  await pool.query('select $1', 1)
+  // @ts-expect-error: a symbol is not a parameter
+  await pool.query('select $1', [Symbol('x')])
+  // @ts-expect-error: retry on a query is a boolean
+  await pool.query('select 1', [], { retry: { maxAttempts: 2 } })
+  // @ts-expect-error: transactions come from begin() or transaction()
+  new Transaction()
+  const rows = await pool.query('select 1 as n')
+  // @ts-expect-error: a column value is not known to be a number
+  const n: number = rows[0].n
+  void n
+}
+void mistakes
