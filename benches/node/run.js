@@ -5,6 +5,7 @@
 //
 //   node benches/node/run.js [--workload W2 ...|W1,W2] [--client hyperion,pg] [--reps 5]
 //                            [--quick | --quick=W2,W4,W5] [--hyperion-node FILE]
+//                            [--node-flags "--max-semi-space-size=64 ..."]
 //                            [--out DIR (default benches/node/results) | --no-write]
 //   node benches/node/run.js --serve      # start the server + schema, print BENCH_CONN, wait
 //   node benches/node/run.js --report results/<date>.json   # redraw latest.md/.png from a run
@@ -15,7 +16,9 @@
 // fresh 3-node synchronous cluster per sample. Every sample is a fresh process
 // (sample.js under node, or under bun for Bun SQL; pgbench is spawned directly); clients
 // are interleaved (A B C, then C B A, ...). Writes results/<date>.json, results/latest.md
-// and results/latest.png.
+// and results/latest.png. --node-flags runs every Node.js sample (all clients alike; not Bun's,
+// not pgbench) with those V8/Node flags, to see a workload under a tuned runtime; the flags are
+// recorded in the results.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -49,7 +52,7 @@ const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
 
 // ---------------------------------------------------------------------------------------
 function parseArgs(argv) {
-  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: RESULTS, report: null }
+  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: RESULTS, report: null, nodeFlags: [] }
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -65,8 +68,9 @@ function parseArgs(argv) {
       case '--no-write': o.write = false; break
       case '--out': o.out = path.resolve(val()); break
       case '--hyperion-node': o.hyperionNode = path.resolve(val()); break
+      case '--node-flags': o.nodeFlags.push(...String(val()).split(/\s+/).filter(Boolean)); break
       case '--help': case '-h':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 19).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
+        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 22).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
         process.exit(0)
         break
       default: throw new Error(`unknown option ${a} (see --help)`)
@@ -223,7 +227,7 @@ async function nodeSample(client, workload, ctx) {
   const args = ['sample.js', '--client', client, '--workload', workload, ...(ctx.opts.quick.has(workload) ? ['--quick'] : [])]
   const r = name === 'bun'
     ? (ctx.tools.bun ? await runProcess(ctx.tools.bun, args, { env }) : { code: -1, out: '', err: 'bun binary not found (npm install --prefix benches/node)' })
-    : await runProcess(process.execPath, ['--expose-gc', ...args], { env })
+    : await runProcess(process.execPath, ['--expose-gc', ...ctx.opts.nodeFlags, ...args], { env })
   return parseResult(r)
 }
 
@@ -488,7 +492,7 @@ async function main() {
     server: { version: server, setup: 'test/cluster.js (fsync=off, shared_buffers=32MB); W1-W5/W7 on the primary alone (standbys stopped, synchronous_standby_names cleared); W6 on a fresh 3-node cluster (synchronous ANY 1 of 2 standbys) per sample' },
     versions: ver,
     hyperionBuild: hyperion.info,
-    options: { workloads: opts.workloads, clients: opts.clients, reps: opts.reps, quick: [...opts.quick] },
+    options: { workloads: opts.workloads, clients: opts.clients, reps: opts.reps, quick: [...opts.quick], nodeFlags: opts.nodeFlags },
     sizes: Object.fromEntries(opts.workloads.filter((w) => SIZES[w]).map((w) => [w, SIZES[w][opts.quick.has(w) ? 'quick' : 'full']])),
     notes: report.NOTES,
     samples,

@@ -114,6 +114,8 @@ function markdown(result) {
     `node-postgres (pg) ${v.pg}, postgres.js ${v.postgres}, Bun SQL (bun ${v.bun}), ${v.pgbench || 'pgbench n/a'}.`)
   L.push('')
   L.push(`Run: \`${result.command}\`, ${result.options.reps} repetitions per client, each sample in a fresh process, warm-up excluded, clients interleaved (A B C, then C B A, ...). Started ${result.date}, finished ${result.finished}.`)
+  const flags = result.options.nodeFlags || []
+  if (flags.length) L.push(`**Tuned runtime:** every Node.js sample ran with \`${flags.join(' ')}\` (all Node.js clients alike; Bun and pgbench unchanged).`)
   L.push('')
   const main = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'].filter((w) => S[w])
   if (main.length) {
