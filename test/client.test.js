@@ -234,3 +234,47 @@ test('connectTimeoutMs bounds a handshake with a host that never answers; garbag
     http.close()
   }
 })
+
+// Promises are settled through one thread-safe function per pool (napi/src/settle.rs), which
+// holds the event loop only while a promise is pending.
+test('a pending query keeps the process alive; an idle pool lets it exit', () => {
+  const { spawnSync } = require('node:child_process')
+  const script = `
+    const { createPool } = require(${JSON.stringify(require.resolve('../client.js'))})
+    const pool = createPool(${JSON.stringify({ ...suite.conn, poolSize: 1 })})
+    pool.query('select pg_sleep(0.3), 42 as n').then((rows) => console.log('answer', rows[0].n))
+    // Nothing else keeps this process alive, and end() is never called.
+  `
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60000 })
+  assert.equal(r.signal, null, `the process did not exit by itself: ${r.stderr}`)
+  assert.equal(r.status, 0, r.stderr)
+  assert.equal(r.stdout, 'answer 42\n')
+})
+
+test('a pool in a worker thread works, and terminating the worker mid-query harms nothing', async () => {
+  const { Worker } = require('node:worker_threads')
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { createPool } = require(workerData.client)
+    const pool = createPool(workerData.conn)
+    pool.query('select 7 as n').then((rows) => {
+      parentPort.postMessage(rows[0].n)
+      for (let i = 0; i < 200; i++) pool.query('select pg_sleep(0.02)').catch(() => {})
+      parentPort.postMessage('busy')
+    })
+  `
+  const worker = new Worker(code, { eval: true, workerData: { client: require.resolve('../client.js'), conn: { ...suite.conn, poolSize: 2 } } })
+  const messages = []
+  await new Promise((resolve, reject) => {
+    worker.on('message', (m) => { messages.push(m); if (m === 'busy') resolve() })
+    worker.on('error', reject)
+    worker.on('exit', (c) => reject(new Error(`worker exited early (${c})`)))
+  })
+  await worker.terminate()
+  assert.deepEqual(messages, [7, 'busy'])
+  // The worker's queries finish after its environment is gone; this process carries on.
+  await new Promise((r) => setTimeout(r, 1000))
+  const p = pool()
+  const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => p.query('select $1::int4 as i', [i])))
+  assert.deepEqual(answers.map((rows) => rows[0].i), Array.from({ length: 100 }, (_, i) => i))
+})

@@ -10,6 +10,7 @@ mod errors;
 mod params;
 mod pool;
 mod rows;
+mod settle;
 mod stream;
 
 use napi_derive::napi;

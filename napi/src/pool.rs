@@ -3,6 +3,7 @@
 use crate::errors::{client_error, to_napi};
 use crate::params::{from_js, JsParams};
 use crate::rows::{objects_body, Chunk};
+use crate::settle::Settler;
 use crate::stream;
 use hyperion_pool::{
     Abort, Cancellation, Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction,
@@ -181,15 +182,17 @@ pub struct ConnectionStatus {
 #[napi]
 pub struct NativePool {
     pool: Pool,
+    settler: Settler,
 }
 
 #[napi]
 impl NativePool {
     #[napi(constructor)]
-    pub fn new(options: PoolOptions) -> napi::Result<Self> {
+    pub fn new(env: Env, options: PoolOptions) -> napi::Result<Self> {
         let cfg = config(options).map_err(|m| client_error("INVALID_CONFIG", &m))?;
         let pool = Pool::new(cfg).map_err(|e| to_napi(&e))?;
-        Ok(NativePool { pool })
+        let settler = Settler::new(&env)?;
+        Ok(NativePool { pool, settler })
     }
 
     /// Resolves to the result in columns (`client.js` assembles the rows; see rows.rs).
@@ -234,7 +237,7 @@ impl NativePool {
         let params = read_params(&env, params, self.pool.types())?;
         let pool = self.pool.clone();
         if objects {
-            return env.spawn_future(async move {
+            return self.settler.spawn(&env, async move {
                 let result = pool
                     .query(&sql, &params, opts, None)
                     .await
@@ -248,7 +251,7 @@ impl NativePool {
             });
         }
         let types = pool.types().clone();
-        stream::spawn(&env, types, move |streaming| {
+        stream::spawn(&env, &self.settler, types, move |streaming| {
             Box::pin(async move {
                 pool.query(&sql, &params, opts, Some(&streaming))
                     .await
@@ -265,11 +268,13 @@ impl NativePool {
             .transpose()
             .map_err(|m| client_error("INVALID_ARGUMENT", &m))?;
         let pool = self.pool.clone();
-        env.spawn_future(async move {
+        let settler = self.settler.clone();
+        self.settler.spawn(&env, async move {
             let tx = pool.begin(isolation).await.map_err(|e| to_napi(&e))?;
             Ok(NativeTransaction {
                 tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
                 types: pool.types().clone(),
+                settler,
             })
         })
     }
@@ -308,7 +313,7 @@ impl NativePool {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn end(&self, env: Env) -> napi::Result<JsObject> {
         let pool = self.pool.clone();
-        env.spawn_future(async move {
+        self.settler.spawn(&env, async move {
             pool.end().await;
             Ok(())
         })
@@ -321,6 +326,7 @@ impl NativePool {
 pub struct NativeTransaction {
     tx: Arc<tokio::sync::Mutex<Option<Transaction>>>,
     types: Arc<TypeCache>,
+    settler: Settler,
 }
 
 fn finished() -> napi::Error {
@@ -344,7 +350,7 @@ impl NativeTransaction {
         let params = read_params(&env, params, &self.types)?;
         let cancel = cancellation(timeout_ms, abort)?;
         let tx = self.tx.clone();
-        stream::spawn(&env, self.types.clone(), move |streaming| {
+        stream::spawn(&env, &self.settler, self.types.clone(), move |streaming| {
             Box::pin(async move {
                 let guard = tx.lock().await;
                 let t = guard.as_ref().ok_or_else(finished)?;
@@ -358,7 +364,7 @@ impl NativeTransaction {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn commit(&self, env: Env) -> napi::Result<JsObject> {
         let tx = self.tx.clone();
-        env.spawn_future(async move {
+        self.settler.spawn(&env, async move {
             let t = tx.lock().await.take().ok_or_else(finished)?;
             t.commit().await.map_err(|e| to_napi(&e))
         })
@@ -367,7 +373,7 @@ impl NativeTransaction {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn rollback(&self, env: Env) -> napi::Result<JsObject> {
         let tx = self.tx.clone();
-        env.spawn_future(async move {
+        self.settler.spawn(&env, async move {
             let t = tx.lock().await.take().ok_or_else(finished)?;
             t.rollback().await.map_err(|e| to_napi(&e))
         })

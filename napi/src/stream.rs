@@ -13,6 +13,7 @@
 //! chunk marked `last` completes the result; an error rejects the next `next()`.
 
 use crate::rows::{decode, Chunk};
+use crate::settle::Settler;
 use hyperion_pool::{RowSink, Streaming, TypeCache};
 use hyperion_wire::QueryResult;
 use napi::{Env, JsObject};
@@ -119,6 +120,7 @@ impl Feed {
 /// one batch, else the first batch with a `rest` to read the others from.
 pub fn spawn(
     env: &Env,
+    settler: &Settler,
     types: Arc<TypeCache>,
     start: impl FnOnce(Streaming) -> QueryFuture,
 ) -> napi::Result<JsObject> {
@@ -133,7 +135,8 @@ pub fn spawn(
         shared,
         attempt: 1,
     };
-    env.spawn_future(async move {
+    let rest_settler = settler.clone();
+    settler.spawn(env, async move {
         let first = match feed.next().await {
             // The common case: the result fitted in one batch.
             Piece::Done(attempt, result) => {
@@ -155,6 +158,7 @@ pub fn spawn(
         if !chunk.last {
             chunk.rest = Some(NativeRows {
                 rx: Arc::new(tokio::sync::Mutex::new(rest)),
+                settler: rest_settler,
             });
         }
         Ok(chunk)
@@ -218,6 +222,7 @@ async fn forward(
 #[napi]
 pub struct NativeRows {
     rx: Arc<tokio::sync::Mutex<UnboundedReceiver<Result<Chunk, napi::Error>>>>,
+    settler: Settler,
 }
 
 #[napi]
@@ -226,7 +231,7 @@ impl NativeRows {
     #[napi(ts_return_type = "Promise<NativeResult>")]
     pub fn next(&self, env: Env) -> napi::Result<JsObject> {
         let rx = self.rx.clone();
-        env.spawn_future(async move {
+        self.settler.spawn(&env, async move {
             match rx.lock().await.recv().await {
                 Some(chunk) => chunk,
                 None => Err(napi::Error::from_reason("the result is complete")),

@@ -1,0 +1,275 @@
+//! Settling promises from the runtime's threads, many per wake-up of the JS thread.
+//!
+//! napi-rs's `Env::spawn_future` gives every promise its own thread-safe function: a libuv
+//! handle opened and closed, an async resource, an environment cleanup hook, a second task
+//! that watches the first for a panic, and a wake-up of the JS thread with its own microtask
+//! checkpoint. A pool settles tens of thousands of promises a second, and that machinery
+//! cost more of the JS thread than the query itself. Here one thread-safe function per pool
+//! carries them all: a finished future queues its result, the first one queued wakes the JS
+//! thread, and that wake-up settles everything queued by then.
+//!
+//! The thread-safe function keeps the event loop alive only while a promise is pending (it
+//! is referenced on the JS thread when the first one starts and unreferenced when the last
+//! one is settled), so an idle pool does not keep a process from exiting.
+
+use crate::errors::client_error;
+use napi::bindgen_prelude::ToNapiValue;
+use napi::{sys, Env, JsObject, NapiRaw, NapiValue};
+use std::future::Future;
+use std::os::raw::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Makes a promise's settled value on the JS thread.
+type Settle = Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value> + Send>;
+
+struct Job {
+    deferred: sys::napi_deferred,
+    settle: Settle,
+}
+
+struct State {
+    /// Null once Node has finalized the function (environment teardown, or released).
+    tsfn: sys::napi_threadsafe_function,
+    jobs: Vec<Job>,
+}
+
+// SAFETY: the raw N-API handles in `State` are only used on the JS thread (`deferred`, in
+// `call_js`), or with the thread-safe calls N-API allows from any thread, under the mutex
+// that `finalize` takes before Node frees the function.
+unsafe impl Send for State {}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Promises created and not yet settled; changed on the JS thread only.
+    pending: AtomicUsize,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a settled promise; the first job queued wakes the JS thread. Called from any
+    /// thread. The mutex is held across the call, so Node cannot free the function under it.
+    fn push(&self, job: Job) {
+        let mut s = self.state();
+        if s.tsfn.is_null() {
+            return; // the environment is gone, and the promise with it
+        }
+        let wake = s.jobs.is_empty();
+        s.jobs.push(job);
+        if wake {
+            // SAFETY: `tsfn` is live (not finalized: checked under the mutex). Non-blocking
+            // on an unbounded queue never waits.
+            unsafe {
+                sys::napi_call_threadsafe_function(
+                    s.tsfn,
+                    ptr::null_mut(),
+                    sys::ThreadsafeFunctionCallMode::nonblocking,
+                );
+            }
+        }
+    }
+}
+
+/// What holds the thread-safe function open: the pool, its transactions and result streams,
+/// and every promise in flight. The last one dropped releases it.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let s = self.shared.state();
+        if !s.tsfn.is_null() {
+            // SAFETY: live function (checked under the mutex); release is allowed from any
+            // thread. Node then closes it on the JS thread and calls `finalize`.
+            unsafe {
+                sys::napi_release_threadsafe_function(
+                    s.tsfn,
+                    sys::ThreadsafeFunctionReleaseMode::release,
+                );
+            }
+        }
+    }
+}
+
+/// Spawns futures on the runtime and settles their promises in batches (module comment).
+#[derive(Clone)]
+pub struct Settler {
+    handle: Arc<Handle>,
+}
+
+impl Settler {
+    /// One per pool, made on the JS thread.
+    pub fn new(env: &Env) -> napi::Result<Settler> {
+        let raw = env.raw();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                tsfn: ptr::null_mut(),
+                jobs: Vec::new(),
+            }),
+            pending: AtomicUsize::new(0),
+        });
+        let name = env.create_string("hyperiondb-client")?;
+        let context = Arc::into_raw(shared.clone()) as *mut c_void;
+        let mut tsfn = ptr::null_mut();
+        // SAFETY: on the JS thread with a live env. The function owns one reference to
+        // `shared` (`context`), given back in `finalize`.
+        let status = unsafe {
+            sys::napi_create_threadsafe_function(
+                raw,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                name.raw(),
+                0,
+                1,
+                ptr::null_mut(),
+                Some(finalize),
+                context,
+                Some(call_js),
+                &mut tsfn,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: the function was not made, so the reference was not handed over.
+            drop(unsafe { Arc::from_raw(context as *const Shared) });
+            return Err(client_error(
+                "INTERNAL",
+                "cannot create the pool's thread-safe function",
+            ));
+        }
+        // SAFETY: JS thread, live function. Idle: do not keep the event loop alive.
+        unsafe { sys::napi_unref_threadsafe_function(raw, tsfn) };
+        shared.state().tsfn = tsfn;
+        Ok(Settler {
+            handle: Arc::new(Handle { shared }),
+        })
+    }
+
+    /// Runs `fut` on the runtime; the promise returned settles with its outcome. On the JS
+    /// thread only.
+    pub fn spawn<T, F>(&self, env: &Env, fut: F) -> napi::Result<JsObject>
+    where
+        T: ToNapiValue + Send + 'static,
+        F: Future<Output = napi::Result<T>> + Send + 'static,
+    {
+        let raw = env.raw();
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        // SAFETY: JS thread, live env.
+        let status = unsafe { sys::napi_create_promise(raw, &mut deferred, &mut promise) };
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::new(
+                napi::Status::from(status),
+                "cannot create a promise",
+            ));
+        }
+        let shared = &self.handle.shared;
+        if shared.pending.fetch_add(1, Ordering::Relaxed) == 0 {
+            let s = shared.state();
+            if !s.tsfn.is_null() {
+                // SAFETY: JS thread, live function: a promise is pending, keep the loop alive.
+                unsafe { sys::napi_ref_threadsafe_function(raw, s.tsfn) };
+            }
+        }
+        let mut promised = Promised {
+            handle: Some(self.handle.clone()),
+            deferred,
+        };
+        napi::bindgen_prelude::spawn(async move {
+            let outcome = fut.await;
+            promised.settle(Box::new(move |env| {
+                // SAFETY: called on the JS thread by `call_js` with its env.
+                outcome.and_then(|v| unsafe { T::to_napi_value(env, v) })
+            }));
+        });
+        // SAFETY: `promise` was just created on this env.
+        Ok(unsafe { JsObject::from_raw_unchecked(raw, promise) })
+    }
+}
+
+/// A promise whose future is running. Settled exactly once: with the future's outcome, or,
+/// if the future is dropped before it finished (a panic, or the runtime shutting down),
+/// rejected rather than left pending forever.
+struct Promised {
+    handle: Option<Arc<Handle>>,
+    deferred: sys::napi_deferred,
+}
+
+// SAFETY: `deferred` is only used on the JS thread, by `call_js`.
+unsafe impl Send for Promised {}
+
+impl Promised {
+    fn settle(&mut self, settle: Settle) {
+        if let Some(handle) = self.handle.take() {
+            handle.shared.push(Job {
+                deferred: self.deferred,
+                settle,
+            });
+        }
+    }
+}
+
+impl Drop for Promised {
+    fn drop(&mut self) {
+        self.settle(Box::new(|_| {
+            Err(client_error(
+                "INTERNAL",
+                "the query's task ended without a result",
+            ))
+        }));
+    }
+}
+
+/// On the JS thread, woken by `push`: settles every queued promise.
+unsafe extern "C" fn call_js(
+    env: sys::napi_env,
+    _js_callback: sys::napi_value,
+    context: *mut c_void,
+    _data: *mut c_void,
+) {
+    if env.is_null() {
+        return; // Node is emptying the queue of a function being freed
+    }
+    // SAFETY: `context` is the reference `Settler::new` handed to the function, which
+    // outlives this call.
+    let shared = unsafe { &*(context as *const Shared) };
+    let (jobs, tsfn) = {
+        let mut s = shared.state();
+        (std::mem::take(&mut s.jobs), s.tsfn)
+    };
+    let n = jobs.len();
+    for job in jobs {
+        let mut scope = ptr::null_mut();
+        // SAFETY: JS thread, live env; each job's values live in their own handle scope.
+        unsafe {
+            sys::napi_open_handle_scope(env, &mut scope);
+            match (job.settle)(env) {
+                Ok(value) => {
+                    sys::napi_resolve_deferred(env, job.deferred, value);
+                }
+                Err(e) => {
+                    let error = napi::JsError::from(e).into_value(env);
+                    sys::napi_reject_deferred(env, job.deferred, error);
+                }
+            }
+            sys::napi_close_handle_scope(env, scope);
+        }
+    }
+    if n > 0 && shared.pending.fetch_sub(n, Ordering::Relaxed) == n && !tsfn.is_null() {
+        // SAFETY: JS thread, live function (we are in its callback). Nothing pending.
+        unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
+    }
+}
+
+/// Node is freeing the function (released, or the environment is torn down).
+unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
+    // SAFETY: the reference `Settler::new` handed over, returned exactly once.
+    let shared = unsafe { Arc::from_raw(context as *const Shared) };
+    let mut s = shared.state();
+    s.tsfn = ptr::null_mut();
+    s.jobs.clear();
+}
