@@ -85,6 +85,14 @@ test('one AbortSignal reused across many queries registers a single listener', a
   assert.deepEqual(await p.query('select 3 as x'), [{ x: 3 }])
 })
 
+// status().waiting drops to 0 soon (the line is left on the runtime's threads, just after
+// the stopped call returns); 2 s is a generous bound for "soon", far below acquireTimeoutMs.
+async function waitedZero(p) {
+  const until = Date.now() + 2000
+  while (p.status().waiting !== 0 && Date.now() < until) await sleep(10)
+  assert.equal(p.status().waiting, 0, 'a stopped query still counts as waiting')
+}
+
 test('a stop while waiting for a connection sends nothing and leaves the pool whole', async () => {
   const p = pool({ poolSize: 1, acquireTimeoutMs: 10000 })
   const tx = await p.begin()
@@ -93,11 +101,16 @@ test('a stop while waiting for a connection sends nothing and leaves the pool wh
   assert.equal(err.code, 'QUERY_TIMEOUT')
   assert.match(err.message, /while waiting for a connection/)
   assert.ok(Date.now() - started < 5000, 'well before acquireTimeoutMs')
+  // A stopped query leaves the line: nobody waits for it (status().waiting), though the
+  // transaction still holds the only connection.
+  await waitedZero(p)
   const ac = new AbortController()
   const q = p.query('select 1', [], { signal: ac.signal }).catch((e) => e)
   await sleep(50)
+  assert.equal(p.status().waiting, 1)
   ac.abort()
   assert.equal((await q).name, 'AbortError')
+  await waitedZero(p)
   await tx.commit()
   assert.equal(p.status().waiting, 0)
   assert.deepEqual(await p.query('select 4 as x', [], { timeoutMs: 5000 }), [{ x: 4 }])

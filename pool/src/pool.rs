@@ -613,8 +613,11 @@ impl Pool {
     ) -> Result<Lease, Error> {
         stopper.check()?;
         let pool = self.clone();
+        // Dropped when this returns: a stopped query leaves the line of waiters at once (it
+        // is no checkout anyone waits for), but not a connection it is opening.
+        let (_stay, leave) = oneshot::channel::<()>();
         let mut acquiring =
-            tokio::spawn(async move { pool.acquire_exclusive(start, deadline).await });
+            tokio::spawn(async move { pool.acquire_exclusive(start, deadline, Some(leave)).await });
         tokio::select! {
             biased;
             got = &mut acquiring => match got {
@@ -633,10 +636,15 @@ impl Pool {
     /// An exclusive lease (for a transaction): an idle connection, else a new one while a
     /// slot is free, else wait in line until one is released, up to `acquireTimeoutMs`
     /// (then 53300).
+    ///
+    /// With `leave`, waiting in line ends when its sender is dropped (the caller stopped):
+    /// then the result is an error nobody reads, and a connection handed over meanwhile goes
+    /// back to the pool.
     pub(crate) async fn acquire_exclusive(
         &self,
         start: Instant,
         deadline: Instant,
+        mut leave: Option<oneshot::Receiver<()>>,
     ) -> Result<Lease, Error> {
         loop {
             if self.is_closed() {
@@ -662,8 +670,22 @@ impl Pool {
                 return Ok(self.lease(l));
             }
             self.inner.waiting.fetch_add(1, Ordering::AcqRel);
-            let got = tokio::time::timeout_at(deadline.into(), &mut rx).await;
+            let got = match leave.as_mut() {
+                Some(leave) => tokio::select! {
+                    biased;
+                    got = tokio::time::timeout_at(deadline.into(), &mut rx) => Some(got),
+                    _ = leave => None,
+                },
+                None => Some(tokio::time::timeout_at(deadline.into(), &mut rx).await),
+            };
             self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            let Some(got) = got else {
+                rx.close();
+                if let Ok(Some((id, conn))) = rx.try_recv() {
+                    self.return_exclusive(id, &conn);
+                }
+                return Err(self.timed_out(start));
+            };
             match got {
                 Ok(Ok(Some((id, conn)))) => return Ok(self.handed(id, conn)),
                 Ok(Ok(None)) | Ok(Err(_)) => {}

@@ -59,7 +59,7 @@ impl Pool {
         let deadline = start + self.config().acquire_timeout;
         let sql = Isolation::begin_sql(isolation);
         loop {
-            let lease = self.acquire_exclusive(start, deadline).await?;
+            let lease = self.acquire_exclusive(start, deadline, None).await?;
             let client = lease.client();
             let began = if self.needs_probe(client) {
                 let mut buf = bytes::BytesMut::new();
