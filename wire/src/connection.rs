@@ -928,6 +928,9 @@ struct Connection<S> {
     parameters: Arc<Mutex<HashMap<String, String>>>,
     max_message_len: usize,
     copy_out: bool,
+    /// Requests were taken in the previous poll and the write was put off by one turn of
+    /// the scheduler (see `poll_loop`).
+    corked: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
@@ -948,6 +951,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn poll_loop(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             let mut progress = false;
+            let mut took = false;
+            let busy = !self.pending.is_empty();
 
             // 1. Take queued requests while the pipeline has room.
             // After a FATAL error the server is closing the session: requests still queued
@@ -980,6 +985,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         });
                         self.state.in_flight.fetch_add(1, Ordering::AcqRel);
                         progress = true;
+                        took = true;
                     }
                     Poll::Ready(Some(Request::Terminate)) | Poll::Ready(None) => {
                         self.rx_done = true;
@@ -992,6 +998,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 frontend::terminate(&mut self.write_buf);
                 self.terminate_queued = true;
             }
+            // Cork: on a connection that already has queries in flight, new requests are
+            // written one scheduler turn later. Callers woken by the same burst (results
+            // settled together) queue theirs in that turn, and they all go out in one write:
+            // one system call and one wake-up of the server for many queries. A request to
+            // an idle connection goes out at once (a lone query waits for nothing).
+            if took && busy && !self.corked && !self.terminate_queued {
+                self.corked = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.corked = false;
 
             // 2. Write what we have.
             while !self.write_buf.is_empty() {
@@ -1291,6 +1308,7 @@ where
         parameters: parameters.clone(),
         max_message_len: config.max_message_len,
         copy_out: false,
+        corked: false,
     });
     Ok(Client {
         inner: Arc::new(ClientInner {
