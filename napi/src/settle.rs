@@ -247,14 +247,24 @@ unsafe extern "C" fn call_js(
         // SAFETY: JS thread, live env; each job's values live in their own handle scope.
         unsafe {
             sys::napi_open_handle_scope(env, &mut scope);
-            match (job.settle)(env) {
-                Ok(value) => {
-                    sys::napi_resolve_deferred(env, job.deferred, value);
-                }
+            let settled = match (job.settle)(env) {
+                Ok(value) => sys::napi_resolve_deferred(env, job.deferred, value),
                 Err(e) => {
                     let error = napi::JsError::from(e).into_value(env);
-                    sys::napi_reject_deferred(env, job.deferred, error);
+                    sys::napi_reject_deferred(env, job.deferred, error)
                 }
+            };
+            if settled == sys::Status::napi_pending_exception {
+                // A JS exception left pending (by a conversion) refuses this call before it
+                // touches the deferred, and would refuse every later one in the batch: clear
+                // it and reject this promise with it. (Any other failure has freed the
+                // deferred already.)
+                let mut exception = ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(env, &mut exception);
+                if exception.is_null() {
+                    sys::napi_get_undefined(env, &mut exception);
+                }
+                sys::napi_reject_deferred(env, job.deferred, exception);
             }
             sys::napi_close_handle_scope(env, scope);
         }
@@ -269,7 +279,12 @@ unsafe extern "C" fn call_js(
 unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
     // SAFETY: the reference `Settler::new` handed over, returned exactly once.
     let shared = unsafe { Arc::from_raw(context as *const Shared) };
-    let mut s = shared.state();
-    s.tsfn = ptr::null_mut();
-    s.jobs.clear();
+    let jobs = {
+        let mut s = shared.state();
+        s.tsfn = ptr::null_mut();
+        std::mem::take(&mut s.jobs)
+    };
+    // Dropped outside the lock: a job may hold the last `Settler` (a transaction, a result
+    // stream), whose `Handle::drop` takes it again.
+    drop(jobs);
 }

@@ -681,8 +681,11 @@ impl Pool {
             self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
             let Some(got) = got else {
                 rx.close();
-                if let Ok(Some((id, conn))) = rx.try_recv() {
-                    self.return_exclusive(id, &conn);
+                match rx.try_recv() {
+                    Ok(Some((id, conn))) => self.return_exclusive(id, &conn),
+                    // A "look again" (a slot came free) sent as we left: pass it on.
+                    Ok(None) => self.wake_waiter(),
+                    Err(_) => {}
                 }
                 return Err(self.timed_out(start));
             };
@@ -693,8 +696,11 @@ impl Pool {
                     // A connection sent just as we gave up is ours after all: taking it
                     // beats leaking it held exclusively.
                     rx.close();
-                    if let Ok(Some((id, conn))) = rx.try_recv() {
-                        return Ok(self.handed(id, conn));
+                    match rx.try_recv() {
+                        Ok(Some((id, conn))) => return Ok(self.handed(id, conn)),
+                        // A "look again" sent as we gave up: pass it on.
+                        Ok(None) => self.wake_waiter(),
+                        Err(_) => {}
                     }
                     return Err(self.timed_out(start));
                 }
