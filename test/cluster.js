@@ -327,6 +327,49 @@ function installExitHandlers() {
 }
 function sleepSync(ms) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
 
+// The exit handlers above do not run when the process is killed or crashes (SIGKILL, an
+// abort in native code). A detached watchdog per non-persistent cluster outlives it: once the
+// test process is gone it stops the cluster's postmasters (SIGQUIT) and removes its
+// directories; it exits by itself as soon as the cluster's directory is gone (destroyed).
+const WATCHDOG = `
+const fs = require('node:fs');
+const [parent, base, ...extra] = process.argv.slice(1);
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+const ours = () => {
+  const pids = new Set();
+  let entries = [];
+  try { entries = fs.readdirSync('/proc'); } catch {}
+  for (const d of entries) {
+    if (!/^\\d+$/.test(d) || Number(d) === process.pid) continue;
+    try { if (fs.readFileSync('/proc/' + d + '/cmdline', 'utf8').split('\\0').some((a) => a.startsWith(base + '/'))) pids.add(Number(d)); } catch {}
+  }
+  return [...pids];
+};
+const tick = () => {
+  if (!fs.existsSync(base)) process.exit(0);
+  if (alive(Number(parent))) return;
+  clearInterval(timer);
+  const until = Date.now() + 10000;
+  const sweep = () => {
+    const pids = ours();
+    for (const pid of pids) { try { process.kill(pid, 'SIGQUIT'); } catch {} }
+    if (pids.length && Date.now() < until) return setTimeout(sweep, 100);
+    for (const d of [base, ...extra]) { try { fs.rmSync(d, { recursive: true, force: true }); } catch {} }
+    process.exit(0);
+  };
+  sweep();
+};
+const timer = setInterval(tick, 500);
+`;
+function startWatchdog(cluster) {
+  const extra = cluster.ownsSocketDir && cluster.socketDir !== cluster.baseDir ? [cluster.socketDir] : [];
+  try {
+    const child = spawn(process.execPath, ['-e', WATCHDOG, String(process.pid), cluster.baseDir, ...extra], { detached: true, stdio: 'ignore' });
+    child.on('error', () => {});
+    child.unref();
+  } catch { /* best effort: the exit handlers still cover an orderly exit */ }
+}
+
 // ---------------------------------------------------------------------------
 // Shared behaviour of local and external clusters
 // ---------------------------------------------------------------------------
@@ -888,7 +931,7 @@ async function createCluster(opts = {}) {
   const nodes = ports.map((port, i) => ({ index: i, name: nodeName(i), host: '127.0.0.1', port, dataDir: path.join(baseDir, nodeName(i)), logFile: path.join(baseDir, `${nodeName(i)}.log`) }));
   const cluster = new Cluster({ baseDir, socketDir, ownsSocketDir, bin, runAs, ipv6, persistent: !!opts.persistent, nodes, primary: 0 });
   cluster._t0 = t0;
-  if (!cluster.persistent) { liveClusters.add(cluster); installExitHandlers(); }
+  if (!cluster.persistent) { liveClusters.add(cluster); installExitHandlers(); startWatchdog(cluster); }
   try {
     checkTraversable(baseDir, runAs);
     await cluster._create();

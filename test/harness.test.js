@@ -160,3 +160,22 @@ test('failover(fence) + heal', async () => {
   await assertHealthy();
   await waitFor('row 3 on the old primary', async () => (await valueOn(old, 'select v from fo_t where id = 3')) === 'fenced failover');
 });
+
+test('a test process killed outright leaves no cluster behind', async () => {
+  // SIGKILL skips every exit handler: only the harness's watchdog can clean up.
+  const { spawnSync } = require('node:child_process');
+  const fs = require('node:fs');
+  const script = `
+    const { createCluster } = require(${JSON.stringify(require.resolve('./cluster'))});
+    createCluster({ nodes: 1 }).then((c) => {
+      console.log(JSON.stringify({ dir: c.baseDir, pid: c._pid(0) }));
+      process.kill(process.pid, 'SIGKILL');
+    });
+  `;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120000 });
+  assert.equal(r.signal, 'SIGKILL', r.stderr);
+  const { dir, pid } = JSON.parse(r.stdout.trim().split('\n').pop());
+  assert.ok(pid > 0);
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  await waitFor('the postmaster to stop and the directory to go', () => !alive() && !fs.existsSync(dir), 20000);
+});
