@@ -169,7 +169,7 @@ export declare class Pool {
    * `INSERT INTO table (keys of row) VALUES (...) RETURNING *` (keys whose value is
    * undefined are left out). `table`: 'name', 'schema.name' or ['schema', 'name'].
    */
-  insert<T extends object = Row>(table: string | string[], row: Record<string, Param>, options?: InsertOptions): Promise<T[]>
+  insert<T extends object = Row, R extends { [K in keyof R]: Param } = Record<string, Param>>(table: string | string[], row: R, options?: InsertOptions): Promise<T[]>
   begin(options?: BeginOptions): Promise<Transaction>
   transaction<T>(cb: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T>
   status(): PoolStatus

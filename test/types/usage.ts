@@ -66,6 +66,15 @@ async function readme(): Promise<void> {
   const [order] = await pool.insert('orders', { _id: 'evt-2026-06-05-abc123', amount: 100 }, { idempotency: true })
   void order
   await pool.insert(['app', 'orders'], { k: 1, v: null, at: new Date(), doc: { a: [1, 2] } }, { idempotency: true, conflictTarget: ['k'] })
+  // A row typed by an interface (no index signature) is accepted when its values are params.
+  interface NewOrder {
+    _id: string
+    amount: number
+    note?: string
+  }
+  const draft: NewOrder = { _id: 'evt-1', amount: 5 }
+  const [saved] = await pool.insert('orders', draft, { idempotency: true })
+  void saved
 
   await pool.query('select pg_sleep(10)', [], { timeoutMs: 2000 })
   const ac = new AbortController()
@@ -104,6 +113,13 @@ async function mistakes(pool: Pool): Promise<void> {
   await pool.query('select $1', [Symbol('x')])
   // @ts-expect-error: retry on a query is a boolean
   await pool.query('select 1', [], { retry: { maxAttempts: 2 } })
+  interface BadRow {
+    id: number
+    tag: symbol
+  }
+  const bad: BadRow = { id: 1, tag: Symbol('x') }
+  // @ts-expect-error: a symbol is not a parameter, in a row either
+  await pool.insert('t', bad)
   // @ts-expect-error: transactions come from begin() or transaction()
   new Transaction()
   const rows = await pool.query('select 1 as n')
