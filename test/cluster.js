@@ -328,46 +328,50 @@ function installExitHandlers() {
 function sleepSync(ms) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
 
 // The exit handlers above do not run when the process is killed or crashes (SIGKILL, an
-// abort in native code). A detached watchdog per non-persistent cluster outlives it: once the
-// test process is gone it stops the cluster's postmasters (SIGQUIT) and removes its
-// directories; it exits by itself as soon as the cluster's directory is gone (destroyed).
-const WATCHDOG = `
-const fs = require('node:fs');
-const [parent, base, ...extra] = process.argv.slice(1);
-const alive = (pid) => { try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
-const ours = () => {
-  const pids = new Set();
-  let entries = [];
-  try { entries = fs.readdirSync('/proc'); } catch {}
-  for (const d of entries) {
-    if (!/^\\d+$/.test(d) || Number(d) === process.pid) continue;
-    try { if (fs.readFileSync('/proc/' + d + '/cmdline', 'utf8').split('\\0').some((a) => a.startsWith(base + '/'))) pids.add(Number(d)); } catch {}
-  }
-  return [...pids];
-};
-const tick = () => {
-  if (!fs.existsSync(base)) process.exit(0);
-  if (alive(Number(parent))) return;
-  clearInterval(timer);
-  const until = Date.now() + 10000;
-  const sweep = () => {
-    const pids = ours();
-    for (const pid of pids) { try { process.kill(pid, 'SIGQUIT'); } catch {} }
-    if (pids.length && Date.now() < until) return setTimeout(sweep, 100);
-    for (const d of [base, ...extra]) { try { fs.rmSync(d, { recursive: true, force: true }); } catch {} }
-    process.exit(0);
-  };
-  sweep();
-};
-const timer = setInterval(tick, 500);
-`;
+// abort in native code). A detached watchdog per non-persistent cluster outlives it
+// (`node test/cluster.js __watchdog <pid> <dir>...`, see `watchdog`).
 function startWatchdog(cluster) {
   const extra = cluster.ownsSocketDir && cluster.socketDir !== cluster.baseDir ? [cluster.socketDir] : [];
   try {
-    const child = spawn(process.execPath, ['-e', WATCHDOG, String(process.pid), cluster.baseDir, ...extra], { detached: true, stdio: 'ignore' });
+    const child = spawn(process.execPath, [__filename, '__watchdog', String(process.pid), cluster.baseDir, ...extra], { detached: true, stdio: 'ignore' });
     child.on('error', () => {});
     child.unref();
   } catch { /* best effort: the exit handlers still cover an orderly exit */ }
+}
+
+// The watchdog's process: once `parent` is gone, SIGQUIT to every process started on a data
+// directory under `base`, then the directories go. It exits by itself as soon as `base` is
+// gone (the cluster was destroyed).
+function watchdog(parent, base, extra) {
+  const parentAlive = () => { try { process.kill(parent, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+  const timer = setInterval(() => {
+    if (!fs.existsSync(base)) process.exit(0);
+    if (parentAlive()) return;
+    clearInterval(timer);
+    const until = Date.now() + 10000;
+    const sweep = () => {
+      const pids = pidsWithArg((a) => a.startsWith(base + path.sep));
+      for (const pid of pids) { try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ } }
+      if (pids.length && Date.now() < until) return setTimeout(sweep, 100);
+      for (const d of [base, ...extra]) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } }
+      process.exit(0);
+    };
+    sweep();
+  }, 500);
+}
+
+// Processes (other than this one) with an argument that `match`es, from /proc; [] without it.
+function pidsWithArg(match) {
+  const pids = [];
+  let entries = [];
+  try { entries = fs.readdirSync('/proc'); } catch { /* not Linux */ }
+  for (const d of entries) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    let argv;
+    try { argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+    if (argv.some(match)) pids.push(Number(d));
+  }
+  return pids;
 }
 
 // ---------------------------------------------------------------------------
@@ -739,14 +743,8 @@ class Cluster extends ClusterBase {
   _ourPids() {
     const pids = new Set();
     this.nodes.forEach((_, i) => { const pid = this._pid(i); if (pidAlive(pid)) pids.add(pid); });
-    let entries = [];
-    try { entries = fs.readdirSync('/proc'); } catch { /* not Linux */ }
-    for (const d of entries) {
-      if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-      let argv;
-      try { argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
-      if (this.nodes.some((n) => argv.some((a) => a === n.dataDir || a.includes(`"${n.dataDir}"`))) && pidAlive(Number(d), false)) pids.add(Number(d));
-    }
+    const ours = (a) => this.nodes.some((n) => a === n.dataDir || a.includes(`"${n.dataDir}"`));
+    for (const pid of pidsWithArg(ours)) if (pidAlive(pid, false)) pids.add(pid);
     return [...pids];
   }
 
@@ -1097,7 +1095,9 @@ async function cli(argv) {
   out({ ok: cmd, ms: Date.now() - t, primary: s.primary, nodes: s.nodes.map((n) => `${n.name}:${n.port} ${n.role}${n.readOnly ? ' (read-only)' : ''} ${n.lsn || ''}`.trim()), replication: s.replication });
 }
 
-if (require.main === module) {
+if (require.main === module && process.argv[2] === '__watchdog') {
+  watchdog(Number(process.argv[3]), process.argv[4], process.argv.slice(5));
+} else if (require.main === module) {
   cli(process.argv.slice(2)).catch((e) => { process.stderr.write(`error: ${e.message}\n`); process.exit(1); });
 }
 

@@ -174,7 +174,9 @@ pub struct ConnectionInfo {
     pub saw_read_only_error: bool,
 }
 
-type Waiter = oneshot::Sender<Option<(SlotId, Arc<Conn>)>>;
+/// What a waiter is sent: a connection, or `None` to look again (a slot came free).
+type Handoff = Option<(SlotId, Arc<Conn>)>;
+type Waiter = oneshot::Sender<Handoff>;
 
 struct Inner {
     config: PoolConfig,
@@ -680,12 +682,8 @@ impl Pool {
             };
             self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
             let Some(got) = got else {
-                rx.close();
-                match rx.try_recv() {
-                    Ok(Some((id, conn))) => self.return_exclusive(id, &conn),
-                    // A "look again" (a slot came free) sent as we left: pass it on.
-                    Ok(None) => self.wake_waiter(),
-                    Err(_) => {}
+                if let Some((id, conn)) = self.leave_line(&mut rx) {
+                    self.return_exclusive(id, &conn);
                 }
                 return Err(self.timed_out(start));
             };
@@ -695,16 +693,26 @@ impl Pool {
                 Err(_) => {
                     // A connection sent just as we gave up is ours after all: taking it
                     // beats leaking it held exclusively.
-                    rx.close();
-                    match rx.try_recv() {
-                        Ok(Some((id, conn))) => return Ok(self.handed(id, conn)),
-                        // A "look again" sent as we gave up: pass it on.
-                        Ok(None) => self.wake_waiter(),
-                        Err(_) => {}
+                    if let Some((id, conn)) = self.leave_line(&mut rx) {
+                        return Ok(self.handed(id, conn));
                     }
                     return Err(self.timed_out(start));
                 }
             }
+        }
+    }
+
+    /// Leaves the line of waiters: a connection handed over meanwhile is returned to the
+    /// caller, a "look again" (a slot came free) sent meanwhile is passed to the next waiter.
+    fn leave_line(&self, rx: &mut oneshot::Receiver<Handoff>) -> Option<(SlotId, Arc<Conn>)> {
+        rx.close();
+        match rx.try_recv() {
+            Ok(Some(handed)) => Some(handed),
+            Ok(None) => {
+                self.wake_waiter();
+                None
+            }
+            Err(_) => None,
         }
     }
 
