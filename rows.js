@@ -122,7 +122,7 @@ async function rest(first) {
   let rows = append([], first)
   let r = first
   while (!r.last) {
-    r = await more.next()
+    r = more.take() ?? (await more.next())
     if (r.attempt !== attempt) {
       rows = []
       attempt = r.attempt

@@ -227,6 +227,23 @@ pub struct NativeRows {
 
 #[napi]
 impl NativeRows {
+    /// The next chunk if it is already decoded, else `null`: JS takes the chunks that
+    /// queued up while it was busy without a round trip through the I/O thread and the
+    /// event loop for each (`next` waits for one that has not arrived).
+    #[napi(ts_return_type = "NativeResult | null")]
+    pub fn take(&self) -> napi::Result<Option<Chunk>> {
+        let Ok(mut rx) = self.rx.try_lock() else {
+            return Ok(None); // a `next` is waiting on the channel
+        };
+        match rx.try_recv() {
+            Ok(chunk) => chunk.map(Some),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                Err(napi::Error::from_reason("the result is complete"))
+            }
+        }
+    }
+
     /// The next chunk; the one marked `last` completes the result.
     #[napi(ts_return_type = "Promise<NativeResult>")]
     pub fn next(&self, env: Env) -> napi::Result<JsObject> {
