@@ -23,12 +23,61 @@ function key(name) {
   return name === '__proto__' ? `[${quoted}]` : quoted
 }
 
-function compile(kinds, names) {
+// The members of a json column of flat objects (kind `o`, see napi/src/rows/shaped.rs) as
+// one object literal: number (`i` when all are int32), boolean, string (joined with offsets,
+// or `d`: a table and an index per value), or `n` (null in every row so far); JSON nulls
+// come in a map per member.
+function shapedObject(c, sub) {
+  let prelude = `const m${c} = cols[${c}].cols, n${c} = cols[${c}].nulls;`
+  const fields = []
+  for (let k = 0; k < sub.kinds.length; k++) {
+    const v = `v${c}_${k}`
+    let expr
+    switch (sub.kinds[k]) {
+      case 'i':
+      case 'f':
+        prelude += `const ${v} = m${c}[${k}];`
+        expr = `${v}[i]`
+        break
+      case 'b':
+        prelude += `const ${v} = m${c}[${k}];`
+        expr = `${v}[i] === 1`
+        break
+      case 's':
+        prelude += `const ${v} = m${c}[${k}][0], o${c}_${k} = m${c}[${k}][1];`
+        expr = `${v}.slice(o${c}_${k}[i], o${c}_${k}[i + 1])`
+        break
+      case 'd':
+        prelude += `const ${v} = m${c}[${k}][0], x${c}_${k} = m${c}[${k}][1];`
+        expr = `${v}[x${c}_${k}[i]]`
+        break
+      case 'n':
+        expr = 'null'
+        break
+      default:
+        throw decodeError(`unknown json member kind ${sub.kinds[k]}`)
+    }
+    if (sub.kinds[k] !== 'n') {
+      prelude += `const z${c}_${k} = n${c}[${k}];`
+      expr = `(z${c}_${k} !== null && z${c}_${k}[i] === 1 ? null : ${expr})`
+    }
+    fields.push(`${key(sub.names[k])}: ${expr}`)
+  }
+  return { prelude, expr: `{${fields.join(', ')}}` }
+}
+
+function compile(kinds, names, cols) {
   let prelude = ''
   const fields = []
   for (let c = 0; c < kinds.length; c++) {
     let expr
     switch (kinds[c]) {
+      case 'o': {
+        const o = shapedObject(c, cols[c])
+        prelude += o.prelude
+        expr = o.expr
+        break
+      }
       case 'b':
         prelude += `const v${c} = cols[${c}];`
         expr = `v${c}[i] === 1`
@@ -104,8 +153,12 @@ function builder(shape, make) {
 // Appends the rows of one chunk of columns to `rows`.
 function append(rows, r) {
   if (r.names.length === 0) return rows
-  const shape = r.kinds + '\u0000' + r.names.join('\u0000')
-  return builder(shape, () => compile(r.kinds, r.names))(r.n, r.cols, r.nulls, parseJson, rows)
+  // Keys of json members may hold any character but the control characters: with them the
+  // shape is JSON (which no kinds string starts like).
+  const shape = r.kinds.includes('o')
+    ? JSON.stringify([r.kinds, r.names, r.cols.map((c, i) => (r.kinds[i] === 'o' ? [c.kinds, c.names] : 0))])
+    : r.kinds + '\u0000' + r.names.join('\u0000')
+  return builder(shape, () => compile(r.kinds, r.names, r.cols))(r.n, r.cols, r.nulls, parseJson, rows)
 }
 
 /**

@@ -254,6 +254,49 @@ test('a 50,000-row result with NULLs and non-ASCII text assembles every column r
   }
 })
 
+// A large result's json column of flat objects is built member by member
+// (napi/src/rows/shaped.rs); every other json value is parsed as JSON text. Both must give
+// what JSON.parse gives for the server's own text of the value, in every column below.
+test('json columns of flat objects, and of anything else, decode as JSON.parse does', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  const obj = (i) => `jsonb_build_object('n', ${i}, 'f', ${i} + 0.5, 'b', ${i} % 2 = 0, 't', 'k' || (${i} % 10), 'u', 'é😀' || ${i}, 'e', '')`
+  const columns = {
+    // one shape all along, with SQL NULLs, 300 distinct strings in 'u' (more than one table holds)
+    flat: `case when i % 9 = 0 then null else ${obj('i')} end`,
+    // numbers JSON.parse rounds, -0 (stays a float), infinity, integers past 2^53, odd keys
+    numbers: `('{"__proto__": ' || (i - 150) || ', "1": -0, "0": 9007199254740993, "big": 1e400, ` +
+      `"tiny": 1e-400, "x y": 0.1, "neg": -2147483649}')::json`,
+    // a member that is null at first, then a string; one that is always null
+    late: `jsonb_build_object('s', case when i < 100 then null else 'v' || i end, 'z', null)`,
+    // the shape changes midway: redone as JSON text
+    keys: `case when i = 200 then '{"other": 1}'::jsonb else jsonb_build_object('k', i) end`,
+    kinds: `jsonb_build_object('k', case when i = 250 then to_jsonb('s'::text) else to_jsonb(i) end)`,
+    nested: `case when i = 120 then '{"a": {"b": [1]}}'::jsonb else jsonb_build_object('a', i) end`,
+    escaped: `jsonb_build_object('q', 'say "hi" ' || i, 'tab', E'\t')`,
+    duplicate: `'{"a": 1, "a": 2}'::json`,
+    scalar: `to_jsonb(i)`,
+    empty: `'{}'::jsonb`,
+  }
+  const names = Object.keys(columns)
+  const sql = `select ${names.map((n) => `${columns[n]} as ${n}, (${columns[n]})::text as ${n}_text`).join(', ')}
+    from generate_series(1, 300) i order by i`
+  const rows = await pool.query(sql)
+  assert.equal(rows.length, 300)
+  for (const r of rows) {
+    for (const n of names) {
+      const text = r[`${n}_text`]
+      const want = text === null ? null : JSON.parse(text)
+      assert.deepStrictEqual(r[n], want, `${n}: ${text}`)
+      if (want !== null && typeof want === 'object') {
+        assert.deepStrictEqual(Object.keys(r[n]), Object.keys(want), `${n} key order`)
+        assert.equal(Object.getPrototypeOf(r[n]), Object.prototype)
+      }
+    }
+    assert.ok(Object.is(r.numbers['1'], -0))
+    assert.equal(r.numbers.big, Infinity)
+  }
+})
+
 test('columns named __proto__ or twice are plain properties (the last one wins)', async () => {
   const pool = suite.pool({ poolSize: 1 })
   const [r] = await pool.query('select 1 as "__proto__", 2 as a, 3 as a, 4 as "x""y"')

@@ -269,6 +269,16 @@ impl Scalar {
     /// one complete value, so that values can be joined into one JSON array and parsed at
     /// once without one value spilling into the next.
     pub fn decode_json(self, raw: &[u8]) -> Result<&str, DecodeError> {
+        let s = self.json_body(raw)?;
+        if !json_single_value(s.as_bytes()) {
+            return bad("json", "not one complete JSON value");
+        }
+        Ok(s)
+    }
+
+    /// The JSON text of a json/jsonb value, checked to be UTF-8 only (for a reader that
+    /// checks the rest itself, such as [`crate::json::flat_object`]).
+    pub fn json_body(self, raw: &[u8]) -> Result<&str, DecodeError> {
         let body = match self {
             Scalar::Jsonb => match raw.split_first() {
                 Some((1, rest)) => rest,
@@ -277,11 +287,7 @@ impl Scalar {
             },
             _ => raw,
         };
-        let s = std::str::from_utf8(body).or_else(|_| bad("json", "invalid UTF-8"))?;
-        if !json_single_value(s.as_bytes()) {
-            return bad("json", "not one complete JSON value");
-        }
-        Ok(s)
+        std::str::from_utf8(body).or_else(|_| bad("json", "invalid UTF-8"))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod array;
 pub mod datetime;
 pub mod decode;
 pub mod encode;
+pub mod json;
 pub mod numeric;
 pub mod oid;
 pub mod types;

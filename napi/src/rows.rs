@@ -13,7 +13,8 @@
 //! | `g`  | int8 | `BigInt64Array` |
 //! | `s`  | strings (text types, enums, numeric, uuid, dates and times) | `[string, Uint32Array]`: all values in one string, UTF-16 offsets |
 //! | `y`  | bytea | `[Buffer, Uint32Array]`: all values in one Buffer, byte offsets |
-//! | `j`  | json, jsonb | one string holding a JSON array of the values (`null` for NULL) |
+//! | `o`  | json, jsonb whose values are all flat objects of one shape | `{ kinds, names, cols, nulls }`: the members as columns (`rows/shaped.rs`) |
+//! | `j`  | other json, jsonb | one string holding a JSON array of the values (`null` for NULL) |
 //! | `v`  | arrays, and anything too large for one string | an `Array` of finished values |
 //!
 //! plus a `Uint8Array` NULL map per column that has a NULL. `client.js` turns that into row
@@ -137,6 +138,8 @@ macro_rules! check {
         }
     }};
 }
+
+mod shaped;
 
 fn decode_error(e: DecodeError) -> napi::Error {
     client_error("DECODE_ERROR", &e.to_string())
@@ -420,6 +423,8 @@ enum Column {
         offsets: Vec<u32>,
     },
     Json(String),
+    /// A json column of flat objects, member by member (`shaped.rs`).
+    Shaped(shaped::Shaped),
     /// Built value by value on the JS thread from the kept frames.
     Values,
 }
@@ -434,6 +439,7 @@ impl Column {
             Column::Str { .. } => b's',
             Column::Bytes { .. } => b'y',
             Column::Json(_) => b'j',
+            Column::Shaped(_) => b'o',
             Column::Values => b'v',
         }
     }
@@ -481,7 +487,7 @@ impl Builder {
                     data: Vec::new(),
                     offsets: offsets(),
                 },
-                Output::Json => Column::Json(String::from("[")),
+                Output::Json => Column::Shaped(shaped::Shaped::default()),
             },
             _ => Column::Values,
         };
@@ -492,9 +498,11 @@ impl Builder {
         }
     }
 
-    fn push(&mut self, row: usize, raw: Option<&[u8]>) -> napi::Result<()> {
+    /// Adds row `row`'s value; `Ok(true)` when the column must be redone as JSON text
+    /// ([`Builder::redo_as_json`]).
+    fn push(&mut self, row: usize, raw: Option<&[u8]>) -> napi::Result<bool> {
         let Decoder::Scalar(s) = self.decoder else {
-            return Ok(()); // built on the JS thread
+            return Ok(false); // built on the JS thread
         };
         let null = raw.is_none();
         if null {
@@ -559,7 +567,30 @@ impl Builder {
                     text.push_str(s.decode_json(raw).map_err(decode_error)?);
                 }
             }
+            Column::Shaped(shaped) => {
+                let text = match null {
+                    true => None,
+                    false => Some(s.json_body(raw).map_err(decode_error)?),
+                };
+                return Ok(!shaped.push(text));
+            }
             Column::Values => {}
+        }
+        Ok(false)
+    }
+
+    /// Turns a column of flat objects that met another value into JSON text, from its
+    /// values in rows `..=upto` of `rows` (column `index`).
+    fn redo_as_json(
+        &mut self,
+        rows: &[DataRowBody],
+        index: usize,
+        upto: usize,
+    ) -> napi::Result<()> {
+        self.column = Column::Json(String::from("["));
+        self.nulls = None;
+        for (r, row) in rows.iter().take(upto + 1).enumerate() {
+            self.push(r, row.values().nth(index).flatten())?;
         }
         Ok(())
     }
@@ -568,6 +599,7 @@ impl Builder {
     fn oversized(&self) -> bool {
         match &self.column {
             Column::Str { text, .. } | Column::Json(text) => text.len() > MAX_COLUMN_STRING,
+            Column::Shaped(shaped) => shaped.text_len() > MAX_COLUMN_STRING,
             Column::Bytes { data, .. } => data.len() > u32::MAX as usize / 2,
             _ => false,
         }
@@ -621,6 +653,7 @@ impl Builder {
                 let ascii = text.is_ascii();
                 ctx.owned_string(text, ascii)?
             }
+            Column::Shaped(shaped) => shaped.finish(ctx)?,
             Column::Values => {
                 let values = ctx.array(frames.len())?;
                 for (i, row) in frames.iter().enumerate() {
@@ -691,8 +724,14 @@ pub fn decode(result: QueryResult, types: &Types, columns: bool) -> napi::Result
     let mut builders: Vec<Builder> = decoders.iter().map(|&d| Builder::new(d, n)).collect();
     for (r, row) in result.rows.iter().enumerate() {
         check_width(row.len(), builders.len())?;
-        for (b, raw) in builders.iter_mut().zip(row.values()) {
-            b.push(r, raw)?;
+        let mut redo = Vec::new(); // allocates only when a column is redone
+        for (i, (b, raw)) in builders.iter_mut().zip(row.values()).enumerate() {
+            if b.push(r, raw)? {
+                redo.push(i);
+            }
+        }
+        for i in redo {
+            builders[i].redo_as_json(&result.rows, i, r)?;
         }
     }
     // Columns too large for one string are built value by value instead.
