@@ -930,8 +930,11 @@ fn check_flat_object(text: &[u8]) {
     let mut keys: Vec<&str> = members.iter().map(|(k, _)| *k).collect();
     keys.sort_unstable();
     keys.dedup();
-    assert_eq!(object.len(), keys.len(), "{text:?}");
     let repeated = keys.len() != members.len();
+    if !repeated {
+        // (simd-json keeps every repeated key: its count says nothing then)
+        assert_eq!(object.len(), keys.len(), "{text:?}");
+    }
     for (k, v) in &members {
         let got = object.get(*k).expect("every key is in the object");
         if repeated {
