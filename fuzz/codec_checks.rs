@@ -1623,7 +1623,8 @@ fn expect_ok(p: &Param, base: u32, types: &Types) -> bool {
         // (i128::MAX is in no float: a cast back saturates to it.)
         Param::BigInt(v) if base == oid::FLOAT4 => (*v as f32) as i128 == *v && *v != i128::MAX,
         Param::BigInt(v) if is_float(base) => (*v as f64) as i128 == *v && *v != i128::MAX,
-        Param::BigInt(_) => base != oid::BOOL && base != oid::BYTEA,
+        // JSON has no BigInt: refused for json/jsonb as inside an object or array.
+        Param::BigInt(_) => base != oid::BOOL && base != oid::BYTEA && !is_json(base),
         Param::Bytes(_) => base == oid::BYTEA,
         Param::Date(ms) => !not_for_values && ms.is_finite(),
         Param::Json(_) => !not_for_values,
