@@ -70,7 +70,7 @@ impl Values {
 
     /// Appends `v` (`None`: a placeholder); false if it is of another kind than the member's.
     fn push(&mut self, v: Option<Flat<'_>>) -> bool {
-        match (self, v) {
+        match (&mut *self, v) {
             (Values::Unset, _) => true,
             (Values::Number(n, _), None) => {
                 n.push(0.0);
@@ -94,15 +94,14 @@ impl Values {
                 ids.push(0);
                 true
             }
-            (this @ Values::Dict { .. }, Some(Flat::Str(s))) => {
-                let Values::Dict {
+            (
+                Values::Dict {
                     index,
                     strings,
                     ids,
-                } = this
-                else {
-                    unreachable!()
-                };
+                },
+                Some(Flat::Str(s)),
+            ) => {
                 if let Some(&id) = index.get(s) {
                     ids.push(id);
                     return true;
@@ -114,23 +113,13 @@ impl Values {
                     return true;
                 }
                 // Too many distinct strings for a table: every value gets its own.
-                let mut text = String::new();
-                let mut offsets = Vec::with_capacity(ids.len() + 2);
-                offsets.push(0);
-                let mut units = 0u32;
-                let mut ok = true;
-                for &id in ids.iter() {
-                    let s = &strings[usize::from(id)];
-                    text.push_str(s);
-                    ok &= add_units(&mut units, s);
-                    offsets.push(units);
+                match Values::text_of(strings, ids) {
+                    Some(text) => {
+                        *self = text;
+                        self.push(Some(Flat::Str(s)))
+                    }
+                    None => false,
                 }
-                *this = Values::Text {
-                    text,
-                    offsets,
-                    units,
-                };
-                ok && this.push(Some(Flat::Str(s)))
             }
             (Values::Text { offsets, units, .. }, None) => {
                 offsets.push(*units);
@@ -151,6 +140,27 @@ impl Values {
             }
             _ => false,
         }
+    }
+
+    /// The table's values one by one, as `Text`; `None` if the offsets would overflow.
+    fn text_of(strings: &[Box<str>], ids: &[u8]) -> Option<Values> {
+        let mut text = String::new();
+        let mut offsets = Vec::with_capacity(ids.len() + 2);
+        offsets.push(0);
+        let mut units = 0u32;
+        for &id in ids {
+            let s = strings.get(usize::from(id)).map_or("", |s| &**s);
+            text.push_str(s);
+            if !add_units(&mut units, s) {
+                return None;
+            }
+            offsets.push(units);
+        }
+        Some(Values::Text {
+            text,
+            offsets,
+            units,
+        })
     }
 
     fn kind(&self) -> char {
