@@ -1005,12 +1005,16 @@ pub fn check_json_join(values: &[&[u8]]) {
         String::from_utf8_lossy(&joined)
     );
     for (item, v) in items.iter().zip(values) {
-        let alone = parse_json(v).unwrap_or_else(|| {
-            panic!(
+        let Some(alone) = parse_json(v) else {
+            // simd-json reads some numbers beyond a double inside an array but not alone
+            // (see `parse_json`): that is the oracle's limit, not a spill.
+            assert!(
+                strict_json(v),
                 "{:?} is an element of a valid array but not valid alone",
                 String::from_utf8_lossy(v)
-            )
-        });
+            );
+            continue;
+        };
         assert!(
             same_json(item, &alone),
             "{:?} joined is not itself",
