@@ -105,7 +105,8 @@ fn scalar(text: &str, p: usize) -> Option<(Flat<'_>, usize)> {
     }
 }
 
-/// The end of the JSON number starting at `p`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+/// The end of the JSON number starting at `p`:
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
 fn number_end(b: &[u8], mut p: usize) -> Option<usize> {
     let digits = |mut p: usize| {
         let s = p;

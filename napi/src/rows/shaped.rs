@@ -2,11 +2,12 @@
 //!
 //! While every value of a batch's json column is an object of scalars with the same keys in
 //! the same order (`hyperion_codec::json::flat_object`), its members are kept like columns:
-//! numbers in an `f64` column, booleans as 0/1, strings joined with offsets, or, while a
-//! member has at most 256 distinct strings (indices are `u8`), as a table of them and one index per
-//! value (the way `JSON.parse` shares short strings, so a repeated tag costs no allocation
-//! per row). `rows.js` then builds each object inside the row literal: kind `o`. The first
-//! value that does not fit ends it, and the column is redone as JSON text (kind `j`).
+//! numbers in an `f64` column (`i32` when all are int32), booleans as 0/1, strings joined
+//! with offsets or, while a member has at most 256 distinct strings (indices are `u8`), as a
+//! table of them and one index per value (the way `JSON.parse` shares short strings, so a
+//! repeated tag costs no allocation per row). `rows.js` then builds each object inside the
+//! row literal: kind `o`. The first value that does not fit ends it, and the column is redone
+//! as JSON text (kind `j`).
 
 use super::{typed, utf16_len, Ctx, MAX_COLUMN_STRING};
 use hyperion_codec::json::{flat_object, Flat};
