@@ -97,6 +97,11 @@ function compile(kinds, names, cols) {
         prelude += `const v${c} = cols[${c}][0], o${c} = cols[${c}][1];`
         expr = `v${c}.slice(o${c}[i], o${c}[i + 1])`
         break
+      case 'd':
+        // A column of repeated values: its distinct strings and an index per row.
+        prelude += `const v${c} = cols[${c}][0], x${c} = cols[${c}][1];`
+        expr = `v${c}[x${c}[i]]`
+        break
       case 'y':
         // Buffer.from(arrayBuffer, offset, length) makes the same view as subarray() without
         // its species lookup (about 20% less time per value).

@@ -254,6 +254,28 @@ test('a 50,000-row result with NULLs and non-ASCII text assembles every column r
   }
 })
 
+// A large result's text and enum columns come as a table of their distinct values while
+// those repeat (napi/src/rows/strings.rs), else as one text with offsets.
+test('text and enum columns of repeated values, and of values that stop repeating, decode whole', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  const rows = await pool.query(`select i,
+      (array['new', 'paid', 'shipped', 'void', 'é☺'])[1 + i % 5] as status,
+      case when i % 4 = 0 then null else (array['sad', 'ok', 'happy ☺']::mood[])[1 + i % 3] end as m,
+      case when i <= 100 then 'x' else 'v' || (i % 300) end as grows,
+      '' as empty,
+      ('c' || (i % 2))::char(2) as code
+    from generate_series(1, 1000) i order by i`)
+  assert.equal(rows.length, 1000)
+  for (const r of rows) {
+    const i = r.i
+    assert.strictEqual(r.status, ['new', 'paid', 'shipped', 'void', 'é☺'][i % 5])
+    assert.strictEqual(r.m, i % 4 === 0 ? null : ['sad', 'ok', 'happy ☺'][i % 3])
+    assert.strictEqual(r.grows, i <= 100 ? 'x' : `v${i % 300}`)
+    assert.strictEqual(r.empty, '')
+    assert.strictEqual(r.code, `c${i % 2}`)
+  }
+})
+
 // A large result's json column of flat objects is built member by member
 // (napi/src/rows/shaped.rs); every other json value is parsed as JSON text. Both must give
 // what JSON.parse gives for the server's own text of the value, in every column below.

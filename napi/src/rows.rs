@@ -11,7 +11,8 @@
 //! | `i`  | int2, int4 | `Int32Array` |
 //! | `f`  | float4/8, oid | `Float64Array` |
 //! | `g`  | int8 | `BigInt64Array` |
-//! | `s`  | strings (text types, enums, numeric, uuid, dates and times) | `[string, Uint32Array]`: all values in one string, UTF-16 offsets |
+//! | `d`  | text types and enums while their values repeat | `[Array of strings, Uint8Array]`: the distinct values and an index per row (`rows/strings.rs`) |
+//! | `s`  | strings (text types and enums that do not repeat, numeric, uuid, dates and times) | `[string, Uint32Array]`: all values in one string, UTF-16 offsets |
 //! | `y`  | bytea | `[Buffer, Uint32Array]`: all values in one Buffer, byte offsets |
 //! | `o`  | json, jsonb whose values are all flat objects of one shape | `{ kinds, names, cols, nulls }`: the members as columns (`rows/shaped.rs`) |
 //! | `j`  | other json, jsonb | one string holding a JSON array of the values (`null` for NULL) |
@@ -140,6 +141,7 @@ macro_rules! check {
 }
 
 mod shaped;
+mod strings;
 
 fn decode_error(e: DecodeError) -> napi::Error {
     client_error("DECODE_ERROR", &e.to_string())
@@ -423,6 +425,8 @@ enum Column {
         offsets: Vec<u32>,
     },
     Json(String),
+    /// Text as it came (text types, enums): a table while values repeat (`strings.rs`).
+    Strings(strings::Strings),
     /// A json column of flat objects, member by member (`shaped.rs`).
     Shaped(shaped::Shaped),
     /// Built value by value on the JS thread from the kept frames.
@@ -439,6 +443,7 @@ impl Column {
             Column::Str { .. } => b's',
             Column::Bytes { .. } => b'y',
             Column::Json(_) => b'j',
+            Column::Strings(s) => s.kind(),
             Column::Shaped(_) => b'o',
             Column::Values => b'v',
         }
@@ -478,6 +483,7 @@ impl Builder {
                 Output::I32 => Column::I32(Vec::with_capacity(rows)),
                 Output::F64 => Column::F64(Vec::with_capacity(rows)),
                 Output::I64 => Column::I64(Vec::with_capacity(rows)),
+                Output::Str if s == Scalar::Text => Column::Strings(strings::Strings::table(0)),
                 Output::Str => Column::Str {
                     text: String::new(),
                     offsets: offsets(),
@@ -567,6 +573,15 @@ impl Builder {
                     text.push_str(s.decode_json(raw).map_err(decode_error)?);
                 }
             }
+            Column::Strings(strings) => {
+                let value = match null {
+                    true => None,
+                    false => Some(hyperion_codec::decode::text(raw).map_err(decode_error)?),
+                };
+                if !strings.push(value) {
+                    return Err(client_error("DECODE_ERROR", "column too large"));
+                }
+            }
             Column::Shaped(shaped) => {
                 let text = match null {
                     true => None,
@@ -600,6 +615,7 @@ impl Builder {
         match &self.column {
             Column::Str { text, .. } | Column::Json(text) => text.len() > MAX_COLUMN_STRING,
             Column::Shaped(shaped) => shaped.text_len() > MAX_COLUMN_STRING,
+            Column::Strings(strings) => strings.text_len() > MAX_COLUMN_STRING,
             Column::Bytes { data, .. } => data.len() > u32::MAX as usize / 2,
             _ => false,
         }
@@ -654,6 +670,7 @@ impl Builder {
                 ctx.owned_string(text, ascii)?
             }
             Column::Shaped(shaped) => shaped.finish(ctx)?,
+            Column::Strings(strings) => strings.finish(ctx)?,
             Column::Values => {
                 let values = ctx.array(frames.len())?;
                 for (i, row) in frames.iter().enumerate() {

@@ -2,17 +2,15 @@
 //!
 //! While every value of a batch's json column is an object of scalars with the same keys in
 //! the same order (`hyperion_codec::json::flat_object`), its members are kept like columns:
-//! numbers in an `f64` column (`i32` when all are int32), booleans as 0/1, strings joined
-//! with offsets or, while a member has at most 256 distinct strings (indices are `u8`), as a
-//! table of them and one index per value (the way `JSON.parse` shares short strings, so a
-//! repeated tag costs no allocation per row). `rows.js` then builds each object inside the
-//! row literal: kind `o`. The first value that does not fit ends it, and the column is redone
-//! as JSON text (kind `j`).
+//! numbers in an `f64` column (`i32` when all are int32), booleans as 0/1, strings as a
+//! table while they repeat, else joined (`strings.rs`). `rows.js` then builds each object
+//! inside the row literal: kind `o`. The first value that does not fit ends it, and the
+//! column is redone as JSON text (kind `j`).
 
-use super::{typed, utf16_len, Ctx, MAX_COLUMN_STRING};
+use super::strings::Strings;
+use super::{typed, Ctx};
 use hyperion_codec::json::{flat_object, Flat};
 use napi::sys;
-use std::collections::HashMap;
 
 #[derive(Default)]
 pub(super) struct Shaped {
@@ -41,16 +39,7 @@ enum Values {
     /// heap box per value).
     Number(Vec<f64>, bool),
     Bool(Vec<u8>),
-    Dict {
-        index: HashMap<Box<str>, u8>,
-        strings: Vec<Box<str>>,
-        ids: Vec<u8>,
-    },
-    Text {
-        text: String,
-        offsets: Vec<u32>,
-        units: u32,
-    },
+    Str(Strings),
 }
 
 impl Values {
@@ -60,11 +49,7 @@ impl Values {
         match v {
             Flat::Number(_) => Values::Number(vec![0.0; rows], true),
             Flat::Bool(_) => Values::Bool(vec![0; rows]),
-            Flat::Str(_) => Values::Dict {
-                index: HashMap::new(),
-                strings: Vec::new(),
-                ids: vec![0; rows],
-            },
+            Flat::Str(_) => Values::Str(Strings::table(rows)),
             Flat::Null => Values::Unset,
         }
     }
@@ -91,77 +76,10 @@ impl Values {
                 b.push(u8::from(x));
                 true
             }
-            (Values::Dict { ids, .. }, None) => {
-                ids.push(0);
-                true
-            }
-            (
-                Values::Dict {
-                    index,
-                    strings,
-                    ids,
-                },
-                Some(Flat::Str(s)),
-            ) => {
-                if let Some(&id) = index.get(s) {
-                    ids.push(id);
-                    return true;
-                }
-                if let Ok(id) = u8::try_from(strings.len()) {
-                    index.insert(s.into(), id);
-                    strings.push(s.into());
-                    ids.push(id);
-                    return true;
-                }
-                // Too many distinct strings for a table: every value gets its own.
-                match Values::text_of(strings, ids) {
-                    Some(text) => {
-                        *self = text;
-                        self.push(Some(Flat::Str(s)))
-                    }
-                    None => false,
-                }
-            }
-            (Values::Text { offsets, units, .. }, None) => {
-                offsets.push(*units);
-                true
-            }
-            (
-                Values::Text {
-                    text,
-                    offsets,
-                    units,
-                },
-                Some(Flat::Str(s)),
-            ) => {
-                text.push_str(s);
-                let ok = add_units(units, s) && text.len() <= MAX_COLUMN_STRING;
-                offsets.push(*units);
-                ok
-            }
+            (Values::Str(strings), None) => strings.push(None),
+            (Values::Str(strings), Some(Flat::Str(x))) => strings.push(Some(x)),
             _ => false,
         }
-    }
-
-    /// The table's values one by one, as `Text`; `None` if the offsets would overflow.
-    fn text_of(strings: &[Box<str>], ids: &[u8]) -> Option<Values> {
-        let mut text = String::new();
-        let mut offsets = Vec::with_capacity(ids.len() + 2);
-        offsets.push(0);
-        let mut units = 0u32;
-        for &id in ids {
-            let s = strings.get(usize::from(id)).map_or("", |s| &**s);
-            text.push_str(s);
-            if !add_units(&mut units, s) {
-                return None;
-            }
-            offsets.push(units);
-        }
-        Some(Values::Text {
-            text,
-            offsets,
-            units,
-        })
     }
 
     fn kind(&self) -> char {
@@ -170,23 +88,8 @@ impl Values {
             Values::Number(_, true) => 'i',
             Values::Number(_, false) => 'f',
             Values::Bool(_) => 'b',
-            Values::Dict { .. } => 'd',
-            Values::Text { .. } => 's',
+            Values::Str(strings) => char::from(strings.kind()),
         }
-    }
-}
-
-/// Adds the UTF-16 length of `s` to `units`; false if the offsets would overflow.
-fn add_units(units: &mut u32, s: &str) -> bool {
-    match u32::try_from(utf16_len(s))
-        .ok()
-        .and_then(|n| units.checked_add(n))
-    {
-        Some(u) => {
-            *units = u;
-            true
-        }
-        None => false,
     }
 }
 
@@ -237,7 +140,7 @@ impl Shaped {
         self.members
             .iter()
             .map(|m| match &m.values {
-                Values::Text { text, .. } => text.len(),
+                Values::Str(strings) => strings.text_len(),
                 _ => 0,
             })
             .sum()
@@ -267,35 +170,7 @@ impl Shaped {
                 }
                 Values::Number(v, false) => typed(env, sys::TypedarrayType::float64_array, &v, 8)?,
                 Values::Bool(v) => typed(env, sys::TypedarrayType::uint8_array, &v, 1)?,
-                Values::Dict { strings, ids, .. } => {
-                    let pair = ctx.array(2)?;
-                    let table = ctx.array(strings.len())?;
-                    for (j, s) in strings.iter().enumerate() {
-                        ctx.set(table, j, ctx.string(s)?)?;
-                    }
-                    ctx.set(pair, 0, table)?;
-                    ctx.set(
-                        pair,
-                        1,
-                        typed(env, sys::TypedarrayType::uint8_array, &ids, 1)?,
-                    )?;
-                    pair
-                }
-                Values::Text {
-                    text,
-                    offsets,
-                    units,
-                } => {
-                    let ascii = units as usize == text.len();
-                    let pair = ctx.array(2)?;
-                    ctx.set(pair, 0, ctx.owned_string(text, ascii)?)?;
-                    ctx.set(
-                        pair,
-                        1,
-                        typed(env, sys::TypedarrayType::uint32_array, &offsets, 4)?,
-                    )?;
-                    pair
-                }
+                Values::Str(strings) => strings.finish(ctx)?,
             };
             ctx.set(cols, i, v)?;
         }

@@ -1,0 +1,180 @@
+//! A column of strings: a table of its distinct values and one index per value while they
+//! repeat, else every value joined into one text with offsets.
+//!
+//! A JS string built per value is an allocation per row that a large result keeps alive
+//! (24-32 bytes, copied by V8's young-generation collector); a repeated value from a table
+//! is the same string every time, as `JSON.parse` shares short strings. A column starts as a
+//! table and becomes text at its 257th distinct value (indices are `u8`), or as soon as its
+//! first [`LOOKS_UNIQUE`] values are all different, so that a column of unique values (ids,
+//! timestamps, free text) pays for only a few lookups per batch.
+
+use super::{typed, utf16_len, Ctx};
+use napi::sys;
+use std::collections::HashMap;
+
+/// A table whose first this-many values are all distinct becomes text.
+const LOOKS_UNIQUE: usize = 64;
+
+pub(super) enum Strings {
+    Table {
+        index: HashMap<Box<str>, u8>,
+        strings: Vec<Box<str>>,
+        ids: Vec<u8>,
+    },
+    Text {
+        text: String,
+        offsets: Vec<u32>,
+        units: u32,
+    },
+}
+
+impl Strings {
+    /// A table with `rows` placeholders before the first value.
+    pub(super) fn table(rows: usize) -> Strings {
+        Strings::Table {
+            index: HashMap::new(),
+            strings: Vec::new(),
+            ids: vec![0; rows],
+        }
+    }
+
+    /// Appends `s` (`None`: a placeholder for a NULL, which the caller's null map marks);
+    /// false if the offsets would overflow. (Text past `MAX_COLUMN_STRING` is the caller's
+    /// to see, through [`Strings::text_len`].)
+    pub(super) fn push(&mut self, s: Option<&str>) -> bool {
+        match (&mut *self, s) {
+            (Strings::Table { ids, .. }, None) => {
+                ids.push(0);
+                true
+            }
+            (
+                Strings::Table {
+                    index,
+                    strings,
+                    ids,
+                },
+                Some(s),
+            ) => {
+                if let Some(&id) = index.get(s) {
+                    ids.push(id);
+                    return true;
+                }
+                let unique = strings.len() == ids.len() && ids.len() >= LOOKS_UNIQUE;
+                if let (false, Ok(id)) = (unique, u8::try_from(strings.len())) {
+                    index.insert(s.into(), id);
+                    strings.push(s.into());
+                    ids.push(id);
+                    return true;
+                }
+                match Strings::text_of(strings, ids) {
+                    Some(text) => {
+                        *self = text;
+                        self.push(Some(s))
+                    }
+                    None => false,
+                }
+            }
+            (Strings::Text { offsets, units, .. }, None) => {
+                offsets.push(*units);
+                true
+            }
+            (
+                Strings::Text {
+                    text,
+                    offsets,
+                    units,
+                },
+                Some(s),
+            ) => {
+                text.push_str(s);
+                let ok = add_units(units, s);
+                offsets.push(*units);
+                ok
+            }
+        }
+    }
+
+    /// The table's values one by one, as text; `None` if the offsets would overflow.
+    fn text_of(strings: &[Box<str>], ids: &[u8]) -> Option<Strings> {
+        let mut text = String::new();
+        let mut offsets = Vec::with_capacity(ids.len() + 2);
+        offsets.push(0);
+        let mut units = 0u32;
+        for &id in ids {
+            let s = strings.get(usize::from(id)).map_or("", |s| &**s);
+            text.push_str(s);
+            if !add_units(&mut units, s) {
+                return None;
+            }
+            offsets.push(units);
+        }
+        Some(Strings::Text {
+            text,
+            offsets,
+            units,
+        })
+    }
+
+    /// `d` (a table) or `s` (text), as `rows.js` names them.
+    pub(super) fn kind(&self) -> u8 {
+        match self {
+            Strings::Table { .. } => b'd',
+            Strings::Text { .. } => b's',
+        }
+    }
+
+    pub(super) fn text_len(&self) -> usize {
+        match self {
+            Strings::Table { .. } => 0,
+            Strings::Text { text, .. } => text.len(),
+        }
+    }
+
+    /// `[strings, Uint8Array]` for a table, `[text, Uint32Array of UTF-16 offsets]` for text.
+    pub(super) unsafe fn finish(self, ctx: &Ctx) -> napi::Result<sys::napi_value> {
+        let pair = ctx.array(2)?;
+        match self {
+            Strings::Table { strings, ids, .. } => {
+                let table = ctx.array(strings.len())?;
+                for (j, s) in strings.iter().enumerate() {
+                    ctx.set(table, j, ctx.string(s)?)?;
+                }
+                ctx.set(pair, 0, table)?;
+                ctx.set(
+                    pair,
+                    1,
+                    typed(ctx.env, sys::TypedarrayType::uint8_array, &ids, 1)?,
+                )?;
+            }
+            Strings::Text {
+                text,
+                offsets,
+                units,
+            } => {
+                // Every non-ASCII character takes fewer UTF-16 units than UTF-8 bytes.
+                let ascii = units as usize == text.len();
+                ctx.set(pair, 0, ctx.owned_string(text, ascii)?)?;
+                ctx.set(
+                    pair,
+                    1,
+                    typed(ctx.env, sys::TypedarrayType::uint32_array, &offsets, 4)?,
+                )?;
+            }
+        }
+        Ok(pair)
+    }
+}
+
+/// Adds the UTF-16 length of `s` to `units`; false if the offsets would overflow.
+pub(super) fn add_units(units: &mut u32, s: &str) -> bool {
+    match u32::try_from(utf16_len(s))
+        .ok()
+        .and_then(|n| units.checked_add(n))
+    {
+        Some(u) => {
+            *units = u;
+            true
+        }
+        None => false,
+    }
+}
