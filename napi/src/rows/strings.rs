@@ -178,3 +178,94 @@ pub(super) fn add_units(units: &mut u32, s: &str) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The values a column hands to JS, read back as `rows.js` reads them (`None`: the
+    /// placeholder of a NULL).
+    fn read(s: &Strings, nulls: &[bool]) -> Vec<Option<String>> {
+        let all: Vec<String> = match s {
+            Strings::Table { strings, ids, .. } => ids
+                .iter()
+                .map(|&i| strings[usize::from(i)].to_string())
+                .collect(),
+            Strings::Text { text, offsets, .. } => {
+                let units: Vec<u16> = text.encode_utf16().collect();
+                offsets
+                    .windows(2)
+                    .map(|w| String::from_utf16(&units[w[0] as usize..w[1] as usize]).unwrap())
+                    .collect()
+            }
+        };
+        all.into_iter()
+            .zip(nulls)
+            .map(|(v, &null)| (!null).then_some(v))
+            .collect()
+    }
+
+    /// Columns drawn from `distinct` values (some non-ASCII, one empty) with NULLs between:
+    /// whatever the table does, the values read back are the values pushed.
+    #[test]
+    fn values_read_back_whole_as_table_or_text() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for (rows, distinct) in [
+            (50, 3),
+            (1000, 5),
+            (1000, 256),
+            (1000, 257),
+            (2000, 600),
+            (300, 10_000),
+        ] {
+            let mut col = Strings::table(0);
+            let mut want = Vec::new();
+            let mut nulls = Vec::new();
+            for _ in 0..rows {
+                let v = match next(distinct) {
+                    0 => String::new(),
+                    1 => "é☺😀".to_string(),
+                    k => format!("v{k}"),
+                };
+                let null = next(7) == 0;
+                assert!(col.push((!null).then_some(v.as_str())));
+                want.push((!null).then_some(v));
+                nulls.push(null);
+            }
+            assert_eq!(read(&col, &nulls), want, "{rows} rows of {distinct} values");
+            if distinct <= 5 || distinct >= 600 {
+                assert_eq!(matches!(col, Strings::Table { .. }), distinct <= 5);
+            }
+        }
+    }
+
+    #[test]
+    fn a_table_holds_256_values_and_a_column_that_looks_unique_becomes_text() {
+        let is_table = |s: &Strings| matches!(s, Strings::Table { .. });
+        let mut col = Strings::table(0);
+        for k in 0..256 {
+            assert!(col.push(Some(&format!("v{k}"))) && col.push(Some(&format!("v{k}"))));
+        }
+        assert!(is_table(&col));
+        assert!(col.push(Some("v256")));
+        assert!(!is_table(&col));
+
+        let mut col = Strings::table(0);
+        for k in 0..LOOKS_UNIQUE {
+            assert!(col.push(Some(&format!("u{k}"))));
+        }
+        assert!(is_table(&col));
+        let mut unique = Strings::table(0);
+        for k in 0..=LOOKS_UNIQUE {
+            assert!(unique.push(Some(&format!("u{k}"))));
+        }
+        assert!(!is_table(&unique));
+        assert_eq!(unique.kind(), b's');
+    }
+}
