@@ -23,108 +23,79 @@ function key(name) {
   return name === '__proto__' ? `[${quoted}]` : quoted
 }
 
-// The members of a json column of flat objects (kind `o`, see napi/src/rows/shaped.rs) as
-// one object literal: number (`i` when all are int32), boolean, string (joined with offsets,
-// or `d`: a table and an index per value), or `n` (null in every row so far); JSON nulls
-// come in a map per member.
-function shapedObject(c, sub) {
-  let prelude = `const m${c} = cols[${c}].cols, n${c} = cols[${c}].nulls;`
-  const fields = []
-  for (let k = 0; k < sub.kinds.length; k++) {
-    const v = `v${c}_${k}`
-    let expr
-    switch (sub.kinds[k]) {
-      case 'i':
-      case 'f':
-        prelude += `const ${v} = m${c}[${k}];`
-        expr = `${v}[i]`
-        break
-      case 'b':
-        prelude += `const ${v} = m${c}[${k}];`
-        expr = `${v}[i] === 1`
-        break
-      case 's':
-        prelude += `const ${v} = m${c}[${k}][0], o${c}_${k} = m${c}[${k}][1];`
-        expr = `${v}.slice(o${c}_${k}[i], o${c}_${k}[i + 1])`
-        break
-      case 'd':
-        prelude += `const ${v} = m${c}[${k}][0], x${c}_${k} = m${c}[${k}][1];`
-        expr = `${v}[x${c}_${k}[i]]`
-        break
-      case 'n':
-        expr = 'null'
-        break
-      default:
-        throw decodeError(`unknown json member kind ${sub.kinds[k]}`)
+// The expression for one value of a column (or, kind `o`, of a json column of flat objects:
+// its members are columns of their own, kinds below plus `n`, null in every row so far; see
+// napi/src/rows/shaped.rs). `id` names the variables, `src` and `nulls` are the expressions
+// of the column's data and NULL map, `sub` the column itself (for `o`). Returns the
+// declarations to hoist out of the row loop and the expression per row.
+function field(kind, id, src, nulls, sub) {
+  let prelude = `const v${id} = ${src};`
+  let expr
+  switch (kind) {
+    case 'o': {
+      prelude = `const m${id} = ${src}.cols, n${id} = ${src}.nulls;`
+      const members = []
+      for (let k = 0; k < sub.kinds.length; k++) {
+        const f = field(sub.kinds[k], `${id}_${k}`, `m${id}[${k}]`, `n${id}[${k}]`)
+        prelude += f.prelude
+        members.push(`${key(sub.names[k])}: ${f.expr}`)
+      }
+      expr = `{${members.join(', ')}}`
+      break
     }
-    if (sub.kinds[k] !== 'n') {
-      prelude += `const z${c}_${k} = n${c}[${k}];`
-      expr = `(z${c}_${k} !== null && z${c}_${k}[i] === 1 ? null : ${expr})`
-    }
-    fields.push(`${key(sub.names[k])}: ${expr}`)
+    case 'n':
+      return { prelude: '', expr: 'null' }
+    case 'b':
+      expr = `v${id}[i] === 1`
+      break
+    case 'i':
+    case 'f':
+    case 'v':
+      expr = `v${id}[i]`
+      break
+    case 'g':
+      // A DataView read allocates a 24-byte BigInt where an optimized BigInt64Array read
+      // allocates 40 (V8 11); a large result keeps one per row and value.
+      prelude = `const v${id} = new DataView(${src}.buffer, ${src}.byteOffset, ${src}.byteLength);`
+      expr = `v${id}.getBigInt64(i * 8, ${LITTLE_ENDIAN})`
+      break
+    case 's':
+      prelude = `const v${id} = ${src}[0], o${id} = ${src}[1];`
+      expr = `v${id}.slice(o${id}[i], o${id}[i + 1])`
+      break
+    case 'd':
+      // Repeated values: the distinct strings and an index per row.
+      prelude = `const v${id} = ${src}[0], x${id} = ${src}[1];`
+      expr = `v${id}[x${id}[i]]`
+      break
+    case 'y':
+      // Buffer.from(arrayBuffer, offset, length) makes the same view as subarray() without
+      // its species lookup (about 20% less time per value).
+      prelude = `const v${id} = ${src}[0].buffer, b${id} = ${src}[0].byteOffset, o${id} = ${src}[1];`
+      expr = `Buffer.from(v${id}, b${id} + o${id}[i], o${id}[i + 1] - o${id}[i])`
+      break
+    case 'j':
+      prelude = `const v${id} = parseJson(${src}, n);`
+      expr = `v${id}[i]`
+      break
+    default:
+      throw decodeError(`unknown column kind ${kind}`)
   }
-  return { prelude, expr: `{${fields.join(', ')}}` }
+  // j and v columns carry their NULLs in place; the others have a NULL map when needed.
+  if (kind !== 'j' && kind !== 'v') {
+    prelude += `const z${id} = ${nulls};`
+    expr = `(z${id} !== null && z${id}[i] === 1 ? null : ${expr})`
+  }
+  return { prelude, expr }
 }
 
 function compile(kinds, names, cols) {
   let prelude = ''
   const fields = []
   for (let c = 0; c < kinds.length; c++) {
-    let expr
-    switch (kinds[c]) {
-      case 'o': {
-        const o = shapedObject(c, cols[c])
-        prelude += o.prelude
-        expr = o.expr
-        break
-      }
-      case 'b':
-        prelude += `const v${c} = cols[${c}];`
-        expr = `v${c}[i] === 1`
-        break
-      case 'i':
-      case 'f':
-        prelude += `const v${c} = cols[${c}];`
-        expr = `v${c}[i]`
-        break
-      case 'g':
-        // A DataView read allocates a 24-byte BigInt where an optimized BigInt64Array read
-        // allocates 40 (V8 11); a large result keeps one per row and value.
-        prelude += `const v${c} = new DataView(cols[${c}].buffer, cols[${c}].byteOffset, cols[${c}].byteLength);`
-        expr = `v${c}.getBigInt64(i * 8, ${LITTLE_ENDIAN})`
-        break
-      case 's':
-        prelude += `const v${c} = cols[${c}][0], o${c} = cols[${c}][1];`
-        expr = `v${c}.slice(o${c}[i], o${c}[i + 1])`
-        break
-      case 'd':
-        // A column of repeated values: its distinct strings and an index per row.
-        prelude += `const v${c} = cols[${c}][0], x${c} = cols[${c}][1];`
-        expr = `v${c}[x${c}[i]]`
-        break
-      case 'y':
-        // Buffer.from(arrayBuffer, offset, length) makes the same view as subarray() without
-        // its species lookup (about 20% less time per value).
-        prelude += `const v${c} = cols[${c}][0].buffer, b${c} = cols[${c}][0].byteOffset, o${c} = cols[${c}][1];`
-        expr = `Buffer.from(v${c}, b${c} + o${c}[i], o${c}[i + 1] - o${c}[i])`
-        break
-      case 'j':
-        prelude += `const v${c} = parseJson(cols[${c}], n);`
-        expr = `v${c}[i]`
-        break
-      case 'v':
-        prelude += `const v${c} = cols[${c}];`
-        expr = `v${c}[i]`
-        break
-      default:
-        throw decodeError(`unknown column kind ${kinds[c]}`)
-    }
-    // j and v columns carry their NULLs in place; the others have a NULL map when needed.
-    if (kinds[c] !== 'j' && kinds[c] !== 'v') {
-      prelude += `const z${c} = nulls[${c}];`
-      expr = `(z${c} !== null && z${c}[i] === 1 ? null : ${expr})`
-    }
-    fields.push(`${key(names[c])}: ${expr}`)
+    const f = field(kinds[c], `${c}`, `cols[${c}]`, `nulls[${c}]`, cols[c])
+    prelude += f.prelude
+    fields.push(`${key(names[c])}: ${f.expr}`)
   }
   const body = `'use strict';${prelude}
 for (let i = 0; i < n; i++) rows.push({${fields.join(', ')}});

@@ -546,11 +546,9 @@ impl Builder {
                 if !null {
                     let start = text.len();
                     s.decode_str(raw, text).map_err(decode_error)?;
-                    let added = text.get(start..).map_or(0, utf16_len);
-                    *units = u32::try_from(added)
-                        .ok()
-                        .and_then(|a| units.checked_add(a))
-                        .ok_or_else(|| client_error("DECODE_ERROR", "column too large"))?;
+                    if !strings::add_units(units, text.get(start..).unwrap_or("")) {
+                        return Err(client_error("DECODE_ERROR", "column too large"));
+                    }
                 }
                 offsets.push(*units);
             }
@@ -641,18 +639,7 @@ impl Builder {
                 text,
                 offsets,
                 units,
-            } => {
-                // Every non-ASCII character takes fewer UTF-16 units than UTF-8 bytes.
-                let ascii = units as usize == text.len();
-                let pair = ctx.array(2)?;
-                ctx.set(pair, 0, ctx.owned_string(text, ascii)?)?;
-                ctx.set(
-                    pair,
-                    1,
-                    typed(env, sys::TypedarrayType::uint32_array, &offsets, 4)?,
-                )?;
-                pair
-            }
+            } => strings::text_pair(ctx, text, &offsets, units)?,
             Column::Bytes { data, offsets } => {
                 let pair = ctx.array(2)?;
                 ctx.set(pair, 0, ctx.buffer(&data)?)?;

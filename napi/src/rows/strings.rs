@@ -132,9 +132,9 @@ impl Strings {
 
     /// `[strings, Uint8Array]` for a table, `[text, Uint32Array of UTF-16 offsets]` for text.
     pub(super) unsafe fn finish(self, ctx: &Ctx) -> napi::Result<sys::napi_value> {
-        let pair = ctx.array(2)?;
         match self {
             Strings::Table { strings, ids, .. } => {
+                let pair = ctx.array(2)?;
                 let table = ctx.array(strings.len())?;
                 for (j, s) in strings.iter().enumerate() {
                     ctx.set(table, j, ctx.string(s)?)?;
@@ -145,24 +145,35 @@ impl Strings {
                     1,
                     typed(ctx.env, sys::TypedarrayType::uint8_array, &ids, 1)?,
                 )?;
+                Ok(pair)
             }
             Strings::Text {
                 text,
                 offsets,
                 units,
-            } => {
-                // Every non-ASCII character takes fewer UTF-16 units than UTF-8 bytes.
-                let ascii = units as usize == text.len();
-                ctx.set(pair, 0, ctx.owned_string(text, ascii)?)?;
-                ctx.set(
-                    pair,
-                    1,
-                    typed(ctx.env, sys::TypedarrayType::uint32_array, &offsets, 4)?,
-                )?;
-            }
+            } => text_pair(ctx, text, &offsets, units),
         }
-        Ok(pair)
     }
+}
+
+/// `[text, Uint32Array of UTF-16 offsets]`: a column's values joined, `units` UTF-16 units
+/// in all.
+pub(super) unsafe fn text_pair(
+    ctx: &Ctx,
+    text: String,
+    offsets: &[u32],
+    units: u32,
+) -> napi::Result<sys::napi_value> {
+    // Every non-ASCII character takes fewer UTF-16 units than UTF-8 bytes.
+    let ascii = units as usize == text.len();
+    let pair = ctx.array(2)?;
+    ctx.set(pair, 0, ctx.owned_string(text, ascii)?)?;
+    ctx.set(
+        pair,
+        1,
+        typed(ctx.env, sys::TypedarrayType::uint32_array, offsets, 4)?,
+    )?;
+    Ok(pair)
 }
 
 /// Adds the UTF-16 length of `s` to `units`; false if the offsets would overflow.
