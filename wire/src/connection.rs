@@ -20,6 +20,7 @@ use crate::backend::{self, auth_method_name, DataRowBody, ErrorFields, Field, Me
 use crate::config::Config;
 use crate::error::Error;
 use crate::frontend::{self, EncodeError, Target};
+use crate::socket::SocketOptions;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -208,9 +209,22 @@ pub struct CancelToken {
     host: crate::config::Host,
     process_id: i32,
     secret_key: Bytes,
+    /// The connection's socket options: the cancel request's socket needs the same bound on
+    /// a vanished host as the session's.
+    socket: SocketOptions,
 }
 
 impl CancelToken {
+    /// The host the connection is to.
+    pub fn host(&self) -> &crate::config::Host {
+        &self.host
+    }
+
+    /// The socket options the token applies to its own socket.
+    pub fn socket_options(&self) -> SocketOptions {
+        self.socket
+    }
+
     /// Asks the server to cancel whatever the session is running. Returns once the request is
     /// delivered (the server closes the socket); it does not wait for the query to stop.
     pub async fn cancel(&self, timeout: Duration) -> Result<(), Error> {
@@ -218,6 +232,9 @@ impl CancelToken {
             let mut s = TcpStream::connect((self.host.host.as_str(), self.host.port))
                 .await
                 .map_err(|e| Error::connect(format!("cancel: connect to {}: {e}", self.host)))?;
+            self.socket
+                .apply(&s)
+                .map_err(|e| Error::config(format!("cancel: socket options: {e}")))?;
             let mut buf = BytesMut::new();
             frontend::cancel_request(self.process_id, &self.secret_key, &mut buf)?;
             s.write_all(&buf)
@@ -358,6 +375,8 @@ struct ClientInner {
     cancel: CancelToken,
     result_format: fn(u32) -> Format,
     server_version_num: u32,
+    /// Taken (once) by [`Client::abort`]; the loop polls the other end before anything else.
+    abort: Mutex<Option<oneshot::Sender<String>>>,
 }
 
 /// A handle to one connection. Clones share the connection; requests from all of them are
@@ -401,6 +420,20 @@ impl Client {
     /// A server parameter as last reported by ParameterStatus.
     pub fn parameter(&self, name: &str) -> Option<String> {
         self.inner.parameters.lock().ok()?.get(name).cloned()
+    }
+
+    /// Ends the connection at once, without waiting for the server: requests already
+    /// written fail with `Error::closed(reason, true)`, requests not yet written with
+    /// `Error::closed(reason, false)` (safe to retry), and the socket is dropped. Works when
+    /// the socket is blocked (a hung peer, dropped packets) since the loop checks for an abort
+    /// before it touches the socket. Idempotent; callable from any thread.
+    pub fn abort(&self, reason: &str) {
+        self.inner.state.closed.store(true, Ordering::Release);
+        let tx = self.inner.abort.lock().ok().and_then(|mut a| a.take());
+        if let Some(tx) = tx {
+            // An error means the loop has already ended: nothing left to abort.
+            let _ = tx.send(reason.to_owned());
+        }
     }
 
     /// Asks the connection to send Terminate and close once in-flight requests finish.
@@ -655,7 +688,9 @@ async fn connect_inner(config: &Config) -> Result<Client, Error> {
     let stream = TcpStream::connect((host.host.as_str(), host.port))
         .await
         .map_err(|e| Error::connect(format!("connecting to {host}: {e}")))?;
-    let _ = stream.set_nodelay(true);
+    SocketOptions::from_config(config)
+        .apply(&stream)
+        .map_err(|e| Error::config(format!("socket options for {host}: {e}")))?;
     connect_stream(stream, config).await
 }
 
@@ -844,6 +879,9 @@ fn unexpected(during: &str, msg: &Message) -> Error {
 /// One request in flight.
 struct Pending {
     sink: Option<oneshot::Sender<Result<Response, Error>>>,
+    /// Where the request's bytes start in the connection's output (see `Connection::written`):
+    /// until `written` passes it, no byte of the request reached the socket.
+    start: u64,
     stream: Option<RowStream>,
     syncs_left: u32,
     response: Response,
@@ -931,6 +969,10 @@ struct Connection<S> {
     /// Requests were taken in the previous poll and the write was put off by one turn of
     /// the scheduler (see `poll_loop`).
     corked: bool,
+    /// Bytes handed to the socket so far; with `write_buf.len()`, where each request starts.
+    written: u64,
+    /// [`Client::abort`]'s signal; `None` once it fired or every client is gone.
+    abort: Option<oneshot::Receiver<String>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
@@ -949,6 +991,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn poll_loop(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // 0. An abort comes first: it must win even when the socket never becomes ready.
+        if let Some(rx) = self.abort.as_mut() {
+            match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(reason)) => {
+                    self.abort = None;
+                    return Poll::Ready(Err(Error::closed(reason, true)));
+                }
+                // Every client handle is gone: no abort can come any more.
+                Poll::Ready(Err(_)) => self.abort = None,
+                Poll::Pending => {}
+            }
+        }
         loop {
             let mut progress = false;
             let mut took = false;
@@ -973,9 +1027,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         if sink.is_closed() {
                             continue; // the caller gave up before anything was written
                         }
+                        let start = self.written + self.write_buf.len() as u64;
                         self.write_buf.extend_from_slice(&bytes);
                         self.pending.push_back(Pending {
                             sink: Some(sink),
+                            start,
                             stream,
                             syncs_left: syncs,
                             response: Response::default(),
@@ -1021,6 +1077,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                     Poll::Ready(Ok(n)) => {
                         self.write_buf.advance(n);
+                        self.written += n as u64;
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => {
@@ -1253,7 +1310,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if let Some(sink) = p.sink {
                 // A request that already got an ErrorResponse reports it (a FATAL error tells
                 // the caller more than "closed").
-                let e = p.error.unwrap_or_else(|| error.with_sent(true));
+                let sent = self.written > p.start;
+                let e = p.error.unwrap_or_else(|| error.with_sent(sent));
                 let _ = sink.send(Err(e));
             }
         }
@@ -1295,6 +1353,7 @@ where
     let parameters = Arc::new(Mutex::new(info.parameters));
     let depth = config.pipeline_depth.max(1);
     let (tx, rx) = mpsc::channel(depth);
+    let (abort_tx, abort_rx) = oneshot::channel();
     tokio::spawn(Connection {
         stream,
         read_buf,
@@ -1309,6 +1368,8 @@ where
         max_message_len: config.max_message_len,
         copy_out: false,
         corked: false,
+        written: 0,
+        abort: Some(abort_rx),
     });
     Ok(Client {
         inner: Arc::new(ClientInner {
@@ -1321,9 +1382,11 @@ where
                 host: config.host.clone(),
                 process_id: info.process_id,
                 secret_key: info.secret_key,
+                socket: SocketOptions::from_config(config),
             },
             result_format: config.result_format,
             server_version_num,
+            abort: Mutex::new(Some(abort_tx)),
         }),
     })
 }

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     Unsupported,
     /// A parameter could not be encoded for its target type; nothing was sent.
     Encode,
+    /// The connection's settings cannot work (a NUL byte in the user name, a socket option
+    /// the OS refuses): no retry, on any host, can fix it.
+    Config,
 }
 
 #[derive(Debug)]
@@ -85,6 +88,10 @@ impl Error {
         Error::new(ErrorKind::Unsupported, message, None, true)
     }
 
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message, None, false)
+    }
+
     pub fn encode(e: EncodeError) -> Self {
         Error::new(ErrorKind::Encode, e.to_string(), None, false)
     }
@@ -122,6 +129,7 @@ impl Error {
             (None, ErrorKind::Auth) => "AUTH_FAILED",
             (None, ErrorKind::Unsupported) => "UNSUPPORTED",
             (None, ErrorKind::Encode) => "INVALID_PARAMETER",
+            (None, ErrorKind::Config) => "INVALID_CONFIG",
         }
     }
 

@@ -23,9 +23,10 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod frontend;
+pub mod socket;
 pub mod sqlstate;
 
-pub use config::{Config, Host};
+pub use config::{Config, Host, Keepalive};
 pub use connection::{
     connect, CancelToken, Client, ConnectionState, Described, Format, IsNull, Params, QueryResult,
     RowStream, Statement, TransactionStatus,

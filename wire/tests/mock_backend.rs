@@ -1187,3 +1187,72 @@ async fn requests_queued_behind_a_fatal_error_are_never_sent_and_safe_to_retry()
     })
     .await
 }
+
+// --- abort: ending a connection without the server ------------------------------------------
+
+fn spawn_owned(client: &Client, sql: String) -> JoinHandle<Result<Vec<QueryResult>, Error>> {
+    let c = client.clone();
+    tokio::spawn(async move { c.simple_query(&sql).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_fails_written_and_queued_requests_at_once_when_the_server_never_answers() {
+    timed(async {
+        let mut cfg = config();
+        cfg.pipeline_depth = 1;
+        let (handle, mut mock) = start(cfg);
+        mock.trust().await;
+        let client = handle.await.unwrap().unwrap();
+        let written = spawn_simple(&client, "select 'written'");
+        mock.recv_group().await; // on the socket; the server never answers
+        let queued = spawn_simple(&client, "select 'queued'");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(client.state().in_flight(), 1);
+
+        let t0 = Instant::now();
+        // From a thread outside the runtime's workers, twice: idempotent.
+        let c = client.clone();
+        std::thread::spawn(move || c.abort("pool: host is down"))
+            .join()
+            .unwrap();
+        client.abort("again");
+        assert!(client.is_closed());
+
+        let e = written.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Closed, "{e:?}");
+        assert_eq!(e.message(), "pool: host is down");
+        assert!(!e.safe_to_retry(), "it was written: {e:?}");
+        let e = queued.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Closed, "{e:?}");
+        assert!(e.safe_to_retry(), "never written: {e:?}");
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        // The socket is dropped: the server sees EOF, without a Terminate.
+        assert!(mock.recv().await.is_none());
+        assert_new_request_fails_closed(&client).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_ends_a_connection_whose_socket_is_blocked() {
+    timed(async {
+        let (client, mock) = connected().await;
+        // The server reads nothing: a request larger than the pipe's buffer blocks the write,
+        // and the request behind it stays in the client's buffer.
+        let big = spawn_owned(&client, format!("select '{}'", "x".repeat(200_000)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let behind = spawn_simple(&client, "select 'behind'");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(client.state().in_flight(), 2);
+        client.abort("peer hung");
+        let e = big.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Closed, "{e:?}");
+        assert!(!e.safe_to_retry(), "partly written: {e:?}");
+        let e = behind.await.unwrap().unwrap_err();
+        assert_eq!(e.message(), "peer hung");
+        assert!(e.safe_to_retry(), "no byte of it left the client: {e:?}");
+        assert!(client.is_closed());
+        drop(mock);
+    })
+    .await
+}
