@@ -19,6 +19,7 @@ const DEFAULT_USER = 'app_scram';
 const APP_ROLES = ['app_scram', 'app_md5', 'app_trust'];
 const PASSWORDS = { app_scram: 'scram-pass', app_md5: 'md5-pass', app_trust: null, [ADMIN_USER]: null };
 const POLL_MS = 60;
+const FAILOVER_MODES = ['stop', 'fence', 'partition', 'freeze'];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
@@ -339,8 +340,9 @@ function startWatchdog(cluster) {
   } catch { /* best effort: the exit handlers still cover an orderly exit */ }
 }
 
-// The watchdog's process: once `parent` is gone, SIGQUIT to every process started on a data
-// directory under `base`, then the directories go. It exits by itself as soon as `base` is
+// The watchdog's process: once `parent` is gone, the cluster's iptables rules are removed,
+// every process started on a data directory under `base` gets SIGQUIT (and SIGCONT, in case it
+// was frozen), then the directories go. It exits by itself as soon as `base` is
 // gone (the cluster was destroyed).
 function watchdog(parent, base, extra) {
   const parentAlive = () => { try { process.kill(parent, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
@@ -348,10 +350,11 @@ function watchdog(parent, base, extra) {
     if (!fs.existsSync(base)) process.exit(0);
     if (parentAlive()) return;
     clearInterval(timer);
+    removeRulesSync({ prefix: `${clusterTag(base)}-` }); // partitions (iptables) of this cluster
     const until = Date.now() + 10000;
     const sweep = () => {
       const pids = pidsWithArg((a) => a.startsWith(base + path.sep));
-      for (const pid of pids) { try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ } }
+      quitTreesSync(pids); // SIGQUIT, then SIGCONT for frozen nodes
       if (pids.length && Date.now() < until) return setTimeout(sweep, 100);
       for (const d of [base, ...extra]) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } }
       process.exit(0);
@@ -372,6 +375,128 @@ function pidsWithArg(match) {
     if (argv.some(match)) pids.push(Number(d));
   }
   return pids;
+}
+
+// ---------------------------------------------------------------------------
+// Faults: network partitions (iptables DROP on lo) and frozen nodes (SIGSTOP).
+// Everything here is synchronous so that the exit handler and the watchdog can undo it.
+// ---------------------------------------------------------------------------
+// The iptables comment of a cluster's rules: unique per data directory (each non-persistent
+// cluster has its own mkdtemp directory), so teardown removes exactly this cluster's rules.
+function clusterTag(baseDir) {
+  return `hyperion-${crypto.createHash('sha256').update(path.resolve(baseDir)).digest('hex').slice(0, 12)}`;
+}
+
+const SBIN = ['/usr/sbin', '/sbin', '/usr/local/sbin'];
+function whichBin(name) {
+  for (const d of [...(process.env.PATH || '').split(path.delimiter), ...SBIN]) {
+    if (d && fs.existsSync(path.join(d, name))) return path.join(d, name);
+  }
+  return null;
+}
+
+const IPT_EXEC = { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 15000 };
+let iptCache;
+// { v4, v6 } paths of a working iptables / ip6tables (nft first, then legacy); v4 null if none.
+function iptables() {
+  if (iptCache) return iptCache;
+  const works = (bin) => { try { execFileSync(bin, ['-w', '5', '-S', 'INPUT'], IPT_EXEC); return true; } catch { return false; } };
+  const pick = (names) => { for (const n of names) { const b = whichBin(n); if (b && works(b)) return b; } return null; };
+  const v4 = pick(['iptables', 'iptables-nft', 'iptables-legacy']);
+  const v6 = v4 ? pick(v4.endsWith('-legacy') ? ['ip6tables-legacy', 'ip6tables'] : ['ip6tables', 'ip6tables-nft', 'ip6tables-legacy']) : null;
+  iptCache = { v4, v6 };
+  return iptCache;
+}
+
+function requireIptables() {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new Error('partition() needs root (it adds iptables rules)');
+  const ipt = iptables();
+  if (!ipt.v4) {
+    iptCache = undefined; // look again next time: it may be installed meanwhile
+    throw new Error(whichBin('iptables')
+      ? 'partition(): iptables is installed but does not work here (neither nft nor legacy: `iptables -L` fails)'
+      : 'partition() needs iptables, which is not installed: as root, `apt-get install -y iptables`');
+  }
+  return ipt;
+}
+
+// The two INPUT rules of a partition of `port`: packets to it and packets from it, on lo.
+// INPUT, not OUTPUT: a DROP in OUTPUT can fail the sender's syscall (EPERM), a DROP on input
+// is silence, as a dead host or a cut cable is.
+function partitionRules(port, comment) {
+  const tail = ['-m', 'comment', '--comment', comment, '-j', 'DROP'];
+  return [['INPUT', '-i', 'lo', '-p', 'tcp', '--dport', String(port), ...tail], ['INPUT', '-i', 'lo', '-p', 'tcp', '--sport', String(port), ...tail]];
+}
+
+// Deletes every INPUT rule whose comment is `comment` (exact) or starts with `prefix`.
+function removeRulesSync({ comment, prefix }) {
+  let ipt;
+  try { ipt = iptables(); } catch { return 0; }
+  let n = 0;
+  for (const bin of [ipt.v4, ipt.v6]) {
+    if (!bin) continue;
+    let lines;
+    try { lines = execFileSync(bin, ['-w', '5', '-S', 'INPUT'], IPT_EXEC).split('\n'); } catch { continue; }
+    for (const line of lines) {
+      const m = /--comment "?([^"\s]+)"?/.exec(line);
+      if (!m || !line.startsWith('-A INPUT ')) continue;
+      if (!(comment !== undefined ? m[1] === comment : m[1].startsWith(prefix))) continue;
+      const args = line.replace(/"/g, '').split(/\s+/).filter(Boolean);
+      args[0] = '-D';
+      try { execFileSync(bin, ['-w', '5', ...args], IPT_EXEC); n++; } catch { /* already gone */ }
+    }
+  }
+  return n;
+}
+
+// pid -> { ppid, state } for every process, from /proc.
+function processTable() {
+  const table = new Map();
+  let entries = [];
+  try { entries = fs.readdirSync('/proc'); } catch { /* not Linux */ }
+  for (const d of entries) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const rest = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(d), { state: rest[0], ppid: Number(rest[1]) });
+    } catch { /* exited */ }
+  }
+  return table;
+}
+
+// roots and all their descendants that are alive (not zombies), roots first.
+function processTree(roots, table = processTable()) {
+  const out = [];
+  const seen = new Set();
+  const queue = roots.filter((p) => p && table.has(p));
+  while (queue.length) {
+    const p = queue.shift();
+    if (seen.has(p)) continue;
+    seen.add(p);
+    const st = table.get(p);
+    if (st && st.state !== 'Z' && st.state !== 'X') out.push(p);
+    for (const [c, s] of table) if (s.ppid === p && !seen.has(c)) queue.push(c);
+  }
+  return out;
+}
+
+function signalAll(pids, sig) { for (const pid of pids) { try { process.kill(pid, sig); } catch { /* gone */ } } }
+
+// Immediate shutdown of process trees that may be stopped (SIGSTOP): SIGQUIT to every process
+// while stopped, then SIGCONT, so that each handles SIGQUIT before it runs anything else (no
+// frozen backend answers one more query on its way out).
+function quitTreesSync(roots) {
+  const tree = processTree(roots);
+  signalAll(tree, 'SIGQUIT');
+  signalAll(tree.slice().reverse(), 'SIGCONT');
+  return tree;
+}
+
+// Stopped by a signal (SIGSTOP): state T in /proc/<pid>/stat.
+function isStopped(pid) {
+  if (!pid) return false;
+  try { const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); return st[st.lastIndexOf(')') + 2] === 'T'; } catch { return false; }
 }
 
 // ---------------------------------------------------------------------------
@@ -417,12 +542,15 @@ class ClusterBase {
   }
 
   async _isRunning() { return true; }
+  _fault() { return null; }
 
   // { primary, nodes: [{ index, name, port, running, role, readOnly, lsn }], replication }
   async status() {
     const nodes = await Promise.all(this.nodes.map(async (n, i) => {
       const s = { index: i, name: n.name, port: n.port, running: await this._isRunning(i), role: 'down', readOnly: null, lsn: null };
       if (!s.running && this.local) return s;
+      const fault = this._fault(i);
+      if (fault) { s.fault = fault; s.error = `${fault} (not asked)`; return s; } // unreachable: role 'down'
       try {
         const info = await this._nodeInfo(i);
         Object.assign(s, { running: true, role: info.inRecovery ? 'standby' : 'primary', readOnly: info.readOnly, lsn: info.lsn });
@@ -473,6 +601,8 @@ class Cluster extends ClusterBase {
     this.adminPassword = null;
     this.timings = {};
     this._destroyed = false;
+    this.tag = clusterTag(this.baseDir); // iptables comment prefix of this cluster's rules
+    this._partitioned = new Set(st.partitioned || []);
   }
 
   get stateFile() { return path.join(this.baseDir, 'state.json'); }
@@ -523,6 +653,12 @@ class Cluster extends ClusterBase {
     const n = this._nodeAt(i);
     if (!['fast', 'immediate', 'smart'].includes(mode)) throw new Error(`bad stop mode ${mode}`);
     if (!this.isRunning(i)) return;
+    if (this.isFrozen(i)) {
+      // pg_ctl would wait for a stopped postmaster forever. Immediate: SIGQUIT reaches every
+      // process before it runs again; otherwise thaw, then stop as asked.
+      if (mode === 'immediate') quitTreesSync([this._pid(i)]);
+      else await this.thaw(i);
+    }
     try {
       await this._pg('pg_ctl', ['stop', '-w', '-t', '60', '-s', '-m', mode, '-D', n.dataDir]);
     } catch (e) {
@@ -562,6 +698,67 @@ class Cluster extends ClusterBase {
     await this._waitFor(`${this.nodes[i].name}: ${name} = '${expect}' in new sessions`,
       async () => (await this._value(i, `select setting from pg_settings where name = ${lit(name)}`, { database: 'postgres' })) === String(expect),
       { timeoutMs: 15000, nodes: [i] });
+  }
+
+  // ---- faults: partition (iptables) and freeze (SIGSTOP) --------------------------
+  _fault(i) { return this.isFrozen(i) ? 'frozen' : this._partitioned.has(i) ? 'partitioned' : null; }
+  isPartitioned(i) { this._nodeAt(i); return this._partitioned.has(i); }
+  isFrozen(i) { return isStopped(this._pid(i)); }
+
+  // Every packet to and from node i's port on loopback is dropped (no RST, no FIN): clients'
+  // open connections and new connects hang, and so does replication from it if it is the
+  // primary. A standby's own outgoing replication connection (from an ephemeral port) is not cut.
+  async partition(i) {
+    const n = this._nodeAt(i);
+    const ipt = requireIptables();
+    const comment = `${this.tag}-node${i}`;
+    removeRulesSync({ comment });
+    const bins = [ipt.v4];
+    if (this.ipv6 && ipt.v6) bins.push(ipt.v6);
+    else if (this.ipv6) this._log(`no working ip6tables: [::1]:${n.port} is not partitioned`);
+    this._partitioned.add(i); // before the rules: teardown removes even a half-added set
+    this._saveState();
+    for (const bin of bins) {
+      for (const r of partitionRules(n.port, comment)) execFileSync(bin, ['-w', '5', '-I', ...r], IPT_EXEC);
+    }
+    this._log(`partitioned ${n.name} (port ${n.port})`);
+  }
+
+  // Open connections resume at their next TCP retransmission (backoff: up to seconds later).
+  async healPartition(i) {
+    const n = this._nodeAt(i);
+    removeRulesSync({ comment: `${this.tag}-node${i}` });
+    this._partitioned.delete(i);
+    this._saveState();
+    this._log(`healed partition of ${n.name}`);
+  }
+
+  // SIGSTOP to the postmaster and every process under it, re-scanned until no new one appears
+  // and all are stopped. The kernel still completes TCP handshakes and ACKs data.
+  async freeze(i) {
+    const n = this._nodeAt(i);
+    const pm = this._pid(i);
+    if (!pidAlive(pm)) throw this._err(`freeze ${n.name}: not running`, [i]);
+    const sent = new Set();
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const table = processTable();
+      const tree = processTree([pm], table);
+      const fresh = tree.filter((pid) => !sent.has(pid));
+      if (!fresh.length && tree.every((pid) => table.get(pid).state === 'T')) break;
+      signalAll(fresh, 'SIGSTOP'); // the postmaster first (roots come first): it forks no more
+      for (const pid of fresh) sent.add(pid);
+      if (Date.now() > deadline) throw this._err(`freeze ${n.name}: processes did not stop`, [i]);
+      await sleep(fresh.length ? 2 : 10);
+    }
+    this._log(`froze ${n.name} (${sent.size} processes)`);
+  }
+
+  async thaw(i) {
+    const n = this._nodeAt(i);
+    const tree = processTree([this._pid(i)]);
+    signalAll(tree.reverse(), 'SIGCONT');
+    this._log(`thawed ${n.name} (${tree.length} processes)`);
   }
 
   async fence(i) {
@@ -671,13 +868,15 @@ class Cluster extends ClusterBase {
 
   async failover({ mode = 'stop' } = {}) {
     const t = Date.now();
-    if (mode !== 'stop' && mode !== 'fence') throw new Error(`failover mode must be 'stop' or 'fence', got ${mode}`);
+    if (!FAILOVER_MODES.includes(mode)) throw new Error(`failover mode must be one of ${FAILOVER_MODES.join(', ')}; got ${mode}`);
     const st = await this.status();
     // If the primary is already down (e.g. stop(p, 'immediate') by a chaos test), fail over from it.
     const old = st.primary !== null ? st.primary : this._primary;
     if (old === null || old === undefined) throw this._err('failover: no current primary', this.nodes.map((_, k) => k));
+    // partition / freeze: the old primary keeps running, unreachable; it is treated as down
+    // (never asked for its LSN). heal() undoes the fault and makes it a standby again.
     if (mode === 'stop') await this.stop(old, 'fast');
-    else if (this.isRunning(old)) await this.fence(old);
+    else if (mode === 'fence') { if (this.isRunning(old)) await this.fence(old); } else if (mode === 'partition') { if (!this._partitioned.has(old)) await this.partition(old); } else if (this.isRunning(old) && !this.isFrozen(old)) await this.freeze(old);
     const standbys = st.nodes.filter((s) => s.index !== old && s.role === 'standby' && this.isRunning(s.index)).map((s) => s.index);
     if (!standbys.length) throw this._err('failover: no running standby to promote', [old]);
     if (mode === 'fence' && this.isRunning(old)) {
@@ -697,6 +896,7 @@ class Cluster extends ClusterBase {
     // Freeze the other standbys so they cannot receive WAL the candidate lacks (fence mode).
     await Promise.all(others.map((k) => this.stop(k, 'fast')));
     await this.promote(cand);
+    const electedAt = Date.now(); // promote() returns once cand committed a write
     await this._setSyncNames(cand, others);
     for (const k of others) await this._follow(k, cand);
     if (others.length) await this._waitStreaming(cand, others);
@@ -704,12 +904,30 @@ class Cluster extends ClusterBase {
     this._saveState();
     this.timings.failover = Date.now() - t;
     this._log(`failover ${nodeName(old)} -> ${nodeName(cand)} (${mode}) in ${this.timings.failover}ms`);
-    return { oldPrimary: old, newPrimary: cand };
+    return { oldPrimary: old, newPrimary: cand, electedAt };
   }
+
+  // A node that was a primary (no standby.signal: never a standby, or promoted since).
+  _wasPrimary(k) { return !fs.existsSync(path.join(this.nodes[k].dataDir, 'standby.signal')); }
 
   async heal() {
     const t = Date.now();
-    const st = await this.status();
+    // Faults first. A faulted node that is not the current primary but was one is stopped
+    // (immediate) while still unreachable: no client ever sees it as a second writable primary.
+    for (const k of this.nodes.map((_, j) => j)) {
+      if (!this._fault(k)) continue;
+      if (k !== this._primary && this._wasPrimary(k) && this.isRunning(k)) await this.stop(k, 'immediate');
+      if (this.isFrozen(k)) await this.thaw(k);
+      if (this._partitioned.has(k)) await this.healPartition(k);
+    }
+    let st = await this.status();
+    // A running, writable node that is not the primary (e.g. an old primary whose partition was
+    // healed by hand) is stopped at once, before anything else; it is re-seeded below.
+    const rogue = st.primary === null ? [] : st.nodes.filter((s) => s.role === 'primary' && s.index !== st.primary).map((s) => s.index);
+    if (rogue.length) {
+      await Promise.all(rogue.map((k) => this.stop(k, 'immediate')));
+      st = await this.status();
+    }
     const p = st.primary;
     if (p === null) throw this._err('heal: no running primary', this.nodes.map((_, k) => k));
     if (st.nodes[p].readOnly) await this.unfence(p);
@@ -751,16 +969,15 @@ class Cluster extends ClusterBase {
   // Synchronous last-resort teardown (process 'exit' / signals): SIGQUIT = immediate shutdown.
   _killSync() {
     liveClusters.delete(this);
+    if (this._partitioned.size) removeRulesSync({ prefix: `${this.tag}-` });
     const signalled = new Set();
     const deadline = Date.now() + 5000;
     let quiet = 0;
     while (Date.now() < deadline) {
       const pids = this._ourPids();
-      for (const pid of pids) {
-        if (signalled.has(pid)) continue;
-        signalled.add(pid);
-        try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ }
-      }
+      const fresh = pids.filter((pid) => !signalled.has(pid));
+      for (const pid of fresh) signalled.add(pid);
+      quitTreesSync(fresh); // SIGQUIT, then SIGCONT in case the node was frozen
       if (pids.length) quiet = 0;
       else if (++quiet >= 4) break; // nothing of ours for 200ms: done
       sleepSync(50);
@@ -781,12 +998,15 @@ class Cluster extends ClusterBase {
     if (this._destroyed) return;
     this._destroyed = true;
     liveClusters.delete(this);
+    removeRulesSync({ prefix: `${this.tag}-` });
+    this._partitioned.clear();
+    quitTreesSync(this._ourPids().filter((pid) => isStopped(pid))); // frozen nodes: pg_ctl stop would wait for them
     await Promise.all(this.nodes.map((_, i) => this.stop(i, 'immediate').catch(() => {})));
     const deadline = Date.now() + 5000;
     for (;;) {
       const pids = this._ourPids();
       if (!pids.length || Date.now() > deadline) break;
-      for (const pid of pids) { try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ } }
+      quitTreesSync(pids);
       await sleep(100);
     }
     this._removeDirs();
@@ -796,7 +1016,7 @@ class Cluster extends ClusterBase {
     if (!this.persistent) return;
     const state = {
       baseDir: this.baseDir, socketDir: this.socketDir, ownsSocketDir: this.ownsSocketDir, bin: this.bin, runAs: this.runAs,
-      ipv6: this.ipv6, persistent: true, primary: this._primary,
+      ipv6: this.ipv6, persistent: true, primary: this._primary, partitioned: [...this._partitioned],
       nodes: this.nodes.map((n, i) => ({ ...n, pid: this._pid(i) })),
       connection: this.connection(), updatedAt: new Date().toISOString(),
     };
@@ -981,8 +1201,9 @@ class ExternalCluster extends ClusterBase {
 
   async _ctl(...args) {
     if (!this.ctl) throw new Error(`operation "${args[0]}" needs HYPERION_CTL (external cluster from HYPERION_HOSTS)`);
-    await runCmd('/bin/sh', ['-c', `${this.ctl} "$@"`, 'hyperion-ctl', ...args.map(String)], { env: process.env, timeoutMs: 300000 });
+    const out = await runCmd('/bin/sh', ['-c', `${this.ctl} "$@"`, 'hyperion-ctl', ...args.map(String)], { env: process.env, timeoutMs: 300000 });
     await this.status();
+    return out;
   }
 
   start(i) { return this._ctl('start', i); }
@@ -990,11 +1211,17 @@ class ExternalCluster extends ClusterBase {
   promote(i) { return this._ctl('promote', i); }
   fence(i) { return this._ctl('fence', i); }
   unfence(i) { return this._ctl('unfence', i); }
+  partition(i) { return this._ctl('partition', i); }
+  healPartition(i) { return this._ctl('heal-partition', i); }
+  freeze(i) { return this._ctl('freeze', i); }
+  thaw(i) { return this._ctl('thaw', i); }
   heal() { return this._ctl('heal'); }
   async failover({ mode = 'stop' } = {}) {
     const oldPrimary = (await this.status()).primary;
-    await this._ctl('failover', mode);
-    return { oldPrimary, newPrimary: this._primary };
+    const out = await this._ctl('failover', mode);
+    // The CLI prints the failover's JSON first; without it, electedAt is when the command ended.
+    const m = /"electedAt":\s*(\d+)/.exec(out || '');
+    return { oldPrimary, newPrimary: this._primary, electedAt: m ? Number(m[1]) : Date.now() };
   }
   async destroy() { /* not ours */ }
 }
@@ -1028,9 +1255,15 @@ const USAGE = `usage: node test/cluster.js <command> [args]
   promote <i>           pg_ctl promote node i and wait until it accepts writes
   fence <i>             ALTER SYSTEM default_transaction_read_only=on + reload
   unfence <i>
-  failover [stop|fence] stop or fence the primary, promote the most advanced standby,
+  partition <i>         drop every packet to/from node i's port on lo (iptables; root)
+  heal-partition <i>    remove that node's rules
+  freeze <i>            SIGSTOP node i's postmaster and all its children
+  thaw <i>              SIGCONT them
+  failover [stop|fence|partition|freeze]
+                        fault the primary that way, promote the most advanced standby,
                         repoint the other standby
-  heal                  re-seed/repoint so there is one primary + 2 streaming sync standbys
+  heal                  undo faults; re-seed/repoint so there is one primary + 2 streaming
+                        sync standbys
   bins                  show which PostgreSQL binaries are used
 
 env: HYPERION_PG_BIN (bin dir), HYPERION_CLUSTER_DIR (instead of .hyperion/),
@@ -1086,13 +1319,17 @@ async function cli(argv) {
     case 'promote': await c.promote(idx()); break;
     case 'fence': await c.fence(idx()); break;
     case 'unfence': await c.unfence(idx()); break;
+    case 'partition': await c.partition(idx()); break;
+    case 'heal-partition': await c.healPartition(idx()); break;
+    case 'freeze': await c.freeze(idx()); break;
+    case 'thaw': await c.thaw(idx()); break;
     case 'failover': out(await c.failover({ mode: args[0] || 'stop' })); break;
     case 'heal': await c.heal(); break;
     default: throw new Error(`unknown command "${cmd}"\n\n${USAGE}`);
   }
   const s = await c.status();
   c._saveState();
-  out({ ok: cmd, ms: Date.now() - t, primary: s.primary, nodes: s.nodes.map((n) => `${n.name}:${n.port} ${n.role}${n.readOnly ? ' (read-only)' : ''} ${n.lsn || ''}`.trim()), replication: s.replication });
+  out({ ok: cmd, ms: Date.now() - t, primary: s.primary, nodes: s.nodes.map((n) => `${n.name}:${n.port} ${n.role}${n.readOnly ? ' (read-only)' : ''}${n.fault ? ` (${n.fault})` : ''} ${n.lsn || ''}`.trim()), replication: s.replication });
 }
 
 if (require.main === module && process.argv[2] === '__watchdog') {

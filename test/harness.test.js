@@ -3,7 +3,10 @@
 //   node --test test/harness.test.js
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const net = require('node:net');
+const { execFileSync } = require('node:child_process');
 const { clusterForTests } = require('./cluster');
+const { startProxy } = require('./faultproxy');
 const admin = require('./admin');
 
 let cluster;
@@ -24,6 +27,33 @@ function connectAs(i, user, password) {
   const conn = cluster.connection(user);
   return admin.connect({ host, port, user, password: password === undefined ? conn.password : password, database: conn.database });
 }
+
+// 'timeout' if `p` has not settled within `ms`; else { value } or { error }.
+function within(p, ms) {
+  return Promise.race([p.then((value) => ({ value }), (error) => ({ error })), sleep(ms).then(() => 'timeout')]);
+}
+
+// Every event of a raw socket, in order, with the data received.
+function watch(sock) {
+  const w = { events: [], data: Buffer.alloc(0), chunks: [] };
+  sock.on('connect', () => w.events.push('connect'));
+  sock.on('data', (d) => { w.events.push('data'); w.data = Buffer.concat([w.data, d]); w.chunks.push(d.length); });
+  sock.on('end', () => w.events.push('end'));
+  sock.on('error', (e) => w.events.push(e.code));
+  sock.on('close', () => w.events.push('close'));
+  return w;
+}
+
+// iptables rules of this cluster (its comment tag), v4 and v6.
+function ourRules(tag) {
+  let out = '';
+  for (const bin of ['iptables', 'ip6tables']) { try { out += execFileSync(bin, ['-w', '5', '-S', 'INPUT'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }); } catch { /* absent */ } }
+  return out.split('\n').filter((l) => l.includes(tag));
+}
+
+const standbyIndex = () => [0, 1, 2].find((k) => k !== cluster.primaryIndex());
+const notRoot = typeof process.getuid === 'function' && process.getuid() !== 0;
+const local = !process.env.HYPERION_HOSTS;
 
 async function valueOn(i, sql, user = 'app_scram') {
   const c = await connectAs(i, user);
@@ -159,6 +189,225 @@ test('failover(fence) + heal', async () => {
   await cluster.heal();
   await assertHealthy();
   await waitFor('row 3 on the old primary', async () => (await valueOn(old, 'select v from fo_t where id = 3')) === 'fenced failover');
+});
+
+const rootSkip = (!local && 'needs the harness\'s own cluster') || (notRoot && 'partition needs root (iptables)');
+
+test('partition: a new connect and an open session get no answer (no RST, no FIN); healPartition restores both', { skip: rootSkip }, async (t) => {
+  const k = standbyIndex();
+  const { host, port } = cluster.node(k);
+  const s = await cluster.admin(k);
+  const raw = [];
+  try {
+    assert.equal(await s.value('select 1'), '1');
+    await cluster.partition(k);
+    assert.equal(cluster.isPartitioned(k), true);
+    assert.equal(ourRules(`${cluster.tag}-node${k}`).length >= 2, true);
+    const sock = net.connect(port, host);
+    raw.push(sock);
+    const w = watch(sock);
+    const pending = s.query('select 2 as x');
+    assert.equal(await within(pending, 1000), 'timeout', 'the open session got an answer through the partition');
+    assert.deepEqual(w.events, [], 'a new connect completed or failed through the partition');
+    assert.equal(s.closed, false);
+    const healed = Date.now();
+    await cluster.healPartition(k);
+    assert.deepEqual(ourRules(`${cluster.tag}-node${k}`), []);
+    assert.equal((await pending).rows[0].x, '2'); // the same session, at its next retransmission
+    t.diagnostic(`open session answered ${Date.now() - healed}ms after healPartition`);
+    assert.equal(await valueOn(k, 'select 3'), '3'); // and new connections work
+  } finally {
+    await cluster.healPartition(k);
+    for (const r of raw) r.destroy();
+    await s.end();
+  }
+});
+
+test('freeze: TCP connects still complete (kernel alive) but nothing answers; thaw restores', { skip: !local && 'needs the harness\'s own cluster' }, async () => {
+  const k = standbyIndex();
+  const { host, port } = cluster.node(k);
+  const s = await cluster.admin(k);
+  const raw = [];
+  try {
+    assert.equal(await s.value('select 1'), '1');
+    await cluster.freeze(k);
+    assert.equal(cluster.isFrozen(k), true);
+    const sock = net.connect(port, host);
+    raw.push(sock);
+    const w = watch(sock);
+    sock.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])); // SSLRequest: 'N' or 'S' if alive
+    const pending = s.query('select 2 as x');
+    assert.equal(await within(pending, 1000), 'timeout', 'a frozen backend answered');
+    assert.deepEqual(w.events, ['connect'], 'the kernel completed the handshake; the postmaster said nothing');
+    await cluster.thaw(k);
+    assert.equal(cluster.isFrozen(k), false);
+    assert.equal((await pending).rows[0].x, '2');
+    await waitFor('the postmaster to answer the SSLRequest', () => w.data.length === 1, 5000);
+    assert.equal(w.data.toString(), 'N');
+  } finally {
+    await cluster.thaw(k);
+    for (const r of raw) r.destroy();
+    await s.end();
+  }
+});
+
+// Both partition and freeze failovers leave the old primary running and unreachable; heal()
+// must bring it back as a standby, never as a second writable primary.
+async function faultedFailover(t, mode) {
+  const old = cluster.primaryIndex();
+  assert.equal(await valueOn(old, `insert into fo_t values (10 + ${old}, 'before ${mode}') on conflict (id) do update set v = excluded.v returning v`), `before ${mode}`);
+  const t0 = Date.now();
+  const { oldPrimary, newPrimary, electedAt } = await cluster.failover({ mode });
+  try {
+    assert.equal(oldPrimary, old);
+    assert.notEqual(newPrimary, old);
+    assert.ok(electedAt >= t0 && electedAt <= Date.now(), `electedAt ${electedAt}`);
+    t.diagnostic(`new primary writable ${electedAt - t0}ms after failover({ mode: '${mode}' }) began`);
+    if (mode === 'partition') assert.equal(cluster.isPartitioned(old), true);
+    else assert.equal(cluster.isFrozen(old), true);
+    assert.equal(cluster.isRunning(old), true);
+    await assert.rejects(cluster.admin(old, { connectTimeout: 300 }), (e) => e.code === 'ETIMEDOUT');
+    assert.equal(await valueOn(newPrimary, `select v from fo_t where id = 10 + ${old}`), `before ${mode}`);
+    assert.equal(await valueOn(newPrimary, "insert into fo_t values (20, 'after') on conflict (id) do update set v = excluded.v returning v"), 'after');
+
+    const h0 = Date.now();
+    await cluster.heal();
+    t.diagnostic(`heal took ${Date.now() - h0}ms`);
+    const st = await assertHealthy();
+    assert.equal(st.primary, newPrimary);
+    assert.equal(st.nodes[old].role, 'standby');
+    assert.equal(cluster.isPartitioned(old) || cluster.isFrozen(old), false);
+    assert.deepEqual(ourRules(cluster.tag), []);
+    await waitFor('the new row on the old primary', async () => (await valueOn(old, 'select v from fo_t where id = 20')) === 'after');
+  } finally {
+    // Undo the fault if heal() did not run: stopped first, so it cannot come back writable.
+    if (cluster.isFrozen(old) || cluster.isPartitioned(old)) {
+      await cluster.stop(old, 'immediate');
+      await cluster.healPartition(old);
+    }
+  }
+}
+
+test('failover(partition): new primary elected; heal() makes the old one a streaming standby', { skip: rootSkip }, (t) => faultedFailover(t, 'partition'));
+test('failover(freeze): new primary elected; heal() makes the old one a streaming standby', { skip: !local && 'needs the harness\'s own cluster' }, (t) => faultedFailover(t, 'freeze'));
+
+// ---- faultproxy ----------------------------------------------------------------------------
+async function echoServer() {
+  const srv = { received: 0, chunks: [], sockets: new Set() };
+  srv.server = net.createServer((c) => {
+    c.setNoDelay(true);
+    srv.sockets.add(c);
+    c.on('error', () => {});
+    c.on('close', () => srv.sockets.delete(c));
+    c.on('data', (d) => { srv.received += d.length; srv.chunks.push(d.length); c.write(d); });
+  });
+  await new Promise((r) => srv.server.listen(0, '127.0.0.1', r));
+  srv.port = srv.server.address().port;
+  srv.close = () => { for (const c of srv.sockets) c.destroy(); return new Promise((r) => srv.server.close(r)); };
+  return srv;
+}
+
+async function connectTo(port) {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.setNoDelay(true);
+  const w = watch(sock);
+  await waitFor('connect', () => w.events.includes('connect'), 2000);
+  return { sock, w };
+}
+
+test('faultproxy: pass, latency and drip, through to the real server and to an echo server', async () => {
+  const primary = cluster.node(cluster.primaryIndex());
+  const pg = await startProxy({ target: primary });
+  const echo = await echoServer();
+  const p = await startProxy({ target: { host: '127.0.0.1', port: echo.port } });
+  const socks = [];
+  try {
+    const c = await admin.connect({ host: '127.0.0.1', port: pg.port, user: 'app_scram', password: 'scram-pass', database: 'hyperion' });
+    try {
+      assert.equal(await c.value('select inet_server_port()'), String(primary.port));
+      pg.setMode('latency', { ms: 150 });
+      let t0 = Date.now();
+      assert.equal(await c.value('select 1'), '1');
+      assert.ok(Date.now() - t0 >= 290, `round trip ${Date.now() - t0}ms with 150ms each way`);
+      pg.setMode('pass');
+      t0 = Date.now();
+      assert.equal(await c.value('select 1'), '1');
+      assert.ok(Date.now() - t0 < 150, 'pass again');
+    } finally { await c.end(); }
+
+    const a = await connectTo(p.port);
+    socks.push(a.sock);
+    p.setMode('latency', { ms: 100 });
+    const t0 = Date.now();
+    a.sock.write('a'); a.sock.write('b'); await sleep(20); a.sock.write('c');
+    await waitFor('abc echoed', () => a.w.data.length === 3, 3000);
+    assert.equal(a.w.data.toString(), 'abc'); // order kept
+    assert.ok(Date.now() - t0 >= 215, `echo after ${Date.now() - t0}ms with 100ms each way`);
+
+    p.setMode('drip', { bytes: 5, ms: 15 });
+    a.w.data = Buffer.alloc(0);
+    a.w.chunks = [];
+    echo.chunks = [];
+    const t1 = Date.now();
+    a.sock.write('x'.repeat(40));
+    await waitFor('40 bytes echoed', () => a.w.data.length === 40, 5000);
+    const ms = Date.now() - t1;
+    assert.ok(Math.max(...echo.chunks) <= 5 && Math.max(...a.w.chunks) <= 5, `chunks ${echo.chunks} / ${a.w.chunks}`);
+    assert.ok(ms >= 8 * 15, `40 bytes at 5 per 15ms took ${ms}ms`);
+  } finally {
+    for (const s of socks) s.destroy();
+    await p.close();
+    await pg.close();
+    await echo.close();
+  }
+});
+
+test('faultproxy: blackhole holds open and new connections silent; reset sends RST; close ends all', async () => {
+  const echo = await echoServer();
+  const p = await startProxy({ target: { host: '127.0.0.1', port: echo.port } });
+  const socks = [];
+  try {
+    const a = await connectTo(p.port);
+    socks.push(a.sock);
+    a.sock.write('1');
+    await waitFor('echo', () => a.w.data.toString() === '1', 2000);
+
+    p.setMode('blackhole');
+    const before = echo.received;
+    a.sock.write('2');
+    const b = await connectTo(p.port); // accepted: the proxy's kernel and process are there
+    socks.push(b.sock);
+    b.sock.write('3');
+    await sleep(300);
+    assert.equal(a.w.data.toString(), '1', 'no answer on an open connection');
+    assert.deepEqual(b.w.events, ['connect'], 'no answer, no close on a new connection');
+    assert.equal(echo.received, before, 'nothing forwarded');
+    assert.equal(p.connections, 2);
+
+    p.setMode('pass'); // what was held goes through
+    await waitFor('held bytes delivered', () => a.w.data.toString() === '12' && b.w.data.toString() === '3', 2000);
+
+    p.setMode('reset');
+    await waitFor('RST on the open connections', () => a.w.events.includes('ECONNRESET') && b.w.events.includes('ECONNRESET'), 2000);
+    const c = net.connect(p.port, '127.0.0.1');
+    socks.push(c);
+    const cw = watch(c);
+    await waitFor('RST on a new connection', () => cw.events.includes('ECONNRESET'), 2000);
+    assert.equal(p.connections, 0);
+
+    p.setMode('pass');
+    const d = await connectTo(p.port);
+    socks.push(d.sock);
+    await p.close();
+    await waitFor('close() ends open connections', () => d.w.events.includes('close'), 2000);
+    const e = net.connect(p.port, '127.0.0.1');
+    const ew = watch(e);
+    await waitFor('no listener after close()', () => ew.events.includes('ECONNREFUSED'), 2000);
+  } finally {
+    for (const s of socks) s.destroy();
+    await p.close();
+    await echo.close();
+  }
 });
 
 test('a test process killed outright leaves no cluster behind', async () => {
