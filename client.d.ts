@@ -29,7 +29,7 @@ export interface PoolOptions {
   applicationName?: string
   /** Default 'read-write'. */
   mode?: Mode
-  /** Default 10. */
+  /** Default 10, at most 10000. */
   poolSize?: number
   /** Per-connection TCP + handshake timeout. Default 2000. */
   connectTimeoutMs?: number
@@ -44,6 +44,43 @@ export interface PoolOptions {
   pipelineDepth?: number
   /** Called once per query (pool and transaction queries); its errors and rejections are ignored. */
   logger?: (event: QueryLogEvent) => void | Promise<void>
+  /** Called at each failover event (host seen down, fenced, superseded, ...); its errors are ignored. */
+  onEvent?: (event: PoolEvent) => void | Promise<void>
+}
+
+export type HostState = 'primary' | 'standby' | 'fenced' | 'unreachable' | 'unknown'
+
+export interface PoolEvent {
+  type:
+    | 'primary-found'
+    | 'host-standby'
+    | 'host-fenced'
+    | 'host-down'
+    | 'host-unknown'
+    | 'host-superseded'
+    | 'connections-evicted'
+  /** `host:port`. */
+  host?: string
+  /** For 'host-superseded': the new writable primary. */
+  by?: string
+  /** For 'connections-evicted'. */
+  count?: number
+  /** ms since the epoch. */
+  at: number
+}
+
+export interface HostStatus {
+  host: string
+  state: HostState
+  /** When the state was last confirmed (ms since the epoch). */
+  confirmedAt: number | null
+  /** Since when the host has been unreachable (ms since the epoch). */
+  downSince: number | null
+}
+
+export interface EndOptions {
+  /** After this grace, calls still in flight are rejected and every socket is closed. */
+  timeoutMs?: number
 }
 
 export interface StopOptions {
@@ -174,7 +211,8 @@ export declare class Pool {
   transaction<T>(cb: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T>
   status(): PoolStatus
   connections(): ConnectionStatus[]
-  end(): Promise<void>
+  hosts(): HostStatus[]
+  end(options?: EndOptions): Promise<void>
 }
 
 export declare function createPool(options: PoolOptions): Pool

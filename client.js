@@ -43,14 +43,17 @@ function configError(message) {
   return err
 }
 
-function optionalInt(opts, name, min = 0) {
+function optionalInt(opts, name, min = 0, max = 0xffffffff) {
   const v = opts[name]
   if (v === undefined || v === null) return undefined
-  if (!Number.isInteger(v) || v < min || v > 0xffffffff) {
-    throw configError(`${name} must be an integer >= ${min}, got ${String(v)}`)
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw configError(`${name} must be an integer from ${min} to ${max}, got ${String(v)}`)
   }
   return v
 }
+
+// The largest poolSize (the Rust side checks it too: MAX_POOL_SIZE in pool/src/pool.rs).
+const MAX_POOL_SIZE = 10000
 
 function optionalString(opts, name) {
   const v = opts[name]
@@ -72,6 +75,7 @@ function nativeOptions(opts) {
     throw configError(`mode must be one of ${MODES.map((m) => `'${m}'`).join(', ')}`)
   }
   if (opts.logger !== undefined && typeof opts.logger !== 'function') throw configError('logger must be a function')
+  if (opts.onEvent !== undefined && typeof opts.onEvent !== 'function') throw configError('onEvent must be a function')
   const retry = opts.retry ?? {}
   if (typeof retry !== 'object') throw configError('retry must be an object')
   return {
@@ -82,7 +86,7 @@ function nativeOptions(opts) {
     database: optionalString(opts, 'database'),
     applicationName: optionalString(opts, 'applicationName'),
     mode: opts.mode,
-    poolSize: optionalInt(opts, 'poolSize', 1),
+    poolSize: optionalInt(opts, 'poolSize', 1, MAX_POOL_SIZE),
     connectTimeoutMs: optionalInt(opts, 'connectTimeoutMs', 1),
     acquireTimeoutMs: optionalInt(opts, 'acquireTimeoutMs', 0),
     statementTimeoutMs: optionalInt(opts, 'statementTimeoutMs', 0),
@@ -276,6 +280,16 @@ class Pool {
       throw toError(e)
     }
     this.#logger = opts.logger
+    if (opts.onEvent) {
+      const hook = opts.onEvent
+      // What the hook throws or rejects is ignored, as for the logger.
+      this.#native.onEvent((event) => {
+        try {
+          const r = hook(event)
+          if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, ignore)
+        } catch {}
+      })
+    }
     this.#retry = {
       maxAttempts: n.retryMaxAttempts ?? 3,
       baseDelayMs: n.retryBaseDelayMs ?? 50,
@@ -434,12 +448,36 @@ class Pool {
   }
 
   /**
-   * Closes the pool: new queries fail at once with "pool is closed"; queries in flight
-   * finish on their connections, which are then closed.
+   * What the pool last saw of each host, in configuration order:
+   * `[{ host, state, confirmedAt, downSince }]`, `state` one of 'primary', 'standby',
+   * 'fenced', 'unreachable', 'unknown'; times in ms since the epoch, or null.
    */
-  async end() {
+  hosts() {
+    return this.#native.hosts().map((h) => ({
+      host: h.host,
+      state: h.state,
+      confirmedAt: h.confirmedAt ?? null,
+      downSince: h.downSince ?? null,
+    }))
+  }
+
+  /**
+   * Closes the pool: new queries fail at once with "pool is closed"; queries in flight
+   * finish on their connections, which are then closed. With `{ timeoutMs }`, whatever is
+   * still in flight after that grace is abandoned (its caller gets an error; a write
+   * `IN_DOUBT`) and every socket is closed, so the process can exit.
+   */
+  async end(options) {
+    let timeoutMs
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') throw argumentError('end takes an options object')
+      timeoutMs = options.timeoutMs
+      if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0 && timeoutMs <= 2147483647)) {
+        throw argumentError('end: timeoutMs must be a number from 0 to 2147483647')
+      }
+    }
     this.#closed = true
-    await this.#native.end()
+    await this.#native.end(timeoutMs)
   }
 }
 

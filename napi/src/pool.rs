@@ -6,11 +6,14 @@ use crate::rows::{objects_body, Chunk};
 use crate::settle::Settler;
 use crate::stream;
 use hyperion_pool::{
-    Abort, Cancellation, Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy, Transaction,
-    TypeCache,
+    Abort, Cancellation, HostEvent, Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy,
+    Transaction, TypeCache,
 };
 use hyperion_wire::Host;
-use napi::{Env, JsObject, JsUnknown};
+use napi::threadsafe_function::{
+    ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
+};
+use napi::{Env, JsFunction, JsObject, JsUnknown};
 use napi_derive::napi;
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +182,35 @@ pub struct ConnectionStatus {
     pub saw_read_only_error: bool,
 }
 
+/// What `pool.hosts()` reports of one host.
+#[napi(object)]
+pub struct HostStatus {
+    pub host: String,
+    /// `primary`, `standby`, `fenced`, `unreachable` or `unknown`.
+    pub state: String,
+    /// When the state was last confirmed (ms since the epoch), if ever.
+    pub confirmed_at: Option<f64>,
+    /// Since when the host has been unreachable (ms since the epoch), if it is.
+    pub down_since: Option<f64>,
+}
+
+/// One failover event as the `onEvent` hook receives it.
+fn event_object(env: &Env, e: &HostEvent) -> napi::Result<JsObject> {
+    let mut o = env.create_object()?;
+    o.set_named_property("type", env.create_string(e.kind)?)?;
+    if !e.host.is_empty() {
+        o.set_named_property("host", env.create_string(&e.host)?)?;
+    }
+    if let Some(by) = &e.by {
+        o.set_named_property("by", env.create_string(by)?)?;
+    }
+    if let Some(n) = e.count {
+        o.set_named_property("count", env.create_double(n as f64)?)?;
+    }
+    o.set_named_property("at", env.create_double(e.at_ms as f64)?)?;
+    Ok(o)
+}
+
 #[napi]
 pub struct NativePool {
     pool: Pool,
@@ -310,11 +342,53 @@ impl NativePool {
             .collect()
     }
 
+    #[napi]
+    pub fn hosts(&self) -> Vec<HostStatus> {
+        self.pool
+            .hosts()
+            .into_iter()
+            .map(|h| HostStatus {
+                host: h.host,
+                state: h.state.as_str().to_owned(),
+                confirmed_at: h.confirmed_at_ms.map(|v| v as f64),
+                down_since: h.down_since_ms.map(|v| v as f64),
+            })
+            .collect()
+    }
+
+    /// Sends the pool's failover events to `callback` (`client.js` wraps it so that what it
+    /// throws is ignored). The function does not keep the process alive.
+    #[napi]
+    pub fn on_event(&self, env: Env, callback: JsFunction) -> napi::Result<()> {
+        let mut tsfn: ThreadsafeFunction<HostEvent, ErrorStrategy::Fatal> = callback
+            .create_threadsafe_function(0, |ctx: ThreadSafeCallContext<HostEvent>| {
+                Ok(vec![event_object(&ctx.env, &ctx.value)?])
+            })?;
+        tsfn.unref(&env)?;
+        self.pool.host_view().set_sink(Arc::new(move |e| {
+            tsfn.call(e, ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+        Ok(())
+    }
+
+    /// Ends the pool; with `timeout_ms`, what is still in flight after it is abandoned.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn end(&self, env: Env) -> napi::Result<JsObject> {
+    pub fn end(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<JsObject> {
+        let grace = match timeout_ms {
+            None => None,
+            Some(ms) if ms.is_finite() && (0.0..=MAX_TIMEOUT_MS).contains(&ms) => {
+                Some(Duration::from_secs_f64(ms / 1000.0))
+            }
+            Some(_) => {
+                return Err(client_error(
+                    "INVALID_ARGUMENT",
+                    "end's timeoutMs must be a number from 0 to 2147483647",
+                ))
+            }
+        };
         let pool = self.pool.clone();
         self.settler.spawn(&env, async move {
-            pool.end().await;
+            pool.end(grace).await;
             Ok(())
         })
     }

@@ -13,7 +13,9 @@
 
 pub mod cancel;
 pub mod config;
+mod discovery;
 pub mod error;
+pub mod hosts;
 pub mod insert;
 pub mod pool;
 pub mod route;
@@ -24,7 +26,8 @@ pub mod types;
 pub use cancel::{Abort, Cancellation, Stop, StopState, CANCEL_GRACE};
 pub use config::{Mode, PoolConfig, RetryPolicy};
 pub use error::Error;
+pub use hosts::{EventSink, HostEvent, HostInfo, HostState};
 pub use insert::insert_sql;
-pub use pool::{ConnectionInfo, Pool, QueryOptions, RowSink, Status, Streaming};
+pub use pool::{ConnectionInfo, Pool, QueryOptions, RowSink, Status, Streaming, MAX_POOL_SIZE};
 pub use transaction::{Isolation, Transaction};
 pub use types::TypeCache;

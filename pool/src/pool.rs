@@ -14,14 +14,15 @@
 use crate::cancel::{Cancellation, Stopper};
 use crate::config::{Mode, PoolConfig};
 use crate::error::Error;
+use crate::hosts::{HostInfo, HostState, Hosts};
 use crate::route::{self, RouteError};
 use crate::slots::{Reservation, SlotId, SlotLease, Slots};
 use crate::types::TypeCache;
 use hyperion_wire::{Client, Params, QueryResult, RowStream, TransactionStatus};
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 
 /// Per-query options.
@@ -75,16 +76,17 @@ pub struct Status {
 
 pub(crate) struct Conn {
     pub(crate) client: Client,
-    host: usize,
+    /// Index of its host in the configuration (and the host view).
+    pub(crate) host: usize,
     /// When the connection was last seen writable (ms since the pool's epoch).
     validated_at_ms: AtomicU64,
     /// When the statement at the head of its pipeline started, as far as the pool can tell:
     /// when a query took it idle, or when the query before completed (ms since the epoch).
-    head_since_ms: AtomicU64,
+    pub(crate) head_since_ms: AtomicU64,
 }
 
 impl Conn {
-    fn in_flight(&self) -> u32 {
+    pub(crate) fn in_flight(&self) -> u32 {
         self.client.state().in_flight()
     }
 
@@ -121,6 +123,14 @@ impl Lease {
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
+
+    /// A statement starts at the head of this connection's pipeline now (for an exclusive
+    /// lease: the pool's stall watch reads it).
+    pub(crate) fn mark_head(&self) {
+        self.conn
+            .head_since_ms
+            .store(self.pool.now_ms(), Ordering::Relaxed);
+    }
 }
 
 impl Drop for Lease {
@@ -148,6 +158,31 @@ fn may_have_written(result: &QueryResult) -> bool {
         .as_deref()
         .and_then(|t| t.split(' ').next());
     !matches!(verb, Some("SELECT" | "SHOW" | "FETCH"))
+}
+
+/// Whether `sql` can only read: it starts with SELECT, SHOW, VALUES or TABLE (a `WITH` may
+/// hold a write, and a SELECT that calls a writing function cannot be told from one that
+/// does not: it counts as a read, as in [`may_have_written`]).
+fn reads_only(sql: &str) -> bool {
+    let mut s = sql.trim_start();
+    // Leading comments and parentheses.
+    loop {
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            s = rest.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else if let Some(rest) = s.strip_prefix('(') {
+            s = rest.trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = s
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    matches!(word.as_str(), "SELECT" | "SHOW" | "VALUES" | "TABLE")
 }
 
 /// How one attempt of a query ended.
@@ -178,11 +213,20 @@ pub struct ConnectionInfo {
 type Handoff = Option<(SlotId, Arc<Conn>)>;
 type Waiter = oneshot::Sender<Handoff>;
 
-struct Inner {
-    config: PoolConfig,
+pub(crate) struct Inner {
+    pub(crate) config: PoolConfig,
     /// User-defined types learnt from `pg_type`, shared by every connection.
     types: Arc<TypeCache>,
-    slots: Slots<Conn>,
+    pub(crate) slots: Slots<Conn>,
+    /// What each host was last seen to be (`hosts.rs`).
+    pub(crate) hosts: Hosts,
+    /// Every connection opened and not yet dropped, pooled or not: what `end({ timeoutMs })`
+    /// and a superseded host's abandonment reach beyond the slots.
+    conns: Mutex<Vec<Weak<Conn>>>,
+    /// The failover monitor runs (`discovery.rs`).
+    pub(crate) monitor_started: AtomicBool,
+    /// When the last discovery round started (ms since the epoch; 0: never).
+    pub(crate) last_discovery_ms: AtomicU64,
     /// Exclusive checkouts waiting for a connection, oldest first. A released connection is
     /// sent to the first live one, still held exclusively; `None` asks it to look again.
     waiters: Mutex<VecDeque<Waiter>>,
@@ -190,18 +234,23 @@ struct Inner {
     sleepers: AtomicUsize,
     closed: AtomicBool,
     /// Signalled whenever a connection opens, fails to open, is evicted or freed.
-    changed: Notify,
+    pub(crate) changed: Notify,
     waiting: AtomicUsize,
-    /// The host that last accepted a read-write connection: tried first next time.
-    primary_hint: AtomicUsize,
+    /// The host that last accepted a read-write connection (or that discovery found to be
+    /// the writable primary): tried first next time.
+    pub(crate) primary_hint: AtomicUsize,
     epoch: Instant,
 }
 
 /// A pool over a cluster's nodes. Cheap to clone.
 #[derive(Clone)]
 pub struct Pool {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
+
+/// The largest `poolSize`: far above any server's `max_connections`, and small enough that
+/// the slots of a pool are never a large allocation.
+pub const MAX_POOL_SIZE: usize = 10_000;
 
 const NO_HINT: usize = usize::MAX;
 
@@ -210,8 +259,24 @@ impl Pool {
         if config.hosts.is_empty() {
             return Err(Error::Config("hosts must list at least one host".into()));
         }
-        if config.pool_size == 0 {
-            return Err(Error::Config("poolSize must be at least 1".into()));
+        if config.pool_size == 0 || config.pool_size > MAX_POOL_SIZE {
+            return Err(Error::Config(format!(
+                "poolSize must be from 1 to {MAX_POOL_SIZE}, not {}",
+                config.pool_size
+            )));
+        }
+        // The startup packet is NUL-separated: such a value cannot be sent, on any host.
+        for (name, value) in [
+            ("user", Some(config.user.as_str())),
+            ("database", config.database.as_deref()),
+            ("applicationName", Some(config.application_name.as_str())),
+            ("password", config.password.as_deref()),
+        ] {
+            if value.is_some_and(|v| v.contains('\0')) {
+                return Err(Error::Config(format!(
+                    "{name} cannot contain a NUL character"
+                )));
+            }
         }
         if config.retry.max_attempts == 0 {
             return Err(Error::Config("retry.maxAttempts must be at least 1".into()));
@@ -219,6 +284,10 @@ impl Pool {
         Ok(Pool {
             inner: Arc::new(Inner {
                 slots: Slots::new(config.pool_size),
+                hosts: Hosts::new(config.hosts.iter().map(|h| h.to_string()).collect()),
+                conns: Mutex::new(Vec::new()),
+                monitor_started: AtomicBool::new(false),
+                last_discovery_ms: AtomicU64::new(0),
                 config,
                 types: Arc::new(TypeCache::new()),
                 waiters: Mutex::new(VecDeque::new()),
@@ -258,13 +327,43 @@ impl Pool {
             .iter()
             .filter(|v| v.shared == 0 && !v.exclusive && v.item.in_flight() == 0)
             .count();
+        // Queries pipelined behind another statement have not started either: each shared
+        // lease but the one at the head of its connection waits.
+        let queued: usize = view
+            .iter()
+            .map(|v| v.shared.saturating_sub(1) as usize)
+            .sum();
         Status {
             max_size: self.inner.config.pool_size,
             size,
             available,
             in_use: size - available,
-            waiting: self.inner.waiting.load(Ordering::Acquire),
+            waiting: self.inner.waiting.load(Ordering::Acquire) + queued,
         }
+    }
+
+    /// What each host was last seen to be (`pool.hosts()`), in configuration order.
+    pub fn hosts(&self) -> Vec<HostInfo> {
+        (0..self.inner.hosts.len())
+            .map(|i| self.inner.hosts.info(i))
+            .collect()
+    }
+
+    /// The host view, for setting where its events go.
+    pub fn host_view(&self) -> &Hosts {
+        &self.inner.hosts
+    }
+
+    /// Every live connection the pool opened, pooled or not.
+    pub(crate) fn unpooled(&self) -> Vec<Arc<Conn>> {
+        let conns = self.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    fn register(&self, conn: &Arc<Conn>) {
+        let mut conns = self.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns.retain(|w| w.strong_count() > 0);
+        conns.push(Arc::downgrade(conn));
     }
 
     pub fn connections(&self) -> Vec<ConnectionInfo> {
@@ -315,11 +414,15 @@ impl Pool {
         let mut read_retries = 0;
         let mut attempt = 0;
         let stopper = Stopper::new(&opts.cancel, start);
+        self.start_monitor();
         loop {
             let lease = match &stopper {
                 None => self.acquire_shared(start, deadline).await?,
                 Some(s) => self.acquire_stoppable(s, start, deadline).await?,
             };
+            if lease.exclusive {
+                lease.mark_head();
+            }
             attempt += 1;
             if attempt > 1 {
                 if let Some(s) = streaming {
@@ -339,8 +442,12 @@ impl Pool {
                 }
             };
             match outcome {
-                Outcome::Done(Ok(result)) => return Ok(result),
+                Outcome::Done(Ok(result)) => {
+                    self.confirm(&lease.conn);
+                    return Ok(result);
+                }
                 Outcome::Fenced => {
+                    self.seen_unfit(&lease.conn);
                     self.evict(&lease);
                     if Instant::now() < deadline {
                         continue;
@@ -350,6 +457,7 @@ impl Pool {
                 Outcome::Done(Err(e)) => {
                     if e.is_closed() {
                         self.evict(&lease);
+                        self.suspect();
                     }
                     // An unsent request did not run: it goes again at once. A read that may
                     // have run runs again when the caller allows it, up to the retry
@@ -374,13 +482,56 @@ impl Pool {
                             continue;
                         }
                     }
-                    return Err(e.into());
+                    return Err(self.settle_lost(sql, &lease.conn, e));
                 }
             }
         }
     }
 
-    fn now_ms(&self) -> u64 {
+    /// The error a query reports when it fails for good. A connection lost (with no word
+    /// from the server) after the statement was written leaves a write in doubt: it may have
+    /// committed on that host. A plain read is not in doubt: it reports the lost connection.
+    fn settle_lost(&self, sql: &str, conn: &Conn, e: hyperion_wire::Error) -> Error {
+        if e.kind() == hyperion_wire::ErrorKind::Closed && !e.safe_to_retry() && !reads_only(sql) {
+            return Error::InDoubt {
+                reason: format!(
+                    "the connection to {} was lost while the statement was in flight: it may or \
+                     may not have run there",
+                    self.inner.hosts.name(conn.host)
+                ),
+                cause: Some(e),
+            };
+        }
+        e.into()
+    }
+
+    /// A statement succeeded on `conn`: its host is confirmed in the role the mode needs.
+    fn confirm(&self, conn: &Conn) {
+        let state = match self.inner.config.mode {
+            Mode::ReadWrite => HostState::Primary,
+            Mode::ReadOnly => HostState::Standby,
+            Mode::PreferStandby | Mode::Any => return,
+        };
+        self.inner.hosts.set(conn.host, state);
+    }
+
+    /// `conn` turned out not to fit the mode (a fence, a standby, a promotion): its host is
+    /// marked so, and the host's idle connections go with it. One fenced write does not
+    /// become one per pooled connection.
+    pub(crate) fn seen_unfit(&self, conn: &Conn) {
+        let st = conn.client.state();
+        let state = if st.in_hot_standby() {
+            HostState::Standby
+        } else if st.is_read_only() {
+            HostState::Fenced
+        } else {
+            HostState::Primary
+        };
+        self.inner.hosts.set(conn.host, state);
+        self.close_idle(conn.host);
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
         u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
@@ -511,6 +662,11 @@ impl Pool {
         }
     }
 
+    /// Whether new work may go to `conn`: its host was not seen unfit for the mode since.
+    fn usable(&self, conn: &Conn) -> bool {
+        route::fits(self.inner.config.mode, self.inner.hosts.state(conn.host))
+    }
+
     /// Drops connections whose socket is gone.
     fn purge_closed(&self) {
         for c in self.inner.slots.remove_if(|c| c.client.is_closed()) {
@@ -563,7 +719,7 @@ impl Pool {
         // ones (a long statement at the head of the pipeline).
         let now = self.now_ms();
         let best = self.inner.slots.share_best(|c, shared| {
-            if c.client.is_closed() || c.stalled(shared, now) {
+            if c.client.is_closed() || c.stalled(shared, now) || !self.usable(c) {
                 return None;
             }
             let load = c.in_flight();
@@ -653,7 +809,11 @@ impl Pool {
                 return Err(Error::Closed);
             }
             self.purge_closed();
-            if let Some(l) = self.inner.slots.take_first(|c| c.in_flight() == 0) {
+            if let Some(l) = self
+                .inner
+                .slots
+                .take_first(|c| c.in_flight() == 0 && self.usable(c))
+            {
                 return Ok(self.lease(l));
             }
             if let Some(r) = self.inner.slots.reserve() {
@@ -663,7 +823,11 @@ impl Pool {
             self.waiters().push_back(tx);
             // A connection freed between the look above and the push would have found no
             // waiter: look once more now that we are in line.
-            if let Some(l) = self.inner.slots.take_first(|c| c.in_flight() == 0) {
+            if let Some(l) = self
+                .inner
+                .slots
+                .take_first(|c| c.in_flight() == 0 && self.usable(c))
+            {
                 rx.close();
                 if let Ok(Some((id, conn))) = rx.try_recv() {
                     // Handed one as well: keep the first, give the other back.
@@ -737,7 +901,7 @@ impl Pool {
     }
 
     /// Tells the first live waiter to look again (a slot was freed, so it may open one).
-    fn wake_waiter(&self) {
+    pub(crate) fn wake_waiter(&self) {
         let mut waiters = self.waiters();
         while let Some(w) = waiters.pop_front() {
             if w.send(None).is_ok() {
@@ -821,30 +985,41 @@ impl Pool {
     ) -> Result<Lease, Error> {
         let cfg = &self.inner.config;
         let mut attempt = 0;
+        // The last connect error of any attempt: later attempts may skip the hosts seen down,
+        // and the caller still learns why they are down.
+        let mut last_error = None;
         let opened = loop {
             let hint = self.inner.primary_hint.load(Ordering::Relaxed);
-            match route::connect_for(cfg, (hint != NO_HINT).then_some(hint)).await {
+            let hint = (hint != NO_HINT).then_some(hint);
+            match route::connect_for(cfg, hint, &self.inner.hosts).await {
                 Ok((client, host)) => {
                     if cfg.mode == Mode::ReadWrite {
                         self.inner.primary_hint.store(host, Ordering::Relaxed);
                     }
-                    break Ok(Arc::new(Conn {
+                    let conn = Arc::new(Conn {
                         client,
                         host,
                         // Routing just checked it.
                         validated_at_ms: AtomicU64::new(self.now_ms()),
                         head_since_ms: AtomicU64::new(self.now_ms()),
-                    }));
+                    });
+                    self.register(&conn);
+                    break Ok(conn);
                 }
                 Err(RouteError::Fatal(e)) => break Err(Error::Wire(e)),
                 Err(RouteError::NoMatch(last)) => {
+                    // No host fits (mid-election, or the hosts seen down): ask them all.
+                    self.suspect();
+                    if last.is_some() {
+                        last_error = last;
+                    }
                     let give_up = match cfg.mode {
                         Mode::ReadWrite => false,
                         _ => attempt + 1 >= cfg.retry.max_attempts,
                     };
                     let now = Instant::now();
                     if give_up || now >= deadline || self.is_closed() {
-                        break Err(self.no_node_error(start, last));
+                        break Err(self.no_node_error(start, last_error));
                     }
                     // The last wait ends at the deadline, with one more try: the window is
                     // used to its end, not cut short by the length of a backoff step.
@@ -889,7 +1064,11 @@ impl Pool {
         if self.waiters().is_empty() {
             return;
         }
-        if let Some(l) = self.inner.slots.take_first(|c| c.in_flight() == 0) {
+        if let Some(l) = self
+            .inner
+            .slots
+            .take_first(|c| c.in_flight() == 0 && self.usable(c))
+        {
             if !self.hand_off(l.id, &l.item) {
                 self.inner.slots.release(l.id, true);
             }
@@ -924,7 +1103,11 @@ impl Pool {
 
     /// Closes the pool: new queries fail with "pool is closed" at once; queries in flight
     /// finish on their connections, which then send Terminate and close.
-    pub async fn end(&self) {
+    ///
+    /// With `grace`, whatever is still in flight when it has passed (a statement on a hung
+    /// host, an open transaction) is abandoned: its caller gets a lost-connection error (a
+    /// write `IN_DOUBT`), and every socket is closed, so a process can always exit.
+    pub async fn end(&self, grace: Option<Duration>) {
         self.inner.closed.store(true, Ordering::Release);
         for v in self.inner.slots.snapshot() {
             self.inner.slots.remove(v.id);
@@ -933,6 +1116,26 @@ impl Pool {
         self.inner.changed.notify_waiters();
         for w in self.waiters().drain(..) {
             let _ = w.send(None);
+        }
+        let Some(grace) = grace else { return };
+        let deadline = Instant::now() + grace;
+        loop {
+            let open = self.unpooled();
+            if open.iter().all(|c| c.client.is_closed()) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let reason = format!(
+                    "the pool was ended and its {}ms grace passed: the connection was closed",
+                    grace.as_millis()
+                );
+                for c in open {
+                    c.client.abort(&reason);
+                }
+                return;
+            }
+            drop(open);
+            tokio::time::sleep(Duration::from_millis(10).min(grace)).await;
         }
     }
 }

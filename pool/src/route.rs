@@ -7,8 +7,10 @@
 //! refused (`target_session_attrs=primary` would accept it).
 
 use crate::config::{Mode, PoolConfig};
-use hyperion_wire::{Client, Error};
+use crate::hosts::{HostState, Hosts};
+use hyperion_wire::{Client, Error, ErrorKind};
 use rand::seq::SliceRandom;
+use std::time::Duration;
 
 /// What a node is, as far as routing cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,40 @@ impl Role {
     pub fn writable(self) -> bool {
         !self.in_recovery && !self.read_only
     }
+
+    /// The host state this role is.
+    pub fn state(self) -> HostState {
+        match (self.in_recovery, self.read_only) {
+            (true, _) => HostState::Standby,
+            (false, true) => HostState::Fenced,
+            (false, false) => HostState::Primary,
+        }
+    }
+}
+
+/// Whether a failed connect says the host is not answering (as opposed to answering with a
+/// refusal: a wrong password, a missing database, a protocol error).
+pub fn unreachable(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Connect | ErrorKind::ConnectTimeout | ErrorKind::Closed
+    )
+}
+
+/// Asks host `i` what it is, on a connection of its own opened within `timeout` and closed
+/// right after (discovery: each host speaks only for itself).
+pub async fn probe_host(config: &PoolConfig, i: usize, timeout: Duration) -> Result<Role, Error> {
+    let Some(host) = config.hosts.get(i) else {
+        return Err(Error::connect(format!("no host number {i}")));
+    };
+    let mut c = config.connection(host);
+    c.connect_timeout = Some(timeout);
+    let client = hyperion_wire::connect(&c).await?;
+    let role = tokio::time::timeout(timeout, probe_role(&client))
+        .await
+        .map_err(|_| Error::connect_timeout(format!("probing {host} timed out")));
+    client.close();
+    role?
 }
 
 /// Reads the role of a freshly opened connection.
@@ -46,6 +82,16 @@ pub async fn probe_role(client: &Client) -> Result<Role, Error> {
     })
 }
 
+/// Whether a host last seen in `state` may serve `mode` (an unknown host may).
+pub(crate) fn fits(mode: Mode, state: HostState) -> bool {
+    !matches!(
+        (mode, state),
+        (_, HostState::Unreachable)
+            | (Mode::ReadWrite, HostState::Standby | HostState::Fenced)
+            | (Mode::ReadOnly, HostState::Primary | HostState::Fenced)
+    )
+}
+
 fn accepts(mode: Mode, role: Role) -> bool {
     match mode {
         Mode::ReadWrite => role.writable(),
@@ -64,10 +110,14 @@ pub enum RouteError {
 }
 
 /// Opens a connection to a node that fits `mode`. `preferred` is tried first (read-write
-/// pools pass the last known primary).
+/// pools pass the last known primary). The host view orders the rest: hosts seen in a state
+/// that does not fit the mode go last, and hosts seen unreachable are skipped (discovery
+/// probes them and brings them back: a dead host must not cost every checkout a connect
+/// timeout). What each attempt finds is recorded in the view.
 pub async fn connect_for(
     config: &PoolConfig,
     preferred: Option<usize>,
+    view: &Hosts,
 ) -> Result<(Client, usize), RouteError> {
     let n = config.hosts.len();
     let mut order: Vec<usize> = (0..n).collect();
@@ -79,6 +129,9 @@ pub async fn connect_for(
         }
         _ => order.shuffle(&mut rand::thread_rng()),
     }
+    order.retain(|&i| view.state(i) != HostState::Unreachable);
+    // A stable sort keeps the preferred host, or the shuffle, first among equals.
+    order.sort_by_key(|&i| !fits(config.mode, view.state(i)));
     let first_pass = match config.mode {
         Mode::PreferStandby => Mode::ReadOnly,
         m => m,
@@ -95,6 +148,9 @@ pub async fn connect_for(
             Ok(c) => c,
             Err(e) if e.is_fatal_config() => return Err(RouteError::Fatal(e)),
             Err(e) => {
+                if unreachable(&e) {
+                    view.set(i, HostState::Unreachable);
+                }
                 last_error = Some(e);
                 continue;
             }
@@ -108,6 +164,7 @@ pub async fn connect_for(
                 continue;
             }
         };
+        view.set(i, role.state());
         if accepts(first_pass, role) {
             if let Some((c, _)) = fallback.take() {
                 c.close();

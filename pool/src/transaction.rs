@@ -58,8 +58,10 @@ impl Pool {
         let start = Instant::now();
         let deadline = start + self.config().acquire_timeout;
         let sql = Isolation::begin_sql(isolation);
+        self.start_monitor();
         loop {
             let lease = self.acquire_exclusive(start, deadline, None).await?;
+            lease.mark_head();
             let client = lease.client();
             let began = if self.needs_probe(client) {
                 let mut buf = bytes::BytesMut::new();
@@ -93,7 +95,9 @@ impl Pool {
             match began {
                 Ok(true) if !self.fenced(client) => return Ok(Transaction { lease }),
                 Ok(_) => {
-                    // A read-only node: the lease goes back mid-transaction and is destroyed.
+                    // A read-only node: the lease goes back mid-transaction and is destroyed,
+                    // and so are the host's idle connections.
+                    self.seen_unfit(&lease.conn);
                     drop(lease);
                     if Instant::now() >= deadline {
                         return Err(match self.config().mode {
@@ -110,6 +114,9 @@ impl Pool {
                 }
                 Err(e) => {
                     // BEGIN changes nothing: a broken connection is simply replaced.
+                    if e.is_closed() {
+                        self.suspect();
+                    }
                     if !(e.is_closed() && Instant::now() < deadline) {
                         return Err(e.into());
                     }
@@ -135,6 +142,7 @@ impl Transaction {
         cancel: &Cancellation,
     ) -> Result<QueryResult, Error> {
         let client = self.lease.client();
+        self.lease.mark_head();
         let work = async {
             let stmt = self.lease.pool().types().prepare(client, sql).await?;
             let stream = streaming.map(Streaming::row_stream);
@@ -153,7 +161,11 @@ impl Transaction {
 
     /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known.
     pub async fn commit(self) -> Result<(), Error> {
+        self.lease.mark_head();
         let result = self.lease.client().simple_query("COMMIT").await;
+        if matches!(&result, Err(e) if e.is_closed()) {
+            self.lease.pool().suspect();
+        }
         match result {
             Ok(results) => {
                 let last = results.last();
