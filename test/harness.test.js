@@ -255,6 +255,7 @@ test('freeze: TCP connects still complete (kernel alive) but nothing answers; th
 // must bring it back as a standby, never as a second writable primary.
 async function faultedFailover(t, mode) {
   const old = cluster.primaryIndex();
+  await valueOn(old, 'create table if not exists fo_t (id int primary key, v text)');
   assert.equal(await valueOn(old, `insert into fo_t values (10 + ${old}, 'before ${mode}') on conflict (id) do update set v = excluded.v returning v`), `before ${mode}`);
   const t0 = Date.now();
   const { oldPrimary, newPrimary, electedAt } = await cluster.failover({ mode });
@@ -410,21 +411,40 @@ test('faultproxy: blackhole holds open and new connections silent; reset sends R
   }
 });
 
-test('a test process killed outright leaves no cluster behind', async () => {
-  // SIGKILL skips every exit handler: only the harness's watchdog can clean up.
-  const { spawnSync } = require('node:child_process');
+test('a test process that exits, or is killed outright, leaves no cluster and no fault behind', async () => {
+  // process.exit() runs the exit handler; SIGKILL skips it, and only the harness's watchdog can
+  // clean up. Each child partitions (as root) and freezes its node first.
+  const { spawn } = require('node:child_process');
   const fs = require('node:fs');
-  const script = `
-    const { createCluster } = require(${JSON.stringify(require.resolve('./cluster'))});
-    createCluster({ nodes: 1 }).then((c) => {
-      console.log(JSON.stringify({ dir: c.baseDir, pid: c._pid(0) }));
-      process.kill(process.pid, 'SIGKILL');
+  const child = (how) => new Promise((resolve, reject) => {
+    const script = `
+      const { createCluster } = require(${JSON.stringify(require.resolve('./cluster'))});
+      createCluster({ nodes: 1 }).then(async (c) => {
+        if (${!notRoot}) await c.partition(0);
+        await c.freeze(0);
+        const rules = ${!notRoot} ? require('node:child_process').execFileSync('iptables', ['-w', '5', '-S', 'INPUT'], { encoding: 'utf8' }).split('\\n').filter((l) => l.includes(c.tag)).length : 0;
+        console.log(JSON.stringify({ dir: c.baseDir, pid: c._pid(0), tag: c.tag, frozen: c.isFrozen(0), rules }));
+        if (${JSON.stringify(how)} === 'kill') process.kill(process.pid, 'SIGKILL'); else process.exit(0);
+      });
+    `;
+    const ch = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    ch.stdout.on('data', (d) => { out += d; });
+    ch.stderr.on('data', (d) => { err += d; });
+    ch.on('error', reject);
+    ch.on('close', (code, signal) => {
+      try { resolve({ code, signal, ...JSON.parse(out.trim().split('\n').pop()) }); } catch { reject(new Error(`child (${how}) ${signal || code}: ${err}`)); }
     });
-  `;
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120000 });
-  assert.equal(r.signal, 'SIGKILL', r.stderr);
-  const { dir, pid } = JSON.parse(r.stdout.trim().split('\n').pop());
-  assert.ok(pid > 0);
-  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
-  await waitFor('the postmaster to stop and the directory to go', () => !alive() && !fs.existsSync(dir), 20000);
+  });
+  const [killed, exited] = await Promise.all([child('kill'), child('exit')]);
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.equal(exited.code, 0);
+  for (const r of [killed, exited]) {
+    assert.ok(r.pid > 0 && r.frozen);
+    if (!notRoot) assert.ok(r.rules >= 2, `the child's partition rules: ${r.rules}`);
+    // gone, or a zombie not yet reaped by init (it has exited)
+    const gone = () => { try { return /\)\s+[ZX]/.test(fs.readFileSync(`/proc/${r.pid}/stat`, 'utf8')); } catch { return true; } };
+    await waitFor('the postmaster to stop, the rules and the directory to go', () => gone() && !fs.existsSync(r.dir) && ourRules(r.tag).length === 0, 20000);
+  }
 });
