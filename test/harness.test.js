@@ -206,9 +206,13 @@ test('partition: a new connect and an open session get no answer (no RST, no FIN
     const sock = net.connect(port, host);
     raw.push(sock);
     const w = watch(sock);
+    const sock6 = cluster.ipv6 ? net.connect(port, '::1') : null;
+    const w6 = sock6 && watch(sock6);
+    if (sock6) raw.push(sock6);
     const pending = s.query('select 2 as x');
     assert.equal(await within(pending, 1000), 'timeout', 'the open session got an answer through the partition');
     assert.deepEqual(w.events, [], 'a new connect completed or failed through the partition');
+    if (w6) assert.deepEqual(w6.events, [], 'a new connect to [::1] completed or failed through the partition');
     assert.equal(s.closed, false);
     const healed = Date.now();
     await cluster.healPartition(k);
