@@ -1294,6 +1294,7 @@ async function cli(argv) {
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') return out(USAGE);
   if (cmd === 'bins') return out(pgBinaries());
   if (cmd === 'up') {
+    removeRulesSync({ prefix: `${clusterTag(dir)}-` }); // a partition left by an earlier cluster in dir
     if (fs.existsSync(path.join(dir, 'state.json'))) {
       const old = Cluster.attach(dir);
       if (old.nodes.some((_, i) => old.isRunning(i))) throw new Error(`a cluster is already running in ${dir}; run "down" first`);
