@@ -609,6 +609,11 @@ impl ErrorFields {
             }
         }
         r.end()?;
+        if f.code.is_empty() && what == "ErrorResponse" {
+            // Every server error has a SQLSTATE; a server that omits it reports an internal
+            // error, never an empty code callers cannot match on.
+            f.code = crate::sqlstate::INTERNAL_ERROR.into();
+        }
         Ok(f)
     }
 

@@ -20,6 +20,7 @@ use crate::backend::{self, auth_method_name, DataRowBody, ErrorFields, Field, Me
 use crate::config::Config;
 use crate::error::Error;
 use crate::frontend::{self, EncodeError, Target};
+use crate::plan::{self, Expect, Plan};
 use crate::socket::SocketOptions;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
@@ -711,6 +712,7 @@ pub fn parse_server_version(v: &str) -> u32 {
 
 struct StartupInfo {
     parameters: HashMap<String, String>,
+    parameter_bytes: usize,
     process_id: i32,
     secret_key: Bytes,
 }
@@ -812,9 +814,17 @@ async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
                     Message::ErrorResponse(e) => return Err(Error::db(e)),
                     other => return Err(unexpected("SASL continue", &other)),
                 };
-                let client_final = exchange
-                    .handle_server_first(&server_first)
-                    .map_err(|e| Error::auth(e.to_string()))?;
+                // The key derivation runs the server's iteration count of PBKDF2 (a million
+                // takes about a second): off the I/O thread, so a slow handshake never stalls
+                // the other connections sharing it.
+                let (returned, client_final) = tokio::task::spawn_blocking(move || {
+                    let out = exchange.handle_server_first(&server_first);
+                    (exchange, out)
+                })
+                .await
+                .map_err(|e| Error::auth(format!("SCRAM key derivation failed: {e}")))?;
+                exchange = returned;
+                let client_final = client_final.map_err(|e| Error::auth(e.to_string()))?;
                 frontend::sasl_response(&client_final, &mut wbuf)?;
                 write_all(&mut stream, &mut wbuf).await?;
                 let server_final = match read_message(&mut stream, &mut rbuf, max).await? {
@@ -841,12 +851,14 @@ async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
 
     let mut info = StartupInfo {
         parameters: HashMap::new(),
+        parameter_bytes: 0,
         process_id: 0,
         secret_key: Bytes::new(),
     };
     loop {
         match read_message(&mut stream, &mut rbuf, max).await? {
             Message::ParameterStatus { name, value } => {
+                admit_parameter(&info.parameters, &mut info.parameter_bytes, &name, &value)?;
                 info.parameters.insert(name, value);
             }
             Message::BackendKeyData {
@@ -866,14 +878,19 @@ async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 fn unexpected(during: &str, msg: &Message) -> Error {
-    let name = format!("{msg:?}");
-    let name = name
-        .split(|c: char| !c.is_alphanumeric())
-        .next()
-        .unwrap_or("message");
+    let name = message_name(msg);
     Error::protocol(backend::ProtocolError(format!(
         "unexpected {name} during {during}"
     )))
+}
+
+/// The message's type, for errors.
+fn message_name(msg: &Message) -> String {
+    let name = format!("{msg:?}");
+    name.split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("message")
+        .to_owned()
 }
 
 /// One request in flight.
@@ -886,6 +903,19 @@ struct Pending {
     syncs_left: u32,
     response: Response,
     error: Option<Error>,
+    /// The answers the server owes this request, and the next one due.
+    plan: Plan,
+    step: usize,
+    /// An ErrorResponse (or a refused COPY) ended the current group early: nothing but
+    /// ReadyForQuery may follow.
+    skipping: bool,
+    /// The current simple Query got an answer (a ReadyForQuery before one is a protocol
+    /// error: it belongs to no group we sent).
+    answered: bool,
+    /// Results the current group created, and bytes kept for the whole request (row
+    /// descriptions, command tags, results): caps on what a server can make us hold.
+    group_results: usize,
+    retained: usize,
     /// A result is open (rows may still arrive for it).
     open: bool,
     /// Notices that arrived while no result was open. They belong to the next result if one
@@ -893,16 +923,52 @@ struct Pending {
     /// autocommit statement commits at Sync, so its commit's WARNING (e.g. "canceling wait
     /// for synchronous replication") comes after its CommandComplete.
     loose_notices: Vec<ErrorFields>,
+    /// A loose notice (kept or dropped past the cap) said sync replication was cancelled.
+    loose_sync_cancelled: bool,
+    /// Notices kept for the whole request (count and bytes); past the caps they are dropped.
+    notices_kept: usize,
+    notice_bytes: usize,
 }
 
 impl Pending {
+    fn new(
+        sink: oneshot::Sender<Result<Response, Error>>,
+        start: u64,
+        stream: Option<RowStream>,
+        syncs: u32,
+        plan: Plan,
+    ) -> Pending {
+        Pending {
+            sink: Some(sink),
+            start,
+            stream,
+            syncs_left: syncs,
+            response: Response::default(),
+            error: None,
+            plan,
+            step: 0,
+            skipping: false,
+            answered: false,
+            group_results: 0,
+            retained: 0,
+            open: false,
+            loose_notices: Vec::new(),
+            loose_sync_cancelled: false,
+            notices_kept: 0,
+            notice_bytes: 0,
+        }
+    }
+
     fn current(&mut self) -> &mut QueryResult {
         if !self.open || self.response.results.is_empty() {
-            let mut result = QueryResult::default();
-            for n in self.loose_notices.drain(..) {
-                add_notice(&mut result, n);
-            }
+            let mut result = QueryResult {
+                sync_replication_cancelled: std::mem::take(&mut self.loose_sync_cancelled),
+                ..QueryResult::default()
+            };
+            result.notices.append(&mut self.loose_notices);
             self.response.results.push(result);
+            self.group_results += 1;
+            self.retained += std::mem::size_of::<QueryResult>();
             self.open = true;
         }
         let last = self.response.results.len() - 1;
@@ -911,46 +977,126 @@ impl Pending {
     }
 
     fn notice(&mut self, fields: ErrorFields) {
+        let cancelled = fields
+            .message
+            .contains("canceling wait for synchronous replication");
+        let size = notice_size(&fields);
+        let keep = self.notices_kept < MAX_NOTICES && self.notice_bytes + size <= MAX_NOTICE_BYTES;
+        if keep {
+            self.notices_kept += 1;
+            self.notice_bytes += size;
+        }
         if self.open {
-            add_notice(self.current(), fields);
+            let r = self.current();
+            r.sync_replication_cancelled |= cancelled;
+            if keep {
+                r.notices.push(fields);
+            }
         } else {
-            self.loose_notices.push(fields);
+            self.loose_sync_cancelled |= cancelled;
+            if keep {
+                self.loose_notices.push(fields);
+            }
         }
     }
 
     /// At ReadyForQuery: notices still loose belong to the group's last result.
     fn settle_notices(&mut self) {
-        if self.loose_notices.is_empty() {
+        if self.loose_notices.is_empty() && !self.loose_sync_cancelled {
             return;
         }
         if self.response.results.is_empty() {
             self.current();
             return;
         }
-        let notices = std::mem::take(&mut self.loose_notices);
+        let mut notices = std::mem::take(&mut self.loose_notices);
+        let cancelled = std::mem::take(&mut self.loose_sync_cancelled);
         if let Some(last) = self.response.results.last_mut() {
-            for n in notices {
-                add_notice(last, n);
-            }
+            last.notices.append(&mut notices);
+            last.sync_replication_cancelled |= cancelled;
         }
+    }
+
+    /// The plan step at which the current group ends (its Sync or Query).
+    fn group_end(&self) -> usize {
+        let mut i = self.step;
+        while let Some(e) = self.plan.get(i) {
+            if e.ends_group() {
+                return i;
+            }
+            i += 1;
+        }
+        i
     }
 }
 
-fn add_notice(result: &mut QueryResult, fields: ErrorFields) {
-    if fields
-        .message
-        .contains("canceling wait for synchronous replication")
-    {
-        result.sync_replication_cancelled = true;
+/// Roughly what a notice costs to keep.
+fn notice_size(f: &ErrorFields) -> usize {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    std::mem::size_of::<ErrorFields>()
+        + f.severity.len()
+        + f.code.len()
+        + f.message.len()
+        + opt(&f.detail)
+        + opt(&f.hint)
+        + opt(&f.where_)
+        + opt(&f.internal_query)
+        + opt(&f.file)
+        + opt(&f.routine)
+}
+
+/// The server broke the protocol: `what` arrived where the plan says `due`.
+fn out_of_step(what: &str, due: Option<Expect>) -> Error {
+    let due = match due {
+        Some(e) => format!("{e:?}"),
+        None => "nothing (no request in flight)".into(),
+    };
+    Error::protocol(backend::ProtocolError(format!(
+        "the server sent {what} where {due} was due; the connection is closed so that no \
+         response reaches the wrong caller"
+    )))
+}
+
+/// Checks a ParameterStatus against the caps before it is stored: at most
+/// [`MAX_PARAMETERS`] names and [`MAX_PARAMETER_BYTES`] in total, during startup too. A
+/// server sends a few dozen; past the caps it is broken or hostile.
+fn admit_parameter(
+    map: &HashMap<String, String>,
+    bytes: &mut usize,
+    name: &str,
+    value: &str,
+) -> Result<(), Error> {
+    let old = map.get(name).map(|v| name.len() + v.len());
+    if old.is_none() && map.len() >= MAX_PARAMETERS {
+        return Err(Error::protocol(backend::ProtocolError(format!(
+            "the server reported more than {MAX_PARAMETERS} parameters"
+        ))));
     }
-    if result.notices.len() < MAX_NOTICES {
-        result.notices.push(fields);
+    let total = (*bytes - old.unwrap_or(0)) + name.len() + value.len();
+    if total > MAX_PARAMETER_BYTES {
+        return Err(Error::protocol(backend::ProtocolError(format!(
+            "the server's parameters exceed {MAX_PARAMETER_BYTES} bytes"
+        ))));
     }
+    *bytes = total;
+    Ok(())
 }
 
 /// Above this many buffered bytes the loop stops taking requests until the socket drains.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Notices kept per request (count and bytes); more are dropped, not an error: a loop of
+/// `RAISE NOTICE` is legitimate.
 const MAX_NOTICES: usize = 64;
+const MAX_NOTICE_BYTES: usize = 256 * 1024;
+/// Results one Sync group may create (a simple Query of many statements); a flood of
+/// EmptyQueryResponse or RowDescription past it is a protocol error.
+const MAX_RESULTS_PER_GROUP: usize = 4096;
+/// Bytes of results, descriptions and tags one request may make us keep (rows excluded:
+/// the caller asked for them).
+const MAX_RETAINED_PER_REQUEST: usize = 16 << 20;
+/// Server parameters kept (ParameterStatus names, and name + value bytes in total).
+const MAX_PARAMETERS: usize = 256;
+const MAX_PARAMETER_BYTES: usize = 64 * 1024;
 
 /// The protocol loop of one connection (a future run as its own task).
 struct Connection<S> {
@@ -973,6 +1119,8 @@ struct Connection<S> {
     written: u64,
     /// [`Client::abort`]'s signal; `None` once it fired or every client is gone.
     abort: Option<oneshot::Receiver<String>>,
+    /// Name + value bytes of the stored server parameters (see `admit_parameter`).
+    parameter_bytes: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
@@ -1027,18 +1175,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         if sink.is_closed() {
                             continue; // the caller gave up before anything was written
                         }
+                        let plan = match plan::plan(&bytes, syncs) {
+                            Ok(plan) => plan,
+                            Err(why) => {
+                                // Nothing written: the loop could not keep in step with it.
+                                let _ = sink.send(Err(Error::encode(EncodeError::Request(why))));
+                                continue;
+                            }
+                        };
                         let start = self.written + self.write_buf.len() as u64;
                         self.write_buf.extend_from_slice(&bytes);
-                        self.pending.push_back(Pending {
-                            sink: Some(sink),
-                            start,
-                            stream,
-                            syncs_left: syncs,
-                            response: Response::default(),
-                            error: None,
-                            open: false,
-                            loose_notices: Vec::new(),
-                        });
+                        self.pending
+                            .push_back(Pending::new(sink, start, stream, syncs, plan));
                         self.state.in_flight.fetch_add(1, Ordering::AcqRel);
                         progress = true;
                         took = true;
@@ -1149,35 +1297,81 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    fn front(&mut self, what: &str) -> Result<&mut Pending, Error> {
-        self.pending.front_mut().ok_or_else(|| {
-            Error::protocol(backend::ProtocolError(format!(
-                "the server sent {what} with no request in flight"
-            )))
-        })
-    }
-
     fn handle(&mut self, msg: Message) -> Result<(), Error> {
-        match msg {
-            Message::DataRow(row) => {
-                if self.copy_out {
-                    return Ok(());
+        // Messages the server may send at any time, whoever is waiting.
+        let msg = match msg {
+            Message::NoticeResponse(fields) => {
+                // With no request in flight there is nobody to hand it to: dropped.
+                if let Some(p) = self.pending.front_mut() {
+                    p.notice(fields);
                 }
-                let p = self.front("DataRow")?;
-                p.current();
-                let streaming = p.syncs_left == 1;
-                let bytes = row.frame().len();
-                if let Some(r) = p.response.results.last_mut() {
-                    r.rows.push(row);
-                    if let Some(s) = p.stream.as_mut().filter(|_| streaming) {
-                        s.row_added(bytes, &mut r.rows);
-                    }
-                }
+                return Ok(());
             }
-            Message::ReadyForQuery { status } => {
+            Message::ParameterStatus { name, value } => {
+                if let Ok(mut map) = self.parameters.lock() {
+                    admit_parameter(&map, &mut self.parameter_bytes, &name, &value)?;
+                    self.state.apply_parameter(&name, &value);
+                    map.insert(name, value);
+                }
+                return Ok(());
+            }
+            Message::NotificationResponse { .. } => {
+                // LISTEN/NOTIFY is not supported yet; notifications are dropped.
+                return Ok(());
+            }
+            Message::ErrorResponse(fields) => {
+                if fields.code == crate::sqlstate::READ_ONLY_SQL_TRANSACTION {
+                    self.state.read_only_error.store(true, Ordering::Release);
+                }
+                let fatal = matches!(fields.severity(), "FATAL" | "PANIC");
+                self.copy_out = false;
+                let Some(p) = self.pending.front_mut() else {
+                    return Err(Error::db(fields));
+                };
+                if p.error.is_none() {
+                    p.error = Some(Error::db(fields));
+                }
+                // The server skips to the group's Sync (or the Query's end).
+                p.skipping = true;
+                p.answered = true;
+                p.open = false;
+                if fatal {
+                    // The server closes the socket next; the front request gets this
+                    // error, the rest a closed-connection error.
+                    self.state.closed.store(true, Ordering::Release);
+                }
+                return Ok(());
+            }
+            other => other,
+        };
+
+        // Everything else answers the front request, at the step its plan is on.
+        let alone = self.pending.len() == 1;
+        let Some(p) = self.pending.front_mut() else {
+            return Err(out_of_step(&message_name(&msg), None));
+        };
+        let due = if p.skipping {
+            None
+        } else {
+            p.plan.get(p.step).copied()
+        };
+        let row_result_open = p.open
+            && p.response
+                .results
+                .last()
+                .is_some_and(|r| r.columns.is_some());
+        match (msg, due) {
+            (Message::ReadyForQuery { status }, _)
+                if p.skipping
+                    || due == Some(Expect::Sync)
+                    || (due == Some(Expect::Query) && p.answered) =>
+            {
                 self.state.tx_status.store(status, Ordering::Release);
                 self.copy_out = false;
-                let p = self.front("ReadyForQuery")?;
+                p.step = p.group_end() + 1;
+                p.skipping = false;
+                p.answered = false;
+                p.group_results = 0;
                 p.settle_notices();
                 p.open = false;
                 p.syncs_left = p.syncs_left.saturating_sub(1);
@@ -1193,110 +1387,136 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         }
                     }
                 }
+                return Ok(());
             }
-            Message::CommandComplete { tag } => {
-                let p = self.front("CommandComplete")?;
+            (Message::DataRow(row), Some(Expect::Execute))
+            | (Message::DataRow(row), Some(Expect::Query))
+                if !self.copy_out && (due == Some(Expect::Execute) || row_result_open) =>
+            {
+                p.current();
+                let streaming = p.syncs_left == 1;
+                let bytes = row.frame().len();
+                if let Some(r) = p.response.results.last_mut() {
+                    r.rows.push(row);
+                    if let Some(s) = p.stream.as_mut().filter(|_| streaming) {
+                        s.row_added(bytes, &mut r.rows);
+                    }
+                }
+            }
+            (Message::CommandComplete { tag }, Some(e @ (Expect::Execute | Expect::Query))) => {
+                self.copy_out = false;
+                p.retained += tag.len();
                 let r = p.current();
                 r.command_tag = Some(String::from_utf8_lossy(&tag).into_owned());
                 p.open = false;
+                p.answered = true;
+                if e == Expect::Execute {
+                    p.step += 1;
+                }
             }
-            Message::EmptyQueryResponse => {
-                let p = self.front("EmptyQueryResponse")?;
+            (Message::EmptyQueryResponse, Some(e @ (Expect::Execute | Expect::Query)))
+                if !self.copy_out =>
+            {
                 p.current();
                 p.open = false;
+                p.answered = true;
+                if e == Expect::Execute {
+                    p.step += 1;
+                }
             }
-            Message::RowDescription(fields) => {
-                let p = self.front("RowDescription")?;
-                if p.response.row_description.is_none() && p.response.param_types.is_some() {
-                    // Describe of a statement (after its ParameterDescription).
+            (Message::PortalSuspended, Some(Expect::Execute)) if !self.copy_out => {
+                p.open = false;
+                p.step += 1;
+            }
+            (Message::RowDescription(fields), Some(Expect::RowDescription)) => {
+                p.retained += fields.iter().map(|f| f.name.len() + 32).sum::<usize>();
+                let of_statement =
+                    p.step > 0 && p.plan.get(p.step - 1) == Some(&Expect::ParameterDescription);
+                if of_statement {
                     p.response.row_description = Some(fields);
                 } else {
+                    // Describe of a portal: the columns of the result that follows.
                     p.open = false;
                     let n = fields.len();
                     let r = p.current();
                     r.columns = Some(fields.into());
                     r.formats = vec![0i16; n].into();
                 }
+                p.step += 1;
             }
-            Message::ParameterDescription(types) => {
-                self.front("ParameterDescription")?.response.param_types = Some(types);
+            (Message::RowDescription(fields), Some(Expect::Query)) if !self.copy_out => {
+                p.retained += fields.iter().map(|f| f.name.len() + 32).sum::<usize>();
+                p.open = false;
+                p.answered = true;
+                let n = fields.len();
+                let r = p.current();
+                r.columns = Some(fields.into());
+                r.formats = vec![0i16; n].into();
             }
-            Message::NoData
-            | Message::ParseComplete
-            | Message::BindComplete
-            | Message::CloseComplete
-            | Message::PortalSuspended => {
-                self.front("a completion message")?;
+            (Message::NoData, Some(Expect::RowDescription))
+            | (Message::ParseComplete, Some(Expect::ParseComplete))
+            | (Message::BindComplete, Some(Expect::BindComplete))
+            | (Message::CloseComplete, Some(Expect::CloseComplete)) => p.step += 1,
+            (Message::ParameterDescription(types), Some(Expect::ParameterDescription)) => {
+                p.retained += types.len() * 4;
+                p.response.param_types = Some(types);
+                p.step += 1;
             }
-            Message::ErrorResponse(fields) => {
-                if fields.code == crate::sqlstate::READ_ONLY_SQL_TRANSACTION {
-                    self.state.read_only_error.store(true, Ordering::Release);
+            (Message::CopyInResponse, Some(e @ (Expect::Execute | Expect::Query)))
+                if !self.copy_out =>
+            {
+                p.error.get_or_insert_with(copy_unsupported);
+                p.answered = true;
+                // In copy-in mode the server swallows every message but CopyData, CopyDone,
+                // CopyFail, Flush and Sync: whatever was pipelined behind the COPY (another
+                // group, another caller's request) would be consumed, and the answers would
+                // shift. Only a COPY with nothing behind it can be refused in place.
+                let group_end = p.group_end();
+                let nothing_behind = alone
+                    && group_end + 1 == p.plan.len()
+                    && (e == Expect::Query || group_end == p.step + 1);
+                if !nothing_behind {
+                    return Err(Error::protocol(backend::ProtocolError(
+                        "COPY FROM STDIN is not supported, and the requests pipelined behind it \
+                         were consumed by the server's copy mode; the connection is closed"
+                            .into(),
+                    )));
                 }
-                let fatal = matches!(fields.severity(), "FATAL" | "PANIC");
-                match self.pending.front_mut() {
-                    Some(p) => {
-                        if p.error.is_none() {
-                            p.error = Some(Error::db(fields));
-                        }
-                        if fatal {
-                            // The server closes the socket next; the front request gets this
-                            // error, the rest a closed-connection error.
-                            self.state.closed.store(true, Ordering::Release);
-                        }
-                    }
-                    None => return Err(Error::db(fields)),
-                }
-            }
-            Message::NoticeResponse(fields) => {
-                if let Some(p) = self.pending.front_mut() {
-                    p.notice(fields);
-                }
-            }
-            Message::ParameterStatus { name, value } => {
-                self.state.apply_parameter(&name, &value);
-                if let Ok(mut map) = self.parameters.lock() {
-                    map.insert(name, value);
-                }
-            }
-            Message::NotificationResponse { .. } => {
-                // LISTEN/NOTIFY is not supported yet; notifications are dropped.
-            }
-            Message::CopyInResponse => {
                 frontend::copy_fail(
                     "COPY FROM STDIN is not supported by hyperiondb-client yet",
                     &mut self.write_buf,
                 )?;
-                let p = self.front("CopyInResponse")?;
-                p.error.get_or_insert_with(copy_unsupported);
-            }
-            Message::CopyOutResponse => {
-                self.copy_out = true;
-                let p = self.front("CopyOutResponse")?;
-                p.error.get_or_insert_with(copy_unsupported);
-            }
-            Message::CopyData(_) | Message::CopyDone => {
-                if !self.copy_out {
-                    return Err(Error::protocol(backend::ProtocolError(
-                        "CopyData outside of COPY".into(),
-                    )));
+                if e == Expect::Execute {
+                    // The Sync sent with the request was swallowed in copy mode, and after
+                    // the CopyFail the server discards up to the next Sync: this one.
+                    frontend::sync(&mut self.write_buf);
                 }
+                // The server answers an ErrorResponse, then ReadyForQuery.
+                p.skipping = true;
             }
-            Message::CopyBothResponse => {
+            (Message::CopyOutResponse, Some(Expect::Execute | Expect::Query)) if !self.copy_out => {
+                self.copy_out = true;
+                p.answered = true;
+                p.error.get_or_insert_with(copy_unsupported);
+            }
+            (Message::CopyData(_) | Message::CopyDone, _) if self.copy_out => {}
+            (Message::CopyBothResponse, _) => {
                 return Err(Error::unsupported(
                     "replication (CopyBoth) is not supported",
                 ));
             }
-            other @ (Message::AuthenticationOk
-            | Message::AuthenticationCleartextPassword
-            | Message::AuthenticationMd5Password { .. }
-            | Message::AuthenticationSasl { .. }
-            | Message::AuthenticationSaslContinue(_)
-            | Message::AuthenticationSaslFinal(_)
-            | Message::AuthenticationUnsupported { .. }
-            | Message::BackendKeyData { .. }
-            | Message::NegotiateProtocolVersion { .. }) => {
-                return Err(unexpected("a session", &other));
-            }
+            (msg, due) => return Err(out_of_step(&message_name(&msg), due)),
+        }
+        if p.group_results > MAX_RESULTS_PER_GROUP {
+            return Err(Error::protocol(backend::ProtocolError(format!(
+                "the server sent more than {MAX_RESULTS_PER_GROUP} results for one Sync group"
+            ))));
+        }
+        if p.retained > MAX_RETAINED_PER_REQUEST {
+            return Err(Error::protocol(backend::ProtocolError(format!(
+                "the server's answer to one request holds more than {MAX_RETAINED_PER_REQUEST} \
+                 bytes of descriptions and tags"
+            ))));
         }
         Ok(())
     }
@@ -1340,7 +1560,7 @@ pub async fn connect_stream<S>(stream: S, config: &Config) -> Result<Client, Err
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (stream, read_buf, info) = startup(stream, config).await?;
+    let (stream, read_buf, info) = startup(stream, config).await.map_err(|e| e.at_startup())?;
     let state = Arc::new(ConnectionState::default());
     for (k, v) in &info.parameters {
         state.apply_parameter(k, v);
@@ -1351,6 +1571,10 @@ where
         .map(|v| parse_server_version(v))
         .unwrap_or(0);
     let parameters = Arc::new(Mutex::new(info.parameters));
+    let info = StartupInfo {
+        parameters: HashMap::new(),
+        ..info
+    };
     let depth = config.pipeline_depth.max(1);
     let (tx, rx) = mpsc::channel(depth);
     let (abort_tx, abort_rx) = oneshot::channel();
@@ -1370,6 +1594,7 @@ where
         corked: false,
         written: 0,
         abort: Some(abort_rx),
+        parameter_bytes: info.parameter_bytes,
     });
     Ok(Client {
         inner: Arc::new(ClientInner {

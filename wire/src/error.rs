@@ -41,6 +41,9 @@ struct Inner {
     /// Whether any byte of the failed request may have reached the socket. When false the
     /// request certainly did not run, so it is safe to retry anywhere.
     sent: bool,
+    /// Startup failed in a way no retry (on this host or another) can fix: the server broke
+    /// the protocol or demands an auth method we lack.
+    fatal_config: bool,
 }
 
 /// An error from a connection. Cheap to clone (the failed requests of one broken connection
@@ -55,6 +58,7 @@ impl Error {
             message: message.into(),
             db,
             sent,
+            fatal_config: false,
         }))
     }
 
@@ -101,7 +105,34 @@ impl Error {
         if self.0.sent == sent {
             return self.clone();
         }
-        Error::new(self.0.kind, self.0.message.clone(), self.0.db.clone(), sent)
+        let mut e = Error::new(self.0.kind, self.0.message.clone(), self.0.db.clone(), sent);
+        if let Some(inner) = Arc::get_mut(&mut e.0) {
+            inner.fatal_config = self.0.fatal_config;
+        }
+        e
+    }
+
+    /// The same error, raised while starting a connection: a protocol error or an
+    /// unsupported auth method there means this server cannot be used as configured, and a
+    /// startup parameter that cannot be encoded (a NUL byte in the user name) is a setting
+    /// to fix. Both stop the pool's retries ([`Error::is_fatal_config`]).
+    pub(crate) fn at_startup(self) -> Self {
+        match self.0.kind {
+            ErrorKind::Encode => Error::config(self.0.message.clone()),
+            ErrorKind::Protocol | ErrorKind::Unsupported => {
+                let mut e = Error::new(
+                    self.0.kind,
+                    self.0.message.clone(),
+                    self.0.db.clone(),
+                    self.0.sent,
+                );
+                if let Some(inner) = Arc::get_mut(&mut e.0) {
+                    inner.fatal_config = true;
+                }
+                e
+            }
+            _ => self,
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -120,8 +151,10 @@ impl Error {
     /// The SQLSTATE for server errors, or a stable client code for the others.
     pub fn code(&self) -> &str {
         match (&self.0.db, self.0.kind) {
+            // A server error always has a SQLSTATE; one that omits it is an internal error.
+            (Some(db), _) if db.code.is_empty() => crate::sqlstate::INTERNAL_ERROR,
             (Some(db), _) => &db.code,
-            (None, ErrorKind::Db) => "XX000",
+            (None, ErrorKind::Db) => crate::sqlstate::INTERNAL_ERROR,
             (None, ErrorKind::Connect) => "CONNECTION_FAILED",
             (None, ErrorKind::ConnectTimeout) => "CONNECT_TIMEOUT",
             (None, ErrorKind::Closed) => "CONNECTION_CLOSED",
@@ -163,12 +196,14 @@ impl Error {
             .is_some_and(|d| d.code == crate::sqlstate::READ_ONLY_SQL_TRANSACTION)
     }
 
-    /// Authentication (28xxx) or a missing database (3D000): trying another host or again
-    /// will not help.
+    /// Authentication (28xxx), a missing database (3D000), invalid settings, or a startup
+    /// the server broke or cannot complete (protocol error, unsupported auth method): trying
+    /// another host or again will not help.
     pub fn is_fatal_config(&self) -> bool {
         self.0.db.as_ref().is_some_and(|d| {
             d.code.starts_with("28") || d.code == crate::sqlstate::INVALID_CATALOG_NAME
-        }) || self.0.kind == ErrorKind::Auth
+        }) || matches!(self.0.kind, ErrorKind::Auth | ErrorKind::Config)
+            || self.0.fatal_config
     }
 }
 

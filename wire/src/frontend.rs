@@ -19,6 +19,9 @@ pub enum EncodeError {
     TooLarge(&'static str),
     /// The caller's parameter encoder failed.
     Param { index: usize, message: String },
+    /// A batch of encoded messages the connection cannot keep in step with (see
+    /// [`crate::plan::plan`]).
+    Request(String),
 }
 
 impl fmt::Display for EncodeError {
@@ -29,6 +32,7 @@ impl fmt::Display for EncodeError {
             EncodeError::Param { index, message } => {
                 write!(f, "parameter ${}: {message}", index + 1)
             }
+            EncodeError::Request(why) => f.write_str(why),
         }
     }
 }

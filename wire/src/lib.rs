@@ -23,6 +23,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod frontend;
+pub mod plan;
 pub mod socket;
 pub mod sqlstate;
 

@@ -20,3 +20,5 @@ pub const CANNOT_CONNECT_NOW: &str = "57P03";
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
 /// A feature we do not support (COPY through this client).
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+/// An internal error: what a server error without a SQLSTATE is reported as.
+pub const INTERNAL_ERROR: &str = "XX000";

@@ -1256,3 +1256,485 @@ async fn abort_ends_a_connection_whose_socket_is_blocked() {
     })
     .await
 }
+
+// --- a broken or hostile server: every response goes to its own caller -----------------------
+
+/// The connection failed with a protocol error.
+fn assert_protocol_error(result: Result<impl std::fmt::Debug, Error>) {
+    let e = result.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol, "{e:?}");
+    assert_eq!(e.code(), "PROTOCOL_ERROR");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extra_ready_for_query_fails_the_connection_and_no_caller_gets_anothers_rows() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let (stmt, _) = prepare_int4(&client, &mut mock, "select $1::int4").await;
+        let calls: Vec<_> = ["1", "2", "3"]
+            .into_iter()
+            .map(|v| {
+                let (c, stmt) = (client.clone(), stmt.clone());
+                tokio::spawn(async move { c.execute(&stmt, &[Some(v)][..]).await })
+            })
+            .collect();
+        for _ in 0..3 {
+            mock.recv_group().await;
+        }
+        let mut out = vec![];
+        for v in ["1", "2", "3"] {
+            out.extend(be::bind_complete());
+            out.extend(be::data_row(&[Some(v.as_bytes())]));
+            out.extend(be::command_complete("SELECT 1"));
+            out.extend(be::ready(b'I'));
+            if v == "1" {
+                out.extend(be::ready(b'I')); // one too many
+            }
+        }
+        mock.send(out).await;
+        let mut results = vec![];
+        for c in calls {
+            results.push(c.await.unwrap());
+        }
+        assert_eq!(column0(results[0].as_ref().unwrap()), vec![s("1")]);
+        for r in results.into_iter().skip(1) {
+            assert_protocol_error(r);
+        }
+        until_closed(&client).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_after_the_last_sync_is_never_handed_to_the_next_caller() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let (stmt, _) = prepare_int4(&client, &mut mock, "select $1::int4").await;
+        let first = spawn_simple(&client, "select 'first'");
+        mock.recv_group().await;
+        let next = {
+            let (c, stmt) = (client.clone(), stmt.clone());
+            tokio::spawn(async move { c.execute(&stmt, &[Some("2")][..]).await })
+        };
+        mock.recv_group().await;
+        let mut out = be::row_description(&[("n", 25)]);
+        out.extend(be::data_row(&[Some(b"first")]));
+        out.extend(be::command_complete("SELECT 1"));
+        out.extend(be::ready(b'I'));
+        // A stray row and completion after the group's ReadyForQuery.
+        out.extend(be::data_row(&[Some(b"stray")]));
+        out.extend(be::command_complete("SELECT 1"));
+        out.extend(be::bind_complete());
+        out.extend(be::data_row(&[Some(b"2")]));
+        out.extend(be::command_complete("SELECT 1"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        assert_eq!(column0(&first.await.unwrap().unwrap()[0]), vec![s("first")]);
+        assert_protocol_error(next.await.unwrap());
+        until_closed(&client).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_for_query_while_idle_closes_the_connection() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        mock.send(be::ready(b'I')).await;
+        until_closed(&client).await;
+        assert_new_request_fails_closed(&client).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_empty_results_in_one_group_is_a_protocol_error() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select 1");
+        mock.recv_group().await;
+        let mut out = vec![];
+        for _ in 0..5_000 {
+            out.extend(be::frame(b'I', &[])); // EmptyQueryResponse
+        }
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        assert_protocol_error(q.await.unwrap());
+        until_closed(&client).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_row_descriptions_is_a_protocol_error() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select 1");
+        mock.recv_group().await;
+        let wide: Vec<(String, u32)> = (0..100).map(|i| (format!("c{i:060}"), 25)).collect();
+        let wide: Vec<(&str, u32)> = wide.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        let one = be::row_description(&wide);
+        // 4,000 x 100 columns: under the result cap, over the byte cap.
+        let mut sent = 0;
+        while sent < 4_000 {
+            let mut out = vec![];
+            for _ in 0..500 {
+                out.extend_from_slice(&one);
+            }
+            sent += 500;
+            if !mock.try_send(out).await {
+                break; // the client cut the flood short
+            }
+        }
+        assert_protocol_error(q.await.unwrap());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_completion_for_one_execute_is_a_protocol_error() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let (stmt, _) = prepare_int4(&client, &mut mock, "select $1::int4").await;
+        let q = {
+            let c = client.clone();
+            tokio::spawn(async move { c.execute(&stmt, &[Some("1")][..]).await })
+        };
+        mock.recv_group().await;
+        let mut out = be::bind_complete();
+        out.extend(be::frame(b'I', &[]));
+        out.extend(be::frame(b'I', &[]));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        assert_protocol_error(q.await.unwrap());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_flood_of_notices_keeps_a_bounded_number() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select 1");
+        mock.recv_group().await;
+        reset_largest();
+        // Loose notices (no result open), then many results each with notices.
+        for _ in 0..20 {
+            let mut out = vec![];
+            for _ in 0..5_000 {
+                out.extend(be::notice("NOTICE", "00000", "flood"));
+            }
+            mock.send(out).await;
+        }
+        let mut out = vec![];
+        for _ in 0..100 {
+            out.extend(be::command_complete("SET"));
+            for _ in 0..64 {
+                out.extend(be::notice("NOTICE", "00000", "more"));
+            }
+        }
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let results = q.await.unwrap().unwrap();
+        let kept: usize = results.iter().map(|r| r.notices.len()).sum();
+        assert!(kept <= 64, "{kept} notices kept");
+        assert!(
+            largest() < 1 << 20,
+            "a 100,000-notice flood made a {}-byte allocation",
+            largest()
+        );
+        assert_still_usable(&client, &mut mock).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_replication_warning_is_seen_past_the_notice_cap() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "commit");
+        mock.recv_group().await;
+        let mut out = be::command_complete("COMMIT");
+        for _ in 0..100 {
+            out.extend(be::notice("NOTICE", "00000", "chatter"));
+        }
+        out.extend(be::notice(
+            "WARNING",
+            "01000",
+            "canceling wait for synchronous replication due to user request",
+        ));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let results = q.await.unwrap().unwrap();
+        assert!(results[0].sync_replication_cancelled);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_parameter_statuses_fail_the_connection() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select 1");
+        mock.recv_group().await;
+        let mut out = vec![];
+        for i in 0..1_000 {
+            out.extend(be::parameter_status(&format!("p{i}"), "v"));
+        }
+        mock.send(out).await;
+        assert_protocol_error(q.await.unwrap());
+        assert!(client.parameter("p500").is_none());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_parameter_statuses_for_one_name_are_fine() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let mut out = vec![];
+        for i in 0..2_000 {
+            out.extend(be::parameter_status("application_name", &format!("a{i}")));
+        }
+        mock.send(out).await;
+        assert_still_usable(&client, &mut mock).await;
+        assert_eq!(
+            client.parameter("application_name").as_deref(),
+            Some("a1999")
+        );
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_statuses_past_the_byte_cap_during_startup_fail_at_once() {
+    timed(async {
+        let (handle, mut mock) = start(config());
+        mock.startup().await;
+        let mut out = be::auth_ok();
+        let big = "x".repeat(30_000);
+        for i in 0..3 {
+            out.extend(be::parameter_status(&format!("big{i}"), &big));
+        }
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let e = handle.await.unwrap().unwrap_err();
+        assert_eq!(e.code(), "PROTOCOL_ERROR", "{e:?}");
+        assert!(e.is_fatal_config(), "{e:?}");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_response_without_a_sqlstate_is_xx000() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select 1");
+        mock.recv_group().await;
+        let mut out = be::frame(b'E', b"SERROR\0Mno code here\0\0");
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let e = q.await.unwrap().unwrap_err();
+        assert_eq!(e.code(), "XX000", "{e:?}");
+        assert_eq!(e.as_db().unwrap().code, "XX000");
+        assert_still_usable(&client, &mut mock).await;
+    })
+    .await
+}
+
+// --- startup failures that no retry can fix ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_failures_no_retry_can_fix_are_fatal_config() {
+    timed(async {
+        // A protocol error during startup.
+        let (handle, mut mock) = start(config());
+        mock.startup().await;
+        mock.send(be::command_complete("SELECT 1")).await;
+        let e = handle.await.unwrap().unwrap_err();
+        assert_eq!(e.code(), "PROTOCOL_ERROR", "{e:?}");
+        assert!(e.is_fatal_config(), "{e:?}");
+
+        // An auth method we lack, and SASL without SCRAM-SHA-256.
+        for request in [be::auth(7, &[]), be::auth(10, b"SCRAM-SHA-256-PLUS\0\0")] {
+            let (handle, mut mock) = start(config_with_password("p"));
+            mock.startup().await;
+            mock.send(request).await;
+            let e = handle.await.unwrap().unwrap_err();
+            assert_eq!(e.code(), "UNSUPPORTED", "{e:?}");
+            assert!(e.is_fatal_config(), "{e:?}");
+        }
+
+        // A NUL byte in a startup parameter: nothing is sent.
+        for field in ["user", "database", "application_name"] {
+            let mut cfg = config();
+            match field {
+                "user" => cfg.user = "u\0x".into(),
+                "database" => cfg.database = Some("d\0x".into()),
+                _ => cfg.application_name = "a\0x".into(),
+            }
+            let (handle, mut mock) = start(cfg);
+            let e = handle.await.unwrap().unwrap_err();
+            assert_eq!(e.code(), "INVALID_CONFIG", "{field}: {e:?}");
+            assert_eq!(e.kind(), ErrorKind::Config);
+            assert!(e.is_fatal_config(), "{e:?}");
+            assert!(mock.recv().await.is_none(), "nothing was sent");
+        }
+
+        // A server closing during startup may be restarting: retrying can help.
+        let (handle, mut mock) = start(config());
+        mock.startup().await;
+        drop(mock);
+        let e = handle.await.unwrap().unwrap_err();
+        assert!(!e.is_fatal_config(), "{e:?}");
+    })
+    .await
+}
+
+// --- COPY FROM STDIN through the extended protocol ---------------------------------------------
+
+async fn prepare_copy(
+    client: &Client,
+    mock: &mut Mock,
+) -> std::sync::Arc<hyperion_wire::Statement> {
+    let prepare = {
+        let c = client.clone();
+        tokio::spawn(async move { c.prepare("copy t from stdin").await })
+    };
+    mock.recv_group().await;
+    let mut out = be::parse_complete();
+    out.extend(be::parameter_description(&[]));
+    out.extend(be::frame(b'n', &[])); // NoData
+    out.extend(be::ready(b'I'));
+    mock.send(out).await;
+    prepare.await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_in_through_execute_sends_copy_fail_and_sync() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let stmt = prepare_copy(&client, &mut mock).await;
+        let q = {
+            let c = client.clone();
+            tokio::spawn(async move { c.execute(&stmt, &[] as &[Option<&str>]).await })
+        };
+        let group = mock.recv_group().await;
+        assert_eq!(group.iter().map(|m| m.tag).collect::<Vec<_>>(), b"BES");
+        let mut out = be::bind_complete();
+        out.extend(be::copy_in_response());
+        mock.send(out).await;
+        // The server ignored the request's Sync in copy mode: the client sends its own.
+        mock.expect(b'f').await;
+        mock.expect(b'S').await;
+        let mut out = be::error("ERROR", "57014", "COPY from stdin failed");
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let e = q.await.unwrap().unwrap_err();
+        assert_eq!(e.code(), "0A000", "{e:?}");
+        assert!(!client.is_closed());
+        assert_still_usable(&client, &mut mock).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_in_with_requests_pipelined_behind_fails_them_cleanly() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let stmt = prepare_copy(&client, &mut mock).await;
+        let copy = {
+            let c = client.clone();
+            tokio::spawn(async move { c.execute(&stmt, &[] as &[Option<&str>]).await })
+        };
+        mock.recv_group().await;
+        let behind = spawn_simple(&client, "select 'behind'");
+        mock.recv_group().await;
+        let mut out = be::bind_complete();
+        out.extend(be::copy_in_response());
+        mock.send(out).await;
+        assert_eq!(copy.await.unwrap().unwrap_err().code(), "0A000");
+        assert_protocol_error(behind.await.unwrap());
+        until_closed(&client).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_loop_cannot_follow_is_refused_before_sending() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let mut bare_sync = bytes::BytesMut::new();
+        hyperion_wire::frontend::sync(&mut bare_sync);
+        let e = client.send_batch(bare_sync.freeze(), 1).await.unwrap_err();
+        assert!(e.safe_to_retry(), "{e:?}");
+        assert_eq!(e.kind(), ErrorKind::Encode, "{e:?}");
+        let mut q = bytes::BytesMut::new();
+        hyperion_wire::frontend::query("select 1", &mut q).unwrap();
+        let e = client.send_batch(q.freeze(), 2).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Encode, "{e:?}");
+        mock.expect_silence(Duration::from_millis(50)).await;
+        assert_still_usable(&client, &mut mock).await;
+    })
+    .await
+}
+
+// --- SCRAM key derivation off the I/O thread ---------------------------------------------------
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_scram_handshake_does_not_stall_the_io_thread() {
+    timed(async {
+        // A ticker on the same (only) runtime thread: its longest gap is how long the
+        // thread was blocked.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut last = Instant::now();
+                let mut worst = Duration::ZERO;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    worst = worst.max(last.elapsed());
+                    last = Instant::now();
+                }
+                worst
+            })
+        };
+        let (handle, mut mock) = start(config_with_password("p"));
+        mock.startup().await;
+        mock.send(be::auth(10, b"SCRAM-SHA-256\0\0")).await;
+        let first = mock.expect(b'p').await;
+        let nonce = String::from_utf8_lossy(&first.body)
+            .split_once(",r=")
+            .unwrap()
+            .1
+            .to_owned();
+        let t0 = Instant::now();
+        let server_first = format!(
+            "r={nonce}srv,s={},i={}",
+            BASE64.encode(b"salt"),
+            hyperion_wire::auth::scram::MAX_ITERATIONS
+        );
+        mock.send(be::auth(11, server_first.as_bytes())).await;
+        mock.expect(b'p').await; // the client finished deriving its proof
+        let derivation = t0.elapsed();
+        mock.send(be::error(
+            "FATAL",
+            "28P01",
+            "password authentication failed",
+        ))
+        .await;
+        assert_eq!(handle.await.unwrap().unwrap_err().code(), "28P01");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let worst = ticker.await.unwrap();
+        assert!(
+            derivation > Duration::from_millis(300),
+            "the derivation took only {derivation:?}: the test proves nothing"
+        );
+        assert!(
+            worst < Duration::from_millis(300),
+            "the I/O thread stalled for {worst:?} (derivation {derivation:?})"
+        );
+    })
+    .await
+}

@@ -231,6 +231,11 @@ impl Mock {
         }
     }
 
+    /// Writes unless the client has gone (a flood the client cuts short); false then.
+    pub async fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> bool {
+        self.io.write_all(bytes.as_ref()).await.is_ok() && self.io.flush().await.is_ok()
+    }
+
     pub async fn send(&mut self, bytes: impl AsRef<[u8]>) {
         self.io.write_all(bytes.as_ref()).await.expect("mock write");
         self.io.flush().await.expect("mock flush");
