@@ -13,7 +13,8 @@
 // Starts its own server with the project's cluster harness (test/cluster.js). W1-W5 and W7
 // run on the primary alone: the standbys are stopped and synchronous_standby_names cleared,
 // so that WAL replay and sync-rep waits do not share the 2 cores with the clients. W6 gets a
-// fresh 3-node synchronous cluster per sample. Every sample is a fresh process
+// fresh 3-node synchronous cluster per sample, and so does W8 (one per client and fault kind:
+// partition, freeze; needs root and iptables for the partition; one repetition). Every sample is a fresh process
 // (sample.js under node, or under bun for Bun SQL; pgbench is spawned directly); clients
 // are interleaved (A B C, then C B A, ...). Writes results/<date>.json, results/latest.md
 // and results/latest.png. --node-flags runs every Node.js sample (all clients alike; not Bun's,
@@ -34,7 +35,7 @@ const { createCluster } = require(path.join(ROOT, 'test/cluster.js'))
 const { SIZES, SCHEMA, SCHEMA_AFTER } = require('./lib/workloads.js')
 const report = require('./lib/report.js')
 
-const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7']
+const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'W8']
 // Who runs each workload, in the order of the first repetition.
 const CLIENTS = {
   W1: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
@@ -44,7 +45,11 @@ const CLIENTS = {
   W5: ['hyperion', 'pg', 'postgres', 'bun'],
   W6: ['hyperion', 'pg', 'postgres', 'bun'],
   W7: ['hyperion:v0', 'hyperion:v500', 'hyperion:off'],
+  // W8: client:fault, one fault of each kind per client (BENCHMARKS.md), so one repetition
+  // whatever --reps says.
+  W8: ['hyperion:partition', 'pg:partition', 'postgres:partition', 'bun:partition', 'bun:freeze', 'postgres:freeze', 'pg:freeze', 'hyperion:freeze'],
 }
+const W8_BOUND_MS = 20000 // the sample stops waiting on any call 20 s after the election
 const SAMPLE_TIMEOUT_MS = 15 * 60 * 1000
 
 const wall = () => performance.timeOrigin + performance.now()
@@ -190,9 +195,10 @@ function versions(tools, hyperion) {
 
 // ---------------------------------------------------------------------------------------
 // Processes
-function runProcess(cmd, args, { env, timeoutMs = SAMPLE_TIMEOUT_MS, onLine } = {}) {
+function runProcess(cmd, args, { env, timeoutMs = SAMPLE_TIMEOUT_MS, onLine, onSpawn } = {}) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: HERE, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, { cwd: HERE, env: { ...process.env, ...env }, stdio: [onSpawn ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    if (onSpawn) { child.stdin.on('error', () => {}); onSpawn(child) }
     let out = ''
     let err = ''
     let buf = ''
@@ -389,6 +395,89 @@ async function failoverSample(client, ctx) {
   }
 }
 
+
+// W8: one real fault per sample (partition or freeze of the primary), on a fresh 3-node
+// synchronous cluster; the harness promotes the most caught-up standby and reports electedAt.
+async function w8Sample(client, ctx) {
+  const [name, fault] = client.split(':')
+  if (name === 'bun' && !ctx.tools.bun) return { ok: false, error: 'bun binary not found' }
+  const c = await createCluster()
+  let child = null
+  try {
+    const p = c.primaryIndex()
+    const a = await c.admin(p)
+    try {
+      await a.query('create table w6 (k int4 primary key, writer int4 not null, at timestamptz not null default now()); grant all on w6 to public')
+      ctx.server6 = ctx.server6 || (await a.query('show server_version')).rows[0].server_version
+    } finally { await a.end() }
+    const base = c.connection()
+    const conn = { user: base.user, password: base.password, database: base.database, hosts: c.nodes.map((_, i) => ({ host: c.node(i).host, port: c.node(i).port })), primary: p }
+    const env = { BENCH_CONN: JSON.stringify(conn), HYPERION_CLIENT: ctx.hyperion.client }
+    const args = ['sample.js', '--client', client, '--workload', 'W8']
+    let fo = null
+    let foDone = null
+    const onLine = (line) => {
+      if (line === '@@READY' && !foDone) {
+        const t = wall()
+        foDone = c.failover({ mode: fault }).then((r) => {
+          fo = { ...r, ms: wall() - t, faultAt: t }
+          if (child && child.stdin.writable) child.stdin.write(`@@ELECTED ${r.electedAt}\n`)
+        }, (e) => { fo = { error: e.message } })
+      }
+    }
+    const opts = { env, onLine, onSpawn: (ch) => { child = ch }, timeoutMs: 180000 }
+    const r = name === 'bun'
+      ? await runProcess(ctx.tools.bun, args, opts)
+      : await runProcess(process.execPath, args, opts)
+    if (foDone) await foDone
+    const res = parseResult(r)
+    if (!res.ok) return { ...res, client, workload: 'W8' }
+    if (!fo) return { ok: false, error: 'the sample never reported steady state (@@READY)' }
+    if (fo.error) return { ok: false, error: `failover failed: ${fo.error}` }
+    const m = res.metrics
+    const newPort = c.node(fo.newPrimary).port
+    const b = await c.admin(fo.newPrimary)
+    let present
+    try { present = new Set((await b.query('select k from w6')).rows.map((row) => row.k)) } finally { await b.end() }
+    const lost = m.acked.filter((k) => !present.has(String(k)))
+    const first = m.firstAck[newPort]
+    const strayPorts = Object.keys(m.firstAck).map(Number).filter((pt) => pt !== m.oldPort && pt !== newPort)
+    const metrics = {
+      fault,
+      value: first !== undefined ? first - fo.electedAt : null,
+      unit: 'ms from the election to the first write acknowledged by the new primary',
+      blocked10: m.blocked10,
+      blocked10_ages_ms: m.blocked10AgesMs,
+      blocked_end: m.blockedEnd,
+      end_ms_after_election: m.endMsAfterElection,
+      pending_at_election: m.pendingAtElection,
+      writers_back_ms: m.writersBackMs,
+      longest_settled_call_ms: m.longestSettledCallMs,
+      lost: lost.length,
+      lost_keys: lost.slice(0, 20),
+      acked: m.acked.length,
+      errors: m.errors,
+      reconnects: m.reconnects,
+      old_primary_last_ack_ms: m.lastAck[m.oldPort] !== undefined ? m.lastAck[m.oldPort] - fo.electedAt : null,
+      fault_to_election_ms: fo.electedAt - fo.faultAt,
+      harness_failover_ms: fo.ms,
+      old_primary: p,
+      new_primary: fo.newPrimary,
+      ha_config: m.ha,
+      driving: ctx.adapters[name].multiHost ? 'client multi-host' : 'app-level reconnect (probe hosts for a writable primary, re-create the pool)',
+    }
+    // A client that never recovers, or leaves callers blocked, is a result, not an error.
+    // Only lost acknowledged writes and writes acknowledged by a stray server fail the check.
+    const problems = []
+    if (lost.length) problems.push(`${lost.length} acknowledged writes lost (e.g. ${lost.slice(0, 5).join(', ')})`)
+    if (strayPorts.length) problems.push(`writes acknowledged by unexpected servers ${strayPorts.join(', ')}`)
+    if (problems.length) return { ok: false, client, workload: 'W8', version: res.version, error: problems.join('; '), metrics }
+    return { ...res, metrics }
+  } finally {
+    await c.destroy()
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 async function serve() {
   const s = await standalonePrimary()
@@ -400,7 +489,12 @@ async function serve() {
   await s.cluster.destroy()
 }
 
+function fmtMetric8(m) {
+  return `${m.value === null ? 'no write on the new primary' : `${Math.round(m.value)} ms`} (blocked at 10 s: ${m.blocked10}, at end: ${m.blocked_end}; lost ${m.lost}, acked ${m.acked})`
+}
+
 function fmtMetric(w, m) {
+  if (w === 'W8' && m) return fmtMetric8(m)
   if (!m || m.value === null || m.value === undefined) return '?'
   const v = w === 'W6' ? `${Math.round(m.value)} ms` : `${Math.round(m.value).toLocaleString('en-US')} ${m.unit}`
   const extra = []
@@ -446,7 +540,7 @@ async function main() {
     log(`[rep ${rep + 1}/${opts.reps}] ${workload} ${client.padEnd(15)} ${res.ok ? fmtMetric(workload, res.metrics) : `ERROR: ${res.error}`}  (${(ms / 1000).toFixed(1)} s)`)
   }
 
-  const main = opts.workloads.filter((w) => w !== 'W6')
+  const main = opts.workloads.filter((w) => w !== 'W6' && w !== 'W8')
   let server = null
   if (main.length) {
     log('starting the server (harness cluster reduced to its primary) ...')
@@ -483,13 +577,22 @@ async function main() {
     }
     server = server || ctx.server6
   }
+  if (opts.workloads.includes('W8')) {
+    for (const [order, client] of clientsFor('W8', opts).entries()) {
+      const t = performance.now()
+      let res
+      try { res = await w8Sample(client, ctx) } catch (e) { res = { ok: false, error: e.message.split('\n')[0] } }
+      record(0, order, 'W8', client, res, performance.now() - t)
+    }
+    server = server || ctx.server6
+  }
 
   const result = {
     date: started.toISOString(),
     finished: new Date().toISOString(),
     command,
     machine: { nproc: os.availableParallelism ? os.availableParallelism() : os.cpus().length, cpu: os.cpus()[0] && os.cpus()[0].model, memGb: +(os.totalmem() / 2 ** 30).toFixed(1), kernel: os.release() },
-    server: { version: server, setup: 'test/cluster.js (fsync=off, shared_buffers=32MB); W1-W5/W7 on the primary alone (standbys stopped, synchronous_standby_names cleared); W6 on a fresh 3-node cluster (synchronous ANY 1 of 2 standbys) per sample' },
+    server: { version: server, setup: 'test/cluster.js (fsync=off, shared_buffers=32MB); W1-W5/W7 on the primary alone (standbys stopped, synchronous_standby_names cleared); W6 and W8 on a fresh 3-node cluster (synchronous ANY 1 of 2 standbys) per sample' },
     versions: ver,
     hyperionBuild: hyperion.info,
     options: { workloads: opts.workloads, clients: opts.clients, reps: opts.reps, quick: [...opts.quick], nodeFlags: opts.nodeFlags },

@@ -8,7 +8,8 @@
 //
 //   --client hyperion|pg|postgres|bun, with a variant after a colon: hyperion:v0,
 //            hyperion:v500, hyperion:off (W7), hyperion:parse (W3)
-//   --workload W1..W7     --quick (small counts)
+//   --client X:partition|X:freeze (W8: the fault, for the record; run.js applies it)
+//   --workload W1..W8     --quick (small counts)
 //   --size n=3000,warm=500  override counts (profiling runs; not for reported figures)
 
 const path = require('node:path')
@@ -23,7 +24,7 @@ function args(argv) {
     else if (a === '--size') out.size = Object.fromEntries(argv[++i].split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]))
     else throw new Error(`unknown argument ${a}`)
   }
-  if (!out.client || !out.workload) throw new Error('usage: sample.js --client NAME[:variant] --workload W1..W7 [--quick]')
+  if (!out.client || !out.workload) throw new Error('usage: sample.js --client NAME[:variant] --workload W1..W8 [--quick]')
   return out
 }
 
@@ -42,6 +43,10 @@ async function main() {
   if (a.workload === 'W6') {
     const { W6 } = require('./lib/failover.js')
     metrics = await W6(adapter, conn, { onReady: () => process.stdout.write('@@READY\n') })
+  } else if (a.workload === 'W8') {
+    const { W8 } = require('./lib/failover.js')
+    metrics = await W8(adapter, conn, { onReady: () => process.stdout.write('@@READY\n') })
+    metrics.fault = variant
   } else {
     const { runWorkload } = require('./lib/workloads.js')
     metrics = await runWorkload(a.workload, adapter, conn, { quick: a.quick, variant, size: a.size })

@@ -3,10 +3,15 @@
 // new SQL({ max }), sql.unsafe(text, params), transactions with sql.begin.
 // CommonJS: bun runs it as is, and `require('bun')` is Bun's built-in module.
 
+// W8 (o.ha): Bun SQL's own timeouts (seconds): connectionTimeout 5, idleTimeout 30, and a
+// server-side statement_timeout of 5 s as a startup parameter (`connection`). Bun SQL has no
+// client-side query timeout and no keepalive option.
+const HA = { connectionTimeout: 5, idleTimeout: 30, connection: { statement_timeout: '5000' } }
+
 function connect(o) {
   if (o.hosts) throw new Error('Bun SQL has no multi-host support')
   const { SQL } = require('bun')
-  const sql = new SQL({ hostname: o.host, port: o.port, username: o.user, password: o.password, database: o.database, max: o.max })
+  const sql = new SQL({ hostname: o.host, port: o.port, username: o.user, password: o.password, database: o.database, max: o.max, ...(o.ha ? HA : {}) })
   return {
     query: (text, params) => sql.unsafe(text, params),
     transaction: (fn) => sql.begin((tx) => fn({ query: (text, params) => tx.unsafe(text, params) })),
@@ -20,6 +25,7 @@ module.exports = {
   runtime: 'bun',
   int8: 'string',
   multiHost: false,
+  HA,
   version: () => (typeof Bun !== 'undefined' ? Bun.version : null),
   connect,
 }

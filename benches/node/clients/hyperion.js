@@ -32,9 +32,10 @@ function connect(o) {
     user: o.user,
     password: o.password,
     database: o.database,
-    ...(o.variant ? VARIANTS[o.variant] : {}),
+    ...(o.variant && VARIANTS[o.variant] ? VARIANTS[o.variant] : {}),
+    ...(o.ha ? { mode: 'read-write' } : {}),
   }
-  if (o.variant && !VARIANTS[o.variant]) throw new Error(`unknown hyperion variant ${o.variant}`)
+  if (o.variant && !VARIANTS[o.variant] && !o.ha) throw new Error(`unknown hyperion variant ${o.variant}`)
   const pool = createPool({ ...base, poolSize: o.max })
 
   return {
@@ -53,6 +54,9 @@ module.exports = {
   label: 'hyperiondb-client',
   runtime: 'node',
   int8: 'bigint', // int8 must come back as BigInt
+  // W8 (o.ha): createPool({ hosts: all three, mode 'read-write', poolSize 4 }) with every
+  // other option at its default (no timeouts set by the benchmark).
+  HA: { mode: 'read-write' },
   multiHost: true, // follows the primary across a failover by itself
   version,
   connect,

@@ -3,9 +3,15 @@
 // transactions on a client from pool.connect().
 const pg = require('pg')
 
+// W8 (o.ha): what a careful node-postgres user sets for HA. A 5 s connect timeout (also the
+// wait for a pooled client), a server-side statement_timeout of 5 s, a client-side
+// query_timeout of 6 s (the only thing that ends a call to a server that never answers: a
+// partitioned or hung primary), and TCP keepalive from 5 s of idleness.
+const HA = { connectionTimeoutMillis: 5000, statement_timeout: 5000, query_timeout: 6000, keepAlive: true, keepAliveInitialDelayMillis: 5000, idleTimeoutMillis: 30000 }
+
 function connect(o) {
   if (o.hosts) throw new Error('pg has no multi-host support')
-  const pool = new pg.Pool({ host: o.host, port: o.port, user: o.user, password: o.password, database: o.database, max: o.max })
+  const pool = new pg.Pool({ host: o.host, port: o.port, user: o.user, password: o.password, database: o.database, max: o.max, ...(o.ha ? HA : {}) })
   // An idle client that loses its server emits 'error' on the pool; without a listener
   // that would crash the process (W6 stops the server under the pool).
   pool.on('error', () => {})
@@ -39,6 +45,7 @@ module.exports = {
   runtime: 'node',
   int8: 'string',
   multiHost: false,
+  HA,
   version: () => require('pg/package.json').version,
   connect,
 }

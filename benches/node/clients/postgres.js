@@ -19,6 +19,12 @@ function version() {
   return null
 }
 
+// W8 (o.ha): what a careful postgres.js user sets for HA (seconds, as postgres.js takes them):
+// connect_timeout 5, idle_timeout 30, TCP keepalive from 5 s (keep_alive), and a server-side
+// statement_timeout of 5 s as a startup parameter. postgres.js has no client-side query
+// timeout. Multi-host with target_session_attrs=read-write as in W6.
+const HA = { connect_timeout: 5, idle_timeout: 30, keep_alive: 5, connection: { statement_timeout: 5000 } }
+
 function connect(o) {
   const hosts = o.hosts || [o]
   const sql = postgres({
@@ -30,6 +36,7 @@ function connect(o) {
     max: o.max,
     ...(o.hosts ? { target_session_attrs: 'read-write' } : {}),
     onnotice: () => {},
+    ...(o.ha ? HA : {}),
   })
   return {
     query: (text, params) => sql.unsafe(text, params, OPTS),
@@ -44,6 +51,7 @@ module.exports = {
   runtime: 'node',
   int8: 'string',
   multiHost: true,
+  HA,
   version,
   connect,
 }

@@ -26,10 +26,10 @@ const COLORS = {
 const TITLES = {
   W1: 'W1 sequential latency (pool 1)', W2: 'W2 point select, 256 in flight', W3: 'W3 50,000 rows x 10 columns',
   W4: 'W4 single-row insert, 64 in flight', W5: 'W5 transaction, 64 concurrent', W6: 'W6 failover (3 nodes, 4 writers)',
-  W7: 'W7 primary validation cost (W2 query)',
+  W7: 'W7 primary validation cost (W2 query)', W8: 'W8 failover under real faults (partition, freeze)',
 }
 const SHORT_TITLES = { W1: 'W1 latency', W2: 'W2 point sel.', W3: 'W3 50k rows', W4: 'W4 insert', W5: 'W5 tx' }
-const UNITS = { W1: 'queries/s', W2: 'queries/s', W3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s' }
+const UNITS = { W1: 'queries/s', W2: 'queries/s', W3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
 const BASELINE = { W7: 'hyperion:off' }
 
 const NOTES = [
@@ -38,6 +38,7 @@ const NOTES = [
   'W3, hyperiondb-client returns timestamptz as an ISO 8601 string with microseconds (lossless), where the other clients build Date objects (milliseconds): the "+ Date/JSON.parse in JS" row adds new Date() per row inside the timed section for an equal-work comparison (jsonb is parsed by every client). int8 is checked as BigInt for hyperiondb-client and as an exact decimal string for the others (their default mapping).',
   'W7: there is no "validation off" option yet; mode "any" on the primary (no primary check at all) stands in as the baseline.',
   'pgbench: -M prepared, same SQL, 1 client (W1) / 10 clients and 2 threads (W2); no pipelining. It checks only transaction counts and failures; its CPU is user+sys from /usr/bin/time.',
+  'W8: as W6, but the primary is partitioned away (iptables DROP of every packet to/from its port on lo: no RST, no FIN) or frozen (SIGSTOP of every process; the kernel still ACKs), then the harness promotes the most caught-up standby; one fault of each kind per client, on a fresh cluster each. Time: from electedAt (the harness confirmed the new primary writable) to the first insert acknowledged by the new primary. "Blocked at 10 s": writers whose call pending at the election had still not settled 10 s after it; the benchmark stops waiting 20 s after the election ("blocked at end") or as soon as no such call is pending and every writer has had a write acknowledged by the new primary. Configured for HA as users would: hyperiondb-client createPool({ hosts: all three, mode: "read-write", poolSize: 4 }), everything else default; node-postgres as W6 plus connectionTimeoutMillis 5000, statement_timeout 5000, query_timeout 6000, keepAlive with keepAliveInitialDelayMillis 5000, idleTimeoutMillis 30000; postgres.js all hosts with target_session_attrs read-write, connect_timeout 5 s, idle_timeout 30 s, keep_alive 5 s, statement_timeout 5000 as a startup parameter (no client-side query timeout exists); Bun SQL as W6 plus connectionTimeout 5 s, idleTimeout 30 s, statement_timeout 5000 as a startup parameter (no client-side query timeout exists).',
   'W6: hyperiondb-client gets all three hosts (read-write mode) and postgres.js all three hosts with target_session_attrs=read-write; node-postgres and Bun SQL have no multi-host support, so their writers do what an app without a proxy does: a pool on the old primary and, when a write fails, re-create the pool on whichever listed host answers pg_is_in_recovery() = false and transaction_read_only = off. Failed writers retry with a new key after 5 ms (multi-host clients) or after rediscovery. The clock starts when the harness begins stopping the primary (pg_ctl stop -m fast) and stops at the first insert acknowledged by the new primary (inet_server_port()); every acknowledged key is then looked up on the new primary.',
 ]
 
@@ -59,23 +60,26 @@ function summarize(result) {
       const ok = mine.filter((s) => s.ok)
       const pick = (k) => stats(ok.map((s) => s.metrics && s.metrics[k]))
       rows[c] = {
-        label: LABELS[c] || c,
+        label: w === 'W8' ? `${LABELS[c.split(':')[0]]}, ${c.split(':')[1]}` : (LABELS[c] || c),
         value: pick('value'),
         p50_us: pick('p50_us'),
         p99_us: pick('p99_us'),
         cpu_us_per_query: pick('cpu_us_per_query'),
         rss_growth_mb: pick('rss_growth_mb'),
-        lost: w === 'W6' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.lost) || 0), 0) : undefined,
-        acked: w === 'W6' ? pick('acked') : undefined,
+        blocked10: w === 'W8' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.blocked10) || 0), 0) : undefined,
+        blockedEnd: w === 'W8' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.blocked_end) || 0), 0) : undefined,
+        lost: w === 'W6' || w === 'W8' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.lost) || 0), 0) : undefined,
+        acked: w === 'W6' || w === 'W8' ? pick('acked') : undefined,
         samples: mine.length,
         errors: mine.filter((s) => !s.ok).map((s) => `rep ${s.rep + 1}: ${s.error}`),
         version: (ok[0] || mine[0] || {}).version,
       }
     }
-    const base = rows[BASELINE[w] || 'pg']
     for (const c of clients) {
       const r = rows[c]
-      r.ratio = r.value && base && base.value ? r.value.median / base.value.median : null
+      const base = rows[w === 'W8' ? `pg:${c.split(':')[1]}` : (BASELINE[w] || 'pg')]
+      r.ratio = w !== 'W8' && r.value && base && base.value ? r.value.median / base.value.median : null
+      if (w === 'W8' && !r.label) r.label = c
     }
     out[w] = { baseline: BASELINE[w] || 'pg', unit: UNITS[w], rows }
   }
@@ -84,7 +88,7 @@ function summarize(result) {
 
 function fmtNum(v, w) {
   if (v === null || v === undefined || !Number.isFinite(v)) return '-'
-  if (w === 'W6') return `${Math.round(v).toLocaleString('en-US')} ms`
+  if (w === 'W6' || w === 'W8') return `${Math.round(v).toLocaleString('en-US')} ms`
   if (v >= 100000) return `${(v / 1000).toFixed(0)}k`
   if (v >= 10000) return `${(v / 1000).toFixed(1)}k`
   return Math.round(v).toLocaleString('en-US')
@@ -96,8 +100,31 @@ function details(w, r) {
   if (r.p50_us) d.push(`p50 ${r.p50_us.median.toFixed(0)} µs, p99 ${r.p99_us.median.toFixed(0)} µs`)
   if (r.cpu_us_per_query && w !== 'W1') d.push(`client CPU ${r.cpu_us_per_query.median.toFixed(1)} µs/query`)
   if (r.rss_growth_mb) d.push(`peak RSS growth ${r.rss_growth_mb.median.toFixed(1)} MB`)
-  if (w === 'W6') d.push(`acknowledged writes lost: ${r.lost}`, `acked ${r.acked ? Math.round(r.acked.median) : '-'}/sample`)
+  if (w === 'W8') d.push(`still blocked 10 s after the election: ${r.blocked10}, at the end (≤ 20 s): ${r.blockedEnd}`)
+  if (w === 'W6' || w === 'W8') d.push(`acknowledged writes lost: ${r.lost}`, `acked ${r.acked ? Math.round(r.acked.median) : '-'}/sample`)
   return d.join('; ')
+}
+
+// W8: one row per fault, one column per client: ms from the election to the first write on
+// the new primary; callers still blocked 10 s after the election; acknowledged writes lost.
+const W8_CLIENTS = ['pg', 'hyperion', 'postgres', 'bun']
+function w8Cell(r) {
+  if (!r) return 'n/a'
+  if (r.errors.length && !r.value) return `error (${r.errors.join('; ').slice(0, 80)})`
+  const t = r.value ? `${fmtNum(r.value.median, 'W8')}` : 'no write in 20 s'
+  return `${t}; blocked ${r.blocked10}; lost ${r.lost}`
+}
+function w8Table(s8) {
+  const L = []
+  L.push('W8, failover under real faults: ms from the election to the first write acknowledged by the new primary; callers still blocked 10 s after the election (of 4); acknowledged writes lost. One fault each.')
+  L.push('')
+  L.push(`| fault | ${W8_CLIENTS.map((c) => LABELS[c]).join(' | ')} |`)
+  L.push(`|---|${W8_CLIENTS.map(() => '---').join('|')}|`)
+  for (const f of ['partition', 'freeze']) {
+    if (!W8_CLIENTS.some((c) => s8.rows[`${c}:${f}`])) continue
+    L.push(`| ${f} | ${W8_CLIENTS.map((c) => w8Cell(s8.rows[`${c}:${f}`])).join(' | ')} |`)
+  }
+  return L
 }
 
 function markdown(result) {
@@ -136,13 +163,14 @@ function markdown(result) {
     }
     L.push('')
   }
+  if (S.W8) L.push(...w8Table(S.W8), '')
   L.push('## All figures')
   L.push('')
   L.push('| workload | client | median | min – max | ratio | also | ok/samples |')
   L.push('|---|---|---|---|---|---|---|')
   for (const w of Object.keys(S)) {
     for (const [c, r] of Object.entries(S[w].rows)) {
-      const val = r.value ? `${fmtNum(r.value.median, w)}${w === 'W6' ? '' : ` ${S[w].unit}`}` : 'error'
+      const val = r.value ? `${fmtNum(r.value.median, w)}${w === 'W6' || w === 'W8' ? '' : ` ${S[w].unit}`}` : (w === 'W8' && !r.errors.length ? 'never' : 'error')
       const range = r.value ? `${fmtNum(r.value.min, w)} – ${fmtNum(r.value.max, w)}` : '-'
       L.push(`| ${w} | ${r.label} | ${val} | ${range} | ${fmtRatio(r.ratio)}${S[w].baseline !== 'pg' ? ` of ${SHORT[S[w].baseline]}` : ''} | ${details(w, r)} | ${r.value ? r.value.n : 0}/${r.samples} |`)
     }
@@ -159,7 +187,7 @@ function markdown(result) {
   L.push('')
   L.push(...result.notes.map((n) => `- ${n}`))
   L.push('')
-  L.push('Sizes: ' + Object.entries(result.sizes).map(([w, s]) => `${w} ${JSON.stringify(s)}`).join('; ') + '. W6: one failover per sample.')
+  L.push('Sizes: ' + Object.entries(result.sizes).map(([w, s]) => `${w} ${JSON.stringify(s)}`).join('; ') + '. W6: one failover per sample. W8: one fault of each kind per client.')
   L.push('')
   return L.join('\n')
 }
@@ -167,7 +195,7 @@ function markdown(result) {
 function chart(result) {
   const S = result.summary
   const W = 1500
-  const H = 1010
+  const H = S.W8 ? 1380 : 1010
   const cv = new Canvas(W, H)
   const ink = [30, 30, 30]
   cv.text(`hyperiondb-client vs other PostgreSQL clients, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
@@ -228,6 +256,25 @@ function chart(result) {
           label: SHORT[c],
           sublabel: r.value ? `${fmtNum(r.value.median, 'W7')} q/s` : '',
           bars: [{ value: r.ratio, lo: r.value && base ? r.value.min / base : null, hi: r.value && base ? r.value.max / base : null, color: COLORS[c], text: r.ratio !== null ? barText(r.ratio) : 'ERR' }],
+        }
+      }),
+    })
+  }
+  if (S.W8) {
+    const cs = W8_CLIENTS.filter((c) => S.W8.rows[`${c}:partition`] || S.W8.rows[`${c}:freeze`])
+    const faultColor = { partition: [37, 99, 235], freeze: [230, 126, 34] }
+    barPanel(cv, {
+      x: 20, y: 1010, w: W - 40, h: 360,
+      title: 'W8 failover under real faults: ms from the election to the first acked write on the new primary (blue: partition, orange: freeze; lower is better; "none" = no write within 20 s)',
+      groups: cs.map((c) => {
+        const rs = ['partition', 'freeze'].map((f) => S.W8.rows[`${c}:${f}`]).filter(Boolean)
+        return {
+          label: LABELS[c],
+          sublabel: rs.map((r) => `blocked@10s ${r.blocked10}, lost ${r.lost}`).join(' | '),
+          bars: ['partition', 'freeze'].filter((f) => S.W8.rows[`${c}:${f}`]).map((f) => {
+            const r = S.W8.rows[`${c}:${f}`]
+            return { value: r.value ? r.value.median : null, color: faultColor[f], text: r.value ? `${Math.round(r.value.median)}` : (r.errors.length ? 'ERR' : 'none') }
+          }),
         }
       }),
     })
