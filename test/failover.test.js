@@ -10,6 +10,7 @@ const assert = require('node:assert/strict')
 const net = require('node:net')
 const { useCluster } = require('./support.js')
 const { createPool } = require('../client.js')
+const { startProxy } = require('./faultproxy.js')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const suite = useCluster({
@@ -186,6 +187,31 @@ test('a COMMIT waiting for synchronous replication whose backend is terminated i
   } finally {
     await admin.end()
     await suite.cluster._setSyncNames(primary, standbys)
+  }
+})
+
+test('a read-only pool: a read stuck on a hung standby runs again on the other within its budget', { timeout: 30000 }, async () => {
+  const primary = suite.cluster.primaryIndex()
+  const standbys = suite.cluster.nodes.map((_, i) => i).filter((i) => i !== primary)
+  // Each standby behind a proxy; the one the pool uses turns into a black hole (its kernel
+  // alive, its process not: TCP is acknowledged, nothing is answered).
+  const proxies = await Promise.all(standbys.map((i) => startProxy({ target: { host: '127.0.0.1', port: suite.cluster.node(i).port } })))
+  try {
+    const budget = 3000
+    const p = suite.pool({ mode: 'read-only', hosts: proxies.map((x) => `127.0.0.1:${x.port}`), poolSize: 1, acquireTimeoutMs: budget })
+    const [r] = await p.query('select inet_server_port() as port')
+    const k = standbys.findIndex((i) => suite.cluster.node(i).port === r.port)
+    assert.ok(k >= 0)
+    proxies[k].setMode('blackhole')
+    const t = Date.now()
+    const [again] = await p.query('select inet_server_port() as port')
+    const took = Date.now() - t
+    assert.equal(again.port, suite.cluster.node(standbys[1 - k]).port, 'the read ran on the other standby')
+    assert.ok(took < budget + 1000, `settled in ${took}ms (budget ${budget}ms)`)
+    assert.equal(p.hosts()[k].state, 'unreachable')
+    assert.ok(p.hosts()[k].downSince > 0)
+  } finally {
+    await Promise.all(proxies.map((x) => x.close()))
   }
 })
 

@@ -18,8 +18,9 @@
 //!   is reported `IN_DOUBT` (`pool.rs`).
 //! * **Down hosts.** Idle connections to a host seen fenced, in recovery (read-write pool) or
 //!   unreachable are closed at once, and checkout skips that host until it is seen healthy
-//!   again. Work stuck on a host that has answered no probe for `acquireTimeoutMs` is
-//!   abandoned too, so nothing waits for the kernel to give up on a hung host.
+//!   again. Work stuck for half of `acquireTimeoutMs` on a host that a probe found
+//!   unreachable is abandoned too (the other half is for running it again elsewhere), so
+//!   nothing waits for the kernel to give up on a hung host.
 //!
 //! A stall whose host answers the probe as healthy is a long statement, not a lost host: that
 //! host is not probed again for a stall for [`QUIET_MS`].
@@ -69,14 +70,15 @@ impl Pool {
         });
     }
 
-    /// One look at the connections: suspect the hosts of stalled ones, abandon work stuck on
-    /// a host that has been unreachable for `acquireTimeoutMs`.
+    /// One look at the connections: suspect the hosts of stalled ones, abandon work stuck for
+    /// half of `acquireTimeoutMs` on a host that a probe found unreachable.
     fn watch(&self) {
         let now = self.now_ms();
         let wall = wall_ms();
         let hosts = &self.inner.hosts;
+        // Half the budget: running the abandoned work again elsewhere needs the other half.
         let give_up_ms =
-            u64::try_from(self.inner.config.acquire_timeout.as_millis()).unwrap_or(u64::MAX);
+            u64::try_from(self.inner.config.acquire_timeout.as_millis() / 2).unwrap_or(u64::MAX);
         let mut suspect = false;
         for v in self.inner.slots.snapshot() {
             let c = &v.item;
@@ -87,16 +89,13 @@ impl Pool {
             if stalled_for > SUSPECT_MS && !hosts.quiet(c.host, wall) {
                 suspect = true;
             }
-            if hosts.state(c.host) == HostState::Unreachable
-                && hosts.down_for_ms(c.host, wall) >= give_up_ms
-                && stalled_for >= give_up_ms
-            {
+            if hosts.state(c.host) == HostState::Unreachable && stalled_for >= give_up_ms {
                 self.abandon_host(
                     c.host,
                     &format!(
-                        "{} answered no probe for {}ms: the connection was abandoned",
-                        hosts.name(c.host),
-                        hosts.down_for_ms(c.host, wall)
+                        "{} answers no probe and its statement has waited {stalled_for}ms: \
+                         the connection was abandoned",
+                        hosts.name(c.host)
                     ),
                     true,
                 );
