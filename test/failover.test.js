@@ -7,8 +7,7 @@
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
-const net = require('node:net')
-const { useCluster } = require('./support.js')
+const { useCluster, tcpProxy } = require('./support.js')
 const { createPool } = require('../client.js')
 const { startProxy } = require('./faultproxy.js')
 
@@ -21,52 +20,6 @@ const suite = useCluster({
 })
 
 const hostOf = (i) => `127.0.0.1:${suite.cluster.node(i).port}`
-
-// A proxy in front of one node that forwards frame by frame, and on `cutOn(pred)` drops the
-// client's connection at the first frame from the client that matches, without forwarding it:
-// the client has sent the message, the server never sees it.
-async function cuttingProxy(port) {
-  let cut = null
-  const sockets = new Set()
-  const server = net.createServer((client) => {
-    sockets.add(client)
-    const upstream = net.connect(port, '127.0.0.1')
-    sockets.add(upstream)
-    for (const s of [client, upstream]) {
-      s.on('error', () => {})
-      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy() })
-    }
-    upstream.pipe(client)
-    let buf = Buffer.alloc(0)
-    let started = false
-    client.on('data', (d) => {
-      buf = Buffer.concat([buf, d])
-      for (;;) {
-        const len = started ? (buf.length >= 5 ? 1 + buf.readInt32BE(1) : Infinity) : (buf.length >= 4 ? buf.readInt32BE(0) : Infinity)
-        if (buf.length < len) break
-        const frame = buf.subarray(0, len)
-        buf = buf.subarray(len)
-        if (started && cut && cut(frame)) {
-          cut = null
-          client.destroy()
-          upstream.destroy()
-          return
-        }
-        started = true
-        upstream.write(Buffer.from(frame))
-      }
-    })
-  })
-  await new Promise((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    port: server.address().port,
-    cutOn(pred) { cut = pred },
-    close() {
-      for (const s of sockets) s.destroy()
-      return new Promise((r) => server.close(r))
-    },
-  }
-}
 
 const isQuery = (text) => (f) => f[0] === 0x51 && f.subarray(5).toString().includes(text)
 const isExecute = (f) => f[0] === 0x45
@@ -121,7 +74,7 @@ test('hosts() shows the primary and standbys as seen; onEvent reports a fence', 
 })
 
 test('a write whose connection is lost in flight is IN_DOUBT; a read is not', async () => {
-  const proxy = await cuttingProxy(suite.cluster.node(suite.cluster.primaryIndex()).port)
+  const proxy = await tcpProxy('127.0.0.1', suite.cluster.node(suite.cluster.primaryIndex()).port)
   try {
     const p = suite.pool({ hosts: [`127.0.0.1:${proxy.port}`], poolSize: 1 })
     await p.query('select 1') // prepared statements travel later as Bind/Execute
@@ -140,7 +93,7 @@ test('a write whose connection is lost in flight is IN_DOUBT; a read is not', as
 })
 
 test('a COMMIT whose connection is lost is IN_DOUBT and the callback is not run again', async () => {
-  const proxy = await cuttingProxy(suite.cluster.node(suite.cluster.primaryIndex()).port)
+  const proxy = await tcpProxy('127.0.0.1', suite.cluster.node(suite.cluster.primaryIndex()).port)
   try {
     const p = suite.pool({ hosts: [`127.0.0.1:${proxy.port}`], poolSize: 1 })
     let calls = 0

@@ -42,11 +42,15 @@ function useCluster({ create = clusterForTests, poolDefaults = {}, setup } = {})
  *   while the ones already open keep working;
  * - `await holdNextExecute()`: the client's next Execute message, and what follows it on
  *   that connection, is held back; resolves, once it arrived, to the function that lets it
- *   through.
+ *   through;
+ * - `cutOn(pred)`: at the first client frame `pred` accepts (a Buffer: type byte, length,
+ *   body), that connection is dropped both ways and the frame is never forwarded: the client
+ *   has sent it, the server never sees it.
  */
 async function tcpProxy(host, port) {
   let partitioned = false
   let arm = null
+  let cut = null
   const sockets = new Set()
   const server = net.createServer((client) => {
     sockets.add(client)
@@ -80,6 +84,12 @@ async function tcpProxy(host, port) {
         }
         const frame = Buffer.from(buf.subarray(0, len))
         buf = buf.subarray(len)
+        if (started && cut !== null && cut(frame)) {
+          cut = null
+          client.destroy()
+          upstream.destroy()
+          return
+        }
         started = true
         if (held !== null) held.push(frame)
         else upstream.write(frame)
@@ -91,6 +101,7 @@ async function tcpProxy(host, port) {
     port: server.address().port,
     partition() { partitioned = true },
     holdNextExecute: () => new Promise((resolve) => { arm = resolve }),
+    cutOn(pred) { cut = pred },
     close() {
       for (const s of sockets) s.destroy()
       return new Promise((resolve) => server.close(resolve))
