@@ -3,7 +3,7 @@
 // The Node.js comparison of /work/shared/BENCHMARKS.md: hyperiondb-client side by side with
 // node-postgres, postgres.js, Bun SQL and pgbench on the same server, in one run.
 //
-//   node benches/node/run.js [--workload W2 ...|W1,W2] [--client hyperion,pg] [--reps 5]
+//   node benches/node/run.js [--workload W2 ...|W1,W2] (W8: one fault of each kind, 1 rep) [--client hyperion,pg] [--reps 5]
 //                            [--quick | --quick=W2,W4,W5] [--hyperion-node FILE]
 //                            [--node-flags "--max-semi-space-size=64 ..."]
 //                            [--out DIR (default benches/node/results) | --no-write]
@@ -537,7 +537,7 @@ async function main() {
   const record = (rep, order, workload, client, res, ms) => {
     const s = { workload, client, rep, order, ok: !!res.ok, wall_ms: Math.round(ms), ...res }
     samples.push(s)
-    log(`[rep ${rep + 1}/${opts.reps}] ${workload} ${client.padEnd(15)} ${res.ok ? fmtMetric(workload, res.metrics) : `ERROR: ${res.error}`}  (${(ms / 1000).toFixed(1)} s)`)
+    log(`[rep ${rep + 1}/${workload === 'W8' ? 1 : opts.reps}] ${workload} ${client.padEnd(15)} ${res.ok ? fmtMetric(workload, res.metrics) : `ERROR: ${res.error}`}  (${(ms / 1000).toFixed(1)} s)`)
   }
 
   const main = opts.workloads.filter((w) => w !== 'W6' && w !== 'W8')

@@ -140,7 +140,8 @@ function markdown(result) {
   L.push(`Clients: hyperiondb-client ${v.hyperion} (release build \`${result.hyperionBuild.binary}\`, sha256 ${result.hyperionBuild.binarySha256}), ` +
     `node-postgres (pg) ${v.pg}, postgres.js ${v.postgres}, Bun SQL (bun ${v.bun}), ${v.pgbench || 'pgbench n/a'}.`)
   L.push('')
-  L.push(`Run: \`${result.command}\`, ${result.options.reps} repetitions per client, each sample in a fresh process, warm-up excluded, clients interleaved (A B C, then C B A, ...). Started ${result.date}, finished ${result.finished}.`)
+  const onlyW8 = result.options.workloads.every((w) => w === 'W8')
+  L.push(`Run: \`${result.command}\`, ${onlyW8 ? 'one sample per client and fault kind (W8)' : `${result.options.reps} repetitions per client${result.options.workloads.includes('W8') ? ' (W8: one per fault kind)' : ''}`}, each sample in a fresh process, warm-up excluded, clients interleaved (A B C, then C B A, ...). Started ${result.date}, finished ${result.finished}.`)
   const flags = result.options.nodeFlags || []
   if (flags.length) L.push(`**Tuned runtime:** every Node.js sample ran with \`${flags.join(' ')}\` (all Node.js clients alike; Bun and pgbench unchanged).`)
   L.push('')
@@ -199,7 +200,7 @@ function chart(result) {
   const cv = new Canvas(W, H)
   const ink = [30, 30, 30]
   cv.text(`hyperiondb-client vs other PostgreSQL clients, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
-  cv.text(`${result.machine.nproc} cores, PostgreSQL ${result.server.version}, Node ${result.versions.node}, pg ${result.versions.pg}, postgres.js ${result.versions.postgres}, Bun ${result.versions.bun}; medians of ${result.options.reps} runs${result.options.quick.length ? ` (quick sizes: ${result.options.quick.join(',')})` : ''}`, 20, 46, [90, 90, 90])
+  cv.text(`${result.machine.nproc} cores, PostgreSQL ${result.server.version}, Node ${result.versions.node}, pg ${result.versions.pg}, postgres.js ${result.versions.postgres}, Bun ${result.versions.bun}; ${result.options.workloads.every((w) => w === 'W8') ? 'W8: one fault of each kind per client' : `medians of ${result.options.reps} runs`}${result.options.quick.length ? ` (quick sizes: ${result.options.quick.join(',')})` : ''}`, 20, 46, [90, 90, 90])
 
   // Legend
   const legend = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench']
@@ -213,7 +214,7 @@ function chart(result) {
   const main = ['W1', 'W2', 'W3', 'W4', 'W5'].filter((w) => S[w])
   const order = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench']
   const barText = (r) => (r >= 10 ? r.toFixed(0) : r.toFixed(2))
-  barPanel(cv, {
+  if (main.length) barPanel(cv, {
     x: 20, y: 110, w: W - 40, h: 520,
     title: 'Throughput, ratio to node-postgres in the same run (higher is better; dashed line = 1.0; whiskers = min-max)',
     ref: 1,
@@ -265,7 +266,7 @@ function chart(result) {
     const faultColor = { partition: [37, 99, 235], freeze: [230, 126, 34] }
     barPanel(cv, {
       x: 20, y: 1010, w: W - 40, h: 360,
-      title: 'W8 failover under real faults: ms from the election to the first acked write on the new primary (blue: partition, orange: freeze; lower is better; "none" = no write within 20 s)',
+      title: 'W8 real faults: ms from election to first acked write on the new primary (blue partition, orange freeze; none = no write in 20 s)',
       groups: cs.map((c) => {
         const rs = ['partition', 'freeze'].map((f) => S.W8.rows[`${c}:${f}`]).filter(Boolean)
         return {
