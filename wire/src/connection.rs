@@ -616,6 +616,10 @@ impl Client {
     /// Runs already-encoded messages holding `syncs` Sync groups (all in one write) and
     /// returns each group's outcome: its results, or the error that failed it. The outer
     /// error is for the connection failing.
+    ///
+    /// Every group must hold a message the server answers before its ReadyForQuery (a bare
+    /// Sync does not): the loop checks each answer against the request (see
+    /// [`crate::plan`]), and refuses, unsent, a batch it could not follow.
     pub async fn send_batch(
         &self,
         bytes: Bytes,
