@@ -1,6 +1,6 @@
 //! Decoding column values (server to client).
 
-use crate::oid;
+use crate::builtin::{builtin, Format};
 use crate::types::{Kind, Types};
 use std::borrow::Cow;
 use std::fmt;
@@ -111,81 +111,83 @@ pub enum Decoder {
 
 /// The binary decoder of a (non-domain) type, if there is one.
 fn binary_scalar(type_oid: u32, types: &Types) -> Option<Scalar> {
-    Some(match type_oid {
-        oid::BOOL => Scalar::Bool,
-        oid::INT2 => Scalar::Int2,
-        oid::INT4 => Scalar::Int4,
-        oid::INT8 => Scalar::Int8,
-        oid::OID => Scalar::Oid,
-        oid::FLOAT4 => Scalar::Float4,
-        oid::FLOAT8 => Scalar::Float8,
-        oid::NUMERIC => Scalar::Numeric,
-        oid::UUID => Scalar::Uuid,
-        oid::DATE => Scalar::Date,
-        oid::TIME => Scalar::Time,
-        oid::TIMESTAMP => Scalar::Timestamp,
-        oid::TIMESTAMPTZ => Scalar::Timestamptz,
-        oid::BYTEA => Scalar::Bytea,
-        oid::JSON => Scalar::Json,
-        oid::JSONB => Scalar::Jsonb,
-        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME => Scalar::Text,
-        _ if types.kind(type_oid) == Some(Kind::Enum) => Scalar::Text,
-        _ => return None,
-    })
+    match builtin(type_oid) {
+        Some(t) => Some(t.binary),
+        None if types.kind(type_oid) == Some(Kind::Enum) => Some(Scalar::Text),
+        None => None,
+    }
 }
 
 fn text_scalar(type_oid: u32) -> Scalar {
-    match type_oid {
-        oid::BOOL => Scalar::BoolText,
-        oid::INT2 | oid::INT4 | oid::OID => Scalar::IntText,
-        oid::INT8 => Scalar::Int8Text,
-        oid::FLOAT4 | oid::FLOAT8 => Scalar::FloatText,
-        oid::JSON | oid::JSONB => Scalar::Json,
-        oid::BYTEA => Scalar::ByteaText,
-        _ => Scalar::Text,
+    builtin(type_oid).map_or(Scalar::Text, |t| t.text)
+}
+
+/// The format a (non-domain, non-array) type is asked for in, if the codec decodes it in
+/// binary: the table's choice for a built-in type, binary for enum labels.
+fn preferred_format(type_oid: u32, types: &Types) -> Option<Format> {
+    match builtin(type_oid) {
+        Some(t) => Some(t.result_format),
+        None => binary_scalar(type_oid, types).map(|_| Format::Binary),
     }
 }
 
-/// The format (0 text, 1 binary) to request for a result column of `type_oid`: binary
-/// wherever the codec has an exact binary decoder (every type of the type table, enums,
-/// domains over those, arrays of those), text for everything else, which then arrives as
-/// the server's own text form.
-pub fn result_format(type_oid: u32, types: &Types) -> i16 {
+/// The format to request for a result column of `type_oid`: binary wherever the codec has
+/// an exact binary decoder (every type of the type table, enums, domains over those, arrays
+/// of those), text for everything else, which then arrives as the server's own text form.
+pub fn column_format(type_oid: u32, types: &Types) -> Format {
     let base = types.base(type_oid);
-    if binary_scalar(base, types).is_some() {
-        return 1;
+    if let Some(f) = preferred_format(base, types) {
+        return f;
     }
     match types.array_element(base) {
-        Some((elem, _)) if binary_scalar(types.base(elem), types).is_some() => 1,
-        _ => 0,
+        Some((elem, _)) => preferred_format(types.base(elem), types).unwrap_or(Format::Text),
+        None => Format::Text,
     }
+}
+
+/// [`column_format`] as a wire format code (0 text, 1 binary).
+///
+/// Deprecated: use [`column_format`]. Kept (without `#[deprecated]`, so that callers
+/// building with `-D warnings` keep building) until `hyperion-pool` and the fuzz checks move.
+pub fn result_format(type_oid: u32, types: &Types) -> i16 {
+    column_format(type_oid, types).code()
 }
 
 impl Decoder {
-    /// The decoder for a column of `type_oid` sent in `format` (0 text, 1 binary).
-    pub fn plan(type_oid: u32, format: i16, types: &Types) -> Decoder {
+    /// The decoder for a column of `type_oid` sent in `format`.
+    pub fn for_column(type_oid: u32, format: Format, types: &Types) -> Decoder {
         let base = types.base(type_oid);
-        if format == 1 {
-            if let Some(s) = binary_scalar(base, types) {
-                return Decoder::Scalar(s);
-            }
-            if let Some((elem, _)) = types.array_element(base) {
-                if let Some(s) = binary_scalar(types.base(elem), types) {
-                    return Decoder::Array {
-                        elem: s,
-                        elem_oid: elem,
-                    };
+        match format {
+            Format::Binary => {
+                if let Some(s) = binary_scalar(base, types) {
+                    return Decoder::Scalar(s);
                 }
+                if let Some((elem, _)) = types.array_element(base) {
+                    if let Some(s) = binary_scalar(types.base(elem), types) {
+                        return Decoder::Array {
+                            elem: s,
+                            elem_oid: elem,
+                        };
+                    }
+                }
+                // Binary is only requested for the types above (`column_format`); anything
+                // else in binary is handed out as its bytes rather than misread.
+                Decoder::Scalar(Scalar::Bytea)
             }
-            // Binary is only requested for the types above (`result_format`); anything else
-            // in binary is handed out as its bytes rather than misread.
-            Decoder::Scalar(Scalar::Bytea)
-        } else {
-            match types.array_element(base) {
+            Format::Text => match types.array_element(base) {
                 Some((_, delim)) => Decoder::TextArray { delim },
                 None => Decoder::Scalar(text_scalar(base)),
-            }
+            },
         }
+    }
+
+    /// [`Decoder::for_column`] with the format as its wire code (1 binary, anything else
+    /// text).
+    ///
+    /// Deprecated: use [`Decoder::for_column`] with [`Format::from_code`]. Kept (without
+    /// `#[deprecated]`) until `hyperion-napi` (`rows.rs`) and the fuzz checks move.
+    pub fn plan(type_oid: u32, format: i16, types: &Types) -> Decoder {
+        Decoder::for_column(type_oid, Format::from_code(format), types)
     }
 }
 
@@ -441,6 +443,7 @@ pub fn uuid_into(raw: &[u8], out: &mut String) -> Result<(), DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oid;
     use proptest::prelude::*;
 
     fn uuid(raw: &[u8]) -> Result<String, DecodeError> {
@@ -452,31 +455,53 @@ mod tests {
     fn plans() {
         let t = Types::new();
         assert_eq!(
-            Decoder::plan(oid::INT8, 1, &t),
+            Decoder::for_column(oid::INT8, Format::Binary, &t),
             Decoder::Scalar(Scalar::Int8)
         );
         assert_eq!(
-            Decoder::plan(oid::INT8, 0, &t),
+            Decoder::for_column(oid::INT8, Format::Text, &t),
             Decoder::Scalar(Scalar::Int8Text)
         );
         assert_eq!(
-            Decoder::plan(oid::VARCHAR, 0, &t),
+            Decoder::for_column(oid::VARCHAR, Format::Text, &t),
             Decoder::Scalar(Scalar::Text)
         );
-        assert_eq!(Decoder::plan(99999, 0, &t), Decoder::Scalar(Scalar::Text));
         assert_eq!(
-            Decoder::plan(oid::INT4_ARRAY, 1, &t),
+            Decoder::for_column(99999, Format::Text, &t),
+            Decoder::Scalar(Scalar::Text)
+        );
+        assert_eq!(
+            Decoder::for_column(oid::INT4_ARRAY, Format::Binary, &t),
             Decoder::Array {
                 elem: Scalar::Int4,
                 elem_oid: oid::INT4
             }
         );
-        assert_eq!(result_format(oid::NUMERIC, &t), 1);
-        assert_eq!(result_format(99999, &t), 0);
+        assert_eq!(column_format(oid::NUMERIC, &t), Format::Binary);
+        assert_eq!(column_format(99999, &t), Format::Text);
     }
 
     #[test]
-    fn learnt_types_plan() {
+    fn code_wrappers_agree() {
+        let t = learnt();
+        let oids = crate::builtin::BUILTINS
+            .iter()
+            .flat_map(|b| [b.oid, b.array_oid])
+            .chain([oid::CHAR, oid::UNKNOWN, 0, 99999])
+            .chain(90001..=90007);
+        for o in oids {
+            assert_eq!(result_format(o, &t), column_format(o, &t).code(), "{o}");
+            for code in [-1, 0, 1, 2] {
+                assert_eq!(
+                    Decoder::plan(o, code, &t),
+                    Decoder::for_column(o, Format::from_code(code), &t),
+                    "{o} {code}"
+                );
+            }
+        }
+    }
+
+    fn learnt() -> Types {
         // 90001 enum, 90002 its array, 90003 a domain over int4, 90004 array of the domain,
         // 90005 a base type outside the table, 90006 its array with ';' as delimiter.
         let rows = [
@@ -487,34 +512,48 @@ mod tests {
             ["90005", "b", "0", "0", ";"],
             ["90006", "b", "0", "90005", ","],
         ];
-        let t = Types::new().learn(
+        Types::new().learn(
             &[90001, 90002, 90003, 90004, 90005, 90006, 90007],
             rows.iter().map(|r| r.map(Some)),
-        );
-        assert_eq!(Decoder::plan(90001, 1, &t), Decoder::Scalar(Scalar::Text));
+        )
+    }
+
+    #[test]
+    fn learnt_types_plan() {
+        let t = learnt();
         assert_eq!(
-            Decoder::plan(90002, 1, &t),
+            Decoder::for_column(90001, Format::Binary, &t),
+            Decoder::Scalar(Scalar::Text)
+        );
+        assert_eq!(
+            Decoder::for_column(90002, Format::Binary, &t),
             Decoder::Array {
                 elem: Scalar::Text,
                 elem_oid: 90001
             }
         );
-        assert_eq!(Decoder::plan(90003, 1, &t), Decoder::Scalar(Scalar::Int4));
         assert_eq!(
-            Decoder::plan(90004, 1, &t),
+            Decoder::for_column(90003, Format::Binary, &t),
+            Decoder::Scalar(Scalar::Int4)
+        );
+        assert_eq!(
+            Decoder::for_column(90004, Format::Binary, &t),
             Decoder::Array {
                 elem: Scalar::Int4,
                 elem_oid: 90003
             }
         );
-        assert_eq!(result_format(90005, &t), 0);
-        assert_eq!(result_format(90006, &t), 0);
+        assert_eq!(column_format(90005, &t), Format::Text);
+        assert_eq!(column_format(90006, &t), Format::Text);
         assert_eq!(
-            Decoder::plan(90006, 0, &t),
+            Decoder::for_column(90006, Format::Text, &t),
             Decoder::TextArray { delim: b';' }
         );
         // Asked for, not in the catalog (dropped): text, and not asked again.
-        assert_eq!(Decoder::plan(90007, 0, &t), Decoder::Scalar(Scalar::Text));
+        assert_eq!(
+            Decoder::for_column(90007, Format::Text, &t),
+            Decoder::Scalar(Scalar::Text)
+        );
         assert!(t.missing([90001, 90004, 90007, 16]).is_empty());
         assert_eq!(t.missing([90008]), vec![90008]);
     }

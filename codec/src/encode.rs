@@ -6,6 +6,8 @@
 //! numeric). A value that cannot be represented in its target is an error here, before
 //! anything is sent.
 
+use crate::builtin::{builtin, Format};
+use crate::decode::Output;
 use crate::oid;
 use crate::types::Types;
 use bytes::{BufMut, BytesMut};
@@ -49,46 +51,43 @@ fn err<T>(msg: impl Into<String>) -> Result<T, EncodeError> {
     Err(EncodeError(msg.into()))
 }
 
-/// A short name for a type OID, for error messages.
+/// A short name for a type OID, for error messages: its `typname` for a type of the table.
 pub fn type_name(type_oid: u32) -> String {
-    match type_oid {
-        oid::BOOL => "bool".into(),
-        oid::BYTEA => "bytea".into(),
-        oid::INT2 => "int2".into(),
-        oid::INT4 => "int4".into(),
-        oid::INT8 => "int8".into(),
-        oid::OID => "oid".into(),
-        oid::FLOAT4 => "float4".into(),
-        oid::FLOAT8 => "float8".into(),
-        oid::NUMERIC => "numeric".into(),
-        oid::TEXT => "text".into(),
-        oid::VARCHAR => "varchar".into(),
-        oid::UUID => "uuid".into(),
-        oid::JSON => "json".into(),
-        oid::JSONB => "jsonb".into(),
-        oid::DATE => "date".into(),
-        oid::TIME => "time".into(),
-        oid::TIMESTAMP => "timestamp".into(),
-        oid::TIMESTAMPTZ => "timestamptz".into(),
-        oid::BPCHAR => "bpchar".into(),
-        oid::NAME => "name".into(),
-        other => format!("type {other}"),
+    match builtin(type_oid) {
+        Some(t) => t.name.into(),
+        None => format!("type {type_oid}"),
     }
 }
 
-/// Whether `param` is sent in binary to a parameter of `type_oid` (a domain binds as its
-/// base type).
-pub fn param_format(param: &Param, type_oid: u32, types: &Types) -> bool {
-    let type_oid = types.base(type_oid);
-    match param {
-        Param::Bool(_) => type_oid == oid::BOOL,
-        Param::Number(_) | Param::BigInt(_) => matches!(
-            type_oid,
-            oid::INT2 | oid::INT4 | oid::INT8 | oid::OID | oid::FLOAT4 | oid::FLOAT8
-        ),
-        Param::Bytes(_) => type_oid == oid::BYTEA,
+/// The format `param` is sent in to a parameter of `type_oid` (a domain binds as its base
+/// type): binary when the value's JS kind is exactly the type's (see
+/// [`crate::builtin::BuiltinType::js`]), text otherwise, for the server to parse.
+pub fn bind_format(param: &Param, type_oid: u32, types: &Types) -> Format {
+    let Some(target) = builtin(types.base(type_oid)) else {
+        return Format::Text;
+    };
+    let exact = match param {
+        Param::Bool(_) => target.js == Output::Bool,
+        Param::Number(_) | Param::BigInt(_) => {
+            matches!(target.js, Output::I32 | Output::I64 | Output::F64)
+        }
+        Param::Bytes(_) => target.js == Output::Bytes,
         _ => false,
+    };
+    if exact {
+        Format::Binary
+    } else {
+        Format::Text
     }
+}
+
+/// Whether `param` is sent in binary (see [`bind_format`]).
+///
+/// Deprecated: use [`bind_format`]. Kept (without `#[deprecated]`, so that callers building
+/// with `-D warnings` keep building) until `hyperion-napi` (`params.rs`) and the fuzz checks
+/// move.
+pub fn param_format(param: &Param, type_oid: u32, types: &Types) -> bool {
+    bind_format(param, type_oid, types) == Format::Binary
 }
 
 /// Whether the float `f` is exactly the integer `v`. (A float cast to i128 saturates, so
@@ -146,19 +145,38 @@ fn number_text(v: f64, buf: &mut BytesMut) {
     }
 }
 
-/// Encodes `param` for a parameter the server declared as `type_oid`, appending its bytes in
-/// the format [`param_format`] chose. Returns `Ok(true)` for NULL (nothing appended). A domain
-/// binds as its base type; a JS array binds as a PostgreSQL array literal when the target is
-/// an array type and as JSON otherwise.
+/// Whether an encoded parameter is NULL (then nothing was appended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsNull {
+    Yes,
+    No,
+}
+
+/// [`encode_value`], returning `Ok(true)` for NULL.
+///
+/// Deprecated: use [`encode_value`]. Kept (without `#[deprecated]`) until `hyperion-napi`
+/// (`params.rs`) and the fuzz checks move.
 pub fn encode_param(
     param: &Param,
     type_oid: u32,
     types: &Types,
     buf: &mut BytesMut,
 ) -> Result<bool, EncodeError> {
+    encode_value(param, type_oid, types, buf).map(|n| n == IsNull::Yes)
+}
+
+/// Encodes `param` for a parameter the server declared as `type_oid`, appending its bytes in
+/// the format [`bind_format`] chose. A domain binds as its base type; a JS array binds as a
+/// PostgreSQL array literal when the target is an array type and as JSON otherwise.
+pub fn encode_value(
+    param: &Param,
+    type_oid: u32,
+    types: &Types,
+    buf: &mut BytesMut,
+) -> Result<IsNull, EncodeError> {
     let type_oid = types.base(type_oid);
     match param {
-        Param::Null => return Ok(true),
+        Param::Null => return Ok(IsNull::Yes),
         Param::Bool(b) => {
             if type_oid == oid::BOOL {
                 buf.put_u8(u8::from(*b));
@@ -260,7 +278,7 @@ pub fn encode_param(
             buf.put_slice(out.as_bytes());
         }
     }
-    Ok(false)
+    Ok(IsNull::No)
 }
 
 /// PostgreSQL allows 6 dimensions; JSON nesting gets the same bound so that a deeply nested
@@ -313,7 +331,7 @@ fn element_text(p: &Param, elem: u32) -> Result<String, EncodeError> {
             if int_range(elem).is_some() || matches!(elem, oid::FLOAT4 | oid::FLOAT8) =>
         {
             // Checked as a binary parameter would be, then written in decimal.
-            encode_param(p, elem, &Types::new(), &mut b)?;
+            encode_value(p, elem, &Types::new(), &mut b)?;
             if int_range(elem).is_some() {
                 format!("{}", *v as i128)
             } else {
@@ -326,7 +344,7 @@ fn element_text(p: &Param, elem: u32) -> Result<String, EncodeError> {
             if int_range(elem).is_some() || matches!(elem, oid::FLOAT4 | oid::FLOAT8) =>
         {
             // Checked as a binary parameter would be, then written in decimal.
-            encode_param(p, elem, &Types::new(), &mut b)?;
+            encode_value(p, elem, &Types::new(), &mut b)?;
             v.to_string()
         }
         Param::Bytes(bytes) => {
@@ -347,7 +365,7 @@ fn element_text(p: &Param, elem: u32) -> Result<String, EncodeError> {
             return err("internal: nested arrays are written by array_literal");
         }
         other => {
-            encode_param(other, elem, &Types::new(), &mut b)?;
+            encode_value(other, elem, &Types::new(), &mut b)?;
             String::from_utf8(b.to_vec())
                 .or_else(|_| err(format!("a value cannot bind to {}[]", type_name(elem))))?
         }
@@ -495,7 +513,7 @@ mod tests {
 
     fn enc(p: Param, oid: u32) -> Result<Vec<u8>, EncodeError> {
         let mut b = BytesMut::new();
-        encode_param(&p, oid, &Types::new(), &mut b).map(|_| b.to_vec())
+        encode_value(&p, oid, &Types::new(), &mut b).map(|_| b.to_vec())
     }
 
     fn text(p: Param, oid: u32) -> String {
@@ -650,7 +668,61 @@ mod tests {
             encode_param(&Param::Null, oid::INT4, &Types::new(), &mut b),
             Ok(true)
         );
-        assert!(b.is_empty());
+        assert_eq!(
+            encode_value(&Param::Null, oid::INT4, &Types::new(), &mut b),
+            Ok(IsNull::Yes)
+        );
+        assert_eq!(
+            encode_value(&Param::Number(1.0), oid::INT4, &Types::new(), &mut b),
+            Ok(IsNull::No)
+        );
+        assert_eq!(b.to_vec(), vec![0, 0, 0, 1]);
+    }
+
+    /// The binding formats derived from the table's JS kinds are exactly the hand-written
+    /// rule they replace: numbers to int2/int4/int8/oid/float4/float8, booleans to bool,
+    /// Buffers to bytea, in binary; everything else in text.
+    #[test]
+    fn bind_formats_match_the_rule() {
+        let params = [
+            Param::Null,
+            Param::Bool(true),
+            Param::Number(1.0),
+            Param::BigInt(1),
+            Param::Text("1".into()),
+            Param::Bytes(vec![1]),
+            Param::Date(0.0),
+            Param::Json("{}".into()),
+            Param::Array(vec![]),
+        ];
+        let oids = crate::builtin::BUILTINS
+            .iter()
+            .flat_map(|b| [b.oid, b.array_oid])
+            .chain([oid::CHAR, oid::UNKNOWN, 0, 99999]);
+        for o in oids {
+            for p in &params {
+                let binary = match p {
+                    Param::Bool(_) => o == oid::BOOL,
+                    Param::Number(_) | Param::BigInt(_) => matches!(
+                        o,
+                        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID | oid::FLOAT4 | oid::FLOAT8
+                    ),
+                    Param::Bytes(_) => o == oid::BYTEA,
+                    _ => false,
+                };
+                let want = if binary { Format::Binary } else { Format::Text };
+                assert_eq!(bind_format(p, o, &Types::new()), want, "{p:?} to {o}");
+                assert_eq!(param_format(p, o, &Types::new()), binary, "{p:?} to {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn type_names_are_typnames() {
+        assert_eq!(type_name(oid::TIMESTAMPTZ), "timestamptz");
+        assert_eq!(type_name(oid::BPCHAR), "bpchar");
+        assert_eq!(type_name(oid::INT4_ARRAY), "type 1007");
+        assert_eq!(type_name(oid::CHAR), "type 18");
     }
 
     #[test]

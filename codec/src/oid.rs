@@ -1,45 +1,10 @@
-//! Type OIDs of the built-in types the codec handles (from PostgreSQL's `pg_type.dat`).
+//! Type OIDs (from PostgreSQL's `pg_type.dat`). Those of the built-in type table are
+//! defined by its rows ([`crate::builtin`]); the few here are types the codec names but does
+//! not handle itself (they are looked up in the catalog and decode as text).
 
-pub const BOOL: u32 = 16;
-pub const BYTEA: u32 = 17;
+pub use crate::builtin::oids::*;
+
+/// `"char"`: a one-byte internal type, learnt from the catalog like any type outside the table.
 pub const CHAR: u32 = 18;
-pub const NAME: u32 = 19;
-pub const INT8: u32 = 20;
-pub const INT2: u32 = 21;
-pub const INT4: u32 = 23;
-pub const TEXT: u32 = 25;
-pub const OID: u32 = 26;
-pub const JSON: u32 = 114;
-pub const FLOAT4: u32 = 700;
-pub const FLOAT8: u32 = 701;
+/// The type of an untyped literal.
 pub const UNKNOWN: u32 = 705;
-pub const BPCHAR: u32 = 1042;
-pub const VARCHAR: u32 = 1043;
-pub const DATE: u32 = 1082;
-pub const TIME: u32 = 1083;
-pub const TIMESTAMP: u32 = 1114;
-pub const TIMESTAMPTZ: u32 = 1184;
-pub const NUMERIC: u32 = 1700;
-pub const UUID: u32 = 2950;
-pub const JSONB: u32 = 3802;
-
-pub const BOOL_ARRAY: u32 = 1000;
-pub const BYTEA_ARRAY: u32 = 1001;
-pub const NAME_ARRAY: u32 = 1003;
-pub const INT2_ARRAY: u32 = 1005;
-pub const INT4_ARRAY: u32 = 1007;
-pub const TEXT_ARRAY: u32 = 1009;
-pub const BPCHAR_ARRAY: u32 = 1014;
-pub const VARCHAR_ARRAY: u32 = 1015;
-pub const INT8_ARRAY: u32 = 1016;
-pub const FLOAT4_ARRAY: u32 = 1021;
-pub const FLOAT8_ARRAY: u32 = 1022;
-pub const OID_ARRAY: u32 = 1028;
-pub const JSON_ARRAY: u32 = 199;
-pub const TIMESTAMP_ARRAY: u32 = 1115;
-pub const DATE_ARRAY: u32 = 1182;
-pub const TIME_ARRAY: u32 = 1183;
-pub const TIMESTAMPTZ_ARRAY: u32 = 1185;
-pub const NUMERIC_ARRAY: u32 = 1231;
-pub const UUID_ARRAY: u32 = 2951;
-pub const JSONB_ARRAY: u32 = 3807;

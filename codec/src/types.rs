@@ -1,14 +1,14 @@
 //! What the codec knows about a type OID: the built-in types of the type table, plus the
 //! user-defined ones (enums, domains, arrays of them) learnt from `pg_type`.
 //!
-//! Built-in OIDs are answered by a `match` (no lookup). Anything else must be learnt once:
+//! Built-in OIDs are answered from the type table ([`crate::builtin`], no lookup). Anything else must be learnt once:
 //! [`Types::missing`] names the OIDs a statement uses that are not known yet, the pool runs
 //! [`lookup_sql`] for them (on the same connection, before the first Bind) and
 //! [`Types::learn`] adds the rows to a new snapshot. OIDs are the same on every node of a
 //! streaming-replication cluster, so one snapshot serves a whole pool, and a type created
 //! after the pool started is simply missing until a statement uses it.
 
-use crate::oid;
+use crate::builtin::{builtin, builtin_array};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -27,58 +27,14 @@ pub enum Kind {
     Other,
 }
 
-/// The built-in scalar types of the type table.
+/// Whether `type_oid` is a scalar type of the built-in type table.
 pub fn is_builtin_scalar(type_oid: u32) -> bool {
-    matches!(
-        type_oid,
-        oid::BOOL
-            | oid::BYTEA
-            | oid::NAME
-            | oid::INT8
-            | oid::INT2
-            | oid::INT4
-            | oid::TEXT
-            | oid::OID
-            | oid::JSON
-            | oid::FLOAT4
-            | oid::FLOAT8
-            | oid::BPCHAR
-            | oid::VARCHAR
-            | oid::DATE
-            | oid::TIME
-            | oid::TIMESTAMP
-            | oid::TIMESTAMPTZ
-            | oid::NUMERIC
-            | oid::UUID
-            | oid::JSONB
-    )
+    builtin(type_oid).is_some()
 }
 
 /// The element type of a built-in array type of the type table.
 pub fn builtin_array_element(type_oid: u32) -> Option<u32> {
-    Some(match type_oid {
-        oid::BOOL_ARRAY => oid::BOOL,
-        oid::BYTEA_ARRAY => oid::BYTEA,
-        oid::NAME_ARRAY => oid::NAME,
-        oid::INT8_ARRAY => oid::INT8,
-        oid::INT2_ARRAY => oid::INT2,
-        oid::INT4_ARRAY => oid::INT4,
-        oid::TEXT_ARRAY => oid::TEXT,
-        oid::OID_ARRAY => oid::OID,
-        oid::JSON_ARRAY => oid::JSON,
-        oid::FLOAT4_ARRAY => oid::FLOAT4,
-        oid::FLOAT8_ARRAY => oid::FLOAT8,
-        oid::BPCHAR_ARRAY => oid::BPCHAR,
-        oid::VARCHAR_ARRAY => oid::VARCHAR,
-        oid::DATE_ARRAY => oid::DATE,
-        oid::TIME_ARRAY => oid::TIME,
-        oid::TIMESTAMP_ARRAY => oid::TIMESTAMP,
-        oid::TIMESTAMPTZ_ARRAY => oid::TIMESTAMPTZ,
-        oid::NUMERIC_ARRAY => oid::NUMERIC,
-        oid::UUID_ARRAY => oid::UUID,
-        oid::JSONB_ARRAY => oid::JSONB,
-        _ => return None,
-    })
+    builtin_array(type_oid).map(|t| t.oid)
 }
 
 /// Domains can be stacked (a domain over a domain); PostgreSQL forbids cycles, a hostile
