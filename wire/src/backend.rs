@@ -18,27 +18,18 @@ pub const STARTUP_MAX_MESSAGE_LEN: usize = 64 * 1024;
 /// The default cap after authentication: PostgreSQL itself never sends a field over 1 GB.
 pub const DEFAULT_MAX_MESSAGE_LEN: usize = 1024 * 1024 * 1024 + 64 * 1024;
 
-/// A malformed or unexpected message from the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "protocol error: {}", self.0)
-    }
-}
-
-impl std::error::Error for ProtocolError {}
+pub use crate::protocol_error::{ProtocolError, ProtocolErrorKind};
 
 fn err<T>(msg: impl Into<String>) -> Result<T, ProtocolError> {
-    Err(ProtocolError(msg.into()))
+    Err(ProtocolError::malformed(msg))
 }
 
 /// Splits one whole message off the front of `buf`, if one is there.
 ///
-/// Returns `(tag, body)`. Returns `Ok(None)` when more bytes are needed; `needed` (if given)
-/// receives how many more bytes complete the frame, so the caller can read that much without
-/// reserving by an untrusted length up front.
+/// Returns `(tag, body)`, or `Ok(None)` when more bytes are needed. A declared length below
+/// 4 or over `max_len` is an error at once, before any byte of the body is awaited or
+/// reserved; [`frame_len`] tells the caller how much the frame still needs, so it can read
+/// that much without reserving by an untrusted length up front.
 pub fn split_frame(
     buf: &mut BytesMut,
     max_len: usize,
@@ -49,17 +40,16 @@ pub fn split_frame(
     let tag = header[0];
     let declared = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
     if declared < 4 {
-        return err(format!(
-            "message {:?} declares an invalid length {declared}",
-            tag as char
-        ));
+        return Err(ProtocolErrorKind::InvalidLength { tag, declared }.into());
     }
     let len = declared as usize; // includes the 4 length bytes, not the tag
     if len > max_len {
-        return err(format!(
-            "message {:?} declares {len} bytes, over the {max_len}-byte limit",
-            tag as char
-        ));
+        return Err(ProtocolErrorKind::TooLong {
+            tag,
+            len,
+            max: max_len,
+        }
+        .into());
     }
     if buf.len() < len + 1 {
         return Ok(None);
@@ -88,13 +78,12 @@ impl<'a> Reader<'a> {
         Reader { buf, what }
     }
     fn short<T>(&self) -> Result<T, ProtocolError> {
-        err(format!("{} message is truncated", self.what))
+        Err(ProtocolErrorKind::Truncated { message: self.what }.into())
     }
     fn u8(&mut self) -> Result<u8, ProtocolError> {
-        let (&b, rest) = self
-            .buf
-            .split_first()
-            .ok_or_else(|| ProtocolError(format!("{} message is truncated", self.what)))?;
+        let (&b, rest) = self.buf.split_first().ok_or_else(|| {
+            ProtocolError::new(ProtocolErrorKind::Truncated { message: self.what })
+        })?;
         self.buf = rest;
         Ok(b)
     }
@@ -226,6 +215,41 @@ pub enum Message {
 }
 
 impl Message {
+    /// The message's name as the protocol documentation spells it, for errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::AuthenticationOk => "AuthenticationOk",
+            Message::AuthenticationCleartextPassword => "AuthenticationCleartextPassword",
+            Message::AuthenticationMd5Password { .. } => "AuthenticationMd5Password",
+            Message::AuthenticationSasl { .. } => "AuthenticationSasl",
+            Message::AuthenticationSaslContinue(_) => "AuthenticationSaslContinue",
+            Message::AuthenticationSaslFinal(_) => "AuthenticationSaslFinal",
+            Message::AuthenticationUnsupported { .. } => "AuthenticationUnsupported",
+            Message::BackendKeyData { .. } => "BackendKeyData",
+            Message::BindComplete => "BindComplete",
+            Message::CloseComplete => "CloseComplete",
+            Message::CommandComplete { .. } => "CommandComplete",
+            Message::CopyData(_) => "CopyData",
+            Message::CopyDone => "CopyDone",
+            Message::CopyInResponse => "CopyInResponse",
+            Message::CopyOutResponse => "CopyOutResponse",
+            Message::CopyBothResponse => "CopyBothResponse",
+            Message::DataRow(_) => "DataRow",
+            Message::EmptyQueryResponse => "EmptyQueryResponse",
+            Message::ErrorResponse(_) => "ErrorResponse",
+            Message::NegotiateProtocolVersion { .. } => "NegotiateProtocolVersion",
+            Message::NoData => "NoData",
+            Message::NoticeResponse(_) => "NoticeResponse",
+            Message::NotificationResponse { .. } => "NotificationResponse",
+            Message::ParameterDescription(_) => "ParameterDescription",
+            Message::ParameterStatus { .. } => "ParameterStatus",
+            Message::ParseComplete => "ParseComplete",
+            Message::PortalSuspended => "PortalSuspended",
+            Message::ReadyForQuery { .. } => "ReadyForQuery",
+            Message::RowDescription(_) => "RowDescription",
+        }
+    }
+
     /// Decodes one frame produced by [`split_frame`].
     pub fn decode(tag: u8, body: Bytes) -> Result<Message, ProtocolError> {
         let msg = match tag {

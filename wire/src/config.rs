@@ -93,7 +93,7 @@ pub struct Config {
     /// Most requests in flight on the socket at once (pipelining depth).
     pub pipeline_depth: usize,
     /// Chooses the result format of a column from its type OID, once per statement.
-    pub result_format: fn(u32) -> crate::connection::Format,
+    pub result_format: fn(u32) -> crate::result::Format,
     /// TCP keepalive on every socket this connection opens (the session's and the cancel
     /// request's). A host that loses power or is partitioned sends nothing, no RST and no
     /// FIN; on an idle connection only keepalive probes notice. `None` leaves the OS default
@@ -142,7 +142,7 @@ impl Config {
             statement_timeout: None,
             max_message_len: crate::backend::DEFAULT_MAX_MESSAGE_LEN,
             pipeline_depth: 128,
-            result_format: |_| crate::connection::Format::Text,
+            result_format: |_| crate::result::Format::Text,
             keepalive: Some(Keepalive::default()),
             // 10 s of unacknowledged data: about the keepalive bound above, so a peer that
             // vanished mid-request is seen as fast as an idle one.

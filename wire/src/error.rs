@@ -1,7 +1,7 @@
 //! One error type for everything a connection can report, with a kind and predicates the
 //! pool's policies are written against (`code()`, `is_closed()`, `safe_to_retry()`).
 
-use crate::backend::{ErrorFields, ProtocolError};
+use crate::backend::{ErrorFields, ProtocolError, ProtocolErrorKind};
 use crate::frontend::EncodeError;
 use std::fmt;
 use std::sync::Arc;
@@ -44,6 +44,8 @@ struct Inner {
     /// Startup failed in a way no retry (on this host or another) can fix: the server broke
     /// the protocol or demands an auth method we lack.
     fatal_config: bool,
+    /// What the server did wrong, for [`ErrorKind::Protocol`]: the error's `source()`.
+    protocol: Option<ProtocolError>,
 }
 
 /// An error from a connection. Cheap to clone (the failed requests of one broken connection
@@ -59,6 +61,7 @@ impl Error {
             db,
             sent,
             fatal_config: false,
+            protocol: None,
         }))
     }
 
@@ -81,7 +84,11 @@ impl Error {
     }
 
     pub fn protocol(e: ProtocolError) -> Self {
-        Error::new(ErrorKind::Protocol, e.to_string(), None, true)
+        let mut error = Error::new(ErrorKind::Protocol, e.to_string(), None, true);
+        if let Some(inner) = Arc::get_mut(&mut error.0) {
+            inner.protocol = Some(e);
+        }
+        error
     }
 
     pub fn auth(message: impl Into<String>) -> Self {
@@ -100,18 +107,29 @@ impl Error {
         Error::new(ErrorKind::Encode, e.to_string(), None, false)
     }
 
+    #[cfg(feature = "driver")]
     /// The same error, for a request that was (or was not) written.
     pub(crate) fn with_sent(&self, sent: bool) -> Self {
         if self.0.sent == sent {
             return self.clone();
         }
-        let mut e = Error::new(self.0.kind, self.0.message.clone(), self.0.db.clone(), sent);
-        if let Some(inner) = Arc::get_mut(&mut e.0) {
-            inner.fatal_config = self.0.fatal_config;
-        }
-        e
+        self.copy_with(sent, self.0.fatal_config)
     }
 
+    #[cfg(feature = "driver")]
+    /// A copy with `sent` and `fatal_config` replaced.
+    fn copy_with(&self, sent: bool, fatal_config: bool) -> Self {
+        Error(Arc::new(Inner {
+            kind: self.0.kind,
+            message: self.0.message.clone(),
+            db: self.0.db.clone(),
+            sent,
+            fatal_config,
+            protocol: self.0.protocol.clone(),
+        }))
+    }
+
+    #[cfg(feature = "driver")]
     /// The same error, raised while starting a connection: a protocol error or an
     /// unsupported auth method there means this server cannot be used as configured, and a
     /// startup parameter that cannot be encoded (a NUL byte in the user name) is a setting
@@ -119,24 +137,18 @@ impl Error {
     pub(crate) fn at_startup(self) -> Self {
         match self.0.kind {
             ErrorKind::Encode => Error::config(self.0.message.clone()),
-            ErrorKind::Protocol | ErrorKind::Unsupported => {
-                let mut e = Error::new(
-                    self.0.kind,
-                    self.0.message.clone(),
-                    self.0.db.clone(),
-                    self.0.sent,
-                );
-                if let Some(inner) = Arc::get_mut(&mut e.0) {
-                    inner.fatal_config = true;
-                }
-                e
-            }
+            ErrorKind::Protocol | ErrorKind::Unsupported => self.copy_with(self.0.sent, true),
             _ => self,
         }
     }
 
     pub fn kind(&self) -> ErrorKind {
         self.0.kind
+    }
+
+    /// What the server did wrong, for a protocol error.
+    pub fn as_protocol(&self) -> Option<&ProtocolError> {
+        self.0.protocol.as_ref()
     }
 
     pub fn message(&self) -> &str {
@@ -224,11 +236,24 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .protocol
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         Error::protocol(e)
+    }
+}
+
+impl From<ProtocolErrorKind> for Error {
+    fn from(kind: ProtocolErrorKind) -> Self {
+        Error::protocol(ProtocolError::new(kind))
     }
 }
 

@@ -2,16 +2,20 @@
 //!
 //! The crate has two halves:
 //!
-//! * a sans-IO message layer ([`frontend`], [`backend`], [`auth`]): plain functions over byte
-//!   buffers that encode what we send and frame/decode what the server sends. No runtime, no
-//!   socket, so every byte can be tested and fuzzed in isolation;
-//! * a connection driver ([`connection`]) on top: it owns one socket and one protocol loop that
-//!   reads and writes in the same poll, pipelines many requests on the socket, keeps the
-//!   server's parameter statuses and an explicit read-only state, and caches prepared
-//!   statements.
+//! * a sans-IO message layer ([`frontend`], [`backend`], [`auth`], [`plan`]): plain
+//!   functions over byte buffers that encode what we send and frame/decode what the server
+//!   sends. No runtime, no socket, so every byte can be tested and fuzzed in isolation; it
+//!   builds without tokio (`--no-default-features`);
+//! * a connection driver on top (the default `driver` feature): [`Client`] handles feed one
+//!   protocol loop per socket that reads and writes in the same poll, pipelines many
+//!   requests on the socket, keeps the server's parameter statuses and an explicit read-only
+//!   state, and caches prepared statements. Its parts: `client` (the request API),
+//!   `startup` (startup and authentication), `driver` (the loop), `response` (one
+//!   request's bookkeeping), `state`, `cancel`; [`connection`] re-exports them under one
+//!   path.
 //!
 //! Nothing here knows about JavaScript, pools or value codecs: `Bind` takes parameters through
-//! the [`connection::Params`] trait, so encoding lives with the caller.
+//! the [`Params`] trait, so encoding lives with the caller.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -20,16 +24,38 @@
 pub mod auth;
 pub mod backend;
 pub mod config;
-pub mod connection;
 pub mod error;
 pub mod frontend;
 pub mod plan;
-pub mod socket;
+pub mod protocol_error;
+pub mod result;
 pub mod sqlstate;
 
+#[cfg(feature = "driver")]
+mod cancel;
+#[cfg(feature = "driver")]
+mod client;
+#[cfg(feature = "driver")]
+pub mod connection;
+#[cfg(feature = "driver")]
+mod driver;
+#[cfg(feature = "driver")]
+mod response;
+#[cfg(feature = "driver")]
+pub mod socket;
+// Lets `test_support` name this crate as its users do, so the same file also serves as the
+// integration tests' `support` module.
+#[cfg(feature = "test-support")]
+extern crate self as hyperion_wire;
+#[cfg(feature = "driver")]
+mod startup;
+#[cfg(feature = "driver")]
+mod state;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
 pub use config::{Config, Host, Keepalive};
-pub use connection::{
-    connect, CancelToken, Client, ConnectionState, Described, Format, IsNull, Params, QueryResult,
-    RowStream, Statement, TransactionStatus,
-};
+#[cfg(feature = "driver")]
+pub use connection::{connect, CancelToken, Client, ConnectionState, RowStream};
 pub use error::{DbError, Error, ErrorKind};
+pub use result::{Described, Format, IsNull, Params, QueryResult, Statement, TransactionStatus};

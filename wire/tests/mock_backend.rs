@@ -3,6 +3,8 @@
 //! notices, read-only signals, malformed and oversized input, a cut connection, COPY refusal,
 //! FATAL errors and a clean close. No PostgreSQL server is needed.
 
+// The scripted backend, shared with the crates above through the `test-support` feature.
+#[path = "../src/test_support.rs"]
 mod support;
 
 use base64::engine::general_purpose::STANDARD as BASE64;

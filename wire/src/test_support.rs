@@ -1,10 +1,18 @@
 //! A scripted PostgreSQL backend for protocol edge cases no real server produces on demand
-//! (the idea of pgx's `internal/pgmock`, written for our driver).
+//! (the idea of pgx's `internal/pgmock`, written for our driver), for the tests of this crate
+//! and of the crates above it (feature `test-support`).
 //!
-//! One end of an in-memory `tokio::io::duplex` goes to `connect_stream`; the test holds the
-//! other end as a [`Mock`], reads the frontend messages the client sends and writes raw
-//! backend bytes built with the functions in [`be`].
-#![allow(dead_code)]
+//! Two ways to drive it:
+//!
+//! * step by step: [`start`] runs `connect_stream` on one end of an in-memory
+//!   `tokio::io::duplex`; the test holds the other end as a [`Mock`], reads the frontend
+//!   messages the client sends and writes raw backend bytes built with [`be`];
+//! * by script: [`spawn_backend`] answers startup (trust, PostgreSQL 17's parameters) and then
+//!   calls a closure for every message the client sends, writing back what it returns
+//!   ([`Reply`]). [`connect_scripted`] does that and connects a [`Client`] to it.
+//!
+//! Test code: it panics on anything unexpected.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyperion_wire::connection::connect_stream;

@@ -1,0 +1,426 @@
+//! The caller's side of a connection: a cheap [`Client`] handle whose requests go through
+//! a bounded channel to the connection's protocol loop (the `driver` module), and the
+//! statement cache.
+//!
+//! Each request is a batch of already-encoded messages ending in one or more `Sync`s; the
+//! loop appends it to the write buffer (coalescing everything queued into one socket write)
+//! and to an in-flight FIFO, and answers it when its last Sync group's ReadyForQuery
+//! arrives. So many callers share one socket in flight (pipelining), bounded by
+//! `pipeline_depth`: past it the channel fills and callers wait (backpressure).
+
+use crate::cancel::CancelToken;
+use crate::config::Config;
+use crate::driver::{Channels, Connection};
+use crate::error::Error;
+use crate::frontend::{self, EncodeError, Target};
+use crate::response::{Response, RowStream};
+use crate::result::{Described, Format, Params, QueryResult, Statement};
+use crate::socket::SocketOptions;
+use crate::startup::{parse_server_version, startup};
+use crate::state::ConnectionState;
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+pub(crate) enum Request {
+    /// Encoded messages; `syncs` ReadyForQuery answers complete it.
+    Batch {
+        bytes: Bytes,
+        syncs: u32,
+        sink: oneshot::Sender<Result<Response, Error>>,
+        stream: Option<RowStream>,
+    },
+    Terminate,
+}
+
+struct ClientInner {
+    tx: mpsc::Sender<Request>,
+    state: Arc<ConnectionState>,
+    statements: Mutex<HashMap<Box<str>, Arc<Statement>>>,
+    next_statement: AtomicU32,
+    /// Shared with the protocol loop, which updates it at every ParameterStatus.
+    parameters: Arc<Mutex<HashMap<String, String>>>,
+    cancel: CancelToken,
+    result_format: fn(u32) -> Format,
+    server_version_num: u32,
+    /// Taken (once) by [`Client::abort`]; the loop polls the other end before anything else.
+    abort: Mutex<Option<oneshot::Sender<String>>>,
+}
+
+/// A handle to one connection. Clones share the connection; requests from all of them are
+/// pipelined on its socket.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.inner.cancel.host)
+            .field("pid", &self.inner.cancel.process_id)
+            .finish()
+    }
+}
+
+impl Client {
+    pub fn state(&self) -> &ConnectionState {
+        &self.inner.state
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.state.is_closed()
+    }
+
+    pub fn cancel_token(&self) -> CancelToken {
+        self.inner.cancel.clone()
+    }
+
+    pub fn process_id(&self) -> i32 {
+        self.inner.cancel.process_id
+    }
+
+    /// `server_version_num` as a number (e.g. 170007), from the startup `server_version`.
+    pub fn server_version_num(&self) -> u32 {
+        self.inner.server_version_num
+    }
+
+    /// A server parameter as last reported by ParameterStatus.
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        self.inner.parameters.lock().ok()?.get(name).cloned()
+    }
+
+    /// Ends the connection at once, without waiting for the server: requests already
+    /// written fail with `Error::closed(reason, true)`, requests not yet written with
+    /// `Error::closed(reason, false)` (safe to retry), and the socket is dropped. Works when
+    /// the socket is blocked (a hung peer, dropped packets) since the loop checks for an abort
+    /// before it touches the socket. Idempotent; callable from any thread.
+    pub fn abort(&self, reason: &str) {
+        self.inner.state.closed.store(true, Ordering::Release);
+        let tx = self.inner.abort.lock().ok().and_then(|mut a| a.take());
+        if let Some(tx) = tx {
+            // An error means the loop has already ended: nothing left to abort.
+            let _ = tx.send(reason.to_owned());
+        }
+    }
+
+    /// Asks the connection to send Terminate and close once in-flight requests finish.
+    pub fn close(&self) {
+        match self.inner.tx.try_send(Request::Terminate) {
+            Err(mpsc::error::TrySendError::Full(req)) => {
+                // The pipeline is full: queue the Terminate behind it rather than drop it.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let tx = self.inner.tx.clone();
+                    rt.spawn(async move {
+                        let _ = tx.send(req).await;
+                    });
+                }
+                // Outside a runtime, dropping the last handle closes the connection too.
+            }
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    async fn send(
+        &self,
+        bytes: Bytes,
+        syncs: u32,
+        stream: Option<RowStream>,
+    ) -> Result<Response, Error> {
+        let (sink, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Request::Batch {
+                bytes,
+                syncs,
+                sink,
+                stream,
+            })
+            .await
+            .map_err(|_| Error::closed("connection is closed", false))?;
+        // The loop answers every request it took; a dropped sink means the connection died
+        // before writing this request.
+        rx.await
+            .unwrap_or_else(|_| Err(Error::closed("connection is closed", false)))
+    }
+
+    /// Returns the cached statement for `sql`, preparing it on a miss with result formats
+    /// from the connection's `result_format`: [`Client::describe`] then
+    /// [`Client::install`], the one preparation path (the pool chooses formats itself).
+    pub async fn prepare(&self, sql: &str) -> Result<Arc<Statement>, Error> {
+        if let Some(s) = self.cached(sql) {
+            return Ok(s);
+        }
+        let d = self.describe(sql).await?;
+        let formats = d
+            .columns
+            .iter()
+            .map(|c| (self.inner.result_format)(c.type_oid) as i16)
+            .collect();
+        Ok(self.install(sql, d, formats))
+    }
+
+    /// Parses `sql` as a new named statement and describes it (one round trip), without
+    /// caching it: for callers that must look at the types before choosing result formats
+    /// (then [`Client::install`]).
+    pub async fn describe(&self, sql: &str) -> Result<Described, Error> {
+        let n = self.inner.next_statement.fetch_add(1, Ordering::Relaxed);
+        let name = format!("h{n}");
+        let mut buf = BytesMut::with_capacity(sql.len() + 32);
+        frontend::parse(&name, sql, &[], &mut buf)?;
+        frontend::describe(Target::Statement, &name, &mut buf)?;
+        frontend::sync(&mut buf);
+        let resp = self.send(buf.freeze(), 1, None).await?.ok()?;
+        Ok(Described {
+            name,
+            param_types: resp.param_types.unwrap_or_default(),
+            columns: resp.row_description.unwrap_or_default().into(),
+        })
+    }
+
+    /// Caches a described statement with the formats its results are requested in (one per
+    /// column; missing entries mean text).
+    pub fn install(&self, sql: &str, d: Described, mut result_formats: Vec<i16>) -> Arc<Statement> {
+        result_formats.resize(d.columns.len(), 0);
+        let stmt = Arc::new(Statement {
+            name: d.name,
+            param_types: d.param_types,
+            columns: d.columns,
+            result_formats: result_formats.into(),
+        });
+        if let Ok(mut cache) = self.inner.statements.lock() {
+            cache.insert(sql.into(), stmt.clone());
+        }
+        stmt
+    }
+
+    /// The cached statement for `sql`, if this connection prepared it.
+    pub fn cached(&self, sql: &str) -> Option<Arc<Statement>> {
+        self.inner.statements.lock().ok()?.get(sql).cloned()
+    }
+
+    /// Prepares (cached) and executes `sql` with `params`.
+    pub async fn query<P: Params + ?Sized>(
+        &self,
+        sql: &str,
+        params: &P,
+    ) -> Result<QueryResult, Error> {
+        let stmt = self.prepare(sql).await?;
+        self.execute(&stmt, params).await
+    }
+
+    /// Encodes Bind/Execute/Sync for a prepared statement; nothing is sent if a parameter
+    /// fails to encode.
+    pub fn encode_execute<P: Params + ?Sized>(
+        stmt: &Statement,
+        params: &P,
+        buf: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let types = &stmt.param_types;
+        if params.count() != types.len() {
+            return Err(Error::encode(EncodeError::Param {
+                index: params.count().min(types.len()),
+                message: format!(
+                    "the statement takes {} parameter(s), {} given",
+                    types.len(),
+                    params.count()
+                ),
+            }));
+        }
+        let formats: smallvec::SmallVec<[i16; 16]> = types
+            .iter()
+            .enumerate()
+            .map(|(i, &oid)| params.format(i, oid) as i16)
+            .collect();
+        frontend::truncate_on_error(buf, |buf| {
+            frontend::bind(
+                "",
+                &stmt.name,
+                &formats,
+                types.len(),
+                |i, buf| {
+                    let oid = types.get(i).copied().unwrap_or(0);
+                    params
+                        .encode(i, oid, buf)
+                        .map_err(|message| EncodeError::Param { index: i, message })
+                },
+                &stmt.result_formats,
+                buf,
+            )?;
+            frontend::execute("", 0, buf)?;
+            frontend::sync(buf);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Executes a prepared statement.
+    pub async fn execute<P: Params + ?Sized>(
+        &self,
+        stmt: &Statement,
+        params: &P,
+    ) -> Result<QueryResult, Error> {
+        self.execute_streaming(stmt, params, None).await
+    }
+
+    /// Executes a prepared statement, handing its rows to `stream` in batches while they
+    /// arrive (see [`RowStream`]); the result holds the rows after the last batch.
+    pub async fn execute_streaming<P: Params + ?Sized>(
+        &self,
+        stmt: &Statement,
+        params: &P,
+        stream: Option<RowStream>,
+    ) -> Result<QueryResult, Error> {
+        let mut buf = BytesMut::with_capacity(64);
+        Self::encode_execute(stmt, params, &mut buf)?;
+        let stream = stream.map(|s| s.for_statement(stmt));
+        let resp = self.send(buf.freeze(), 1, stream).await?.ok()?;
+        let mut result = resp.results.into_iter().next().unwrap_or_default();
+        result.columns = Some(stmt.columns.clone());
+        result.formats = stmt.result_formats.clone();
+        Ok(result)
+    }
+
+    /// Runs already-encoded messages holding `syncs` Sync groups (all in one write) and
+    /// returns each group's outcome: its results, or the error that failed it. The outer
+    /// error is for the connection failing.
+    ///
+    /// Every group must hold a message the server answers before its ReadyForQuery (a bare
+    /// Sync does not): the loop checks each answer against the request (see
+    /// [`crate::plan`]), and refuses, unsent, a batch it could not follow.
+    pub async fn send_batch(
+        &self,
+        bytes: Bytes,
+        syncs: u32,
+    ) -> Result<Vec<Result<Vec<QueryResult>, Error>>, Error> {
+        Ok(self.send(bytes, syncs, None).await?.into_groups())
+    }
+
+    /// Runs the simple query `probe` and then `stmt` in one write, as two Sync groups, and
+    /// returns both outcomes. The statement's result is only handed out once the probe's
+    /// answer is in, since responses come back in order: a validation probe (`SHOW
+    /// transaction_read_only`) that costs no extra round trip. Rows `stream`ed before the
+    /// probe's verdict is known are the caller's to discard if it says so.
+    pub async fn execute_after<P: Params + ?Sized>(
+        &self,
+        probe: &str,
+        stmt: &Statement,
+        params: &P,
+        stream: Option<RowStream>,
+    ) -> Result<(Result<Vec<QueryResult>, Error>, Result<QueryResult, Error>), Error> {
+        let mut buf = BytesMut::with_capacity(probe.len() + 64);
+        frontend::query(probe, &mut buf)?;
+        Self::encode_execute(stmt, params, &mut buf)?;
+        let stream = stream.map(|s| s.for_statement(stmt));
+        let mut groups = self
+            .send(buf.freeze(), 2, stream)
+            .await?
+            .into_groups()
+            .into_iter();
+        let probed = groups
+            .next()
+            .unwrap_or_else(|| Err(Error::closed("connection is closed", true)));
+        let executed = groups
+            .next()
+            .unwrap_or_else(|| Err(Error::closed("connection is closed", true)))
+            .map(|results| {
+                let mut r = results.into_iter().next().unwrap_or_default();
+                r.columns = Some(stmt.columns.clone());
+                r.formats = stmt.result_formats.clone();
+                r
+            });
+        Ok((probed, executed))
+    }
+
+    /// The simple query protocol: one or more statements, text results, no parameters.
+    pub async fn simple_query(&self, sql: &str) -> Result<Vec<QueryResult>, Error> {
+        let mut buf = BytesMut::with_capacity(sql.len() + 6);
+        frontend::query(sql, &mut buf)?;
+        Ok(self.send(buf.freeze(), 1, None).await?.ok()?.results)
+    }
+}
+
+/// Connects, authenticates, and starts the protocol loop on the current tokio runtime.
+pub async fn connect(config: &Config) -> Result<Client, Error> {
+    match config.connect_timeout {
+        Some(t) => tokio::time::timeout(t, connect_inner(config))
+            .await
+            .map_err(|_| {
+                Error::connect_timeout(format!(
+                    "connecting to {} timed out after {}ms",
+                    config.host,
+                    t.as_millis()
+                ))
+            })?,
+        None => connect_inner(config).await,
+    }
+}
+
+async fn connect_inner(config: &Config) -> Result<Client, Error> {
+    let host = &config.host;
+    let stream = TcpStream::connect((host.host.as_str(), host.port))
+        .await
+        .map_err(|e| Error::connect(format!("connecting to {host}: {e}")))?;
+    SocketOptions::from_config(config)
+        .apply(&stream)
+        .map_err(|e| Error::config(format!("socket options for {host}: {e}")))?;
+    connect_stream(stream, config).await
+}
+
+/// Starts a protocol loop over any stream (an in-memory duplex or a scripted backend), after
+/// running startup on it. Used by tests and by callers with their own transport.
+pub async fn connect_stream<S>(stream: S, config: &Config) -> Result<Client, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (stream, read_buf, info) = startup(stream, config).await.map_err(|e| e.at_startup())?;
+    let state = Arc::new(ConnectionState::default());
+    for (k, v) in &info.parameters {
+        state.apply_parameter(k, v);
+    }
+    let server_version_num = info
+        .parameters
+        .get("server_version")
+        .map(|v| parse_server_version(v))
+        .unwrap_or(0);
+    let parameters = Arc::new(Mutex::new(info.parameters));
+    let depth = config.pipeline_depth.max(1);
+    let (tx, rx) = mpsc::channel(depth);
+    let (abort_tx, abort_rx) = oneshot::channel();
+    let channels = Channels {
+        rx,
+        abort: abort_rx,
+        state: state.clone(),
+        parameters: parameters.clone(),
+    };
+    tokio::spawn(Connection::new(
+        stream,
+        read_buf,
+        channels,
+        depth,
+        config.max_message_len,
+        info.parameter_bytes,
+    ));
+    Ok(Client {
+        inner: Arc::new(ClientInner {
+            tx,
+            state,
+            statements: Mutex::new(HashMap::new()),
+            next_statement: AtomicU32::new(0),
+            parameters,
+            cancel: CancelToken {
+                host: config.host.clone(),
+                process_id: info.process_id,
+                secret_key: info.secret_key,
+                socket: SocketOptions::from_config(config),
+            },
+            result_format: config.result_format,
+            server_version_num,
+            abort: Mutex::new(Some(abort_tx)),
+        }),
+    })
+}

@@ -1,0 +1,127 @@
+//! What requests take and give back: parameters, statements, results. Plain data, no I/O:
+//! the driver fills them in, `pool` and `napi` read them.
+
+use crate::backend::{DataRowBody, ErrorFields, Field};
+use bytes::{BufMut, BytesMut};
+use std::sync::Arc;
+
+pub use crate::frontend::IsNull;
+
+/// Wire format of a parameter or result column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text = 0,
+    Binary = 1,
+}
+
+/// Parameters for `Bind`, encoded by the caller for the types the server declared.
+pub trait Params {
+    fn count(&self) -> usize;
+    /// The format parameter `index` will be sent in, given its declared type.
+    fn format(&self, index: usize, type_oid: u32) -> Format;
+    /// Appends parameter `index`'s bytes; an error aborts the whole request before sending.
+    fn encode(&self, index: usize, type_oid: u32, buf: &mut BytesMut) -> Result<IsNull, String>;
+}
+
+/// Text parameters, for tests and simple callers.
+impl<S: AsRef<str>> Params for [Option<S>] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn format(&self, _: usize, _: u32) -> Format {
+        Format::Text
+    }
+    fn encode(&self, index: usize, _: u32, buf: &mut BytesMut) -> Result<IsNull, String> {
+        match self.get(index) {
+            Some(Some(s)) => {
+                buf.put_slice(s.as_ref().as_bytes());
+                Ok(IsNull::No)
+            }
+            _ => Ok(IsNull::Yes),
+        }
+    }
+}
+
+/// A statement prepared on one connection.
+#[derive(Debug)]
+pub struct Statement {
+    pub(crate) name: String,
+    pub(crate) param_types: Vec<u32>,
+    pub(crate) columns: Arc<[Field]>,
+    pub(crate) result_formats: Arc<[i16]>,
+}
+
+impl Statement {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn param_types(&self) -> &[u32] {
+        &self.param_types
+    }
+    pub fn columns(&self) -> &Arc<[Field]> {
+        &self.columns
+    }
+    /// The format each result column is requested in.
+    pub fn result_formats(&self) -> &[i16] {
+        &self.result_formats
+    }
+}
+
+/// A statement parsed and described on a connection, not yet cached.
+#[derive(Debug)]
+pub struct Described {
+    #[cfg_attr(not(feature = "driver"), allow(dead_code))]
+    pub(crate) name: String,
+    pub param_types: Vec<u32>,
+    pub columns: Arc<[Field]>,
+}
+
+/// The result of one statement: its columns, rows (views into received frames) and tag.
+#[derive(Debug, Clone, Default)]
+pub struct QueryResult {
+    pub columns: Option<Arc<[Field]>>,
+    /// Format of each column's values (from the Bind for extended queries; text for simple).
+    pub formats: Arc<[i16]>,
+    pub rows: Vec<DataRowBody>,
+    pub command_tag: Option<String>,
+    /// Warnings and notices the server sent while running it.
+    pub notices: Vec<ErrorFields>,
+    /// The server cancelled waiting for synchronous replication (`WARNING: canceling wait
+    /// for synchronous replication`): a COMMIT that reports success may not be durable on a
+    /// standby. The pool reports such a commit as in doubt.
+    pub sync_replication_cancelled: bool,
+}
+
+impl QueryResult {
+    /// Rows affected, from the command tag (`INSERT 0 5` -> 5).
+    pub fn rows_affected(&self) -> Option<u64> {
+        self.command_tag
+            .as_deref()?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    }
+}
+
+/// Transaction status from the last ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_affected_from_tag() {
+        let r = QueryResult {
+            command_tag: Some("INSERT 0 5".into()),
+            ..Default::default()
+        };
+        assert_eq!(r.rows_affected(), Some(5));
+    }
+}
