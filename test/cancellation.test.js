@@ -106,8 +106,7 @@ test('a stop while waiting for a connection sends nothing and leaves the pool wh
   await waitedZero(p)
   const ac = new AbortController()
   const q = p.query('select 1', [], { signal: ac.signal }).catch((e) => e)
-  await sleep(50)
-  assert.equal(p.status().waiting, 1)
+  await eventually(() => p.status().waiting === 1, 'the query to wait')
   ac.abort()
   assert.equal((await q).name, 'AbortError')
   await waitedZero(p)
@@ -122,21 +121,39 @@ test('a query that can be stopped has its connection to itself: its cancel hits 
   // Another caller's statement is running on the only connection. Riding in its pipeline,
   // the stoppable query's CancelRequest would cancel that statement instead; it waits for
   // the connection, and its timeout passes while it waits.
-  const other = p.query('select pg_sleep(1) as slept')
-  await sleep(50)
+  const watcher = pool({ poolSize: 1 })
+  const other = p.query('select pg_sleep(1) as slept /* other-1 */')
+  await eventually(() => running(watcher, 'select pg_sleep(1) as slept /* other-1 */'), 'the statement to start')
   const err = await p.query('select 1', [], { timeoutMs: 300 }).catch((e) => e)
   assert.equal(err.code, 'QUERY_TIMEOUT')
   assert.match(err.message, /while waiting for a connection/)
   assert.deepEqual(await other, [{ slept: '' }])
   // And statements issued while a stoppable one runs wait for it rather than pipeline
-  // behind it.
-  const long = p.query('select pg_sleep(30)', [], { timeoutMs: 700 }).catch((e) => e)
-  await sleep(100)
-  const others = await Promise.all(
-    Array.from({ length: 20 }, (_, i) => p.query('select $1::int as i, pg_sleep(0.01)', [i]))
-  )
-  assert.equal((await long).code, 'QUERY_TIMEOUT')
-  assert.deepEqual(others.map((r) => r[0].i), Array.from({ length: 20 }, (_, i) => i))
+  // behind it: through a proxy that sees every message the client sends, no other Execute
+  // goes out while it runs.
+  const primary = suite.cluster.node(suite.cluster.primaryIndex())
+  const proxy = await tcpProxy(primary.host || '127.0.0.1', primary.port)
+  const q = createPool({ ...suite.conn, hosts: [`127.0.0.1:${proxy.port}`], poolSize: 1 })
+  try {
+    await q.query('select 1')
+    let executes = 0
+    proxy.cutOn((frame) => { if (frame[0] === 0x45) executes++; return false }) // observe, never cut
+    const long = q.query('select pg_sleep(30) /* stoppable-1 */', [], { timeoutMs: 1500 }).catch((e) => e)
+    await eventually(() => running(watcher, 'select pg_sleep(30) /* stoppable-1 */'), 'the stoppable statement to start')
+    const others = Promise.all(
+      Array.from({ length: 20 }, (_, i) => q.query('select $1::int as i, pg_sleep(0.01)', [i]))
+    )
+    await eventually(() => q.status().waiting === 20, 'the others to wait')
+    // Had they been pipelined, their Executes would be on the wire within milliseconds.
+    await sleep(200)
+    assert.equal(executes, 1, 'only the stoppable statement was sent while it ran')
+    assert.equal((await long).code, 'QUERY_TIMEOUT')
+    assert.deepEqual((await others).map((r) => r[0].i), Array.from({ length: 20 }, (_, i) => i))
+    assert.ok(executes >= 21, `${executes} Executes in all`)
+  } finally {
+    await q.end()
+    await proxy.close()
+  }
 })
 
 test('timeoutMs inside a transaction cancels the statement, which aborts the transaction', async () => {

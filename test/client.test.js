@@ -16,6 +16,27 @@ const suite = useCluster({
   },
 })
 const pool = suite.pool
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+async function until(check, what) {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return
+    await sleep(10)
+  }
+  assert.fail(`timed out waiting for ${what}`)
+}
+
+// Server sessions of `applicationName` on the primary, seen by an admin session.
+async function sessions(applicationName) {
+  const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
+  try {
+    const { rows } = await admin.query(
+      `select count(*)::int as n from pg_stat_activity where application_name = '${applicationName}'`)
+    return Number(rows[0].n)
+  } finally {
+    await admin.end()
+  }
+}
 
 test('hello() proves the native binding loads', () => {
   assert.equal(hello('world'), 'hello world from hyperiondb-client')
@@ -43,12 +64,21 @@ test('the server really used md5 and scram for those roles', async () => {
     )).rows
     assert.deepEqual(rows, [{ rolname: 'app_md5', p: 'md5' + rows[0].p.slice(3) }, { rolname: 'app_scram', p: 'SCRAM' }])
     assert.match(rows[0].p, /^md5/)
+    // And the first TCP rule that applies to each role asks for that method.
+    const method = async (role) => (await admin.query(
+      `select auth_method from pg_hba_file_rules where type = 'host' and database @> '{all}' and (user_name @> '{${role}}' or user_name @> '{all}')
+       order by line_number limit 1`)).rows[0].auth_method
+    assert.deepEqual([await method('app_md5'), await method('app_scram')], ['md5', 'scram-sha-256'])
   } finally {
     await admin.end()
   }
   // And a password-less login as a password role is refused.
   const p = pool({ user: 'app_md5', password: undefined, hosts: [primaryHost] })
   await assert.rejects(p.query('select 1'), (e) => e.code === 'AUTH_FAILED' || e.code === '28P01')
+  const q = pool({ user: 'app_scram', password: undefined, hosts: [primaryHost] })
+  await assert.rejects(q.query('select 1'), (e) => e.code === 'AUTH_FAILED' || e.code === '28P01')
+  const r = pool({ user: 'app_md5', password: 'wrong', hosts: [primaryHost] })
+  await assert.rejects(r.query('select 1'), { code: '28P01' })
 })
 
 test('a wrong password is 28P01 and a missing database 3D000, both without retrying', async () => {
@@ -81,6 +111,8 @@ test('1,000 concurrent queries over a pool of 2 come back to the right callers',
   assert.equal(st.maxSize, 2)
   assert.ok(st.size <= 2 && st.size >= 1, JSON.stringify(st))
   assert.equal(st.inUse + st.available, st.size)
+  // Everything has settled: nothing is in use or waiting.
+  assert.deepEqual({ inUse: st.inUse, waiting: st.waiting, available: st.available }, { inUse: 0, waiting: 0, available: st.size })
 })
 
 test('an error in one of several pipelined queries fails only that query', async () => {
@@ -196,7 +228,7 @@ test('the connection exposes its read-only state: 25006 and ParameterStatus afte
 test('end(): later queries fail at once with "pool is closed"', async () => {
   const p = createPool({ ...suite.conn, poolSize: 2 })
   const inflight = p.query('select pg_sleep(0.2), 1 as v')
-  await new Promise((r) => setTimeout(r, 20))
+  await until(() => p.status().inUse === 1, 'the query to be in flight')
   await p.end()
   await assert.rejects(p.query('select 1'), (e) => e.message === 'pool is closed' && e.code === 'POOL_CLOSED')
   // The query in flight finished on its connection.
@@ -266,7 +298,7 @@ test('a pool in a worker thread works, and terminating the worker mid-query harm
       parentPort.postMessage('busy')
     })
   `
-  const worker = new Worker(code, { eval: true, workerData: { client: require.resolve('../client.js'), conn: { ...suite.conn, poolSize: 2 } } })
+  const worker = new Worker(code, { eval: true, workerData: { client: require.resolve('../client.js'), conn: { ...suite.conn, poolSize: 2, applicationName: 'hyperion-worker-test' } } })
   const messages = []
   await new Promise((resolve, reject) => {
     worker.on('message', (m) => { messages.push(m); if (m === 'busy') resolve() })
@@ -276,8 +308,45 @@ test('a pool in a worker thread works, and terminating the worker mid-query harm
   await worker.terminate()
   assert.deepEqual(messages, [7, 'busy'])
   // The worker's queries finish after its environment is gone; this process carries on.
-  await new Promise((r) => setTimeout(r, 1000))
+  const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
+  try {
+    await until(async () => (await admin.query(
+      "select count(*)::int as n from pg_stat_activity where application_name = 'hyperion-worker-test' and state = 'active'"
+    )).rows[0].n === '0', "the worker's statements to finish")
+  } finally {
+    await admin.end()
+  }
   const p = pool()
   const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => p.query('select $1::int4 as i', [i])))
   assert.deepEqual(answers.map((rows) => rows[0].i), Array.from({ length: 100 }, (_, i) => i))
+})
+
+test('a statement is prepared once per connection, however often the pool runs it', async () => {
+  const p = pool({ poolSize: 1 })
+  const sql = 'select $1::int4 + 1 as v /* prepared-once */'
+  for (let i = 0; i < 5; i++) assert.deepEqual(await p.query(sql, [i]), [{ v: i + 1 }])
+  await Promise.all(Array.from({ length: 20 }, (_, i) => p.query(sql, [i])))
+  // The same text with another comment is another statement: the count below can see it.
+  await p.query('select $1::int4 + 1 as v /* prepared-twice */', [1])
+  // pg_prepared_statements is per session: read it on the same (only) connection.
+  const counts = await p.transaction(async (tx) => {
+    await tx.query(sql, [0])
+    // The markers are parameters, so this statement's own text does not match them.
+    return tx.query(
+      'select count(*) filter (where strpos(statement, $1) > 0)::int as once, ' +
+        'count(*) filter (where strpos(statement, $2) > 0)::int as twice ' +
+        'from pg_prepared_statements where not from_sql', ['prepared-once', 'prepared-twice'])
+  })
+  assert.deepEqual(counts, [{ once: 1, twice: 1 }])
+})
+
+test('end() closes the server sessions of the pool', async () => {
+  const name = 'hyperion-end-test'
+  const p = createPool({ ...suite.conn, poolSize: 3, applicationName: name })
+  const txs = [await p.begin(), await p.begin(), await p.begin()]
+  for (const tx of txs) await tx.commit()
+  assert.equal(p.status().size, 3)
+  assert.equal(await sessions(name), 3, 'three sessions open on the server')
+  await p.end()
+  await until(async () => (await sessions(name)) === 0, 'the sessions to close')
 })

@@ -35,8 +35,11 @@ test('identifiers are quoted: mixed case, spaces and quotes in table and column 
   const rows = await p.insert('Mixed "Case"', { id: 9007199254740993n, 'Label Text': 'é', 'we"ird': true })
   assert.deepEqual(rows, [{ id: 9007199254740993n, 'Label Text': 'é', 'we"ird': true }])
   // A name built to break out of its quotes is just a column that does not exist.
+  const before = (await p.query('select count(*)::int as n from orders'))[0].n
   await assert.rejects(p.insert('orders', { '_id") values (1); drop table orders; --': 1 }), { code: '42703' })
+  // The table is still there (a dropped one would make this 42P01) and nothing was inserted.
   assert.equal((await p.query('select count(*)::int as n from orders'))[0].n >= 0, true)
+  assert.equal((await p.query('select count(*)::int as n from orders'))[0].n, before)
 })
 
 test('a duplicate: 23505 without idempotency, [] with it, and the row exists exactly once', async () => {
@@ -102,8 +105,15 @@ async function insertThroughAKilledConnection(p, key, options) {
     }
     assert.equal(pids.length, 1, 'the insert waits on the uncommitted row')
     await watcher.query(`select pg_terminate_backend(${Number(pids[0].pid)})`)
-    // A retry would block on the same row again; let it get there before committing.
-    await sleep(300)
+    // A retry blocks on the same row again; let it get there before committing (a plain
+    // insert is not retried: it settles instead).
+    let done = false
+    settled.then(() => { done = true })
+    for (let i = 0; i < 200 && !done; i++) {
+      const again = (await blocked()).filter((r) => r.pid !== pids[0].pid)
+      if (again.length > 0) break
+      await sleep(25)
+    }
     await admin.query('commit')
     return await settled
   } finally {

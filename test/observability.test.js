@@ -9,6 +9,14 @@ const { useCluster } = require('./support.js')
 const suite = useCluster()
 const pool = suite.pool
 
+async function until(check, what) {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  assert.fail(`timed out waiting for ${what}`)
+}
+
 test('the logger gets { sql, durationMs, rowCount } or { sql, durationMs, error } once per query', async () => {
   const events = []
   const p = pool({ logger: (e) => events.push(e) })
@@ -91,9 +99,37 @@ test('10,000 concurrent callers on a pool of 4: all answered, status() consisten
     assert.ok(s.size <= 4, JSON.stringify(s))
     assert.equal(s.inUse + s.available, s.size, JSON.stringify(s))
     assert.ok(s.waiting >= 0, JSON.stringify(s))
+    // Never more callers waiting than there are callers.
+    assert.ok(s.waiting <= n, JSON.stringify(s))
   }
+  // The load was seen: every connection busy and callers waiting at some point (a status()
+  // that always read idle would pass the checks above).
+  assert.ok(snapshots.some((s) => s.size === 4 && s.inUse === 4), 'all 4 connections were in use at some point')
+  assert.ok(snapshots.some((s) => s.waiting > 0), 'callers were seen waiting')
   const last = snapshots[snapshots.length - 1]
   assert.deepEqual({ inUse: last.inUse, waiting: last.waiting }, { inUse: 0, waiting: 0 })
+  assert.deepEqual(last, { maxSize: 4, size: 4, available: 4, inUse: 0, waiting: 0 })
+})
+
+test('status() in known states: exact numbers for idle, checked out, waiting and released', async () => {
+  const p = pool({ poolSize: 3, acquireTimeoutMs: 20000 })
+  assert.deepEqual(p.status(), { maxSize: 3, size: 0, available: 0, inUse: 0, waiting: 0 }, 'a new pool holds nothing')
+  await p.query('select 1')
+  assert.deepEqual(p.status(), { maxSize: 3, size: 1, available: 1, inUse: 0, waiting: 0 }, 'one idle connection')
+  const txs = [await p.begin(), await p.begin(), await p.begin()]
+  assert.deepEqual(p.status(), { maxSize: 3, size: 3, available: 0, inUse: 3, waiting: 0 }, 'all checked out')
+  // Nothing can run: queries cannot pipeline into a transaction's session.
+  const queued = [p.query('select 1 as v'), p.query('select 2 as v'), p.begin()]
+  await until(() => p.status().waiting === 3, 'three callers waiting')
+  assert.deepEqual(p.status(), { maxSize: 3, size: 3, available: 0, inUse: 3, waiting: 3 })
+  await txs[0].commit()
+  await txs[1].rollback()
+  const [a, b, tx] = await Promise.all(queued)
+  assert.deepEqual([a, b], [[{ v: 1 }], [{ v: 2 }]])
+  assert.deepEqual(p.status(), { maxSize: 3, size: 3, available: 1, inUse: 2, waiting: 0 }, 'two transactions open')
+  await tx.commit()
+  await txs[2].commit()
+  assert.deepEqual(p.status(), { maxSize: 3, size: 3, available: 3, inUse: 0, waiting: 0 }, 'all returned')
 })
 
 test('transaction(cb) retries a real 25006 inside the transaction', async () => {

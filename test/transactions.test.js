@@ -11,6 +11,14 @@ const vm = require('node:vm')
 const { useCluster } = require('./support.js')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+// Polls `check` until it holds (instead of sleeping for a guessed time); fails after ~5 s.
+async function until(check, what) {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return
+    await sleep(10)
+  }
+  assert.fail(`timed out waiting for ${what}`)
+}
 const suite = useCluster({
   async setup(s) {
     const p = s.pool()
@@ -19,6 +27,18 @@ const suite = useCluster({
   },
 })
 const pool = suite.pool
+
+// How many statements starting with `prefix` the server has been running for at least
+// `forMs` (seen from another pool). The pool stops pipelining behind a statement that has run
+// for 100 ms (pool/src/lease.rs STALLED_MS): 150 is "a while".
+let watcher
+async function running(prefix, forMs = 150) {
+  watcher = watcher || pool({ poolSize: 1 })
+  const [r] = await watcher.query(
+    "select count(*)::int as n from pg_stat_activity where state = 'active' and starts_with(query, $1) " +
+      'and clock_timestamp() - query_start >= make_interval(secs => $2::float8 / 1000)', [prefix, forMs])
+  return r.n
+}
 
 test('transaction(cb) commits; a throw rolls back', async () => {
   const p = pool()
@@ -100,8 +120,8 @@ test('with every connection checked out, queries and begin() wait acquireTimeout
   assert.deepEqual(p.status(), { maxSize: 2, size: 2, available: 0, inUse: 2, waiting: 0 })
   const started = Date.now()
   const waiting = [p.query('select 1'), p.begin()]
-  await sleep(100)
-  assert.equal(p.status().waiting, 2)
+  await until(() => p.status().waiting === 2, 'both callers to wait')
+  assert.deepEqual(p.status(), { maxSize: 2, size: 2, available: 0, inUse: 2, waiting: 2 })
   // Both settle at about the same time, in either order: wait for both before looking.
   for (const r of await Promise.allSettled(waiting)) {
     assert.equal(r.status, 'rejected')
@@ -111,7 +131,7 @@ test('with every connection checked out, queries and begin() wait acquireTimeout
   assert.equal(p.status().waiting, 0)
   // A waiter gets the connection as soon as one is returned.
   const next = p.begin()
-  await sleep(50)
+  await until(() => p.status().waiting === 1, 'begin() to wait')
   await a.commit()
   const c = await next
   await c.rollback()
@@ -123,13 +143,12 @@ test('with every connection running a long statement, a query waits acquireTimeo
   // Queries pipeline onto busy connections, but not behind a statement that has run for a
   // while: that would queue them for as long as it runs.
   const p = pool({ poolSize: 2, acquireTimeoutMs: 400 })
-  const long = [p.query('select pg_sleep(2)'), p.query('select pg_sleep(2)')]
-  await sleep(300)
+  const long = [p.query('select pg_sleep(2) /* long-2 */'), p.query('select pg_sleep(2) /* long-2 */')]
+  await until(async () => (await running('select pg_sleep(2) /* long-2 */')) === 2, 'both statements to run')
   assert.equal(p.status().size, 2)
   const started = Date.now()
   const q = p.query('select 1 as x')
-  await sleep(100)
-  assert.equal(p.status().waiting, 1)
+  await until(() => p.status().waiting === 1, 'the query to wait')
   await assert.rejects(q, { code: '53300', message: /all connections are busy/ })
   assert.ok(Date.now() - started >= 300, 'waited about acquireTimeoutMs')
   await Promise.all(long)
@@ -137,17 +156,16 @@ test('with every connection running a long statement, a query waits acquireTimeo
 
   // A query waiting for such a connection gets it as soon as the statement ends.
   const one = pool({ poolSize: 1, acquireTimeoutMs: 10000 })
-  const sleeping = one.query('select pg_sleep(1)')
-  await sleep(300)
+  const sleeping = one.query('select pg_sleep(1) /* long-1 */')
+  await until(async () => (await running('select pg_sleep(1) /* long-1 */')) === 1, 'the statement to run a while')
   const next = one.query('select 2 as y')
-  await sleep(100)
-  assert.equal(one.status().waiting, 1)
+  await until(() => one.status().waiting === 1, 'the query to wait')
   await sleeping
   assert.deepEqual(await next, [{ y: 2 }])
   assert.equal(one.status().waiting, 0)
 })
 
-test('40 transactions over a pool of 2: every one is served, none is lost, the pool ends idle', async () => {
+test('40 transactions over a pool of 2: served in the order they asked (FIFO), none lost, the pool ends idle', async () => {
   const p = pool({ poolSize: 2, acquireTimeoutMs: 20000 })
   const order = []
   await Promise.all(
@@ -159,10 +177,13 @@ test('40 transactions over a pool of 2: every one is served, none is lost, the p
     )
   )
   assert.equal(order.length, 40)
+  // Waiters get connections first come, first served: the callbacks start in call order.
+  assert.deepEqual(order, Array.from({ length: 40 }, (_, i) => i))
   assert.deepEqual(await p.query("select n from t_tx where k = 'load'"), [{ n: 39 }])
   const st = p.status()
   assert.equal(st.waiting, 0)
   assert.equal(st.inUse, 0)
+  assert.deepEqual(st, { maxSize: 2, size: 2, available: 2, inUse: 0, waiting: 0 })
 })
 
 test('a transaction abandoned without commit/rollback is rolled back and its connection destroyed', async () => {
