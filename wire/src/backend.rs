@@ -652,6 +652,24 @@ impl ErrorFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `name()` is what errors used to read off the Debug output.
+    #[test]
+    fn message_names_match_their_variants() {
+        let msgs = [
+            Message::AuthenticationMd5Password { salt: [0; 4] },
+            Message::DataRow(DataRowBody::new(Bytes::from_static(&[0, 0])).unwrap()),
+            Message::ReadyForQuery { status: b'I' },
+            Message::NoData,
+            Message::ErrorResponse(ErrorFields::default()),
+        ];
+        for m in msgs {
+            let debug = format!("{m:?}");
+            assert!(debug.starts_with(m.name()), "{debug}");
+            let rest = &debug[m.name().len()..];
+            assert!(!rest.starts_with(char::is_alphanumeric), "{debug}");
+        }
+    }
     use bytes::BufMut;
 
     pub(crate) fn frame(tag: u8, body: &[u8]) -> Vec<u8> {

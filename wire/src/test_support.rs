@@ -298,6 +298,144 @@ impl Mock {
     }
 }
 
+/// What a script answers to one message the client sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Writes these bytes (backend messages built with [`be`]; empty: nothing yet).
+    Send(Vec<u8>),
+    /// Drops the connection (a server that went away: EOF to the client).
+    Close,
+    /// Never answers again, keeping the socket open (a hung server); the backend still
+    /// reads and discards what the client sends.
+    Hang,
+}
+
+/// A scripted server's side of one connection: the client's end of the duplex, and the task
+/// running the script (it ends when the client closes the pipe or the script says so).
+pub struct ScriptedBackend {
+    pub stream: DuplexStream,
+    pub task: JoinHandle<()>,
+}
+
+/// Starts a scripted backend on an in-memory duplex. It reads the StartupMessage, accepts it
+/// without a password (ParameterStatus as PostgreSQL 17 sends them, with
+/// `default_transaction_read_only` and `in_hot_standby` `off` unless `parameters` overrides
+/// or adds them), then calls `script` for every message the client sends and writes what it
+/// returns. Hand the returned stream to [`connect_stream`] (or use [`connect_scripted`]).
+pub fn spawn_backend<F>(parameters: &[(&str, &str)], mut script: F) -> ScriptedBackend
+where
+    F: FnMut(&Frontend) -> Reply + Send + 'static,
+{
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    let parameters: Vec<(String, String)> = parameters
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let task = tokio::spawn(async move {
+        let mut mock = Mock::new(server_end);
+        mock.startup().await;
+        let extra: Vec<(&str, &str)> = parameters
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        mock.finish_startup_with(&extra).await;
+        let mut hung = false;
+        while let Some(msg) = mock.recv().await {
+            if hung {
+                continue;
+            }
+            match script(&msg) {
+                Reply::Send(bytes) if bytes.is_empty() => {}
+                Reply::Send(bytes) => {
+                    if !mock.try_send(bytes).await {
+                        return;
+                    }
+                }
+                Reply::Close => return,
+                Reply::Hang => hung = true,
+            }
+        }
+    });
+    ScriptedBackend {
+        stream: client_end,
+        task,
+    }
+}
+
+/// A [`Client`] connected (with [`config`]) to a backend scripted as in [`spawn_backend`].
+pub async fn connect_scripted<F>(
+    parameters: &[(&str, &str)],
+    script: F,
+) -> Result<(Client, JoinHandle<()>), Error>
+where
+    F: FnMut(&Frontend) -> Reply + Send + 'static,
+{
+    let backend = spawn_backend(parameters, script);
+    let client = connect_stream(backend.stream, &config()).await?;
+    Ok((client, backend.task))
+}
+
+/// A script for the common case: every simple Query gets the rows `answer` returns for its
+/// SQL (one text column `n`), and each extended-protocol message the usual answer
+/// (ParseComplete; for a Describe of a statement, no parameters and no rows; BindComplete;
+/// for Execute, `CommandComplete` with the tag `SELECT 0`; ReadyForQuery at Sync).
+pub fn simple_script(
+    mut answer: impl FnMut(&str) -> Vec<String> + Send + 'static,
+) -> impl FnMut(&Frontend) -> Reply + Send + 'static {
+    move |msg: &Frontend| {
+        Reply::Send(match msg.tag {
+            b'Q' => {
+                let rows = answer(&msg.query_text());
+                let mut out = be::row_description(&[("n", 25)]);
+                for r in &rows {
+                    out.extend(be::data_row(&[Some(r.as_bytes())]));
+                }
+                out.extend(be::command_complete(&format!("SELECT {}", rows.len())));
+                out.extend(be::ready(b'I'));
+                out
+            }
+            b'P' => be::parse_complete(),
+            b'D' if msg.body.first() == Some(&b'S') => {
+                let mut out = be::parameter_description(&[]);
+                out.extend(be::no_data());
+                out
+            }
+            b'D' => be::no_data(),
+            b'B' => be::bind_complete(),
+            b'E' => be::command_complete("SELECT 0"),
+            b'S' => be::ready(b'I'),
+            b'C' => be::close_complete(),
+            _ => vec![],
+        })
+    }
+}
+
+/// The settings of a real server for the `#[ignore]`d tests that need one, from
+/// `HYPERION_WIRE_HOST` / `_PORT` / `_USER` / `_PASSWORD` / `_DATABASE` (set by the Node test
+/// that runs them, `runner`): a missing variable fails the test rather than skipping it.
+pub fn real_server_config(runner: &str) -> Config {
+    let env = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} is not set: run these through {runner}"))
+    };
+    let host = Host {
+        host: env("HYPERION_WIRE_HOST"),
+        port: env("HYPERION_WIRE_PORT")
+            .parse()
+            .expect("HYPERION_WIRE_PORT"),
+    };
+    let mut c = Config::new(host, env("HYPERION_WIRE_USER"));
+    c.password = Some(env("HYPERION_WIRE_PASSWORD").into_bytes());
+    c.database = Some(env("HYPERION_WIRE_DATABASE"));
+    c
+}
+
+/// The first column of the first row, as text.
+pub fn first_text(r: &hyperion_wire::QueryResult) -> String {
+    let v = r.rows[0].values().next().unwrap().unwrap();
+    String::from_utf8(v.to_vec()).unwrap()
+}
+
 /// Builders for raw backend messages.
 pub mod be {
     use bytes::{BufMut, BytesMut};
@@ -388,6 +526,14 @@ pub mod be {
 
     pub fn bind_complete() -> Vec<u8> {
         frame(b'2', &[])
+    }
+
+    pub fn close_complete() -> Vec<u8> {
+        frame(b'3', &[])
+    }
+
+    pub fn no_data() -> Vec<u8> {
+        frame(b'n', &[])
     }
 
     pub fn parameter_description(types: &[u32]) -> Vec<u8> {

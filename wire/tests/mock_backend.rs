@@ -1740,3 +1740,56 @@ async fn a_slow_scram_handshake_does_not_stall_the_io_thread() {
     })
     .await
 }
+
+// --- the scripted backend other crates use (feature `test-support`) ---------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_backend_answers_startup_and_then_the_script() {
+    timed(async {
+        let (client, _task) = support::connect_scripted(
+            &[("default_transaction_read_only", "on")],
+            support::simple_script(|sql| vec![sql.to_owned()]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(client.server_version_num(), 170007);
+        assert!(client.state().default_transaction_read_only());
+        assert!(!client.state().in_hot_standby());
+        let r = client.simple_query("select 'echo'").await.unwrap();
+        assert_eq!(column0(&r[0]), vec![s("select 'echo'")]);
+        // The extended protocol gets the usual answers.
+        let stmt = client.prepare("select 1").await.unwrap();
+        let r = client.execute(&stmt, &[] as &[Option<&str>]).await.unwrap();
+        assert_eq!(r.command_tag.as_deref(), Some("SELECT 0"));
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_backend_can_hang_or_close() {
+    timed(async {
+        let mut answered = 0;
+        let (client, _task) = support::connect_scripted(&[], move |msg| {
+            answered += 1;
+            match (msg.query_text().as_str(), answered) {
+                ("hang", _) => support::Reply::Hang,
+                ("close", _) => support::Reply::Close,
+                _ => support::Reply::Send(vec![]),
+            }
+        })
+        .await
+        .unwrap();
+        let hung = spawn_simple(&client, "hang");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!hung.is_finished());
+        client.abort("gave up");
+        assert_eq!(hung.await.unwrap().unwrap_err().kind(), ErrorKind::Closed);
+
+        let (client, _task) = support::connect_scripted(&[], |_| support::Reply::Close)
+            .await
+            .unwrap();
+        let e = client.simple_query("close").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Closed, "{e:?}");
+    })
+    .await
+}

@@ -6,23 +6,14 @@
 //! and runs them with `--ignored`, passing it in `HYPERION_WIRE_HOST` / `_PORT` / `_USER` /
 //! `_PASSWORD` / `_DATABASE`.
 
-use hyperion_wire::{connect, Client, Config, Host};
+#[path = "../src/test_support.rs"]
+mod support;
+
+use hyperion_wire::{connect, Client, Config};
 use std::time::Duration;
 
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run these through test/hostile.test.js"))
-}
-
 fn config() -> Config {
-    let host = Host {
-        host: env("HYPERION_WIRE_HOST"),
-        port: env("HYPERION_WIRE_PORT").parse().unwrap(),
-    };
-    let mut c = Config::new(host, env("HYPERION_WIRE_USER"));
-    c.password = Some(env("HYPERION_WIRE_PASSWORD").into_bytes());
-    c.database = Some(env("HYPERION_WIRE_DATABASE"));
-    c
+    support::real_server_config("test/hostile.test.js")
 }
 
 /// Fails the test instead of hanging it.
@@ -33,8 +24,7 @@ async fn bounded<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn text(r: &hyperion_wire::QueryResult) -> String {
-    let v = r.rows[0].values().next().unwrap().unwrap();
-    String::from_utf8(v.to_vec()).unwrap()
+    support::first_text(r)
 }
 
 async fn count(client: &Client, table: &str) -> String {

@@ -6,29 +6,19 @@
 //! `HYPERION_WIRE_HOST` / `_PORT` / `_USER` / `_PASSWORD` / `_DATABASE`. A missing variable is a
 //! failure, not a skip.
 
-use hyperion_wire::{connect, Config, ErrorKind, Host};
+#[path = "../src/test_support.rs"]
+mod support;
+
+use hyperion_wire::{connect, Config, ErrorKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run these through test/wire.test.js"))
-}
-
 fn config() -> Config {
-    let host = Host {
-        host: env("HYPERION_WIRE_HOST"),
-        port: env("HYPERION_WIRE_PORT").parse().unwrap(),
-    };
-    let mut c = Config::new(host, env("HYPERION_WIRE_USER"));
-    c.password = Some(env("HYPERION_WIRE_PASSWORD").into_bytes());
-    c.database = Some(env("HYPERION_WIRE_DATABASE"));
-    c
+    support::real_server_config("test/wire.test.js")
 }
 
 fn text(r: &hyperion_wire::QueryResult) -> String {
-    let v = r.rows[0].values().next().unwrap().unwrap();
-    String::from_utf8(v.to_vec()).unwrap()
+    support::first_text(r)
 }
 
 #[tokio::test]
