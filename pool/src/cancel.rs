@@ -15,7 +15,7 @@
 //! destroyed, and the call still returns after the grace period.
 
 use crate::error::Error;
-use crate::pool::Lease;
+use crate::lease::Lease;
 use hyperion_wire::ErrorKind;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

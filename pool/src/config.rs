@@ -1,7 +1,24 @@
 //! Pool settings, as `createPool` documents them.
 
-use hyperion_wire::Host;
+use hyperion_wire::{Client, Error, Host};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A connection being opened.
+pub type Connecting = Pin<Box<dyn Future<Output = Result<Client, Error>> + Send>>;
+
+/// How the pool opens one connection: TCP ([`hyperion_wire::connect`]) unless a test or an
+/// embedder supplies its own (a scripted backend over an in-memory stream, say).
+#[derive(Clone)]
+pub struct Connector(pub Arc<dyn Fn(hyperion_wire::Config) -> Connecting + Send + Sync>);
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}
 
 /// Which nodes a pool's connections may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +104,8 @@ pub struct PoolConfig {
     pub retry: RetryPolicy,
     /// Most requests pipelined on one connection.
     pub pipeline_depth: usize,
+    /// How connections are opened; `None`: TCP.
+    pub connector: Option<Connector>,
 }
 
 impl PoolConfig {
@@ -105,6 +124,16 @@ impl PoolConfig {
             validation_interval: Duration::ZERO,
             retry: RetryPolicy::default(),
             pipeline_depth: 128,
+            connector: None,
+        }
+    }
+
+    /// Opens a connection to `host` with this pool's settings.
+    pub fn connect(&self, host: &Host) -> Connecting {
+        let config = self.connection(host);
+        match &self.connector {
+            Some(c) => (c.0)(config),
+            None => Box::pin(async move { hyperion_wire::connect(&config).await }),
         }
     }
 

@@ -27,7 +27,9 @@
 
 use crate::config::Mode;
 use crate::hosts::{wall_ms, HostEvent, HostState};
-use crate::pool::{Conn, Pool};
+use crate::lease::Conn;
+use crate::pool::Pool;
+use crate::role;
 use crate::route::{self, probe_host};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -208,7 +210,7 @@ impl Pool {
     }
 
     fn fits(&self, state: HostState) -> bool {
-        route::fits(self.inner.config.mode, state)
+        role::fits(self.inner.config.mode, state)
     }
 
     /// Closes the idle connections to host `i` (none in use: a transaction open on a fenced

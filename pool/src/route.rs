@@ -1,38 +1,12 @@
-//! Which node a new connection goes to, for a pool's mode.
-//!
-//! A node's role is read from what it reports at startup on PostgreSQL 14+
-//! (`in_hot_standby`, `default_transaction_read_only` ParameterStatus: no extra round trip).
-//! Older servers are asked once, in one round trip. Read-write routing checks read-only-ness,
-//! not only recovery: a fenced old primary is out of recovery but read-only, and must be
-//! refused (`target_session_attrs=primary` would accept it).
+//! Which node a new connection goes to, for a pool's mode (what fits is `role.rs`), and the
+//! probe discovery asks each host with.
 
 use crate::config::{Mode, PoolConfig};
 use crate::hosts::{HostState, Hosts};
+use crate::role::{accepts, fits, probe_role, Role};
 use hyperion_wire::{Client, Error, ErrorKind};
 use rand::seq::SliceRandom;
 use std::time::Duration;
-
-/// What a node is, as far as routing cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Role {
-    pub in_recovery: bool,
-    pub read_only: bool,
-}
-
-impl Role {
-    pub fn writable(self) -> bool {
-        !self.in_recovery && !self.read_only
-    }
-
-    /// The host state this role is.
-    pub fn state(self) -> HostState {
-        match (self.in_recovery, self.read_only) {
-            (true, _) => HostState::Standby,
-            (false, true) => HostState::Fenced,
-            (false, false) => HostState::Primary,
-        }
-    }
-}
 
 /// Whether a failed connect says the host is not answering (as opposed to answering with a
 /// refusal: a wrong password, a missing database, a protocol error).
@@ -49,55 +23,14 @@ pub async fn probe_host(config: &PoolConfig, i: usize, timeout: Duration) -> Res
     let Some(host) = config.hosts.get(i) else {
         return Err(Error::connect(format!("no host number {i}")));
     };
-    let mut c = config.connection(host);
-    c.connect_timeout = Some(timeout);
-    let client = hyperion_wire::connect(&c).await?;
+    let client = tokio::time::timeout(timeout, config.connect(host))
+        .await
+        .map_err(|_| Error::connect_timeout(format!("probing {host} timed out")))??;
     let role = tokio::time::timeout(timeout, probe_role(&client))
         .await
         .map_err(|_| Error::connect_timeout(format!("probing {host} timed out")));
     client.close();
     role?
-}
-
-/// Reads the role of a freshly opened connection.
-pub async fn probe_role(client: &Client) -> Result<Role, Error> {
-    let st = client.state();
-    if st.reports_read_only() && client.parameter("in_hot_standby").is_some() {
-        let in_recovery = st.in_hot_standby();
-        return Ok(Role {
-            in_recovery,
-            read_only: in_recovery || st.default_transaction_read_only(),
-        });
-    }
-    let results = client
-        .simple_query("SHOW transaction_read_only; SELECT pg_catalog.pg_is_in_recovery()")
-        .await?;
-    let first_value = |i: usize| -> Option<Vec<u8>> {
-        let row = results.get(i)?.rows.first()?;
-        row.values().next().flatten().map(|v| v.to_vec())
-    };
-    Ok(Role {
-        read_only: first_value(0).as_deref() == Some(b"on"),
-        in_recovery: first_value(1).as_deref() == Some(b"t"),
-    })
-}
-
-/// Whether a host last seen in `state` may serve `mode` (an unknown host may).
-pub(crate) fn fits(mode: Mode, state: HostState) -> bool {
-    !matches!(
-        (mode, state),
-        (_, HostState::Unreachable)
-            | (Mode::ReadWrite, HostState::Standby | HostState::Fenced)
-            | (Mode::ReadOnly, HostState::Primary | HostState::Fenced)
-    )
-}
-
-fn accepts(mode: Mode, role: Role) -> bool {
-    match mode {
-        Mode::ReadWrite => role.writable(),
-        Mode::ReadOnly => role.in_recovery,
-        Mode::PreferStandby | Mode::Any => true,
-    }
 }
 
 /// Why no connection could be made.
@@ -144,7 +77,7 @@ pub async fn connect_for(
         let Some(host) = config.hosts.get(i) else {
             continue;
         };
-        let client = match hyperion_wire::connect(&config.connection(host)).await {
+        let client = match config.connect(host).await {
             Ok(c) => c,
             Err(e) if e.is_fatal_config() => return Err(RouteError::Fatal(e)),
             Err(e) => {

@@ -12,7 +12,9 @@
 use crate::cancel::{Cancellation, Stopper};
 use crate::config::Mode;
 use crate::error::Error;
-use crate::pool::{Lease, Pool, Streaming};
+use crate::lease::Lease;
+use crate::pool::{Pool, Streaming};
+use crate::role;
 use hyperion_wire::{Params, QueryResult};
 use std::time::Instant;
 
@@ -64,31 +66,9 @@ impl Pool {
             lease.mark_head();
             let client = lease.client();
             let began = if self.needs_probe(client) {
-                let mut buf = bytes::BytesMut::new();
-                hyperion_wire::frontend::query(Pool::probe_sql(), &mut buf)
-                    .and_then(|()| hyperion_wire::frontend::query(sql, &mut buf))
-                    .map_err(hyperion_wire::Error::from)?;
-                match client.send_batch(buf.freeze(), 2).await {
-                    Ok(groups) => {
-                        let mut groups = groups.into_iter();
-                        let writable = match groups.next() {
-                            Some(Ok(r)) => {
-                                r.first()
-                                    .and_then(|r| r.rows.first())
-                                    .and_then(|row| row.values().next().flatten())
-                                    == Some(&b"off"[..])
-                            }
-                            _ => false,
-                        };
-                        match groups.next() {
-                            Some(Ok(_)) if writable => Ok(true),
-                            Some(Ok(_)) => Ok(false),
-                            Some(Err(e)) => Err(e),
-                            None => Ok(false),
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
+                role::simple_after_probe(client, sql)
+                    .await
+                    .map(|(writable, _)| writable)
             } else {
                 client.simple_query(sql).await.map(|_| true)
             };
