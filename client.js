@@ -1,41 +1,14 @@
 'use strict'
 // hyperiondb-client: the hand-written entry point. A thin layer over the native binding:
-// argument checks, option defaults, error objects with SQLSTATE codes, and the logger.
-// Everything that must be fast or correct under concurrency lives in Rust (see DESIGN).
+// argument checks, AbortSignal, and the logger. Errors come from the native layer already
+// built (code, server fields, non-enumerable query). Everything that must be fast or correct
+// under concurrency, and every policy, lives in Rust (see README, "How it is built").
 
 const native = require('./index.js')
 const { rowsOf } = require('./rows.js')
 
-const MARKER = '\u0001hyperion:'
-
 // The other result design (row objects built in Rust), kept for the benchmark's comparison.
 const OBJECTS = process.env.HYPERION_ROWS === 'objects'
-
-const SERVER_FIELDS = [
-  'severity', 'detail', 'hint', 'position', 'internalPosition', 'internalQuery', 'where',
-  'schema', 'table', 'column', 'dataType', 'constraint', 'file', 'line', 'routine',
-]
-
-// Turns the native layer's error into an Error with `.code` (SQLSTATE or a client code)
-// and the server's fields; the query text is attached non-enumerably.
-function toError(e, sql) {
-  if (!(e instanceof Error) || typeof e.message !== 'string' || !e.message.startsWith(MARKER)) {
-    return e
-  }
-  let info
-  try {
-    info = JSON.parse(e.message.slice(MARKER.length))
-  } catch {
-    return e
-  }
-  const err = new Error(info.message)
-  err.code = info.code
-  for (const k of SERVER_FIELDS) {
-    if (info[k] !== undefined) err[k] = info[k]
-  }
-  if (sql !== undefined) Object.defineProperty(err, 'query', { value: sql, enumerable: false })
-  return err
-}
 
 function configError(message) {
   const err = new TypeError(message)
@@ -195,8 +168,7 @@ async function stoppable(call, opts, sql) {
   try {
     return await call(timeoutMs, handle)
   } catch (e) {
-    const err = toError(e, sql)
-    throw err.code === 'ABORT_ERR' ? abortError(err, signal) : err
+    throw e !== null && typeof e === 'object' && e.code === 'ABORT_ERR' ? abortError(e, signal) : e
   } finally {
     handles.delete(handle)
   }
@@ -239,28 +211,19 @@ class Transaction {
       if (logger) logQuery(logger, sql, started, rows, undefined)
       return rows
     } catch (e) {
-      const err = toError(e, sql)
-      if (logger) logQuery(logger, sql, started, undefined, err)
-      throw err
+      if (logger) logQuery(logger, sql, started, undefined, e)
+      throw e
     }
   }
 
   async commit() {
     this.#finished = true
-    try {
-      await this.#native.commit()
-    } catch (e) {
-      throw toError(e, 'COMMIT')
-    }
+    await this.#native.commit()
   }
 
   async rollback() {
     this.#finished = true
-    try {
-      await this.#native.rollback()
-    } catch (e) {
-      throw toError(e, 'ROLLBACK')
-    }
+    await this.#native.rollback()
   }
 }
 
@@ -274,11 +237,7 @@ class Pool {
 
   constructor(opts) {
     const n = nativeOptions(opts)
-    try {
-      this.#native = new native.NativePool(n)
-    } catch (e) {
-      throw toError(e)
-    }
+    this.#native = new native.NativePool(n)
     this.#logger = opts.logger
     if (opts.onEvent) {
       const hook = opts.onEvent
@@ -310,11 +269,7 @@ class Pool {
   async begin(options) {
     const isolation = checkIsolation(options)
     if (this.#closed) throw this.#closedError()
-    try {
-      return new Transaction(await this.#native.begin(isolation), this.#logger)
-    } catch (e) {
-      throw toError(e, 'BEGIN')
-    }
+    return new Transaction(await this.#native.begin(isolation), this.#logger)
   }
 
   /**
@@ -389,9 +344,8 @@ class Pool {
       if (logger) logQuery(logger, sql, started, rows, undefined)
       return rows
     } catch (e) {
-      const err = toError(e, sql)
-      if (logger) logQuery(logger, sql, started, undefined, err)
-      throw err
+      if (logger) logQuery(logger, sql, started, undefined, e)
+      throw e
     }
   }
 
@@ -425,12 +379,7 @@ class Pool {
       columns.push(k)
       values.push(row[k])
     }
-    let sql
-    try {
-      sql = native.insertSql(parts, columns, opts.conflictTarget)
-    } catch (e) {
-      throw toError(e)
-    }
+    const sql = native.insertSql(parts, columns, opts.conflictTarget)
     return this.query(sql, values, opts.query)
   }
 

@@ -13,6 +13,7 @@ mod rows;
 mod settle;
 mod stream;
 
+use napi::Env;
 use napi_derive::napi;
 
 /// The runtime the pool's connections and queries run on: one I/O thread unless
@@ -36,12 +37,13 @@ fn init_runtime() {
 /// The statement `pool.insert` runs (see `hyperion_pool::insert`).
 #[napi]
 pub fn insert_sql(
+    env: Env,
     table: Vec<String>,
     columns: Vec<String>,
     conflict_target: Option<Vec<String>>,
 ) -> napi::Result<String> {
     hyperion_pool::insert_sql(&table, &columns, conflict_target.as_deref())
-        .map_err(|m| errors::client_error("INVALID_ARGUMENT", &m))
+        .map_err(|m| errors::Failure::client("INVALID_ARGUMENT", m).throw(&env))
 }
 
 /// The smoke test of the build: `hello('world')`.

@@ -1,6 +1,6 @@
 //! JS parameter values to [`Param`]s, read on the JS thread before the query is spawned.
 
-use crate::errors::client_error;
+use crate::errors::{Failure, JsResult};
 use hyperion_codec::{encode_param, param_format, Param};
 use hyperion_pool::TypeCache;
 use hyperion_wire::{Format, IsNull, Params};
@@ -44,10 +44,10 @@ impl Params for JsParams {
     }
 }
 
-fn bigint_to_i128(mut b: JsBigInt) -> napi::Result<i128> {
+fn bigint_to_i128(mut b: JsBigInt) -> JsResult<i128> {
     let (negative, words) = b.get_words()?;
     let too_big = || {
-        client_error(
+        Failure::client(
             "INVALID_PARAMETER",
             "BigInt parameter does not fit in 128 bits",
         )
@@ -74,11 +74,11 @@ fn bigint_to_i128(mut b: JsBigInt) -> napi::Result<i128> {
 const MAX_NESTING: usize = 64;
 
 /// Reads one JS value.
-pub fn from_js(env: &Env, index: usize, v: JsUnknown) -> napi::Result<Param> {
+pub fn from_js(env: &Env, index: usize, v: JsUnknown) -> JsResult<Param> {
     read(env, index, v, 0)
 }
 
-fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> napi::Result<Param> {
+fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> JsResult<Param> {
     Ok(match v.get_type()? {
         ValueType::Undefined | ValueType::Null => Param::Null,
         ValueType::Boolean => Param::Bool(unsafe { v.cast::<JsBoolean>() }.get_value()?),
@@ -95,9 +95,9 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> napi::Result<Par
             } else if v.is_array()? {
                 let obj = unsafe { v.cast::<JsObject>() };
                 if depth >= MAX_NESTING {
-                    return Err(client_error(
+                    return Err(Failure::client(
                         "INVALID_PARAMETER",
-                        &format!(
+                        format!(
                             "parameter ${} nests arrays more than {MAX_NESTING} deep",
                             index + 1
                         ),
@@ -128,9 +128,9 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> napi::Result<Par
                     unsafe {
                         napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut pending)
                     };
-                    client_error(
+                    Failure::client(
                         "INVALID_PARAMETER",
-                        &format!(
+                        format!(
                             "parameter ${} cannot be serialized as JSON: {}",
                             index + 1,
                             e.reason
@@ -138,18 +138,18 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> napi::Result<Par
                     )
                 })?;
                 if s.get_type()? != ValueType::String {
-                    return Err(client_error(
+                    return Err(Failure::client(
                         "INVALID_PARAMETER",
-                        &format!("parameter ${} cannot be serialized as JSON", index + 1),
+                        format!("parameter ${} cannot be serialized as JSON", index + 1),
                     ));
                 }
                 Param::Json(unsafe { s.cast::<JsString>() }.into_utf8()?.into_owned()?)
             }
         }
         other => {
-            return Err(client_error(
+            return Err(Failure::client(
                 "INVALID_PARAMETER",
-                &format!("parameter ${} has unsupported type {other}", index + 1),
+                format!("parameter ${} has unsupported type {other}", index + 1),
             ))
         }
     })

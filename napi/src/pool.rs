@@ -1,9 +1,9 @@
 //! The `NativePool` class that `client.js` wraps.
 
-use crate::errors::{client_error, to_napi};
+use crate::errors::Failure;
 use crate::params::{from_js, JsParams};
 use crate::rows::{objects_body, Chunk};
-use crate::settle::Settler;
+use crate::settle::{Settled, Settler};
 use crate::stream;
 use hyperion_pool::{
     Abort, Cancellation, HostEvent, Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy,
@@ -48,9 +48,11 @@ pub struct PoolStatus {
     pub waiting: u32,
 }
 
-/// Reads a query's JS parameters on the JS thread, before the query is spawned.
+/// Reads a query's JS parameters on the JS thread, before the query is spawned; a bad one
+/// throws with the query's text.
 fn read_params(
     env: &Env,
+    sql: &Arc<str>,
     params: Option<Vec<JsUnknown>>,
     types: &Arc<TypeCache>,
 ) -> napi::Result<JsParams> {
@@ -59,7 +61,8 @@ fn read_params(
         .into_iter()
         .enumerate()
         .map(|(i, v)| from_js(env, i, v))
-        .collect::<napi::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, Failure>>()
+        .map_err(|f| f.with_query(sql).throw(env))?;
     Ok(JsParams {
         values,
         types: types.clone(),
@@ -137,7 +140,7 @@ fn query_options(
     retry: Option<bool>,
     timeout_ms: Option<f64>,
     abort: Option<&AbortHandle>,
-) -> napi::Result<QueryOptions> {
+) -> Result<QueryOptions, Failure> {
     Ok(QueryOptions {
         retry,
         cancel: cancellation(timeout_ms, abort)?,
@@ -148,14 +151,14 @@ fn query_options(
 fn cancellation(
     timeout_ms: Option<f64>,
     abort: Option<&AbortHandle>,
-) -> napi::Result<Cancellation> {
+) -> Result<Cancellation, Failure> {
     let timeout = match timeout_ms {
         None => None,
         Some(ms) if ms.is_finite() && ms > 0.0 && ms <= MAX_TIMEOUT_MS => {
             Some(Duration::from_secs_f64(ms / 1000.0))
         }
         Some(_) => {
-            return Err(client_error(
+            return Err(Failure::client(
                 "INVALID_ARGUMENT",
                 "timeoutMs must be a number greater than 0 and at most 2147483647",
             ))
@@ -221,9 +224,9 @@ pub struct NativePool {
 impl NativePool {
     #[napi(constructor)]
     pub fn new(env: Env, options: PoolOptions) -> napi::Result<Self> {
-        let cfg = config(options).map_err(|m| client_error("INVALID_CONFIG", &m))?;
-        let pool = Pool::new(cfg).map_err(|e| to_napi(&e))?;
-        let settler = Settler::new(&env)?;
+        let cfg = config(options).map_err(|m| Failure::client("INVALID_CONFIG", m).throw(&env))?;
+        let pool = Pool::new(cfg).map_err(|e| Failure::from(e).throw(&env))?;
+        let settler = Settler::new(&env).map_err(|f| f.throw(&env))?;
         Ok(NativePool { pool, settler })
     }
 
@@ -238,7 +241,9 @@ impl NativePool {
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
-        let opts = query_options(retry, timeout_ms, abort)?;
+        let sql: Arc<str> = sql.into();
+        let opts =
+            query_options(retry, timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
         self.spawn_query(env, sql, params, opts, false)
     }
 
@@ -254,26 +259,25 @@ impl NativePool {
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
-        let opts = query_options(retry, timeout_ms, abort)?;
+        let sql: Arc<str> = sql.into();
+        let opts =
+            query_options(retry, timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
         self.spawn_query(env, sql, params, opts, true)
     }
 
     fn spawn_query(
         &self,
         env: Env,
-        sql: String,
+        sql: Arc<str>,
         params: Option<Vec<JsUnknown>>,
         opts: QueryOptions,
         objects: bool,
     ) -> napi::Result<JsObject> {
-        let params = read_params(&env, params, self.pool.types())?;
+        let params = read_params(&env, &sql, params, self.pool.types())?;
         let pool = self.pool.clone();
         if objects {
-            return self.settler.spawn(&env, async move {
-                let result = pool
-                    .query(&sql, &params, opts, None)
-                    .await
-                    .map_err(|e| to_napi(&e))?;
+            return self.settler.spawn(&env, Some(sql.clone()), async move {
+                let result = pool.query(&sql, &params, opts, None).await?;
                 Ok(Chunk {
                     body: objects_body(result, &pool.types().load()),
                     attempt: 1,
@@ -283,12 +287,8 @@ impl NativePool {
             });
         }
         let types = pool.types().clone();
-        stream::spawn(&env, &self.settler, types, move |streaming| {
-            Box::pin(async move {
-                pool.query(&sql, &params, opts, Some(&streaming))
-                    .await
-                    .map_err(|e| to_napi(&e))
-            })
+        stream::spawn(&env, &self.settler, types, sql.clone(), move |streaming| {
+            Box::pin(async move { Ok(pool.query(&sql, &params, opts, Some(&streaming)).await?) })
         })
     }
 
@@ -298,17 +298,22 @@ impl NativePool {
         let isolation = isolation
             .map(|s| Isolation::parse(&s))
             .transpose()
-            .map_err(|m| client_error("INVALID_ARGUMENT", &m))?;
+            .map_err(|m| {
+                Failure::client("INVALID_ARGUMENT", m)
+                    .with_query(&Arc::from("BEGIN"))
+                    .throw(&env)
+            })?;
         let pool = self.pool.clone();
         let settler = self.settler.clone();
-        self.settler.spawn(&env, async move {
-            let tx = pool.begin(isolation).await.map_err(|e| to_napi(&e))?;
-            Ok(NativeTransaction {
-                tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
-                types: pool.types().clone(),
-                settler,
+        self.settler
+            .spawn(&env, Some(Arc::from("BEGIN")), async move {
+                let tx = pool.begin(isolation).await?;
+                Ok(NativeTransaction {
+                    tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
+                    types: pool.types().clone(),
+                    settler,
+                })
             })
-        })
     }
 
     #[napi]
@@ -380,17 +385,24 @@ impl NativePool {
                 Some(Duration::from_secs_f64(ms / 1000.0))
             }
             Some(_) => {
-                return Err(client_error(
+                return Err(Failure::client(
                     "INVALID_ARGUMENT",
                     "end's timeoutMs must be a number from 0 to 2147483647",
-                ))
+                )
+                .throw(&env))
             }
         };
         let pool = self.pool.clone();
-        self.settler.spawn(&env, async move {
+        self.settler.spawn(&env, None, async move {
             pool.end(grace).await;
             Ok(())
         })
+    }
+}
+
+impl Settled for NativeTransaction {
+    unsafe fn into_js(self, env: napi::sys::napi_env) -> Result<napi::sys::napi_value, Failure> {
+        Ok(<NativeTransaction as napi::bindgen_prelude::ToNapiValue>::to_napi_value(env, self)?)
     }
 }
 
@@ -403,8 +415,8 @@ pub struct NativeTransaction {
     settler: Settler,
 }
 
-fn finished() -> napi::Error {
-    client_error(
+fn finished() -> Failure {
+    Failure::client(
         "TRANSACTION_FINISHED",
         "the transaction is already committed or rolled back",
     )
@@ -421,16 +433,16 @@ impl NativeTransaction {
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
-        let params = read_params(&env, params, &self.types)?;
-        let cancel = cancellation(timeout_ms, abort)?;
+        let sql: Arc<str> = sql.into();
+        let params = read_params(&env, &sql, params, &self.types)?;
+        let cancel = cancellation(timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
         let tx = self.tx.clone();
-        stream::spawn(&env, &self.settler, self.types.clone(), move |streaming| {
+        let types = self.types.clone();
+        stream::spawn(&env, &self.settler, types, sql.clone(), move |streaming| {
             Box::pin(async move {
                 let guard = tx.lock().await;
                 let t = guard.as_ref().ok_or_else(finished)?;
-                t.query(&sql, &params, Some(&streaming), &cancel)
-                    .await
-                    .map_err(|e| to_napi(&e))
+                Ok(t.query(&sql, &params, Some(&streaming), &cancel).await?)
             })
         })
     }
@@ -438,19 +450,21 @@ impl NativeTransaction {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn commit(&self, env: Env) -> napi::Result<JsObject> {
         let tx = self.tx.clone();
-        self.settler.spawn(&env, async move {
-            let t = tx.lock().await.take().ok_or_else(finished)?;
-            t.commit().await.map_err(|e| to_napi(&e))
-        })
+        self.settler
+            .spawn(&env, Some(Arc::from("COMMIT")), async move {
+                let t = tx.lock().await.take().ok_or_else(finished)?;
+                Ok(t.commit().await?)
+            })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn rollback(&self, env: Env) -> napi::Result<JsObject> {
         let tx = self.tx.clone();
-        self.settler.spawn(&env, async move {
-            let t = tx.lock().await.take().ok_or_else(finished)?;
-            t.rollback().await.map_err(|e| to_napi(&e))
-        })
+        self.settler
+            .spawn(&env, Some(Arc::from("ROLLBACK")), async move {
+                let t = tx.lock().await.take().ok_or_else(finished)?;
+                Ok(t.rollback().await?)
+            })
     }
 
     /// The backend process id of the transaction's connection.

@@ -29,7 +29,7 @@
 //! before it reaches the old generation, and the rows of a large result all survive; an
 //! external string's characters stay where Rust put them until its finalizer frees them.
 
-use crate::errors::client_error;
+use crate::errors::{Failure, JsResult};
 use hyperion_codec::array::{parse_text_array, BinaryArray};
 use hyperion_codec::{DecodeError, Decoder, Output, Scalar, Types};
 use hyperion_wire::backend::DataRowBody;
@@ -135,7 +135,8 @@ macro_rules! check {
             return Err(napi::Error::new(
                 napi::Status::from(status),
                 format!("N-API call failed: {}", stringify!($e)),
-            ));
+            )
+            .into());
         }
     }};
 }
@@ -143,8 +144,8 @@ macro_rules! check {
 mod shaped;
 mod strings;
 
-fn decode_error(e: DecodeError) -> napi::Error {
-    client_error("DECODE_ERROR", &e.to_string())
+fn decode_error(e: DecodeError) -> Failure {
+    Failure::client("DECODE_ERROR", e.to_string())
 }
 
 /// The N-API environment plus what conversion needs more than once.
@@ -163,18 +164,18 @@ impl Ctx {
         }
     }
 
-    unsafe fn null(&self) -> napi::Result<sys::napi_value> {
+    unsafe fn null(&self) -> JsResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         check!(sys::napi_get_null(self.env, &mut out));
         Ok(out)
     }
 
-    unsafe fn string(&self, s: &str) -> napi::Result<sys::napi_value> {
+    unsafe fn string(&self, s: &str) -> JsResult<sys::napi_value> {
         self.string_ascii(s, s.is_ascii())
     }
 
     /// [`Ctx::string`] when the caller already knows whether `s` is ASCII.
-    unsafe fn string_ascii(&self, s: &str, ascii: bool) -> napi::Result<sys::napi_value> {
+    unsafe fn string_ascii(&self, s: &str, ascii: bool) -> JsResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         if ascii {
             check!(sys::napi_create_string_latin1(
@@ -198,7 +199,7 @@ impl Ctx {
     /// ASCII text of at least [`EXTERNAL_MIN`] bytes becomes an external string whose
     /// characters stay in this allocation (V8's garbage collector then moves a small header
     /// instead of copying the characters), anything else is copied as by [`Ctx::string`].
-    unsafe fn owned_string(&self, text: String, ascii: bool) -> napi::Result<sys::napi_value> {
+    unsafe fn owned_string(&self, text: String, ascii: bool) -> JsResult<sys::napi_value> {
         let create = match external_latin1() {
             Some(create) if ascii && text.len() >= EXTERNAL_MIN => create,
             _ => return self.string_ascii(&text, ascii),
@@ -223,13 +224,14 @@ impl Ctx {
             return Err(napi::Error::new(
                 napi::Status::from(status),
                 "N-API call failed: node_api_create_external_string_latin1".to_string(),
-            ));
+            )
+            .into());
         }
         // `copied`: Node made its own copy and has already called `free_text`.
         Ok(out)
     }
 
-    unsafe fn buffer(&self, bytes: &[u8]) -> napi::Result<sys::napi_value> {
+    unsafe fn buffer(&self, bytes: &[u8]) -> JsResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         let mut data = ptr::null_mut();
         check!(sys::napi_create_buffer_copy(
@@ -242,20 +244,21 @@ impl Ctx {
         Ok(out)
     }
 
-    unsafe fn array(&self, len: usize) -> napi::Result<sys::napi_value> {
+    unsafe fn array(&self, len: usize) -> JsResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         check!(sys::napi_create_array_with_length(self.env, len, &mut out));
         Ok(out)
     }
 
-    unsafe fn set(&self, array: sys::napi_value, i: usize, v: sys::napi_value) -> napi::Result<()> {
-        let i = u32::try_from(i).map_err(|_| client_error("DECODE_ERROR", "result too large"))?;
+    unsafe fn set(&self, array: sys::napi_value, i: usize, v: sys::napi_value) -> JsResult<()> {
+        let i =
+            u32::try_from(i).map_err(|_| Failure::client("DECODE_ERROR", "result too large"))?;
         check!(sys::napi_set_element(self.env, array, i, v));
         Ok(())
     }
 
     /// `JSON.parse(text)`; a syntax error becomes DECODE_ERROR.
-    unsafe fn parse_json(&self, text: &str) -> napi::Result<sys::napi_value> {
+    unsafe fn parse_json(&self, text: &str) -> JsResult<sys::napi_value> {
         let (json, parse) = match self.json_parse.get() {
             Some(p) => p,
             None => {
@@ -286,13 +289,13 @@ impl Ctx {
             // Clear the pending SyntaxError; report ours.
             let mut pending = ptr::null_mut();
             sys::napi_get_and_clear_last_exception(self.env, &mut pending);
-            return Err(client_error("DECODE_ERROR", "cannot decode json value"));
+            return Err(Failure::client("DECODE_ERROR", "cannot decode json value"));
         }
         Ok(out)
     }
 
     /// One scalar value as its own JS value.
-    unsafe fn scalar(&self, s: Scalar, raw: &[u8]) -> napi::Result<sys::napi_value> {
+    unsafe fn scalar(&self, s: Scalar, raw: &[u8]) -> JsResult<sys::napi_value> {
         let env = self.env;
         let mut out = ptr::null_mut();
         match s.output() {
@@ -335,7 +338,7 @@ impl Ctx {
 
     /// One value of any column as its own JS value (`v` columns, array elements, and the
     /// row-object design).
-    unsafe fn value(&self, d: Decoder, raw: Option<&[u8]>) -> napi::Result<sys::napi_value> {
+    unsafe fn value(&self, d: Decoder, raw: Option<&[u8]>) -> JsResult<sys::napi_value> {
         let Some(raw) = raw else {
             return self.null();
         };
@@ -344,9 +347,9 @@ impl Ctx {
             Decoder::Array { elem, elem_oid } => {
                 let a = BinaryArray::parse(raw).map_err(decode_error)?;
                 if a.element_oid() != elem_oid {
-                    return Err(client_error(
+                    return Err(Failure::client(
                         "DECODE_ERROR",
-                        &format!(
+                        format!(
                             "cannot decode array: element type {} where {elem_oid} was declared",
                             a.element_oid()
                         ),
@@ -375,7 +378,7 @@ impl Ctx {
         }
     }
 
-    unsafe fn js_array(&self, values: &[sys::napi_value]) -> napi::Result<sys::napi_value> {
+    unsafe fn js_array(&self, values: &[sys::napi_value]) -> JsResult<sys::napi_value> {
         let a = self.array(values.len())?;
         for (i, v) in values.iter().enumerate() {
             self.set(a, i, *v)?;
@@ -399,11 +402,11 @@ fn plan(result: &QueryResult, types: &Types) -> Vec<Decoder> {
         .collect()
 }
 
-fn check_width(row_len: usize, columns: usize) -> napi::Result<()> {
+fn check_width(row_len: usize, columns: usize) -> JsResult<()> {
     if row_len != columns {
-        return Err(client_error(
+        return Err(Failure::client(
             "PROTOCOL_ERROR",
-            &format!("a row has {row_len} values for {columns} columns"),
+            format!("a row has {row_len} values for {columns} columns"),
         ));
     }
     Ok(())
@@ -506,7 +509,7 @@ impl Builder {
 
     /// Adds row `row`'s value; `Ok(true)` when the column must be redone as JSON text
     /// ([`Builder::redo_as_json`]).
-    fn push(&mut self, row: usize, raw: Option<&[u8]>) -> napi::Result<bool> {
+    fn push(&mut self, row: usize, raw: Option<&[u8]>) -> JsResult<bool> {
         let Decoder::Scalar(s) = self.decoder else {
             return Ok(false); // built on the JS thread
         };
@@ -547,7 +550,7 @@ impl Builder {
                     let start = text.len();
                     s.decode_str(raw, text).map_err(decode_error)?;
                     if !strings::add_units(units, text.get(start..).unwrap_or("")) {
-                        return Err(client_error("DECODE_ERROR", "column too large"));
+                        return Err(Failure::client("DECODE_ERROR", "column too large"));
                     }
                 }
                 offsets.push(*units);
@@ -558,7 +561,7 @@ impl Builder {
                 }
                 offsets.push(
                     u32::try_from(data.len())
-                        .map_err(|_| client_error("DECODE_ERROR", "column too large"))?,
+                        .map_err(|_| Failure::client("DECODE_ERROR", "column too large"))?,
                 );
             }
             Column::Json(text) => {
@@ -577,7 +580,7 @@ impl Builder {
                     false => Some(hyperion_codec::decode::text(raw).map_err(decode_error)?),
                 };
                 if !strings.push(value) {
-                    return Err(client_error("DECODE_ERROR", "column too large"));
+                    return Err(Failure::client("DECODE_ERROR", "column too large"));
                 }
             }
             Column::Shaped(shaped) => {
@@ -594,12 +597,7 @@ impl Builder {
 
     /// Turns a column of flat objects that met another value into JSON text, from its
     /// values in rows `..=upto` of `rows` (column `index`).
-    fn redo_as_json(
-        &mut self,
-        rows: &[DataRowBody],
-        index: usize,
-        upto: usize,
-    ) -> napi::Result<()> {
+    fn redo_as_json(&mut self, rows: &[DataRowBody], index: usize, upto: usize) -> JsResult<()> {
         self.column = Column::Json(String::from("["));
         self.nulls = None;
         for (r, row) in rows.iter().take(upto + 1).enumerate() {
@@ -624,7 +622,7 @@ impl Builder {
         ctx: &Ctx,
         index: usize,
         frames: &[DataRowBody],
-    ) -> napi::Result<(sys::napi_value, sys::napi_value)> {
+    ) -> JsResult<(sys::napi_value, sys::napi_value)> {
         let nulls = match &self.nulls {
             Some(n) => typed(ctx.env, sys::TypedarrayType::uint8_array, n, 1)?,
             None => ctx.null()?,
@@ -677,7 +675,7 @@ unsafe fn typed<T: Copy>(
     kind: sys::napi_typedarray_type,
     values: &[T],
     size: usize,
-) -> napi::Result<sys::napi_value> {
+) -> JsResult<sys::napi_value> {
     debug_assert_eq!(std::mem::size_of::<T>(), size);
     let bytes = std::mem::size_of_val(values);
     let mut data = ptr::null_mut();
@@ -719,7 +717,7 @@ pub fn objects_body(result: QueryResult, types: &Types) -> Body {
 /// Decodes `result` into columns, off the JS thread; a result of at most [`SMALL_RESULT`]
 /// values is left for [`objects`] unless `columns` is set (every batch of a streamed result
 /// has the same form).
-pub fn decode(result: QueryResult, types: &Types, columns: bool) -> napi::Result<Body> {
+pub fn decode(result: QueryResult, types: &Types, columns: bool) -> JsResult<Body> {
     let decoders = plan(&result, types);
     let n = result.rows.len();
     if !columns && n * decoders.len() <= SMALL_RESULT {
@@ -757,10 +755,11 @@ pub fn decode(result: QueryResult, types: &Types, columns: bool) -> napi::Result
     }))
 }
 
-impl ToNapiValue for Chunk {
+impl crate::settle::Settled for Chunk {
     /// `{ n, kinds, names, cols, nulls, attempt, last, rest }` (see the module comment), or
     /// for a small result the array of row objects itself.
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+    unsafe fn into_js(self, env: sys::napi_env) -> JsResult<sys::napi_value> {
+        let val = self;
         let ctx = Ctx::new(env);
         let c = match val.body {
             Body::Objects(result, decoders) => return objects(&ctx, &result, &decoders),
@@ -785,7 +784,7 @@ impl ToNapiValue for Chunk {
         }
         let mut obj = ptr::null_mut();
         check!(sys::napi_create_object(env, &mut obj));
-        let uint = |v: usize| -> napi::Result<sys::napi_value> {
+        let uint = |v: usize| -> JsResult<sys::napi_value> {
             let mut out = ptr::null_mut();
             check!(sys::napi_create_uint32(
                 env,
@@ -822,7 +821,7 @@ unsafe fn objects(
     ctx: &Ctx,
     result: &QueryResult,
     decoders: &[Decoder],
-) -> napi::Result<sys::napi_value> {
+) -> JsResult<sys::napi_value> {
     let columns = result.columns.as_deref().unwrap_or(&[]);
     let mut descriptors = Vec::with_capacity(columns.len());
     for c in columns.iter() {

@@ -12,7 +12,7 @@
 //! is referenced on the JS thread when the first one starts and unreferenced when the last
 //! one is settled), so an idle pool does not keep a process from exiting.
 
-use crate::errors::client_error;
+use crate::errors::Failure;
 use napi::bindgen_prelude::ToNapiValue;
 use napi::{sys, Env, JsObject, NapiRaw, NapiValue};
 use std::future::Future;
@@ -21,12 +21,27 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Makes a promise's settled value on the JS thread.
-type Settle = Box<dyn FnOnce(sys::napi_env) -> napi::Result<sys::napi_value> + Send>;
+/// Makes a promise's settled value on the JS thread: the value, or the `Error` to reject with.
+type Settle = Box<dyn FnOnce(sys::napi_env) -> Result<sys::napi_value, Failure> + Send>;
+
+/// What a spawned future resolves its promise with. A conversion can fail with an error of
+/// ours (a column that cannot be decoded), so this is not napi-rs's `ToNapiValue`.
+pub trait Settled: Send + 'static {
+    /// On the JS thread, with its env.
+    unsafe fn into_js(self, env: sys::napi_env) -> Result<sys::napi_value, Failure>;
+}
+
+impl Settled for () {
+    unsafe fn into_js(self, env: sys::napi_env) -> Result<sys::napi_value, Failure> {
+        Ok(<()>::to_napi_value(env, ())?)
+    }
+}
 
 struct Job {
     deferred: sys::napi_deferred,
     settle: Settle,
+    /// The query a rejection belongs to (the error's `.query`).
+    query: Option<Arc<str>>,
 }
 
 struct State {
@@ -104,7 +119,7 @@ pub struct Settler {
 
 impl Settler {
     /// One per pool, made on the JS thread.
-    pub fn new(env: &Env) -> napi::Result<Settler> {
+    pub fn new(env: &Env) -> Result<Settler, Failure> {
         let raw = env.raw();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -136,7 +151,7 @@ impl Settler {
         if status != sys::Status::napi_ok {
             // SAFETY: the function was not made, so the reference was not handed over.
             drop(unsafe { Arc::from_raw(context as *const Shared) });
-            return Err(client_error(
+            return Err(Failure::client(
                 "INTERNAL",
                 "cannot create the pool's thread-safe function",
             ));
@@ -149,12 +164,13 @@ impl Settler {
         })
     }
 
-    /// Runs `fut` on the runtime; the promise returned settles with its outcome. On the JS
-    /// thread only.
-    pub fn spawn<T, F>(&self, env: &Env, fut: F) -> napi::Result<JsObject>
+    /// Runs `fut` on the runtime; the promise returned settles with its outcome. An error
+    /// (the future's, or its value's conversion) carries `query` when given. On the JS thread
+    /// only.
+    pub fn spawn<T, F>(&self, env: &Env, query: Option<Arc<str>>, fut: F) -> napi::Result<JsObject>
     where
-        T: ToNapiValue + Send + 'static,
-        F: Future<Output = napi::Result<T>> + Send + 'static,
+        T: Settled,
+        F: Future<Output = Result<T, Failure>> + Send + 'static,
     {
         let raw = env.raw();
         let mut deferred = ptr::null_mut();
@@ -178,12 +194,13 @@ impl Settler {
         let mut promised = Promised {
             handle: Some(self.handle.clone()),
             deferred,
+            query,
         };
         napi::bindgen_prelude::spawn(async move {
             let outcome = fut.await;
             promised.settle(Box::new(move |env| {
                 // SAFETY: called on the JS thread by `call_js` with its env.
-                outcome.and_then(|v| unsafe { T::to_napi_value(env, v) })
+                outcome.and_then(|v| unsafe { v.into_js(env) })
             }));
         });
         // SAFETY: `promise` was just created on this env.
@@ -197,6 +214,7 @@ impl Settler {
 struct Promised {
     handle: Option<Arc<Handle>>,
     deferred: sys::napi_deferred,
+    query: Option<Arc<str>>,
 }
 
 // SAFETY: `deferred` is only used on the JS thread, by `call_js`.
@@ -208,6 +226,7 @@ impl Promised {
             handle.shared.push(Job {
                 deferred: self.deferred,
                 settle,
+                query: self.query.take(),
             });
         }
     }
@@ -216,7 +235,7 @@ impl Promised {
 impl Drop for Promised {
     fn drop(&mut self) {
         self.settle(Box::new(|_| {
-            Err(client_error(
+            Err(Failure::client(
                 "INTERNAL",
                 "the query's task ended without a result",
             ))
@@ -249,8 +268,14 @@ unsafe extern "C" fn call_js(
             sys::napi_open_handle_scope(env, &mut scope);
             let settled = match (job.settle)(env) {
                 Ok(value) => sys::napi_resolve_deferred(env, job.deferred, value),
-                Err(e) => {
-                    let error = napi::JsError::from(e).into_value(env);
+                Err(f) => {
+                    let f = match &job.query {
+                        Some(q) => f.with_query(q),
+                        None => f,
+                    };
+                    let error = f
+                        .into_js(env)
+                        .unwrap_or_else(|e| napi::JsError::from(e).into_value(env));
                     sys::napi_reject_deferred(env, job.deferred, error)
                 }
             };

@@ -12,11 +12,12 @@
 //! to, and `client.js` drops the rows of an earlier attempt when a later one starts. Only the
 //! chunk marked `last` completes the result; an error rejects the next `next()`.
 
+use crate::errors::Failure;
 use crate::rows::{decode, Chunk};
-use crate::settle::Settler;
+use crate::settle::{Settled, Settler};
 use hyperion_pool::{RowSink, Streaming, TypeCache};
 use hyperion_wire::QueryResult;
-use napi::{Env, JsObject};
+use napi::{Env, JsObject, JsUnknown, NapiValue};
 use napi_derive::napi;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -66,19 +67,19 @@ impl RowSink for Shared {
     }
 }
 
-pub type QueryFuture = Pin<Box<dyn Future<Output = Result<QueryResult, napi::Error>> + Send>>;
+pub type QueryFuture = Pin<Box<dyn Future<Output = Result<QueryResult, Failure>> + Send>>;
 
 /// What the query produced next.
 enum Piece {
     Batch(u32, QueryResult),
     /// The query finished, and every batch before it was taken.
-    Done(u32, Result<QueryResult, napi::Error>),
+    Done(u32, Result<QueryResult, Failure>),
 }
 
 /// A running query and the batches it has produced so far.
 struct Feed {
     query: Option<QueryFuture>,
-    finished: Option<Result<QueryResult, napi::Error>>,
+    finished: Option<Result<QueryResult, Failure>>,
     shared: Arc<Shared>,
     attempt: u32,
 }
@@ -102,7 +103,7 @@ impl Feed {
                     },
                     None => {
                         let result = self.finished.take().unwrap_or_else(|| {
-                            Err(napi::Error::from_reason("the result was already taken"))
+                            Err(napi::Error::from_reason("the result was already taken").into())
                         });
                         return Piece::Done(self.attempt, result);
                     }
@@ -117,11 +118,13 @@ impl Feed {
 }
 
 /// Runs `start(streaming)` and resolves to its first chunk: the whole result when it fits in
-/// one batch, else the first batch with a `rest` to read the others from.
+/// one batch, else the first batch with a `rest` to read the others from. Its errors, and
+/// those of the later chunks, carry `query`.
 pub fn spawn(
     env: &Env,
     settler: &Settler,
     types: Arc<TypeCache>,
+    query: Arc<str>,
     start: impl FnOnce(Streaming) -> QueryFuture,
 ) -> napi::Result<JsObject> {
     let shared = Arc::new(Shared::default());
@@ -136,7 +139,7 @@ pub fn spawn(
         attempt: 1,
     };
     let rest_settler = settler.clone();
-    settler.spawn(env, async move {
+    settler.spawn(env, Some(query.clone()), async move {
         let first = match feed.next().await {
             // The common case: the result fitted in one batch.
             Piece::Done(attempt, result) => {
@@ -154,11 +157,12 @@ pub fn spawn(
         let mut chunk = rest
             .recv()
             .await
-            .unwrap_or_else(|| Err(napi::Error::from_reason("the query task ended")))?;
+            .unwrap_or_else(|| Err(napi::Error::from_reason("the query task ended").into()))?;
         if !chunk.last {
             chunk.rest = Some(NativeRows {
                 rx: Arc::new(tokio::sync::Mutex::new(rest)),
                 settler: rest_settler,
+                query,
             });
         }
         Ok(chunk)
@@ -170,11 +174,11 @@ async fn forward(
     mut feed: Feed,
     first: Piece,
     types: Arc<TypeCache>,
-    out: UnboundedSender<Result<Chunk, napi::Error>>,
+    out: UnboundedSender<Result<Chunk, Failure>>,
 ) {
     // A batch that cannot be decoded fails the query, but only once the query is over: the
     // statement has run to the end (a write may have committed) and a retry may replace it.
-    let mut failed: Option<(u32, napi::Error)> = None;
+    let mut failed: Option<(u32, Failure)> = None;
     let mut piece = Some(first);
     loop {
         let next = match piece.take() {
@@ -221,8 +225,9 @@ async fn forward(
 /// The chunks of a streamed result after the first (`rest` on the first chunk).
 #[napi]
 pub struct NativeRows {
-    rx: Arc<tokio::sync::Mutex<UnboundedReceiver<Result<Chunk, napi::Error>>>>,
+    rx: Arc<tokio::sync::Mutex<UnboundedReceiver<Result<Chunk, Failure>>>>,
     settler: Settler,
+    query: Arc<str>,
 }
 
 #[napi]
@@ -231,16 +236,24 @@ impl NativeRows {
     /// queued up while it was busy without a round trip through the I/O thread and the
     /// event loop for each (`next` waits for one that has not arrived).
     #[napi(ts_return_type = "NativeResult | null")]
-    pub fn take(&self) -> napi::Result<Option<Chunk>> {
-        let Ok(mut rx) = self.rx.try_lock() else {
-            return Ok(None); // a `next` is waiting on the channel
+    pub fn take(&self, env: Env) -> napi::Result<JsUnknown> {
+        let chunk = match self.rx.try_lock() {
+            Err(_) => None, // a `next` is waiting on the channel
+            Ok(mut rx) => match rx.try_recv() {
+                Ok(chunk) => Some(chunk),
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => None,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => Some(Err(
+                    napi::Error::from_reason("the result is complete").into(),
+                )),
+            },
         };
-        match rx.try_recv() {
-            Ok(chunk) => chunk.map(Some),
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => Ok(None),
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
-                Err(napi::Error::from_reason("the result is complete"))
-            }
+        let Some(chunk) = chunk else {
+            return Ok(env.get_null()?.into_unknown());
+        };
+        // SAFETY: a napi method runs on the JS thread with its env.
+        match chunk.and_then(|c| unsafe { c.into_js(env.raw()) }) {
+            Ok(value) => Ok(unsafe { JsUnknown::from_raw_unchecked(env.raw(), value) }),
+            Err(f) => Err(f.with_query(&self.query).throw(&env)),
         }
     }
 
@@ -248,11 +261,12 @@ impl NativeRows {
     #[napi(ts_return_type = "Promise<NativeResult>")]
     pub fn next(&self, env: Env) -> napi::Result<JsObject> {
         let rx = self.rx.clone();
-        self.settler.spawn(&env, async move {
-            match rx.lock().await.recv().await {
-                Some(chunk) => chunk,
-                None => Err(napi::Error::from_reason("the result is complete")),
-            }
-        })
+        self.settler
+            .spawn(&env, Some(self.query.clone()), async move {
+                match rx.lock().await.recv().await {
+                    Some(chunk) => chunk,
+                    None => Err(napi::Error::from_reason("the result is complete").into()),
+                }
+            })
     }
 }

@@ -147,7 +147,7 @@ impl Shaped {
     }
 
     /// `{ kinds, names, cols, nulls }` for `rows.js`.
-    pub(super) unsafe fn finish(self, ctx: &Ctx) -> napi::Result<sys::napi_value> {
+    pub(super) unsafe fn finish(self, ctx: &Ctx) -> crate::errors::JsResult<sys::napi_value> {
         let env = ctx.env;
         let kinds: String = self.members.iter().map(|m| m.values.kind()).collect();
         let names = ctx.array(self.keys.len())?;

@@ -131,7 +131,7 @@ impl Strings {
     }
 
     /// `[strings, Uint8Array]` for a table, `[text, Uint32Array of UTF-16 offsets]` for text.
-    pub(super) unsafe fn finish(self, ctx: &Ctx) -> napi::Result<sys::napi_value> {
+    pub(super) unsafe fn finish(self, ctx: &Ctx) -> crate::errors::JsResult<sys::napi_value> {
         match self {
             Strings::Table { strings, ids, .. } => {
                 let pair = ctx.array(2)?;
@@ -163,7 +163,7 @@ pub(super) unsafe fn text_pair(
     text: String,
     offsets: &[u32],
     units: u32,
-) -> napi::Result<sys::napi_value> {
+) -> crate::errors::JsResult<sys::napi_value> {
     // Every non-ASCII character takes fewer UTF-16 units than UTF-8 bytes.
     let ascii = units as usize == text.len();
     let pair = ctx.array(2)?;
