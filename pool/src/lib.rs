@@ -26,7 +26,7 @@ pub mod transaction;
 pub mod types;
 
 pub use cancel::{Abort, Cancellation, Stop, StopState, CANCEL_GRACE};
-pub use config::{Mode, PoolConfig, RetryPolicy};
+pub use config::{Connector, Mode, PoolConfig, RetryPolicy};
 pub use error::Error;
 pub use hosts::{EventSink, HostEvent, HostInfo, HostState};
 pub use insert::insert_sql;

@@ -1,0 +1,288 @@
+//! The lease protocol under `cargo test`, with scripted connections (no server): timeouts,
+//! many waiters in line, broken connections, and futures dropped at every await.
+
+use hyperion_pool::{Connector, Error, Pool, PoolConfig, QueryOptions};
+use hyperion_wire::connection::connect_stream;
+use hyperion_wire::test_support::{simple_script, spawn_backend, timed, Frontend, Reply};
+use hyperion_wire::Host;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const NO_PARAMS: &[Option<&str>] = &[];
+
+/// A pool over one scripted host: every connection answers with `script()`; `opened`
+/// counts the connections made.
+fn pool_with(
+    size: usize,
+    acquire_ms: u64,
+    opened: Arc<AtomicUsize>,
+    script: impl Fn() -> Box<dyn FnMut(&Frontend) -> Reply + Send> + Send + Sync + 'static,
+) -> Pool {
+    let mut cfg = PoolConfig::new(
+        vec![Host {
+            host: "scripted".into(),
+            port: 5432,
+        }],
+        "u",
+    );
+    cfg.pool_size = size;
+    cfg.acquire_timeout = Duration::from_millis(acquire_ms);
+    cfg.connector = Some(Connector(Arc::new(move |c| {
+        opened.fetch_add(1, Ordering::SeqCst);
+        let backend = spawn_backend(&[], script());
+        Box::pin(async move { connect_stream(backend.stream, &c).await })
+    })));
+    Pool::new(cfg).unwrap()
+}
+
+fn plain() -> Box<dyn FnMut(&Frontend) -> Reply + Send> {
+    Box::new(simple_script(|_| vec!["1".into()]))
+}
+
+fn counter() -> Arc<AtomicUsize> {
+    Arc::new(AtomicUsize::new(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_times_out_with_53300_and_counts_its_waiter_while_it_waits() {
+    timed(async {
+        let pool = pool_with(1, 300, counter(), plain);
+        let held = pool.begin(None).await.unwrap();
+        let p = pool.clone();
+        let started = Instant::now();
+        let waiter = tokio::spawn(async move { p.begin(None).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            pool.status().waiting,
+            1,
+            "the second begin() is counted while it waits"
+        );
+        let err = waiter.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), "53300", "{err}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert_eq!(pool.status().waiting, 0);
+        held.commit().await.unwrap();
+        // The connection came back and serves again.
+        pool.begin(None).await.unwrap().commit().await.unwrap();
+        assert_eq!(pool.status().size, 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_waiting_transactions_are_served_in_the_order_they_came() {
+    timed(async {
+        let opened = counter();
+        let pool = pool_with(2, 10_000, opened.clone(), plain);
+        let a = pool.begin(None).await.unwrap();
+        let b = pool.begin(None).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..20 {
+            let (p, order) = (pool.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let tx = p.begin(None).await.unwrap();
+                order.lock().unwrap().push(i);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                tx.commit().await.unwrap();
+            }));
+            // Let each one get in line before the next.
+            while pool.status().waiting < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        a.commit().await.unwrap();
+        b.commit().await.unwrap();
+        for w in waiters {
+            w.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        // Two connections serve the line: each takes the first waiter when it comes free, so
+        // waiter i starts before waiter i + 2.
+        for i in 0..18 {
+            let pos = |x| order.iter().position(|&v| v == x).unwrap();
+            assert!(pos(i) < pos(i + 2), "{order:?}");
+        }
+        assert_eq!(
+            opened.load(Ordering::SeqCst),
+            2,
+            "no connection beyond poolSize"
+        );
+        assert_eq!(pool.status().waiting, 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_connection_is_evicted_and_the_next_query_opens_a_fresh_one() {
+    timed(async {
+        // Connections that ran a statement (discovery's probes, which the broken connection
+        // sets off, open connections too but send nothing).
+        let used = counter();
+        let u = used.clone();
+        // The first connection to run a statement dies at its Execute; later ones work.
+        let pool = pool_with(1, 2_000, counter(), move || {
+            let u = u.clone();
+            let mut nth = None;
+            let mut inner = simple_script(|_| vec!["1".into()]);
+            Box::new(move |m: &Frontend| {
+                if m.tag == b'P' && nth.is_none() {
+                    nth = Some(u.fetch_add(1, Ordering::SeqCst));
+                }
+                if nth == Some(0) && m.tag == b'E' {
+                    Reply::Close
+                } else {
+                    inner(m)
+                }
+            })
+        });
+        let err = pool
+            .query("select 1", NO_PARAMS, QueryOptions::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            "CONNECTION_CLOSED",
+            "a read reports the lost connection: {err}"
+        );
+        assert_eq!(pool.status().size, 0, "the broken connection left the pool");
+        let err = pool
+            .query(
+                "insert into t values (1)",
+                NO_PARAMS,
+                QueryOptions::default(),
+                None,
+            )
+            .await;
+        assert!(
+            err.is_ok(),
+            "the next query runs on a new connection: {err:?}"
+        );
+        assert_eq!(used.load(Ordering::SeqCst), 2);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_connection_dies_after_it_was_sent_is_in_doubt() {
+    timed(async {
+        let pool = pool_with(1, 2_000, counter(), || {
+            let mut inner = simple_script(|_| vec!["1".into()]);
+            Box::new(move |m: &Frontend| {
+                if m.tag == b'E' {
+                    Reply::Close
+                } else {
+                    inner(m)
+                }
+            })
+        });
+        let err = pool
+            .query(
+                "insert into t values (1)",
+                NO_PARAMS,
+                QueryOptions::default(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InDoubt { .. }), "{err:?}");
+        // With retry: true it runs again (up to retry.maxAttempts), and is then reported.
+        let err = pool
+            .query(
+                "insert into t values (1)",
+                NO_PARAMS,
+                QueryOptions {
+                    retry: Some(true),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "IN_DOUBT", "{err}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_dropped_in_line_leaves_no_count_and_no_lost_connection() {
+    timed(async {
+        let pool = pool_with(1, 5_000, counter(), plain);
+        let held = pool.begin(None).await.unwrap();
+        // Dropped while waiting in line (a caller's timeout around the call).
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), pool.begin(None)).await;
+        assert!(gave_up.is_err());
+        assert_eq!(
+            pool.status().waiting,
+            0,
+            "the dropped waiter's count went with it"
+        );
+        // The same for a shared acquirer sleeping on a pool whose only connection is held.
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(100),
+            pool.query("select 1", NO_PARAMS, QueryOptions::default(), None),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        assert_eq!(pool.status().waiting, 0);
+        held.commit().await.unwrap();
+        // The released connection was not handed to a dead waiter.
+        let r = tokio::time::timeout(Duration::from_secs(2), pool.begin(None)).await;
+        r.expect("the connection is free again")
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_dropped_while_its_connection_opens_frees_the_slot() {
+    timed(async {
+        let opened = counter();
+        let o = opened.clone();
+        let mut cfg = PoolConfig::new(
+            vec![Host {
+                host: "scripted".into(),
+                port: 5432,
+            }],
+            "u",
+        );
+        cfg.pool_size = 1;
+        cfg.acquire_timeout = Duration::from_millis(3_000);
+        // The first connect never finishes (a host that accepts and never answers); the
+        // later ones work.
+        cfg.connector = Some(Connector(Arc::new(move |c| {
+            let nth = o.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if nth == 0 {
+                    std::future::pending::<()>().await;
+                }
+                let backend = spawn_backend(&[], simple_script(|_| vec!["1".into()]));
+                connect_stream(backend.stream, &c).await
+            })
+        })));
+        let pool = Pool::new(cfg).unwrap();
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(100),
+            pool.query("select 1", NO_PARAMS, QueryOptions::default(), None),
+        )
+        .await;
+        assert!(
+            dropped.is_err(),
+            "the first query is still opening when it is dropped"
+        );
+        // With the slot leaked, poolSize 1 would leave nothing to open: this would time out.
+        pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
+            .await
+            .expect("the reserved slot was freed when the opening query was dropped");
+        assert_eq!(opened.load(Ordering::SeqCst), 2);
+    })
+    .await;
+}
