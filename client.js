@@ -73,9 +73,10 @@ function nativeOptions(opts) {
 
 const ISOLATIONS = ['read-committed', 'repeatable-read', 'serializable']
 
-// What transaction(cb) retries: serialization failures and deadlocks, a write refused by a
-// node that turned read-only, and connection failures before COMMIT. Never IN_DOUBT.
-const RETRYABLE_IN_TRANSACTION = new Set(['40001', '40P01', '25006', 'CONNECTION_CLOSED', '57P01', '57P02', '57P03'])
+// What transaction(cb) retries (the pool's retry policy, in Rust: napi/src/retry.rs).
+function retryableInTransaction(e) {
+  return e !== null && typeof e === 'object' && typeof e.code === 'string' && native.retryableInTransaction(e.code)
+}
 
 function argumentError(message) {
   const err = new TypeError(message)
@@ -232,7 +233,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 class Pool {
   #native
   #logger
-  #retry
+  #maxAttempts
   #closed = false
 
   constructor(opts) {
@@ -249,11 +250,7 @@ class Pool {
         } catch {}
       })
     }
-    this.#retry = {
-      maxAttempts: n.retryMaxAttempts ?? 3,
-      baseDelayMs: n.retryBaseDelayMs ?? 50,
-      maxDelayMs: n.retryMaxDelayMs ?? 1000,
-    }
+    this.#maxAttempts = this.#native.retryPolicy().maxAttempts
   }
 
   #closedError() {
@@ -282,7 +279,7 @@ class Pool {
   async transaction(cb, options) {
     if (typeof cb !== 'function') throw argumentError('transaction takes a callback')
     checkIsolation(options)
-    const maxAttempts = options && options.maxAttempts !== undefined ? options.maxAttempts : this.#retry.maxAttempts
+    const maxAttempts = options && options.maxAttempts !== undefined ? options.maxAttempts : this.#maxAttempts
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw argumentError('maxAttempts must be an integer >= 1')
     for (let attempt = 1; ; attempt++) {
       const tx = await this.begin(options)
@@ -291,8 +288,8 @@ class Pool {
         result = await cb(tx)
       } catch (e) {
         if (!tx.finished) await tx.rollback().catch(() => {})
-        if (attempt >= maxAttempts || !RETRYABLE_IN_TRANSACTION.has(e && e.code)) throw e
-        await sleep(this.#backoff(attempt))
+        if (attempt >= maxAttempts || !retryableInTransaction(e)) throw e
+        await sleep(this.#native.backoffMs(attempt))
         continue
       }
       if (tx.finished) return result
@@ -303,15 +300,10 @@ class Pool {
         // IN_DOUBT: the write may have landed. A serialization failure at COMMIT, or a
         // connection that broke before COMMIT was sent (a sent one is IN_DOUBT), is a
         // definite failure and safe to retry.
-        if (e.code === 'IN_DOUBT' || attempt >= maxAttempts || !RETRYABLE_IN_TRANSACTION.has(e.code)) throw e
-        await sleep(this.#backoff(attempt))
+        if (e.code === 'IN_DOUBT' || attempt >= maxAttempts || !retryableInTransaction(e)) throw e
+        await sleep(this.#native.backoffMs(attempt))
       }
     }
-  }
-
-  #backoff(attempt) {
-    const full = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1))
-    return full / 2 + Math.random() * (full / 2)
   }
 
   /**

@@ -1,7 +1,8 @@
 'use strict'
 // client.d.ts is hand-written: these tests keep it honest. The README's usage (test/types/
 // usage.ts) must compile under `--strict`, its `@ts-expect-error` lines must be errors, and
-// what the declarations export must be what client.js exports. No server needed.
+// what the declarations export must be what client.js exports, and the defaults they document
+// must be the native layer's. No server needed.
 
 const test = require('node:test')
 const assert = require('node:assert')
@@ -54,4 +55,30 @@ test('client.d.ts declares what client.js exports, with the same methods', () =>
       .sort()
   }
   assert.deepStrictEqual(actual, declared)
+})
+
+test('the retry defaults client.d.ts documents are the ones the native layer applies', () => {
+  const file = path.join(ROOT, 'client.d.ts')
+  const program = ts.createProgram([file], { noEmit: true, types: [] })
+  const checker = program.getTypeChecker()
+  const exports = checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(file)))
+  // member name -> its doc comment, for one exported interface
+  const docs = (name) => {
+    const out = {}
+    for (const [member, sym] of exports.find((e) => e.name === name).members) {
+      out[member] = ts.displayPartsToString(sym.getDocumentationComment(checker))
+    }
+    return out
+  }
+  const documented = {}
+  for (const [name, doc] of Object.entries(docs('RetryOptions'))) {
+    const m = /Default (\d+)\./.exec(doc)
+    assert.ok(m, `RetryOptions.${name} documents its default`)
+    documented[name] = Number(m[1])
+  }
+  const defaults = { ...require('../index.js').retryDefaults() }
+  assert.deepStrictEqual(documented, defaults)
+  const transaction = /retry\.maxAttempts \((\d+)\)/.exec(docs('TransactionOptions').maxAttempts)
+  assert.ok(transaction, 'TransactionOptions.maxAttempts documents its default')
+  assert.strictEqual(Number(transaction[1]), defaults.maxAttempts)
 })

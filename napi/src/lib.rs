@@ -9,6 +9,9 @@
 mod errors;
 mod params;
 mod pool;
+mod retry;
+
+pub use retry::{retry_defaults, retryable_in_transaction};
 mod rows;
 mod settle;
 mod stream;

@@ -2,6 +2,7 @@
 
 use crate::errors::Failure;
 use crate::params::{from_js, JsParams};
+use crate::retry::{backoff_ms, RetrySettings};
 use crate::rows::{objects_body, Chunk};
 use crate::settle::{Settled, Settler};
 use crate::stream;
@@ -314,6 +315,19 @@ impl NativePool {
                     settler,
                 })
             })
+    }
+
+    /// The retry policy in effect: the options given, the defaults for the rest.
+    #[napi]
+    pub fn retry_policy(&self) -> RetrySettings {
+        RetrySettings::from(&self.pool.config().retry)
+    }
+
+    /// How long to wait before the next attempt after attempt `attempt` (1-based) of a
+    /// transaction failed: the pool's backoff, with jitter.
+    #[napi]
+    pub fn backoff_ms(&self, attempt: u32) -> f64 {
+        backoff_ms(&self.pool.config().retry, attempt)
     }
 
     #[napi]
