@@ -118,7 +118,7 @@ impl PoolConfig {
             application_name: "hyperiondb-client".into(),
             mode: Mode::ReadWrite,
             pool_size: 10,
-            connect_timeout: Duration::from_millis(2000),
+            connect_timeout: hyperion_wire::config::DEFAULT_CONNECT_TIMEOUT,
             acquire_timeout: Duration::from_millis(5000),
             statement_timeout: None,
             validation_interval: Duration::ZERO,

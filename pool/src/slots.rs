@@ -255,8 +255,8 @@ impl<T> Slots<T> {
         }
     }
 
-    /// Hands an exclusive lease over without releasing it (to a waiter): still valid while
-    /// the incarnation is.
+    /// Whether `id` is still the slot's live incarnation (a lease from before a removal is
+    /// not): what makes handing an exclusive lease to a waiter, without releasing it, safe.
     pub fn is_current(&self, id: SlotId) -> bool {
         self.slots
             .get(id.index)

@@ -7,7 +7,7 @@
 //! node of a streaming-replication cluster) and only grows; reading it is one atomic load.
 
 use arc_swap::ArcSwap;
-use hyperion_codec::{result_format, Types};
+use hyperion_codec::{column_format, Types};
 use hyperion_wire::{Client, Error, Statement};
 use std::sync::Arc;
 
@@ -78,7 +78,7 @@ impl TypeCache {
         let formats = d
             .columns
             .iter()
-            .map(|c| result_format(c.type_oid, &types))
+            .map(|c| column_format(c.type_oid, &types).code())
             .collect();
         Ok(client.install(sql, d, formats))
     }

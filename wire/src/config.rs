@@ -77,6 +77,11 @@ impl std::fmt::Display for Host {
     }
 }
 
+/// How long a connect and its handshake may take unless the caller says otherwise: the
+/// pool's `connectTimeoutMs` default too (one number, here). Two seconds is many round trips
+/// on any LAN, and short enough that a dead host does not hold up failover for long.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
+
 /// The settings of one connection.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -138,7 +143,7 @@ impl Config {
             password: None,
             database: None,
             application_name: "hyperiondb-client".into(),
-            connect_timeout: Some(Duration::from_secs(10)),
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             statement_timeout: None,
             max_message_len: crate::backend::DEFAULT_MAX_MESSAGE_LEN,
             pipeline_depth: 128,
