@@ -7,9 +7,6 @@
 const native = require('./index.js')
 const { rowsOf } = require('./rows.js')
 
-// The other result design (row objects built in Rust), kept for the benchmark's comparison.
-const OBJECTS = process.env.HYPERION_ROWS === 'objects'
-
 function configError(message) {
   const err = new TypeError(message)
   err.code = 'INVALID_CONFIG'
@@ -328,7 +325,7 @@ class Pool {
       let rows
       if (opts === NO_OPTIONS) {
         // The common case, without the extra async frame of #run (W1/W2 pay per query).
-        const r = OBJECTS ? await this.#native.queryObjects(sql, params ?? []) : await this.#native.query(sql, params ?? [])
+        const r = await this.#native.query(sql, params ?? [])
         rows = r.rest ? await rowsOf(r) : rowsOf(r)
       } else {
         rows = await stoppable((timeoutMs, abort) => this.#run(sql, params, opts.retry, timeoutMs, abort), opts, sql)
@@ -342,9 +339,7 @@ class Pool {
   }
 
   async #run(sql, params, retry, timeoutMs, abort) {
-    const r = OBJECTS
-      ? await this.#native.queryObjects(sql, params ?? [], retry, timeoutMs, abort)
-      : await this.#native.query(sql, params ?? [], retry, timeoutMs, abort)
+    const r = await this.#native.query(sql, params ?? [], retry, timeoutMs, abort)
     return r.rest ? await rowsOf(r) : rowsOf(r)
   }
 

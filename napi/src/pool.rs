@@ -3,7 +3,6 @@
 use crate::errors::Failure;
 use crate::params::{from_js, JsParams};
 use crate::retry::{backoff_ms, RetrySettings};
-use crate::rows::{objects_body, Chunk};
 use crate::settle::{Settled, Settler};
 use crate::stream;
 use hyperion_pool::{
@@ -245,25 +244,7 @@ impl NativePool {
         let sql: Arc<str> = sql.into();
         let opts =
             query_options(retry, timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
-        self.spawn_query(env, sql, params, opts, false)
-    }
-
-    /// The same, resolving to row objects built in Rust: the other result design, kept so
-    /// the benchmark can compare both (`HYPERION_ROWS=objects`).
-    #[napi(ts_return_type = "Promise<Array<Record<string, unknown>>>")]
-    pub fn query_objects(
-        &self,
-        env: Env,
-        sql: String,
-        params: Option<Vec<JsUnknown>>,
-        retry: Option<bool>,
-        timeout_ms: Option<f64>,
-        abort: Option<&AbortHandle>,
-    ) -> napi::Result<JsObject> {
-        let sql: Arc<str> = sql.into();
-        let opts =
-            query_options(retry, timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
-        self.spawn_query(env, sql, params, opts, true)
+        self.spawn_query(env, sql, params, opts)
     }
 
     fn spawn_query(
@@ -272,21 +253,9 @@ impl NativePool {
         sql: Arc<str>,
         params: Option<Vec<JsUnknown>>,
         opts: QueryOptions,
-        objects: bool,
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, &sql, params, self.pool.types())?;
         let pool = self.pool.clone();
-        if objects {
-            return self.settler.spawn(&env, Some(sql.clone()), async move {
-                let result = pool.query(&sql, &params, opts, None).await?;
-                Ok(Chunk {
-                    body: objects_body(result, &pool.types().load()),
-                    attempt: 1,
-                    last: true,
-                    rest: None,
-                })
-            });
-        }
         let types = pool.types().clone();
         stream::spawn(&env, &self.settler, types, sql.clone(), move |streaming| {
             Box::pin(async move { Ok(pool.query(&sql, &params, opts, Some(&streaming)).await?) })

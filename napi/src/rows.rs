@@ -21,8 +21,8 @@
 //! plus a `Uint8Array` NULL map per column that has a NULL. `client.js` turns that into row
 //! objects with a function compiled once per shape (column names and kinds), so V8 builds
 //! every row from the same object literal. The alternative measured against it (one object
-//! per row built here with `napi_define_properties`) is [`objects`]; see the benchmark
-//! notes in the README for the figures.
+//! per row built here with `napi_define_properties`, [`objects`]) lost on large results (see
+//! the benchmark notes in the README) and serves only small ones.
 //!
 //! A column's text (`s`, `j`) of 1 KiB or more that is ASCII goes to V8 as an external
 //! string: V8's young-generation collector copies every object that survives it, twice
@@ -55,7 +55,7 @@ pub struct Chunk {
 
 /// Decoded values, ready to become JS values.
 pub enum Body {
-    /// A small result (or the row-object design): decoded on the JS thread into row objects.
+    /// A small result: decoded on the JS thread into row objects.
     Objects(QueryResult, Vec<Decoder>),
     Columns(Columns),
 }
@@ -706,13 +706,6 @@ unsafe fn typed<T: Copy>(
 /// Results of at most this many values come as finished row objects ([`objects`]): below
 /// it, a typed array or string per column costs more than it saves (measured on W2).
 const SMALL_RESULT: usize = 64;
-
-/// The whole result as row objects built in Rust, whatever its size (the other design, kept
-/// so the benchmark can compare).
-pub fn objects_body(result: QueryResult, types: &Types) -> Body {
-    let decoders = plan(&result, types);
-    Body::Objects(result, decoders)
-}
 
 /// Decodes `result` into columns, off the JS thread; a result of at most [`SMALL_RESULT`]
 /// values is left for [`objects`] unless `columns` is set (every batch of a streamed result
