@@ -286,3 +286,73 @@ async fn a_query_dropped_while_its_connection_opens_frees_the_slot() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_never_reached_the_socket_runs_once_on_a_new_connection() {
+    timed(async {
+        // Every Parse and Execute, by connection.
+        let seen = Arc::new(Mutex::new(Vec::<(usize, String)>::new()));
+        // The first connection's backend task: aborting it closes that connection.
+        let first_backend = Arc::new(Mutex::new(None::<tokio::task::AbortHandle>));
+        let nth = counter();
+        let (sn, nn, fb) = (seen.clone(), nth.clone(), first_backend.clone());
+        let mut cfg = PoolConfig::new(
+            vec![Host {
+                host: "scripted".into(),
+                port: 5432,
+            }],
+            "u",
+        );
+        cfg.pool_size = 1;
+        cfg.acquire_timeout = Duration::from_millis(5_000);
+        // One request in flight per connection: a second one waits in the channel, unsent.
+        cfg.pipeline_depth = 1;
+        cfg.connector = Some(Connector(Arc::new(move |c| {
+            let conn = nn.fetch_add(1, Ordering::SeqCst);
+            let seen = sn.clone();
+            let mut inner = simple_script(|_| vec!["1".into()]);
+            let backend = spawn_backend(&[], move |m: &Frontend| {
+                if m.tag == b'P' || m.tag == b'E' {
+                    let text = String::from_utf8_lossy(&m.body).into_owned();
+                    seen.lock()
+                        .unwrap()
+                        .push((conn, format!("{}{text}", m.tag as char)));
+                }
+                // The first connection's first statement never finishes.
+                if conn == 0 && m.tag == b'E' {
+                    return Reply::Hang;
+                }
+                inner(m)
+            });
+            if conn == 0 {
+                *fb.lock().unwrap() = Some(backend.task.abort_handle());
+            }
+            Box::pin(async move { connect_stream(backend.stream, &c).await })
+        })));
+        let pool = Pool::new(cfg).unwrap();
+        let first = pool.query("select 1", NO_PARAMS, QueryOptions::default(), None);
+        let second = async {
+            // Joins the first one's connection (it has run for less than 100 ms) and waits
+            // behind it, unsent; then that connection dies.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let q = pool.query("select 2", NO_PARAMS, QueryOptions::default(), None);
+            let kill = async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                assert_eq!(pool.status().waiting, 1, "select 2 waits behind select 1");
+                first_backend.lock().unwrap().take().unwrap().abort();
+            };
+            tokio::join!(q, kill).0
+        };
+        let (first, second) = tokio::join!(first, second);
+        assert_eq!(first.unwrap_err().code(), "CONNECTION_CLOSED");
+        second.expect("the unsent query ran again, on a new connection");
+        let seen = seen.lock().unwrap().clone();
+        let parses: Vec<_> = seen
+            .iter()
+            .filter(|(_, t)| t.starts_with('P') && t.contains("select 2"))
+            .collect();
+        assert_eq!(parses.len(), 1, "select 2 reached a server once: {seen:?}");
+        assert_ne!(parses[0].0, 0, "and not the connection that died: {seen:?}");
+    })
+    .await;
+}
