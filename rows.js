@@ -1,10 +1,15 @@
 'use strict'
 // Assembles row objects from a result the native layer hands over in columns (one typed
-// array, string or JSON text per column; see napi/src/rows.rs for the layout). For each
+// array, string or JSON text per column; see napi/src/rows.rs for the layout, and
+// napi/src/rows/kind.rs for the column kinds, whose letters `columnKinds()` reports). For each
 // shape of result (column names and kinds) a row-building function is compiled once, so V8
 // creates every row from the same object literal: one hidden class, no per-row property
 // definition calls across N-API.
 
+const { columnKinds } = require('./index.js')
+
+// The letter of each column kind, by name (defined once, in Rust).
+const K = columnKinds()
 const builders = new Map()
 // BigInt64Array holds native-endian values; a DataView reads them in the order given.
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
@@ -23,16 +28,16 @@ function key(name) {
   return name === '__proto__' ? `[${quoted}]` : quoted
 }
 
-// The expression for one value of a column (or, kind `o`, of a json column of flat objects:
-// its members are columns of their own, kinds below plus `n`, null in every row so far; see
-// napi/src/rows/shaped.rs). `id` names the variables, `src` and `nulls` are the expressions
+// The expression for one value of a column (or, kind `shaped`, of a json column of flat
+// objects: its members are columns of their own, kinds below plus `null`, null in every row
+// so far; see napi/src/rows/shaped.rs). `id` names the variables, `src` and `nulls` are the expressions
 // of the column's data and NULL map, `sub` the column itself (for `o`). Returns the
 // declarations to hoist out of the row loop and the expression per row.
 function field(kind, id, src, nulls, sub) {
   let prelude = `const v${id} = ${src};`
   let expr
   switch (kind) {
-    case 'o': {
+    case K.shaped: {
       prelude = `const m${id} = ${src}.cols, n${id} = ${src}.nulls;`
       const members = []
       for (let k = 0; k < sub.kinds.length; k++) {
@@ -43,46 +48,46 @@ function field(kind, id, src, nulls, sub) {
       expr = `{${members.join(', ')}}`
       break
     }
-    case 'n':
+    case K.null:
       return { prelude: '', expr: 'null' }
-    case 'b':
+    case K.bool:
       expr = `v${id}[i] === 1`
       break
-    case 'i':
-    case 'f':
-    case 'v':
+    case K.int32:
+    case K.float64:
+    case K.values:
       expr = `v${id}[i]`
       break
-    case 'g':
+    case K.bigint64:
       // A DataView read allocates a 24-byte BigInt where an optimized BigInt64Array read
       // allocates 40 (V8 11); a large result keeps one per row and value.
       prelude = `const v${id} = new DataView(${src}.buffer, ${src}.byteOffset, ${src}.byteLength);`
       expr = `v${id}.getBigInt64(i * 8, ${LITTLE_ENDIAN})`
       break
-    case 's':
+    case K.text:
       prelude = `const v${id} = ${src}[0], o${id} = ${src}[1];`
       expr = `v${id}.slice(o${id}[i], o${id}[i + 1])`
       break
-    case 'd':
+    case K.table:
       // Repeated values: the distinct strings and an index per row.
       prelude = `const v${id} = ${src}[0], x${id} = ${src}[1];`
       expr = `v${id}[x${id}[i]]`
       break
-    case 'y':
+    case K.bytes:
       // Buffer.from(arrayBuffer, offset, length) makes the same view as subarray() without
       // its species lookup (about 20% less time per value).
       prelude = `const v${id} = ${src}[0].buffer, b${id} = ${src}[0].byteOffset, o${id} = ${src}[1];`
       expr = `Buffer.from(v${id}, b${id} + o${id}[i], o${id}[i + 1] - o${id}[i])`
       break
-    case 'j':
+    case K.json:
       prelude = `const v${id} = parseJson(${src}, n);`
       expr = `v${id}[i]`
       break
     default:
       throw decodeError(`unknown column kind ${kind}`)
   }
-  // j and v columns carry their NULLs in place; the others have a NULL map when needed.
-  if (kind !== 'j' && kind !== 'v') {
+  // json and values columns carry their NULLs in place; the others have a NULL map when needed.
+  if (kind !== K.json && kind !== K.values) {
     prelude += `const z${id} = ${nulls};`
     expr = `(z${id} !== null && z${id}[i] === 1 ? null : ${expr})`
   }
@@ -131,8 +136,8 @@ function append(rows, r) {
   if (r.names.length === 0) return rows
   // Keys of json members may hold any character but the control characters: with them the
   // shape is JSON (which no kinds string starts like).
-  const shape = r.kinds.includes('o')
-    ? JSON.stringify([r.kinds, r.names, r.cols.map((c, i) => (r.kinds[i] === 'o' ? [c.kinds, c.names] : 0))])
+  const shape = r.kinds.includes(K.shaped)
+    ? JSON.stringify([r.kinds, r.names, r.cols.map((c, i) => (r.kinds[i] === K.shaped ? [c.kinds, c.names] : 0))])
     : r.kinds + '\u0000' + r.names.join('\u0000')
   return builder(shape, () => compile(r.kinds, r.names, r.cols))(r.n, r.cols, r.nulls, parseJson, rows)
 }

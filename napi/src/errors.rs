@@ -80,6 +80,16 @@ impl Failure {
     }
 }
 
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.cause {
+            Cause::Pool(e) => write!(f, "{}: {e}", e.code()),
+            Cause::Client { code, message } => write!(f, "{code}: {message}"),
+            Cause::Napi(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 impl From<hyperion_pool::Error> for Failure {
     fn from(e: hyperion_pool::Error) -> Failure {
         Failure::new(Cause::Pool(e))

@@ -12,6 +12,7 @@ mod pool;
 mod retry;
 
 pub use retry::{retry_defaults, retryable_in_transaction};
+pub use rows::column_kinds;
 mod rows;
 mod settle;
 mod stream;

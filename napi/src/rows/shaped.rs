@@ -7,8 +7,9 @@
 //! inside the row literal: kind `o`. The first value that does not fit ends it, and the
 //! column is redone as JSON text (kind `j`).
 
+use super::js::{typed, Ctx};
+use super::kind::Kind;
 use super::strings::Strings;
-use super::{typed, Ctx};
 use hyperion_codec::json::{flat_object, Flat};
 use napi::sys;
 
@@ -82,13 +83,13 @@ impl Values {
         }
     }
 
-    fn kind(&self) -> char {
+    fn kind(&self) -> Kind {
         match self {
-            Values::Unset => 'n',
-            Values::Number(_, true) => 'i',
-            Values::Number(_, false) => 'f',
-            Values::Bool(_) => 'b',
-            Values::Str(strings) => char::from(strings.kind()),
+            Values::Unset => Kind::Null,
+            Values::Number(_, true) => Kind::Int32,
+            Values::Number(_, false) => Kind::Float64,
+            Values::Bool(_) => Kind::Bool,
+            Values::Str(strings) => strings.kind(),
         }
     }
 }
@@ -149,7 +150,11 @@ impl Shaped {
     /// `{ kinds, names, cols, nulls }` for `rows.js`.
     pub(super) unsafe fn finish(self, ctx: &Ctx) -> crate::errors::JsResult<sys::napi_value> {
         let env = ctx.env;
-        let kinds: String = self.members.iter().map(|m| m.values.kind()).collect();
+        let kinds: String = self
+            .members
+            .iter()
+            .map(|m| m.values.kind().letter())
+            .collect();
         let names = ctx.array(self.keys.len())?;
         for (i, k) in self.keys.iter().enumerate() {
             ctx.set(names, i, ctx.string(k)?)?;

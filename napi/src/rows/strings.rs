@@ -8,7 +8,9 @@
 //! first [`LOOKS_UNIQUE`] values are all different, so that a column of unique values (ids,
 //! timestamps, free text) pays for only a few lookups per batch.
 
-use super::{typed, utf16_len, Ctx};
+use super::columns::utf16_len;
+use super::js::{typed, Ctx};
+use super::kind::Kind;
 use napi::sys;
 use std::collections::HashMap;
 
@@ -115,11 +117,10 @@ impl Strings {
         })
     }
 
-    /// `d` (a table) or `s` (text), as `rows.js` names them.
-    pub(super) fn kind(&self) -> u8 {
+    pub(super) fn kind(&self) -> Kind {
         match self {
-            Strings::Table { .. } => b'd',
-            Strings::Text { .. } => b's',
+            Strings::Table { .. } => Kind::Table,
+            Strings::Text { .. } => Kind::Text,
         }
     }
 
@@ -277,6 +278,6 @@ mod tests {
             assert!(unique.push(Some(&format!("u{k}"))));
         }
         assert!(!is_table(&unique));
-        assert_eq!(unique.kind(), b's');
+        assert_eq!(unique.kind(), Kind::Text);
     }
 }

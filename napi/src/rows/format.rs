@@ -1,0 +1,205 @@
+//! A chunk of a result laid out as the object `rows.js` reads (the module comment of
+//! `rows.rs`), made on the JS thread; a small result as finished row objects.
+
+use super::columns::{check_width, Body, Builder, Column};
+use super::js::{typed, Ctx};
+use super::strings;
+use crate::errors::JsResult;
+use hyperion_codec::Decoder;
+use hyperion_wire::backend::DataRowBody;
+use hyperion_wire::QueryResult;
+use napi::bindgen_prelude::ToNapiValue;
+use napi::sys;
+use std::ptr;
+
+/// A piece of a result on its way to JS: the whole result, or one batch of a result that
+/// is still arriving (see `stream.rs`).
+pub struct Chunk {
+    pub body: Body,
+    /// Which attempt of the query the rows belong to (1 unless the pool retried it); rows of
+    /// an earlier attempt are void.
+    pub attempt: u32,
+    /// The result is complete with this chunk.
+    pub last: bool,
+    /// Where the following chunks come from, on the first chunk of a streamed result.
+    pub rest: Option<crate::stream::NativeRows>,
+}
+
+/// One column's JS value and NULL map. A `Values` column's array was filled by
+/// [`values_columns`] and comes in as `values`.
+unsafe fn finish(
+    ctx: &Ctx,
+    b: Builder,
+    values: Option<sys::napi_value>,
+) -> JsResult<(sys::napi_value, sys::napi_value)> {
+    let nulls = match &b.nulls {
+        Some(n) => typed(ctx.env, sys::TypedarrayType::uint8_array, n, 1)?,
+        None => ctx.null()?,
+    };
+    let env = ctx.env;
+    let value = match b.column {
+        Column::Bool(v) => typed(env, sys::TypedarrayType::uint8_array, &v, 1)?,
+        Column::I32(v) => typed(env, sys::TypedarrayType::int32_array, &v, 4)?,
+        Column::F64(v) => typed(env, sys::TypedarrayType::float64_array, &v, 8)?,
+        Column::I64(v) => typed(env, sys::TypedarrayType::bigint64_array, &v, 8)?,
+        Column::Str {
+            text,
+            offsets,
+            units,
+        } => strings::text_pair(ctx, text, &offsets, units)?,
+        Column::Bytes { data, offsets } => {
+            let pair = ctx.array(2)?;
+            ctx.set(pair, 0, ctx.buffer(&data)?)?;
+            drop(data);
+            ctx.set(
+                pair,
+                1,
+                typed(env, sys::TypedarrayType::uint32_array, &offsets, 4)?,
+            )?;
+            pair
+        }
+        Column::Json(mut text) => {
+            text.push(']');
+            let ascii = text.is_ascii();
+            ctx.owned_string(text, ascii)?
+        }
+        Column::Shaped(shaped) => shaped.finish(ctx)?,
+        Column::Strings(strings) => strings.finish(ctx)?,
+        Column::Values => match values {
+            Some(v) => v,
+            None => ctx.array(0)?,
+        },
+    };
+    Ok((value, nulls))
+}
+
+/// The arrays of the columns built value by value (`Values`), filled in one walk over each
+/// kept row: every value goes to its column's array as the row's values are read.
+unsafe fn values_columns(
+    ctx: &Ctx,
+    builders: &[Builder],
+    frames: &[DataRowBody],
+) -> JsResult<Vec<Option<sys::napi_value>>> {
+    let mut arrays = Vec::with_capacity(builders.len());
+    for b in builders {
+        arrays.push(match b.column {
+            Column::Values => Some(ctx.array(frames.len())?),
+            _ => None,
+        });
+    }
+    if arrays.iter().all(Option::is_none) {
+        return Ok(arrays);
+    }
+    for (r, row) in frames.iter().enumerate() {
+        for ((array, b), raw) in arrays.iter().zip(builders).zip(row.values()) {
+            if let Some(array) = *array {
+                ctx.set(array, r, ctx.value(b.decoder, raw)?)?;
+            }
+        }
+    }
+    Ok(arrays)
+}
+
+impl crate::settle::Settled for Chunk {
+    /// `{ n, kinds, names, cols, nulls, attempt, last, rest }` (see the module comment), or
+    /// for a small result the array of row objects itself.
+    unsafe fn into_js(self, env: sys::napi_env) -> JsResult<sys::napi_value> {
+        let val = self;
+        let ctx = Ctx::new(env);
+        let c = match val.body {
+            Body::Objects(result, decoders) => return objects(&ctx, &result, &decoders),
+            Body::Columns(c) => c,
+        };
+        let columns = c.names.as_deref().unwrap_or(&[]);
+        let kinds: String = c
+            .builders
+            .iter()
+            .map(|b| b.column.kind().letter())
+            .collect();
+        let names = ctx.array(columns.len())?;
+        for (i, col) in columns.iter().enumerate() {
+            ctx.set(names, i, ctx.string(&col.name)?)?;
+        }
+        let cols = ctx.array(c.builders.len())?;
+        let nulls = ctx.array(c.builders.len())?;
+        let values = values_columns(&ctx, &c.builders, &c.frames)?;
+        drop(c.frames);
+        for (i, (b, values)) in c.builders.into_iter().zip(values).enumerate() {
+            let (v, z) = finish(&ctx, b, values)?;
+            ctx.set(cols, i, v)?;
+            ctx.set(nulls, i, z)?;
+        }
+        let mut obj = ptr::null_mut();
+        check!(sys::napi_create_object(env, &mut obj));
+        let uint = |v: usize| -> JsResult<sys::napi_value> {
+            let mut out = ptr::null_mut();
+            check!(sys::napi_create_uint32(
+                env,
+                u32::try_from(v).unwrap_or(u32::MAX),
+                &mut out
+            ));
+            Ok(out)
+        };
+        let mut last = ptr::null_mut();
+        check!(sys::napi_get_boolean(env, val.last, &mut last));
+        let rest = match val.rest {
+            Some(r) => ToNapiValue::to_napi_value(env, r)?,
+            None => ctx.null()?,
+        };
+        let props = [
+            (c"n", uint(c.n)?),
+            (c"kinds", ctx.string(&kinds)?),
+            (c"names", names),
+            (c"cols", cols),
+            (c"nulls", nulls),
+            (c"attempt", uint(val.attempt as usize)?),
+            (c"last", last),
+            (c"rest", rest),
+        ];
+        for (name, v) in props {
+            check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));
+        }
+        Ok(obj)
+    }
+}
+
+/// An array of row objects: one `napi_define_properties` per row, keys created once.
+unsafe fn objects(
+    ctx: &Ctx,
+    result: &QueryResult,
+    decoders: &[Decoder],
+) -> JsResult<sys::napi_value> {
+    let columns = result.columns.as_deref().unwrap_or(&[]);
+    let mut descriptors = Vec::with_capacity(columns.len());
+    for c in columns.iter() {
+        descriptors.push(sys::napi_property_descriptor {
+            utf8name: ptr::null(),
+            name: ctx.string(&c.name)?,
+            method: None,
+            getter: None,
+            setter: None,
+            value: ptr::null_mut(),
+            attributes: sys::PropertyAttributes::writable
+                | sys::PropertyAttributes::enumerable
+                | sys::PropertyAttributes::configurable,
+            data: ptr::null_mut(),
+        });
+    }
+    let array = ctx.array(result.rows.len())?;
+    for (i, row) in result.rows.iter().enumerate() {
+        check_width(row.len(), descriptors.len())?;
+        for (d, (raw, decoder)) in descriptors.iter_mut().zip(row.values().zip(decoders)) {
+            d.value = ctx.value(*decoder, raw)?;
+        }
+        let mut obj = ptr::null_mut();
+        check!(sys::napi_create_object(ctx.env, &mut obj));
+        check!(sys::napi_define_properties(
+            ctx.env,
+            obj,
+            descriptors.len(),
+            descriptors.as_ptr()
+        ));
+        ctx.set(array, i, obj)?;
+    }
+    Ok(array)
+}

@@ -1,0 +1,360 @@
+//! The N-API side of a result: creating strings (external ones for large ASCII text), typed
+//! arrays, arrays and single values on the JS thread.
+
+use super::columns::decode_error;
+use crate::errors::{Failure, JsResult};
+use hyperion_codec::array::{parse_text_array, BinaryArray};
+use hyperion_codec::{Decoder, Output, Scalar};
+use napi::sys;
+use std::cell::Cell;
+use std::ptr;
+
+/// Returns napi-rs's error for a failed N-API call.
+macro_rules! check {
+    ($e:expr) => {{
+        let status = $e;
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::new(
+                napi::Status::from(status),
+                format!("N-API call failed: {}", stringify!($e)),
+            )
+            .into());
+        }
+    }};
+}
+
+/// Column texts from this size on become external strings ([`Ctx::owned_string`]); a
+/// smaller one is cheaper to copy than to track.
+const EXTERNAL_MIN: usize = 1024;
+
+type CreateExternalLatin1 = unsafe extern "C" fn(
+    sys::napi_env,
+    *mut std::os::raw::c_char,
+    usize,
+    sys::napi_finalize,
+    *mut std::os::raw::c_void,
+    *mut sys::napi_value,
+    *mut bool,
+) -> sys::napi_status;
+
+/// `node_api_create_external_string_latin1` when the host has it (Node 18.18, 20.4 and
+/// later). Looked up at run time rather than linked: the addon must still load on a Node
+/// without it, and then copies.
+fn external_latin1() -> Option<CreateExternalLatin1> {
+    use std::sync::OnceLock;
+    static SYMBOL: OnceLock<Option<CreateExternalLatin1>> = OnceLock::new();
+    *SYMBOL.get_or_init(|| {
+        extern "C" {
+            fn dlsym(
+                handle: *mut std::os::raw::c_void,
+                symbol: *const std::os::raw::c_char,
+            ) -> *mut std::os::raw::c_void;
+        }
+        #[cfg(target_os = "macos")]
+        const RTLD_DEFAULT: *mut std::os::raw::c_void = -2isize as *mut std::os::raw::c_void;
+        #[cfg(not(target_os = "macos"))]
+        const RTLD_DEFAULT: *mut std::os::raw::c_void = ptr::null_mut();
+        // SAFETY: dlsym with RTLD_DEFAULT only looks a name up in the loaded objects; the
+        // symbol, when present, has the signature of `CreateExternalLatin1` (js_native_api.h).
+        unsafe {
+            let f = dlsym(
+                RTLD_DEFAULT,
+                c"node_api_create_external_string_latin1".as_ptr(),
+            );
+            (!f.is_null())
+                .then(|| std::mem::transmute::<*mut std::os::raw::c_void, CreateExternalLatin1>(f))
+        }
+    })
+}
+
+/// Finalizer of an external string: frees the text [`Ctx::owned_string`] handed over.
+unsafe extern "C" fn free_text(
+    _env: sys::napi_env,
+    _data: *mut std::os::raw::c_void,
+    hint: *mut std::os::raw::c_void,
+) {
+    // SAFETY: `hint` is the `Box<Vec<u8>>` leaked by `owned_string`, finalized once.
+    drop(Box::from_raw(hint.cast::<Vec<u8>>()));
+}
+
+/// The N-API environment plus what conversion needs more than once.
+pub(super) struct Ctx {
+    pub(super) env: sys::napi_env,
+    json_parse: Cell<Option<(sys::napi_value, sys::napi_value)>>,
+    scratch: Cell<String>,
+}
+
+impl Ctx {
+    pub(super) fn new(env: sys::napi_env) -> Ctx {
+        Ctx {
+            env,
+            json_parse: Cell::new(None),
+            scratch: Cell::new(String::new()),
+        }
+    }
+
+    pub(super) unsafe fn null(&self) -> JsResult<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_get_null(self.env, &mut out));
+        Ok(out)
+    }
+
+    pub(super) unsafe fn string(&self, s: &str) -> JsResult<sys::napi_value> {
+        self.string_ascii(s, s.is_ascii())
+    }
+
+    /// [`Ctx::string`] when the caller already knows whether `s` is ASCII.
+    pub(super) unsafe fn string_ascii(&self, s: &str, ascii: bool) -> JsResult<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        if ascii {
+            check!(sys::napi_create_string_latin1(
+                self.env,
+                s.as_ptr().cast(),
+                s.len(),
+                &mut out
+            ));
+        } else {
+            check!(sys::napi_create_string_utf8(
+                self.env,
+                s.as_ptr().cast(),
+                s.len(),
+                &mut out
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A string that takes `text` over (`ascii`: whether it is, as the caller knows): an
+    /// ASCII text of at least [`EXTERNAL_MIN`] bytes becomes an external string whose
+    /// characters stay in this allocation (V8's garbage collector then moves a small header
+    /// instead of copying the characters), anything else is copied as by [`Ctx::string`].
+    pub(super) unsafe fn owned_string(
+        &self,
+        text: String,
+        ascii: bool,
+    ) -> JsResult<sys::napi_value> {
+        let create = match external_latin1() {
+            Some(create) if ascii && text.len() >= EXTERNAL_MIN => create,
+            _ => return self.string_ascii(&text, ascii),
+        };
+        let bytes = Box::new(text.into_bytes());
+        let (data, len) = (bytes.as_ptr().cast_mut(), bytes.len());
+        let hint = Box::into_raw(bytes);
+        let mut out = ptr::null_mut();
+        let mut copied = false;
+        let status = create(
+            self.env,
+            data.cast(),
+            len,
+            Some(free_text),
+            hint.cast(),
+            &mut out,
+            &mut copied,
+        );
+        if status != sys::Status::napi_ok {
+            // Not taken over: the text is still ours.
+            drop(Box::from_raw(hint));
+            return Err(napi::Error::new(
+                napi::Status::from(status),
+                "N-API call failed: node_api_create_external_string_latin1".to_string(),
+            )
+            .into());
+        }
+        // `copied`: Node made its own copy and has already called `free_text`.
+        Ok(out)
+    }
+
+    pub(super) unsafe fn buffer(&self, bytes: &[u8]) -> JsResult<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        let mut data = ptr::null_mut();
+        check!(sys::napi_create_buffer_copy(
+            self.env,
+            bytes.len(),
+            bytes.as_ptr().cast(),
+            &mut data,
+            &mut out
+        ));
+        Ok(out)
+    }
+
+    pub(super) unsafe fn array(&self, len: usize) -> JsResult<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_create_array_with_length(self.env, len, &mut out));
+        Ok(out)
+    }
+
+    pub(super) unsafe fn set(
+        &self,
+        array: sys::napi_value,
+        i: usize,
+        v: sys::napi_value,
+    ) -> JsResult<()> {
+        let i =
+            u32::try_from(i).map_err(|_| Failure::client("DECODE_ERROR", "result too large"))?;
+        check!(sys::napi_set_element(self.env, array, i, v));
+        Ok(())
+    }
+
+    /// `JSON.parse(text)`; a syntax error becomes DECODE_ERROR.
+    pub(super) unsafe fn parse_json(&self, text: &str) -> JsResult<sys::napi_value> {
+        let (json, parse) = match self.json_parse.get() {
+            Some(p) => p,
+            None => {
+                let mut global = ptr::null_mut();
+                check!(sys::napi_get_global(self.env, &mut global));
+                let mut json = ptr::null_mut();
+                check!(sys::napi_get_named_property(
+                    self.env,
+                    global,
+                    c"JSON".as_ptr(),
+                    &mut json
+                ));
+                let mut parse = ptr::null_mut();
+                check!(sys::napi_get_named_property(
+                    self.env,
+                    json,
+                    c"parse".as_ptr(),
+                    &mut parse
+                ));
+                self.json_parse.set(Some((json, parse)));
+                (json, parse)
+            }
+        };
+        let arg = self.string(text)?;
+        let mut out = ptr::null_mut();
+        let status = sys::napi_call_function(self.env, json, parse, 1, &arg, &mut out);
+        if status != sys::Status::napi_ok {
+            // Clear the pending SyntaxError; report ours.
+            let mut pending = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(self.env, &mut pending);
+            return Err(Failure::client("DECODE_ERROR", "cannot decode json value"));
+        }
+        Ok(out)
+    }
+
+    /// One scalar value as its own JS value.
+    pub(super) unsafe fn scalar(&self, s: Scalar, raw: &[u8]) -> JsResult<sys::napi_value> {
+        let env = self.env;
+        let mut out = ptr::null_mut();
+        match s.output() {
+            Output::Bool => check!(sys::napi_get_boolean(
+                env,
+                s.decode_bool(raw).map_err(decode_error)?,
+                &mut out
+            )),
+            Output::I32 => check!(sys::napi_create_int32(
+                env,
+                s.decode_i32(raw).map_err(decode_error)?,
+                &mut out
+            )),
+            Output::F64 => check!(sys::napi_create_double(
+                env,
+                s.decode_f64(raw).map_err(decode_error)?,
+                &mut out
+            )),
+            Output::I64 => check!(sys::napi_create_bigint_int64(
+                env,
+                s.decode_i64(raw).map_err(decode_error)?,
+                &mut out
+            )),
+            Output::Str => {
+                let mut buf = self.scratch.take();
+                buf.clear();
+                let r = s.decode_str(raw, &mut buf).map_err(decode_error);
+                let v = r.and_then(|()| self.string(&buf));
+                self.scratch.set(buf);
+                return v;
+            }
+            Output::Bytes => return self.buffer(&s.decode_bytes(raw).map_err(decode_error)?),
+            Output::Json => {
+                let text = s.decode_json(raw).map_err(decode_error)?;
+                return self.parse_json(text);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One value of any column as its own JS value (`v` columns, array elements, and the
+    /// row-object design).
+    pub(super) unsafe fn value(&self, d: Decoder, raw: Option<&[u8]>) -> JsResult<sys::napi_value> {
+        let Some(raw) = raw else {
+            return self.null();
+        };
+        match d {
+            Decoder::Scalar(s) => self.scalar(s, raw),
+            Decoder::Array { elem, elem_oid } => {
+                let a = BinaryArray::parse(raw).map_err(decode_error)?;
+                if a.element_oid() != elem_oid {
+                    return Err(Failure::client(
+                        "DECODE_ERROR",
+                        format!(
+                            "cannot decode array: element type {} where {elem_oid} was declared",
+                            a.element_oid()
+                        ),
+                    ));
+                }
+                let outer = a.nest(
+                    |e| match e {
+                        None => self.null(),
+                        Some(raw) => self.scalar(elem, raw),
+                    },
+                    |children| self.js_array(&children),
+                )?;
+                self.js_array(&outer)
+            }
+            Decoder::TextArray { delim } => {
+                let a = parse_text_array(raw, delim).map_err(decode_error)?;
+                let outer = a.nest(
+                    |e| match e {
+                        None => self.null(),
+                        Some(s) => self.string(s),
+                    },
+                    |children| self.js_array(&children),
+                )?;
+                self.js_array(&outer)
+            }
+        }
+    }
+
+    pub(super) unsafe fn js_array(&self, values: &[sys::napi_value]) -> JsResult<sys::napi_value> {
+        let a = self.array(values.len())?;
+        for (i, v) in values.iter().enumerate() {
+            self.set(a, i, *v)?;
+        }
+        Ok(a)
+    }
+}
+
+/// A typed array over a copy of `values` (`size` bytes each).
+pub(super) unsafe fn typed<T: Copy>(
+    env: sys::napi_env,
+    kind: sys::napi_typedarray_type,
+    values: &[T],
+    size: usize,
+) -> JsResult<sys::napi_value> {
+    debug_assert_eq!(std::mem::size_of::<T>(), size);
+    let bytes = std::mem::size_of_val(values);
+    let mut data = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    check!(sys::napi_create_arraybuffer(
+        env,
+        bytes,
+        &mut data,
+        &mut buffer
+    ));
+    if bytes > 0 {
+        // SAFETY: `data` points to `bytes` writable bytes just allocated by V8, and `values`
+        // is `bytes` long; they cannot overlap.
+        ptr::copy_nonoverlapping(values.as_ptr().cast::<u8>(), data.cast::<u8>(), bytes);
+    }
+    let mut out = ptr::null_mut();
+    check!(sys::napi_create_typedarray(
+        env,
+        kind,
+        values.len(),
+        buffer,
+        0,
+        &mut out
+    ));
+    Ok(out)
+}
