@@ -2,7 +2,7 @@
 // hyperiondb-client: the hand-written entry point. A thin layer over the native binding:
 // argument checks, AbortSignal, and the logger. Errors come from the native layer already
 // built (code, server fields, non-enumerable query). Everything that must be fast or correct
-// under concurrency, and every policy, lives in Rust (see README, "How it is built").
+// under concurrency, and every policy, lives in Rust (see DESIGN.md).
 
 const native = require('./index.js')
 const { rowsOf } = require('./rows.js')

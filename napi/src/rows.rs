@@ -22,7 +22,7 @@
 //! objects with a function compiled once per shape (column names and kinds), so V8 builds
 //! every row from the same object literal. The alternative measured against it (one object
 //! per row built here with `napi_define_properties`, [`objects`]) lost on large results (see
-//! the benchmark notes in the README) and serves only small ones.
+//! benches/README.md) and serves only small ones.
 //!
 //! The kinds are defined once, in [`kind::Kind`]; `rows.js` reads their letters from
 //! `columnKinds()`. The work is split by what it touches: [`columns`] accumulates values off
