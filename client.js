@@ -22,8 +22,8 @@ function optionalInt(opts, name, min = 0, max = 0xffffffff) {
   return v
 }
 
-// The largest poolSize (the Rust side checks it too: MAX_POOL_SIZE in pool/src/pool.rs).
-const MAX_POOL_SIZE = 10000
+// The largest poolSize, as the pool checks it (MAX_POOL_SIZE in pool/src/pool.rs).
+const MAX_POOL_SIZE = native.maxPoolSize()
 
 function optionalString(opts, name) {
   const v = opts[name]

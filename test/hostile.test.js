@@ -7,29 +7,15 @@
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const net = require('node:net')
-const path = require('node:path')
-const { spawnSync } = require('node:child_process')
 const { createPool } = require('../client.js')
 const { clusterForTests } = require('./cluster.js')
+const { runWireTests } = require('./support.js')
 
 const MB = 1024 * 1024
 
 // --- the scripted backend --------------------------------------------------------------------
 
-function frame(tag, body) {
-  const out = Buffer.alloc(5 + body.length)
-  out[0] = tag.charCodeAt(0)
-  out.writeUInt32BE(4 + body.length, 1)
-  body.copy(out, 5)
-  return out
-}
-const cstr = (s) => Buffer.from(`${s}\0`)
-const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16BE(v); return b }
-const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b }
-const ready = () => frame('Z', Buffer.from('I'))
-const column = (name) => Buffer.concat([cstr(name), u32(0), u16(0), u32(25), u16(0xffff), u32(0xffffffff), u16(0)])
-const rowDescription = (...names) => frame('T', Buffer.concat([u16(names.length), ...names.map(column)]))
-const dataRow = (v) => frame('D', Buffer.concat([u16(1), u32(Buffer.byteLength(v)), Buffer.from(v)]))
+const { frame, cstr, u16, u32, ready, rowDescription, dataRow } = require('./mock-server.js').be
 const complete = (tag) => frame('C', cstr(tag))
 const parameterStatus = (k, v) => frame('S', Buffer.concat([cstr(k), cstr(v)]))
 const notice = (msg) => frame('N', Buffer.concat([cstr('SNOTICE'), cstr('VNOTICE'), cstr('C00000'), cstr(`M${msg}`), Buffer.from([0])]))
@@ -349,26 +335,5 @@ test('COPY FROM STDIN through the pool: 0A000, never a hang, the pool stays usab
 })
 
 test('COPY FROM STDIN on one connection (cargo test --test real_copy)', { timeout: 120000 }, () => {
-  const c = cluster.connection()
-  const primary = cluster.node(cluster.primaryIndex())
-  const r = spawnSync(
-    'cargo',
-    ['test', '--quiet', '-p', 'hyperion-wire', '--test', 'real_copy', '--', '--ignored', '--test-threads=2'],
-    {
-      timeout: 110000,
-      cwd: path.join(__dirname, '..'),
-      encoding: 'utf8',
-      env: {
-        ...process.env,
-        HYPERION_WIRE_HOST: primary.host,
-        HYPERION_WIRE_PORT: String(primary.port),
-        HYPERION_WIRE_USER: c.user,
-        HYPERION_WIRE_PASSWORD: c.password,
-        HYPERION_WIRE_DATABASE: c.database,
-      },
-    }
-  )
-  const out = `${r.stdout}\n${r.stderr}`
-  assert.equal(r.status, 0, out)
-  assert.match(out, /test result: ok\. 2 passed; 0 failed/, out)
+  runWireTests(cluster, 'real_copy', 2)
 })

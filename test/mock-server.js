@@ -19,13 +19,12 @@ const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16BE(v); return b }
 const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b }
 const ready = () => frame('Z', Buffer.from('I'))
 
-function rowDescription(name) {
-  // name, table oid, column, type oid (text), size, modifier, format (text)
-  return frame('T', Buffer.concat([u16(1), cstr(name), u32(0), u16(0), u32(25), u16(0xffff), u32(0xffffffff), u16(0)]))
-}
-function dataRow(value) {
-  return frame('D', Buffer.concat([u16(1), u32(value.length), value]))
-}
+// A text column of a RowDescription: name, table oid, column, type oid (text), size,
+// modifier, format (text).
+const column = (name) => Buffer.concat([cstr(name), u32(0), u16(0), u32(25), u16(0xffff), u32(0xffffffff), u16(0)])
+const rowDescription = (...names) => frame('T', Buffer.concat([u16(names.length), ...names.map(column)]))
+// One text value (a Buffer or a string).
+const dataRow = (v) => frame('D', Buffer.concat([u16(1), u32(Buffer.byteLength(v)), Buffer.from(v)]))
 
 /** Starts the mock on a loopback port; resolves to `{ port, close() }`. */
 function mockServer(rows) {
@@ -101,4 +100,7 @@ function mockServer(rows) {
   })
 }
 
-module.exports = { mockServer }
+// The message builders, for tests that script a backend of their own.
+const be = { frame, cstr, u16, u32, ready, column, rowDescription, dataRow }
+
+module.exports = { mockServer, be }

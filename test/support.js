@@ -109,4 +109,37 @@ async function tcpProxy(host, port) {
   }
 }
 
-module.exports = { useCluster, tcpProxy }
+/**
+ * Runs wire's `#[ignore]`d real-server test target `target` (`cargo test -p hyperion-wire
+ * --test <target> -- --ignored`) against the cluster's primary, and checks that exactly
+ * `passed` tests passed.
+ */
+function runWireTests(cluster, target, passed) {
+  const assert = require('node:assert/strict')
+  const path = require('node:path')
+  const { spawnSync } = require('node:child_process')
+  const c = cluster.connection()
+  const primary = cluster.node(cluster.primaryIndex())
+  const r = spawnSync(
+    'cargo',
+    ['test', '--quiet', '-p', 'hyperion-wire', '--test', target, '--', '--ignored', '--test-threads=2'],
+    {
+      timeout: 110000,
+      cwd: path.join(__dirname, '..'),
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        HYPERION_WIRE_HOST: primary.host,
+        HYPERION_WIRE_PORT: String(primary.port),
+        HYPERION_WIRE_USER: c.user,
+        HYPERION_WIRE_PASSWORD: c.password,
+        HYPERION_WIRE_DATABASE: c.database,
+      },
+    }
+  )
+  const out = `${r.stdout}\n${r.stderr}`
+  assert.equal(r.status, 0, out)
+  assert.match(out, new RegExp(`test result: ok\\. ${passed} passed; 0 failed`), out)
+}
+
+module.exports = { useCluster, tcpProxy, runWireTests }

@@ -7,6 +7,7 @@
 //! still arriving ([`stream`]).
 
 mod errors;
+mod insert;
 mod params;
 mod pool;
 mod retry;
@@ -38,7 +39,7 @@ fn init_runtime() {
     // Else napi-rs makes its default runtime on first use.
 }
 
-/// The statement `pool.insert` runs (see `hyperion_pool::insert`).
+/// The statement `pool.insert` runs (see `insert.rs`).
 #[napi]
 pub fn insert_sql(
     env: Env,
@@ -46,7 +47,7 @@ pub fn insert_sql(
     columns: Vec<String>,
     conflict_target: Option<Vec<String>>,
 ) -> napi::Result<String> {
-    hyperion_pool::insert_sql(&table, &columns, conflict_target.as_deref())
+    insert::insert_sql(&table, &columns, conflict_target.as_deref())
         .map_err(|m| errors::Failure::client("INVALID_ARGUMENT", m).throw(&env))
 }
 

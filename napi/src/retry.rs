@@ -3,7 +3,6 @@
 //! errors are worth another attempt. Rust owns all three; `client.js` holds no numbers.
 
 use hyperion_pool::RetryPolicy;
-use hyperion_wire::sqlstate;
 use napi_derive::napi;
 
 /// A retry policy in milliseconds, as `PoolOptions.retry` spells it.
@@ -37,27 +36,17 @@ pub fn backoff_ms(policy: &RetryPolicy, attempt: u32) -> f64 {
     policy.delay(attempt.saturating_sub(1)).as_secs_f64() * 1000.0
 }
 
-/// What `transaction(cb)` retries: serialization failures and deadlocks, a write refused by a
-/// node that turned read-only, and connection failures before COMMIT (a COMMIT that was sent
-/// is `IN_DOUBT`, never retried).
-///
-/// This belongs with the pool's other retry rules (pool/, `RetryPolicy`); it sits here while
-/// pool/ is being restructured, and moves there with no change to its callers.
-const RETRYABLE_IN_TRANSACTION: [&str; 7] = [
-    sqlstate::T_R_SERIALIZATION_FAILURE,
-    sqlstate::T_R_DEADLOCK_DETECTED,
-    sqlstate::READ_ONLY_SQL_TRANSACTION,
-    "CONNECTION_CLOSED",
-    sqlstate::ADMIN_SHUTDOWN,
-    sqlstate::CRASH_SHUTDOWN,
-    sqlstate::CANNOT_CONNECT_NOW,
-];
-
-/// Whether a transaction that failed with `code` is worth running again (see
-/// [`RETRYABLE_IN_TRANSACTION`]).
+/// Whether a transaction that failed with `code` is worth running again
+/// ([`hyperion_pool::retryable_in_transaction`]).
 #[napi]
 pub fn retryable_in_transaction(code: String) -> bool {
-    RETRYABLE_IN_TRANSACTION.contains(&code.as_str())
+    hyperion_pool::retryable_in_transaction(&code)
+}
+
+/// The largest `poolSize` ([`hyperion_pool::MAX_POOL_SIZE`]), for `client.js`'s argument check.
+#[napi]
+pub fn max_pool_size() -> u32 {
+    u32::try_from(hyperion_pool::MAX_POOL_SIZE).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -83,12 +72,9 @@ mod tests {
     }
 
     #[test]
-    fn transactions_retry_conflicts_fences_and_lost_connections_never_in_doubt() {
-        for code in ["40001", "40P01", "25006", "CONNECTION_CLOSED", "57P01"] {
-            assert!(retryable_in_transaction(code.into()), "{code}");
-        }
-        for code in ["IN_DOUBT", "23505", "QUERY_TIMEOUT", ""] {
-            assert!(!retryable_in_transaction(code.into()), "{code}");
-        }
+    fn the_pool_decides_what_client_js_checks() {
+        assert_eq!(max_pool_size() as usize, hyperion_pool::MAX_POOL_SIZE);
+        assert!(retryable_in_transaction("40001".into()));
+        assert!(!retryable_in_transaction("IN_DOUBT".into()));
     }
 }

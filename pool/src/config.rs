@@ -1,6 +1,6 @@
 //! Pool settings, as `createPool` documents them.
 
-use hyperion_wire::{Client, Error, Host};
+use hyperion_wire::{sqlstate, Client, Error, Host};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -87,6 +87,24 @@ impl RetryPolicy {
     }
 }
 
+/// What `transaction(cb)` runs again: serialization failures and deadlocks, a write refused
+/// by a node that turned read-only, and connection failures before COMMIT (a COMMIT that was
+/// sent is `IN_DOUBT`, never run again).
+const RETRYABLE_IN_TRANSACTION: [&str; 7] = [
+    sqlstate::T_R_SERIALIZATION_FAILURE,
+    sqlstate::T_R_DEADLOCK_DETECTED,
+    sqlstate::READ_ONLY_SQL_TRANSACTION,
+    "CONNECTION_CLOSED",
+    sqlstate::ADMIN_SHUTDOWN,
+    sqlstate::CRASH_SHUTDOWN,
+    sqlstate::CANNOT_CONNECT_NOW,
+];
+
+/// Whether a transaction that failed with `code` is worth running again, whole.
+pub fn retryable_in_transaction(code: &str) -> bool {
+    RETRYABLE_IN_TRANSACTION.contains(&code)
+}
+
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     pub hosts: Vec<Host>,
@@ -162,6 +180,16 @@ mod tests {
             assert!(d <= p.max_delay, "{attempt}: {d:?}");
             let full = (p.base_delay * 2u32.pow(attempt.min(10))).min(p.max_delay);
             assert!(d >= full / 2, "{attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn transactions_retry_conflicts_fences_and_lost_connections_never_in_doubt() {
+        for code in ["40001", "40P01", "25006", "CONNECTION_CLOSED", "57P01"] {
+            assert!(retryable_in_transaction(code), "{code}");
+        }
+        for code in ["IN_DOUBT", "23505", "QUERY_TIMEOUT", ""] {
+            assert!(!retryable_in_transaction(code), "{code}");
         }
     }
 

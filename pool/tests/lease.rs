@@ -11,14 +11,8 @@ use std::time::{Duration, Instant};
 
 const NO_PARAMS: &[Option<&str>] = &[];
 
-/// A pool over one scripted host: every connection answers with `script()`; `opened`
-/// counts the connections made.
-fn pool_with(
-    size: usize,
-    acquire_ms: u64,
-    opened: Arc<AtomicUsize>,
-    script: impl Fn() -> Box<dyn FnMut(&Frontend) -> Reply + Send> + Send + Sync + 'static,
-) -> Pool {
+/// The settings of a pool over one host whose connections the test makes.
+fn scripted_config(size: usize, acquire_ms: u64) -> PoolConfig {
     let mut cfg = PoolConfig::new(
         vec![Host {
             host: "scripted".into(),
@@ -28,6 +22,18 @@ fn pool_with(
     );
     cfg.pool_size = size;
     cfg.acquire_timeout = Duration::from_millis(acquire_ms);
+    cfg
+}
+
+/// A pool over one scripted host: every connection answers with `script()`; `opened`
+/// counts the connections made.
+fn pool_with(
+    size: usize,
+    acquire_ms: u64,
+    opened: Arc<AtomicUsize>,
+    script: impl Fn() -> Box<dyn FnMut(&Frontend) -> Reply + Send> + Send + Sync + 'static,
+) -> Pool {
+    let mut cfg = scripted_config(size, acquire_ms);
     cfg.connector = Some(Connector(Arc::new(move |c| {
         opened.fetch_add(1, Ordering::SeqCst);
         let backend = spawn_backend(&[], script());
@@ -247,15 +253,7 @@ async fn a_query_dropped_while_its_connection_opens_frees_the_slot() {
     timed(async {
         let opened = counter();
         let o = opened.clone();
-        let mut cfg = PoolConfig::new(
-            vec![Host {
-                host: "scripted".into(),
-                port: 5432,
-            }],
-            "u",
-        );
-        cfg.pool_size = 1;
-        cfg.acquire_timeout = Duration::from_millis(3_000);
+        let mut cfg = scripted_config(1, 3_000);
         // The first connect never finishes (a host that accepts and never answers); the
         // later ones work.
         cfg.connector = Some(Connector(Arc::new(move |c| {
@@ -296,15 +294,7 @@ async fn a_query_that_never_reached_the_socket_runs_once_on_a_new_connection() {
         let first_backend = Arc::new(Mutex::new(None::<tokio::task::AbortHandle>));
         let nth = counter();
         let (sn, nn, fb) = (seen.clone(), nth.clone(), first_backend.clone());
-        let mut cfg = PoolConfig::new(
-            vec![Host {
-                host: "scripted".into(),
-                port: 5432,
-            }],
-            "u",
-        );
-        cfg.pool_size = 1;
-        cfg.acquire_timeout = Duration::from_millis(5_000);
+        let mut cfg = scripted_config(1, 5_000);
         // One request in flight per connection: a second one waits in the channel, unsent.
         cfg.pipeline_depth = 1;
         cfg.connector = Some(Connector(Arc::new(move |c| {
