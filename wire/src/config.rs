@@ -1,8 +1,12 @@
 //! What one connection needs to know to start.
 
+use crate::auth::policy::{ChannelBindingMode, RequireAuth};
+use crate::ssl::SslConfig;
 use std::time::Duration;
 
-/// Where to connect: a host name or IP literal (IPv6 without brackets) and a port.
+/// Where to connect: a host name or IP literal (IPv6 without brackets) and a port, or (a
+/// `host` that starts with `/`, as libpq) the directory of a Unix-domain socket, whose file is
+/// `<dir>/.s.PGSQL.<port>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Host {
     pub host: String,
@@ -16,6 +20,22 @@ impl Host {
         let s = s.trim();
         if s.is_empty() {
             return Err("empty host".into());
+        }
+        if s.starts_with('/') {
+            // A socket directory. `/dir:port` takes a port when what follows the last ':' is
+            // a number (a directory name ending in ":<digits>" cannot be written this way).
+            if let Some((dir, p)) = s.rsplit_once(':') {
+                if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                    return Ok(Host {
+                        host: dir.to_owned(),
+                        port: parse_port(p, s)?,
+                    });
+                }
+            }
+            return Ok(Host {
+                host: s.to_owned(),
+                port: default_port,
+            });
         }
         if let Some(rest) = s.strip_prefix('[') {
             let Some((addr, after)) = rest.split_once(']') else {
@@ -60,6 +80,19 @@ impl Host {
     }
 }
 
+impl Host {
+    /// True for a Unix-domain socket directory (a host that starts with `/`).
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// The socket file, `<dir>/.s.PGSQL.<port>`, for a Unix-domain socket host.
+    pub fn socket_path(&self) -> Option<std::path::PathBuf> {
+        self.is_unix_socket()
+            .then(|| std::path::Path::new(&self.host).join(format!(".s.PGSQL.{}", self.port)))
+    }
+}
+
 fn parse_port(p: &str, whole: &str) -> Result<u16, String> {
     match p.parse::<u16>() {
         Ok(0) | Err(_) => Err(format!("host {whole:?}: invalid port {p:?}")),
@@ -69,7 +102,7 @@ fn parse_port(p: &str, whole: &str) -> Result<u16, String> {
 
 impl std::fmt::Display for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
+        if self.host.contains(':') && !self.is_unix_socket() {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
             write!(f, "{}:{}", self.host, self.port)
@@ -111,6 +144,15 @@ pub struct Config {
     /// so a long statement never trips it; only a peer that is gone does. `None` leaves the
     /// OS default.
     pub tcp_user_timeout: Option<Duration>,
+    /// TLS: mode, certificates, negotiation. Default: `sslmode=prefer` (as libpq), system
+    /// roots, SSLRequest negotiation. See [`crate::ssl`].
+    pub ssl: SslConfig,
+    /// SCRAM channel binding (`channel_binding`). Default: prefer.
+    pub channel_binding: ChannelBindingMode,
+    /// Which authentication methods the client answers (`require_auth`). Default (unset):
+    /// every method except a cleartext password over a connection without TLS, which libpq
+    /// would send and this client refuses. See [`crate::auth::policy`].
+    pub require_auth: RequireAuth,
 }
 
 /// TCP keepalive timing: after `idle` without traffic, a probe every `interval`; after
@@ -152,6 +194,9 @@ impl Config {
             // 10 s of unacknowledged data: about the keepalive bound above, so a peer that
             // vanished mid-request is seen as fast as an idle one.
             tcp_user_timeout: Some(Duration::from_secs(10)),
+            ssl: SslConfig::default(),
+            channel_binding: ChannelBindingMode::default(),
+            require_auth: RequireAuth::default(),
         }
     }
 }
@@ -200,6 +245,20 @@ mod tests {
         );
         assert_eq!(h("db.example").unwrap().to_string(), "db.example:5432");
         assert_eq!(h("[::1]:7").unwrap().to_string(), "[::1]:7");
+        let sock = h("/var/run/postgresql").unwrap();
+        assert!(sock.is_unix_socket());
+        assert_eq!(sock.port, 5432);
+        assert_eq!(
+            sock.socket_path().unwrap(),
+            std::path::PathBuf::from("/var/run/postgresql/.s.PGSQL.5432")
+        );
+        let sock = h("/tmp:5433").unwrap();
+        assert_eq!((sock.host.as_str(), sock.port), ("/tmp", 5433));
+        assert_eq!(Host::parse(&sock.to_string(), 1).unwrap(), sock);
+        assert_eq!(h("/a:b/c").unwrap().host, "/a:b/c");
+        assert!(h("/tmp:0").is_err());
+        assert!(!h("db.example").unwrap().is_unix_socket());
+        assert_eq!(h("db.example").unwrap().socket_path(), None);
         for bad in [
             "", "[::1", "[]:5", "[::1]x", "h:0", "h:99999", "h:port", ":5432",
         ] {

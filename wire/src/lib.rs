@@ -30,6 +30,7 @@ pub mod plan;
 pub mod protocol_error;
 pub mod result;
 pub mod sqlstate;
+pub mod ssl;
 
 #[cfg(feature = "driver")]
 mod cancel;
@@ -53,9 +54,13 @@ mod startup;
 mod state;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+#[cfg(feature = "driver")]
+mod tls;
 
+pub use auth::policy::{AuthMethod, ChannelBindingMode, RequireAuth};
 pub use config::{Config, Host, Keepalive};
 #[cfg(feature = "driver")]
 pub use connection::{connect, CancelToken, Client, ConnectionState, RowStream};
 pub use error::{DbError, Error, ErrorKind};
 pub use result::{Described, Format, IsNull, Params, QueryResult, Statement, TransactionStatus};
+pub use ssl::{SslConfig, SslMode, SslNegotiation};

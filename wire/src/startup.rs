@@ -3,6 +3,7 @@
 //! scripted backend can drive it in tests. Every read here uses the small startup cap on
 //! message length: a peer that is not PostgreSQL cannot make us wait for or reserve 1 GB.
 
+use crate::auth::policy::{AuthMethod, ChannelBindingMode};
 use crate::auth::{md5::md5_password, scram};
 use crate::backend::{self, auth_method_name, Message, ProtocolErrorKind};
 use crate::config::Config;
@@ -20,6 +21,23 @@ pub(crate) struct StartupInfo {
     pub(crate) parameter_bytes: usize,
     pub(crate) process_id: i32,
     pub(crate) secret_key: Bytes,
+}
+
+/// What startup knows of the transport under it, for the authentication policy.
+pub(crate) struct Transport {
+    /// The connection is TLS.
+    pub(crate) tls: bool,
+    /// `tls-server-end-point` data of the server's certificate (or why there is none).
+    pub(crate) end_point: Option<Result<Vec<u8>, String>>,
+}
+
+impl Transport {
+    pub(crate) fn plain() -> Transport {
+        Transport {
+            tls: false,
+            end_point: None,
+        }
+    }
 }
 
 /// `"17.7"` -> 170007, `"9.6.24"` -> 90624, `"15devel"` -> 150000.
@@ -41,8 +59,13 @@ pub fn parse_server_version(v: &str) -> u32 {
 struct Handshake<'a, S> {
     stream: S,
     config: &'a Config,
+    transport: &'a Transport,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// The method the client answered, if any (`None` until the server asks).
+    answered: Option<AuthMethod>,
+    /// SCRAM-SHA-256-PLUS completed: the session is bound to the TLS channel.
+    bound: bool,
 }
 
 /// StartupMessage, authentication, then parameters and the cancel key up to ReadyForQuery.
@@ -50,12 +73,16 @@ struct Handshake<'a, S> {
 pub(crate) async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     config: &Config,
+    transport: &Transport,
 ) -> Result<(S, BytesMut, StartupInfo), Error> {
     let mut h = Handshake {
         stream,
         config,
+        transport,
         rbuf: BytesMut::with_capacity(8 * 1024),
         wbuf: BytesMut::with_capacity(256),
+        answered: None,
+        bound: false,
     };
     h.send_startup_message().await?;
     h.authenticate().await?;
@@ -83,26 +110,39 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
         self.flush().await
     }
 
-    /// Answers the server's authentication requests until AuthenticationOk.
+    /// Answers the server's authentication requests until AuthenticationOk. Each request is
+    /// checked against `require_auth` and `channel_binding` before anything is sent.
     async fn authenticate(&mut self) -> Result<(), Error> {
         loop {
             match self.read().await? {
-                Message::AuthenticationOk => return Ok(()),
+                Message::AuthenticationOk => return self.check_ok(),
                 Message::AuthenticationCleartextPassword => {
+                    self.allow(AuthMethod::Password)?;
                     frontend::password(self.password()?, &mut self.wbuf)?;
                     self.flush().await?;
                 }
                 Message::AuthenticationMd5Password { salt } => {
+                    self.allow(AuthMethod::Md5)?;
                     let hashed = md5_password(self.config.user.as_bytes(), self.password()?, salt);
                     frontend::password(hashed.as_bytes(), &mut self.wbuf)?;
                     self.flush().await?;
                 }
-                Message::AuthenticationSasl { mechanisms } => self.scram(&mechanisms).await?,
+                Message::AuthenticationSasl { mechanisms } => {
+                    self.allow(AuthMethod::ScramSha256)?;
+                    self.scram(&mechanisms).await?
+                }
                 Message::AuthenticationUnsupported { code } => {
+                    // GSSAPI (7) and SSPI (9) are checked against the policy first, so the
+                    // error names the option when that is what refuses them.
+                    match code {
+                        7 => self.allow(AuthMethod::Gss)?,
+                        9 => self.allow(AuthMethod::Sspi)?,
+                        _ => {}
+                    }
                     return Err(Error::unsupported(format!(
                         "the server requires {} authentication, which this client does not support",
                         auth_method_name(code)
-                    )))
+                    )));
                 }
                 Message::ErrorResponse(e) => return Err(Error::db(e)),
                 Message::NegotiateProtocolVersion { .. } | Message::NoticeResponse(_) => {}
@@ -111,18 +151,88 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
         }
     }
 
-    /// SCRAM-SHA-256 (RFC 7677), after the server offered SASL; AuthenticationOk follows.
-    async fn scram(&mut self, mechanisms: &[String]) -> Result<(), Error> {
-        if !mechanisms.iter().any(|m| m == scram::MECHANISM) {
-            return Err(Error::unsupported(format!(
-                "the server offers SASL mechanism(s) {} and this client supports only {} (no TLS channel binding yet)",
-                mechanisms.join(", "),
-                scram::MECHANISM
+    /// Whether the policy lets the client answer `method`; records it as answered. A refusal
+    /// is an authentication error: fatal for the pool, never retried.
+    fn allow(&mut self, method: AuthMethod) -> Result<(), Error> {
+        if self.config.channel_binding == ChannelBindingMode::Require
+            && method != AuthMethod::ScramSha256
+        {
+            return Err(Error::auth(format!(
+                "the server asked for authentication method \"{method}\", but channel_binding=require accepts only SCRAM-SHA-256-PLUS over TLS; set channel_binding to prefer or disable to allow it"
             )));
         }
-        let mut exchange = scram::ScramSha256::new(self.password()?);
+        self.config
+            .require_auth
+            .check(method, self.transport.tls)
+            .map_err(Error::auth)?;
+        self.answered = Some(method);
+        Ok(())
+    }
+
+    /// At AuthenticationOk: a server that skipped authentication must be allowed to, and
+    /// channel_binding=require must have bound the session.
+    fn check_ok(&mut self) -> Result<(), Error> {
+        if self.answered.is_none() {
+            self.allow(AuthMethod::None)?;
+        }
+        if self.config.channel_binding == ChannelBindingMode::Require && !self.bound {
+            return Err(Error::auth(
+                "channel_binding=require, but the server authenticated the session without channel binding",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Which SCRAM to run: SCRAM-SHA-256-PLUS when the connection is TLS, the server offers
+    /// it and channel binding is not disabled (as libpq).
+    fn choose_binding(&self, mechanisms: &[String]) -> Result<scram::ChannelBinding, Error> {
+        use scram::ChannelBinding;
+        let mode = self.config.channel_binding;
+        let offers = |m: &str| mechanisms.iter().any(|x| x == m);
+        let offered = mechanisms.join(", ");
+        let binding = match (mode, self.transport.tls, &self.transport.end_point) {
+            (ChannelBindingMode::Disable, _, _) => ChannelBinding::None,
+            (ChannelBindingMode::Require, false, _) => {
+                return Err(Error::auth(
+                    "channel_binding=require, but the connection is not TLS (set sslmode to require or stricter)",
+                ))
+            }
+            (_, true, Some(Ok(data))) if offers(scram::MECHANISM_PLUS) => {
+                ChannelBinding::TlsServerEndPoint(data.clone())
+            }
+            (ChannelBindingMode::Require, true, Some(Err(why))) if offers(scram::MECHANISM_PLUS) => {
+                return Err(Error::auth(format!(
+                    "channel_binding=require, but no binding data: {why}"
+                )))
+            }
+            (ChannelBindingMode::Require, _, _) => {
+                return Err(Error::auth(format!(
+                    "channel_binding=require, but the server does not offer SCRAM-SHA-256-PLUS (it offers {offered})"
+                )))
+            }
+            // PLUS offered but the certificate has no usable hash: say we cannot bind.
+            (ChannelBindingMode::Prefer, true, Some(Err(_))) => ChannelBinding::None,
+            // TLS, and the server did not offer PLUS: say so ("y"), so a server that did offer
+            // it (and had it stripped on the way) refuses the exchange.
+            (ChannelBindingMode::Prefer, true, _) => ChannelBinding::NotOffered,
+            (ChannelBindingMode::Prefer, false, _) => ChannelBinding::None,
+        };
+        if !matches!(binding, ChannelBinding::TlsServerEndPoint(_)) && !offers(scram::MECHANISM) {
+            return Err(Error::unsupported(format!(
+                "the server offers SASL mechanism(s) {offered}, none of which this client can use here"
+            )));
+        }
+        Ok(binding)
+    }
+
+    /// SCRAM-SHA-256 (RFC 7677), with channel binding when chosen, after the server offered
+    /// SASL; AuthenticationOk follows.
+    async fn scram(&mut self, mechanisms: &[String]) -> Result<(), Error> {
+        let binding = self.choose_binding(mechanisms)?;
+        let plus = matches!(binding, scram::ChannelBinding::TlsServerEndPoint(_));
+        let mut exchange = scram::ScramSha256::new(self.password()?).bind(binding);
         frontend::sasl_initial_response(
-            scram::MECHANISM,
+            exchange.mechanism(),
             &exchange.client_first(),
             &mut self.wbuf,
         )?;
@@ -152,7 +262,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
         };
         exchange
             .handle_server_final(&server_final)
-            .map_err(|e| Error::auth(e.to_string()))
+            .map_err(|e| Error::auth(e.to_string()))?;
+        self.bound = plus;
+        Ok(())
     }
 
     /// After AuthenticationOk: parameters and the cancel key, up to ReadyForQuery.

@@ -193,7 +193,11 @@ async fn read_only_standby_at_startup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleartext_password() {
     timed(async {
-        let (handle, mut mock) = start(config_with_password("s3cret"));
+        // Cleartext over a connection without TLS needs the explicit opt-in (auth_policy.rs
+        // tests the refusal).
+        let mut config = config_with_password("s3cret");
+        config.require_auth = "password".parse().unwrap();
+        let (handle, mut mock) = start(config);
         mock.startup().await;
         mock.send(be::auth(3, &[])).await;
         let p = mock.expect(b'p').await;

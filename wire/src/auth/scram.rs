@@ -1,4 +1,4 @@
-//! SCRAM-SHA-256 (RFC 5802 / RFC 7677) client, without channel binding.
+//! SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802 / RFC 7677 / RFC 5929) client.
 //!
 //! A state machine: [`ScramSha256::client_first`] gives the SASLInitialResponse data,
 //! [`ScramSha256::handle_server_first`] the SASLResponse data, and
@@ -17,12 +17,42 @@ use std::fmt;
 
 /// The mechanism name sent in SASLInitialResponse.
 pub const MECHANISM: &str = "SCRAM-SHA-256";
+/// The mechanism with channel binding (`tls-server-end-point`).
+pub const MECHANISM_PLUS: &str = "SCRAM-SHA-256-PLUS";
 /// More iterations than this is refused: PostgreSQL's default is 4096.
 pub const MAX_ITERATIONS: u32 = 1_000_000;
 const NONCE_BYTES: usize = 18;
-/// gs2 header for "no channel binding" and its base64 (`c=biws`).
-const GS2_HEADER: &str = "n,,";
-const CHANNEL_BINDING: &str = "biws";
+
+/// What the gs2 header of an exchange says about channel binding (RFC 5802 section 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// `n,,`: the client does not support channel binding (or the connection is not TLS).
+    None,
+    /// `y,,`: the client could bind but the server did not offer PLUS. A server that did
+    /// offer it refuses this, which is what defeats a man in the middle stripping PLUS.
+    NotOffered,
+    /// `p=tls-server-end-point,,` with the hash of the server's certificate (RFC 5929).
+    TlsServerEndPoint(Vec<u8>),
+}
+
+impl ChannelBinding {
+    fn gs2_header(&self) -> &'static str {
+        match self {
+            ChannelBinding::None => "n,,",
+            ChannelBinding::NotOffered => "y,,",
+            ChannelBinding::TlsServerEndPoint(_) => "p=tls-server-end-point,,",
+        }
+    }
+
+    /// The `c=` attribute: base64 of the gs2 header and the binding data.
+    fn c_attribute(&self) -> String {
+        let mut raw = self.gs2_header().as_bytes().to_vec();
+        if let ChannelBinding::TlsServerEndPoint(data) = self {
+            raw.extend_from_slice(data);
+        }
+        BASE64.encode(raw)
+    }
+}
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -76,6 +106,7 @@ pub struct ScramSha256 {
     password: Vec<u8>,
     client_first_bare: String,
     nonce: String,
+    binding: ChannelBinding,
     state: State,
 }
 
@@ -94,13 +125,28 @@ impl ScramSha256 {
             password: normalize(password),
             client_first_bare: format!("n={user},r={nonce}"),
             nonce: nonce.to_owned(),
+            binding: ChannelBinding::None,
             state: State::Initial,
+        }
+    }
+
+    /// The same exchange with the given channel binding (gs2 header and `c=`).
+    pub fn bind(mut self, binding: ChannelBinding) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    /// The mechanism to name in SASLInitialResponse for this exchange's binding.
+    pub fn mechanism(&self) -> &'static str {
+        match self.binding {
+            ChannelBinding::TlsServerEndPoint(_) => MECHANISM_PLUS,
+            _ => MECHANISM,
         }
     }
 
     /// The client-first message (SASLInitialResponse data).
     pub fn client_first(&self) -> Vec<u8> {
-        format!("{GS2_HEADER}{}", self.client_first_bare).into_bytes()
+        format!("{}{}", self.binding.gs2_header(), self.client_first_bare).into_bytes()
     }
 
     /// Takes server-first, returns client-final (SASLResponse data).
@@ -138,7 +184,7 @@ impl ScramSha256 {
         let salted = hi(&self.password, &salt, iterations);
         let client_key = hmac(&salted, b"Client Key");
         let stored_key: [u8; 32] = Sha256::digest(client_key).into();
-        let client_final_without_proof = format!("c={CHANNEL_BINDING},r={nonce}");
+        let client_final_without_proof = format!("c={},r={nonce}", self.binding.c_attribute());
         let auth_message = format!(
             "{},{server_first},{client_final_without_proof}",
             self.client_first_bare
@@ -378,6 +424,32 @@ mod tests {
         assert_eq!(run("a\u{00A0}b".as_bytes()), run(b"a b"));
         // Not UTF-8: used as raw bytes, no error.
         run(b"\xff\xfe");
+    }
+
+    #[test]
+    fn channel_binding_headers_and_c_attribute() {
+        let plus = ScramSha256::with_nonce(b"pencil", "", NONCE)
+            .bind(ChannelBinding::TlsServerEndPoint(vec![1, 2, 3]));
+        assert_eq!(plus.mechanism(), MECHANISM_PLUS);
+        assert_eq!(
+            plus.client_first(),
+            format!("p=tls-server-end-point,,n=,r={NONCE}").into_bytes()
+        );
+        // c= is base64("p=tls-server-end-point,," + the hash bytes).
+        let mut expected = b"p=tls-server-end-point,,".to_vec();
+        expected.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(
+            ChannelBinding::TlsServerEndPoint(vec![1, 2, 3]).c_attribute(),
+            BASE64.encode(expected)
+        );
+        // "y,," is eSws: what PostgreSQL checks for when it did offer PLUS.
+        assert_eq!(ChannelBinding::NotOffered.c_attribute(), "eSws");
+        assert_eq!(ChannelBinding::None.c_attribute(), "biws");
+        let mut y =
+            ScramSha256::with_nonce(b"pencil", "user", NONCE).bind(ChannelBinding::NotOffered);
+        assert_eq!(y.mechanism(), MECHANISM);
+        let fin = y.handle_server_first(SERVER_FIRST.as_bytes()).unwrap();
+        assert!(std::str::from_utf8(&fin).unwrap().starts_with("c=eSws,r="));
     }
 
     #[test]
