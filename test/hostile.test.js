@@ -15,7 +15,7 @@ const MB = 1024 * 1024
 
 // --- the scripted backend --------------------------------------------------------------------
 
-const { frame, cstr, u16, u32, ready, rowDescription, dataRow } = require('./mock-server.js').be
+const { frame, cstr, u16, u32, ready, rowDescription, dataRow, isSslRequest } = require('./mock-server.js').be
 const complete = (tag) => frame('C', cstr(tag))
 const parameterStatus = (k, v) => frame('S', Buffer.concat([cstr(k), cstr(v)]))
 const notice = (msg) => frame('N', Buffer.concat([cstr('SNOTICE'), cstr('VNOTICE'), cstr('C00000'), cstr(`M${msg}`), Buffer.from([0])]))
@@ -74,6 +74,11 @@ async function backend({ behave = () => undefined, startup } = {}) {
         for (;;) {
           if (!started) {
             if (buf.length < 4 || buf.length < buf.readUInt32BE(0)) break
+            if (isSslRequest(buf)) { // no TLS here: 'N', then the startup message
+              buf = buf.subarray(8)
+              socket.write('N')
+              continue
+            }
             buf = buf.subarray(buf.readUInt32BE(0))
             started = true
             if (startup) { startup(socket); continue }

@@ -19,6 +19,10 @@ const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16BE(v); return b }
 const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32BE(v); return b }
 const ready = () => frame('Z', Buffer.from('I'))
 
+// An SSLRequest (8 bytes: length 8, code 80877103): what a client sends before its startup
+// message when it would like TLS. A server without TLS answers 'N'.
+const isSslRequest = (buf) => buf.length >= 8 && buf.readUInt32BE(0) === 8 && buf.readUInt32BE(4) === 80877103
+
 // A text column of a RowDescription: name, table oid, column, type oid (text), size,
 // modifier, format (text).
 const column = (name) => Buffer.concat([cstr(name), u32(0), u16(0), u32(25), u16(0xffff), u32(0xffffffff), u16(0)])
@@ -42,6 +46,11 @@ function mockServer(rows) {
       for (;;) {
         if (!started) {
           if (buf.length < 4 || buf.length < buf.readUInt32BE(0)) break
+          if (isSslRequest(buf)) { // no TLS here: 'N', then the client sends its startup
+            buf = buf.subarray(8)
+            out.push(Buffer.from('N'))
+            continue
+          }
           buf = buf.subarray(buf.readUInt32BE(0))
           started = true
           out.push(frame('R', u32(0)))
@@ -101,6 +110,6 @@ function mockServer(rows) {
 }
 
 // The message builders, for tests that script a backend of their own.
-const be = { frame, cstr, u16, u32, ready, column, rowDescription, dataRow }
+const be = { frame, cstr, u16, u32, ready, column, rowDescription, dataRow, isSslRequest }
 
 module.exports = { mockServer, be }

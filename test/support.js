@@ -7,6 +7,7 @@ const { before, after } = require('node:test')
 const net = require('node:net')
 const { clusterForTests } = require('./cluster.js')
 const { createPool } = require('../client.js')
+const { isSslRequest } = require('./mock-server.js').be
 
 /**
  * Registers the file's before/after hooks and returns `{ cluster, conn, pool(opts) }`
@@ -90,7 +91,9 @@ async function tcpProxy(host, port) {
           upstream.destroy()
           return
         }
-        started = true
+        // An SSLRequest (untagged, like the startup message that follows it) is passed on;
+        // the server's one-byte answer goes back through the pipe.
+        if (!(!started && isSslRequest(frame))) started = true
         if (held !== null) held.push(frame)
         else upstream.write(frame)
       }
