@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict'
-// The Node.js comparison of /work/shared/BENCHMARKS.md: hyperiondb-client side by side with
-// node-postgres, postgres.js, Bun SQL and pgbench on the same server, in one run.
+// The Node.js comparison of the project's BENCHMARKS.md (W1-W8; the figures are in
+// benches/README.md): hyperiondb-client side by side with node-postgres, postgres.js, Bun SQL
+// and pgbench on the same server, in one run.
 //
 //   node benches/node/run.js [--workload W2 ...|W1,W2] (W8: one fault of each kind, 1 rep) [--client hyperion,pg] [--reps 5]
 //                            [--quick | --quick=W2,W4,W5] [--hyperion-node FILE]

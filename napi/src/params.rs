@@ -1,7 +1,7 @@
 //! JS parameter values to [`Param`]s, read on the JS thread before the query is spawned.
 
 use crate::errors::{Failure, JsResult};
-use hyperion_codec::{encode_param, param_format, Param};
+use hyperion_codec::{bind_format, encode_value, Param};
 use hyperion_pool::TypeCache;
 use hyperion_wire::{Format, IsNull, Params};
 use napi::{
@@ -24,8 +24,11 @@ impl Params for JsParams {
 
     fn format(&self, index: usize, type_oid: u32) -> Format {
         match self.values.get(index) {
-            Some(p) if self.types.with(|t| param_format(p, type_oid, t)) => Format::Binary,
-            _ => Format::Text,
+            Some(p) => match self.types.with(|t| bind_format(p, type_oid, t)) {
+                hyperion_codec::Format::Binary => Format::Binary,
+                hyperion_codec::Format::Text => Format::Text,
+            },
+            None => Format::Text,
         }
     }
 
@@ -36,9 +39,9 @@ impl Params for JsParams {
         buf: &mut bytes::BytesMut,
     ) -> Result<IsNull, String> {
         let p = self.values.get(index).unwrap_or(&Param::Null);
-        match self.types.with(|t| encode_param(p, type_oid, t, buf)) {
-            Ok(true) => Ok(IsNull::Yes),
-            Ok(false) => Ok(IsNull::No),
+        match self.types.with(|t| encode_value(p, type_oid, t, buf)) {
+            Ok(hyperion_codec::IsNull::Yes) => Ok(IsNull::Yes),
+            Ok(hyperion_codec::IsNull::No) => Ok(IsNull::No),
             Err(e) => Err(e.0),
         }
     }

@@ -1,5 +1,5 @@
 'use strict'
-// The workloads of /work/shared/BENCHMARKS.md (W1-W5, W7), written once against the
+// The workloads of the project's BENCHMARKS.md (W1-W5, W7), written once against the
 // adapter interface of clients/*.js. Runs under node and under bun (CommonJS, no node-only
 // APIs beyond fs/crypto/process). Every workload checks its results; a failed check throws
 // and the sample is reported as an error, not a number.
