@@ -4,7 +4,7 @@
 // built (code, server fields, non-enumerable query). Everything that must be fast or correct
 // under concurrency, and every policy, lives in Rust (see DESIGN.md).
 
-const native = require('./index.js')
+const native = require('./loader.js')
 const { rowsOf } = require('./rows.js')
 
 function configError(message) {

@@ -6,7 +6,7 @@
 // creates every row from the same object literal: one hidden class, no per-row property
 // definition calls across N-API.
 
-const { columnKinds } = require('./index.js')
+const { columnKinds } = require('./loader.js')
 
 // The letter of each column kind, by name (defined once, in Rust).
 const K = columnKinds()

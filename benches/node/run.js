@@ -136,7 +136,7 @@ function snapshotHyperion(opts) {
   const dir = path.join(TMP, 'hyperion')
   fs.rmSync(dir, { recursive: true, force: true })
   fs.mkdirSync(dir, { recursive: true })
-  for (const f of ['client.js', 'rows.js', 'index.js', 'package.json']) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
+  for (const f of ['client.js', 'rows.js', 'index.js', 'loader.js', 'package.json']) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
   fs.copyFileSync(src, path.join(dir, 'hyperiondb-client.linux-x64-gnu.node'))
   const st = fs.statSync(src)
   return {
