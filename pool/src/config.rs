@@ -124,6 +124,12 @@ pub struct PoolConfig {
     pub pipeline_depth: usize,
     /// How connections are opened; `None`: TCP.
     pub connector: Option<Connector>,
+    /// TLS (`sslmode` and the rest); default `prefer`, as libpq.
+    pub ssl: hyperion_wire::SslConfig,
+    pub channel_binding: hyperion_wire::ChannelBindingMode,
+    pub require_auth: hyperion_wire::RequireAuth,
+    /// Passwords by host from a password file (`~/.pgpass`), used when `password` is `None`.
+    pub host_passwords: Vec<(Host, String)>,
 }
 
 impl PoolConfig {
@@ -143,6 +149,10 @@ impl PoolConfig {
             retry: RetryPolicy::default(),
             pipeline_depth: 128,
             connector: None,
+            ssl: hyperion_wire::SslConfig::default(),
+            channel_binding: hyperion_wire::ChannelBindingMode::default(),
+            require_auth: hyperion_wire::RequireAuth::default(),
+            host_passwords: Vec::new(),
         }
     }
 
@@ -158,12 +168,22 @@ impl PoolConfig {
     /// The wire-level settings for one connection to `host`.
     pub fn connection(&self, host: &Host) -> hyperion_wire::Config {
         let mut c = hyperion_wire::Config::new(host.clone(), self.user.clone());
-        c.password = self.password.as_ref().map(|p| p.as_bytes().to_vec());
+        c.password = self
+            .password
+            .as_ref()
+            .or_else(|| {
+                let from_file = self.host_passwords.iter().find(|(h, _)| h == host);
+                from_file.map(|(_, p)| p)
+            })
+            .map(|p| p.as_bytes().to_vec());
         c.database = self.database.clone();
         c.application_name = self.application_name.clone();
         c.connect_timeout = Some(self.connect_timeout);
         c.statement_timeout = self.statement_timeout;
         c.pipeline_depth = self.pipeline_depth;
+        c.ssl = self.ssl.clone();
+        c.channel_binding = self.channel_binding;
+        c.require_auth = self.require_auth.clone();
         c
     }
 }

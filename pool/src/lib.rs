@@ -13,6 +13,7 @@
 
 pub mod cancel;
 pub mod config;
+pub mod connstr;
 mod discovery;
 pub mod error;
 pub mod hosts;
@@ -20,6 +21,7 @@ mod lease;
 pub mod pool;
 pub mod role;
 pub mod route;
+pub mod settings;
 pub mod slots;
 pub mod transaction;
 pub mod types;
@@ -29,5 +31,6 @@ pub use config::{retryable_in_transaction, Connector, Mode, PoolConfig, RetryPol
 pub use error::Error;
 pub use hosts::{EventSink, HostEvent, HostInfo, HostState};
 pub use pool::{ConnectionInfo, Pool, QueryOptions, RowSink, Status, Streaming, MAX_POOL_SIZE};
+pub use settings::{Pem, Settings};
 pub use transaction::{Isolation, Transaction};
 pub use types::TypeCache;
