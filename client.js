@@ -34,13 +34,49 @@ function optionalString(opts, name) {
 
 const MODES = ['read-write', 'read-only', 'prefer-standby', 'any']
 
-function nativeOptions(opts) {
-  if (opts === null || typeof opts !== 'object') throw configError('createPool takes an options object')
-  const hosts = typeof opts.hosts === 'string' ? [opts.hosts] : opts.hosts
-  if (!Array.isArray(hosts) || hosts.length === 0 || !hosts.every((h) => typeof h === 'string' && h.length > 0)) {
-    throw configError('hosts must be a non-empty array of host strings')
+// A certificate or key option: a file path or PEM text (string), or PEM text (Buffer).
+function optionalPem(opts, name, prefix = '') {
+  const v = opts[name]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string' && !Buffer.isBuffer(v)) throw configError(`${prefix}${name} must be a string or a Buffer`)
+  return v
+}
+
+// node-postgres's `ssl`: a boolean, or `{ ca, cert, key, rejectUnauthorized, servername }`
+// (mapped onto sslmode and the rest in Rust: napi/src/options.rs).
+function pgSsl(ssl) {
+  if (ssl === undefined || ssl === null) return undefined
+  if (typeof ssl === 'boolean') return ssl
+  if (typeof ssl !== 'object') throw configError('ssl must be a boolean or an object')
+  const ca = ssl.ca === undefined || ssl.ca === null ? undefined : Array.isArray(ssl.ca) ? ssl.ca : [ssl.ca]
+  if (ca !== undefined && !ca.every((c) => typeof c === 'string' || Buffer.isBuffer(c))) {
+    throw configError('ssl.ca must be a string, a Buffer or an array of them')
   }
-  if (typeof opts.user !== 'string' || opts.user === '') throw configError('user must be a non-empty string')
+  if (ssl.rejectUnauthorized !== undefined && typeof ssl.rejectUnauthorized !== 'boolean') {
+    throw configError('ssl.rejectUnauthorized must be a boolean')
+  }
+  return {
+    names: Object.keys(ssl),
+    ca,
+    cert: optionalPem(ssl, 'cert', 'ssl.'),
+    key: optionalPem(ssl, 'key', 'ssl.'),
+    rejectUnauthorized: ssl.rejectUnauthorized,
+    servername: optionalString(ssl, 'servername'),
+  }
+}
+
+// Type checks only: which names exist, the defaults, and how the options, a connection
+// string and the PG* environment combine are decided in Rust (napi/src/options.rs).
+function nativeOptions(opts) {
+  if (typeof opts === 'string') opts = { connectionString: opts }
+  if (opts === null || typeof opts !== 'object') throw configError('createPool takes an options object or a connection string')
+  let hosts = typeof opts.hosts === 'string' ? [opts.hosts] : opts.hosts ?? undefined
+  if (hosts !== undefined && (!Array.isArray(hosts) || hosts.length === 0 || !hosts.every((h) => typeof h === 'string' && h.length > 0))) {
+    throw configError('hosts must be a host string or a non-empty array of host strings')
+  }
+  if (opts.user !== undefined && opts.user !== null && (typeof opts.user !== 'string' || opts.user === '')) {
+    throw configError('user must be a non-empty string')
+  }
   if (opts.mode !== undefined && !MODES.includes(opts.mode)) {
     throw configError(`mode must be one of ${MODES.map((m) => `'${m}'`).join(', ')}`)
   }
@@ -49,9 +85,11 @@ function nativeOptions(opts) {
   const retry = opts.retry ?? {}
   if (typeof retry !== 'object') throw configError('retry must be an object')
   return {
+    names: Object.keys(opts),
+    connectionString: optionalString(opts, 'connectionString'),
     hosts,
     port: optionalInt(opts, 'port', 1),
-    user: opts.user,
+    user: optionalString(opts, 'user'),
     password: optionalString(opts, 'password'),
     database: optionalString(opts, 'database'),
     applicationName: optionalString(opts, 'applicationName'),
@@ -65,6 +103,14 @@ function nativeOptions(opts) {
     retryBaseDelayMs: optionalInt(retry, 'baseDelayMs', 0),
     retryMaxDelayMs: optionalInt(retry, 'maxDelayMs', 0),
     pipelineDepth: optionalInt(opts, 'pipelineDepth', 1),
+    sslmode: optionalString(opts, 'sslmode'),
+    sslrootcert: optionalPem(opts, 'sslrootcert'),
+    sslcert: optionalPem(opts, 'sslcert'),
+    sslkey: optionalPem(opts, 'sslkey'),
+    sslnegotiation: optionalString(opts, 'sslnegotiation'),
+    channelBinding: optionalString(opts, 'channelBinding'),
+    requireAuth: optionalString(opts, 'requireAuth'),
+    ssl: pgSsl(opts.ssl),
   }
 }
 
@@ -236,6 +282,8 @@ class Pool {
   constructor(opts) {
     const n = nativeOptions(opts)
     this.#native = new native.NativePool(n)
+    for (const w of this.#native.warnings()) process.emitWarning(w, { code: 'HYPERIONDB_CONFIG' })
+    if (typeof opts === 'string') opts = {}
     this.#logger = opts.logger
     if (opts.onEvent) {
       const hook = opts.onEvent

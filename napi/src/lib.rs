@@ -8,10 +8,12 @@
 
 mod errors;
 mod insert;
+mod options;
 mod params;
 mod pool;
 mod retry;
 
+pub use options::{describe_config, ConfigDescription};
 pub use retry::{retry_defaults, retryable_in_transaction};
 pub use rows::column_kinds;
 mod rows;

@@ -1,15 +1,14 @@
 //! The `NativePool` class that `client.js` wraps.
 
 use crate::errors::Failure;
+use crate::options::{config, process_env, PoolOptions};
 use crate::params::{from_js, JsParams};
 use crate::retry::{backoff_ms, RetrySettings};
 use crate::settle::{Settled, Settler};
 use crate::stream;
 use hyperion_pool::{
-    Abort, Cancellation, HostEvent, Isolation, Mode, Pool, PoolConfig, QueryOptions, RetryPolicy,
-    Transaction, TypeCache,
+    Abort, Cancellation, HostEvent, Isolation, Pool, QueryOptions, Transaction, TypeCache,
 };
-use hyperion_wire::Host;
 use napi::threadsafe_function::{
     ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
@@ -17,27 +16,6 @@ use napi::{Env, JsFunction, JsObject, JsUnknown};
 use napi_derive::napi;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Options as `client.js` passes them (already defaulted and type-checked there).
-#[napi(object)]
-pub struct PoolOptions {
-    pub hosts: Vec<String>,
-    pub port: Option<u32>,
-    pub user: String,
-    pub password: Option<String>,
-    pub database: Option<String>,
-    pub application_name: Option<String>,
-    pub mode: Option<String>,
-    pub pool_size: Option<u32>,
-    pub connect_timeout_ms: Option<u32>,
-    pub acquire_timeout_ms: Option<u32>,
-    pub statement_timeout_ms: Option<u32>,
-    pub validation_interval_ms: Option<u32>,
-    pub retry_max_attempts: Option<u32>,
-    pub retry_base_delay_ms: Option<u32>,
-    pub retry_max_delay_ms: Option<u32>,
-    pub pipeline_depth: Option<u32>,
-}
 
 #[napi(object)]
 pub struct PoolStatus {
@@ -67,49 +45,6 @@ fn read_params(
         values,
         types: types.clone(),
     })
-}
-
-fn config(o: PoolOptions) -> Result<PoolConfig, String> {
-    let port =
-        u16::try_from(o.port.unwrap_or(5432)).map_err(|_| "port must be 1..65535".to_string())?;
-    let hosts = o
-        .hosts
-        .iter()
-        .map(|h| Host::parse(h, port))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut c = PoolConfig::new(hosts, o.user);
-    c.password = o.password;
-    c.database = o.database;
-    if let Some(a) = o.application_name {
-        c.application_name = a;
-    }
-    if let Some(m) = o.mode {
-        c.mode = Mode::parse(&m)?;
-    }
-    let ms = |v: u32| Duration::from_millis(u64::from(v));
-    if let Some(n) = o.pool_size {
-        c.pool_size = n as usize;
-    }
-    if let Some(v) = o.connect_timeout_ms {
-        c.connect_timeout = ms(v);
-    }
-    if let Some(v) = o.acquire_timeout_ms {
-        c.acquire_timeout = ms(v);
-    }
-    c.statement_timeout = o.statement_timeout_ms.filter(|&v| v > 0).map(ms);
-    if let Some(v) = o.validation_interval_ms {
-        c.validation_interval = ms(v);
-    }
-    let d = RetryPolicy::default();
-    c.retry = RetryPolicy {
-        max_attempts: o.retry_max_attempts.unwrap_or(d.max_attempts),
-        base_delay: o.retry_base_delay_ms.map(ms).unwrap_or(d.base_delay),
-        max_delay: o.retry_max_delay_ms.map(ms).unwrap_or(d.max_delay),
-    };
-    if let Some(d) = o.pipeline_depth {
-        c.pipeline_depth = (d as usize).max(1);
-    }
-    Ok(c)
 }
 
 /// The native side of an `AbortSignal`: `client.js` makes one per query that takes a
@@ -218,16 +153,29 @@ fn event_object(env: &Env, e: &HostEvent) -> napi::Result<JsObject> {
 pub struct NativePool {
     pool: Pool,
     settler: Settler,
+    warnings: Vec<String>,
 }
 
 #[napi]
 impl NativePool {
     #[napi(constructor)]
     pub fn new(env: Env, options: PoolOptions) -> napi::Result<Self> {
-        let cfg = config(options).map_err(|m| Failure::client("INVALID_CONFIG", m).throw(&env))?;
+        let (cfg, warnings) = config(options, &process_env)
+            .map_err(|m| Failure::client("INVALID_CONFIG", m).throw(&env))?;
         let pool = Pool::new(cfg).map_err(|e| Failure::from(e).throw(&env))?;
         let settler = Settler::new(&env).map_err(|f| f.throw(&env))?;
-        Ok(NativePool { pool, settler })
+        Ok(NativePool {
+            pool,
+            settler,
+            warnings,
+        })
+    }
+
+    /// What the configuration warned about (a password file ignored for its permissions);
+    /// `client.js` emits them as process warnings.
+    #[napi]
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 
     /// Resolves to the result in columns (`client.js` assembles the rows; see rows.rs).
