@@ -121,6 +121,99 @@ function parseJson(text, n) {
   return values
 }
 
+// The same rows without compiling code, for processes that forbid it
+// (`--disallow-code-generation-from-strings`, or a CSP-like embedder): one reader closure per
+// column, the keys defined in column order on a fresh object, so every row has the same keys
+// in the same order (and, from V8's view, the same hidden-class transitions) as the compiled
+// literal. Slower per row; chosen once per process, not per result.
+function reader(kind, src, nulls, sub, n) {
+  let get
+  switch (kind) {
+    case K.shaped: {
+      const names = sub.names
+      const reads = Array.from(sub.kinds, (k, j) => reader(k, src.cols[j], src.nulls[j], src.cols[j], n))
+      get = (i) => {
+        const o = {}
+        for (let j = 0; j < reads.length; j++) define(o, names[j], reads[j](i))
+        return o
+      }
+      break
+    }
+    case K.null:
+      return () => null
+    case K.bool:
+      get = (i) => src[i] === 1
+      break
+    case K.int32:
+    case K.float64:
+    case K.values:
+      get = (i) => src[i]
+      break
+    case K.bigint64: {
+      const view = new DataView(src.buffer, src.byteOffset, src.byteLength)
+      get = (i) => view.getBigInt64(i * 8, LITTLE_ENDIAN)
+      break
+    }
+    case K.text: {
+      const [text, offsets] = src
+      get = (i) => text.slice(offsets[i], offsets[i + 1])
+      break
+    }
+    case K.table: {
+      const [values, index] = src
+      get = (i) => values[index[i]]
+      break
+    }
+    case K.bytes: {
+      const buffer = src[0].buffer
+      const base = src[0].byteOffset
+      const offsets = src[1]
+      get = (i) => Buffer.from(buffer, base + offsets[i], offsets[i + 1] - offsets[i])
+      break
+    }
+    case K.json: {
+      // NULLs are in place (JSON null).
+      const values = parseJson(src, n)
+      return (i) => values[i]
+    }
+    default:
+      throw decodeError(`unknown column kind ${kind}`)
+  }
+  if (kind !== K.values && nulls !== null && nulls !== undefined) {
+    const plain = get
+    get = (i) => (nulls[i] === 1 ? null : plain(i))
+  }
+  return get
+}
+
+// A plain data property, also for `__proto__` (which assignment would treat as the prototype).
+function define(o, name, value) {
+  if (name === '__proto__') Object.defineProperty(o, name, { value, writable: true, enumerable: true, configurable: true })
+  else o[name] = value
+}
+
+function interpret(kinds, names) {
+  return (n, cols, nulls, _parseJson, rows) => {
+    const reads = []
+    for (let c = 0; c < kinds.length; c++) reads.push(reader(kinds[c], cols[c], nulls[c], cols[c], n))
+    for (let i = 0; i < n; i++) {
+      const row = {}
+      for (let c = 0; c < reads.length; c++) define(row, names[c], reads[c](i))
+      rows.push(row)
+    }
+    return rows
+  }
+}
+
+// Whether this process may compile code from strings: asked once, by trying.
+const CAN_COMPILE = (() => {
+  try {
+    return new Function('return true')() // eslint-disable-line no-new-func
+  } catch {
+    return false
+  }
+})()
+
 function builder(shape, make) {
   let build = builders.get(shape)
   if (build === undefined) {
@@ -139,7 +232,8 @@ function append(rows, r) {
   const shape = r.kinds.includes(K.shaped)
     ? JSON.stringify([r.kinds, r.names, r.cols.map((c, i) => (r.kinds[i] === K.shaped ? [c.kinds, c.names] : 0))])
     : r.kinds + '\u0000' + r.names.join('\u0000')
-  return builder(shape, () => compile(r.kinds, r.names, r.cols))(r.n, r.cols, r.nulls, parseJson, rows)
+  const make = CAN_COMPILE ? () => compile(r.kinds, r.names, r.cols) : () => interpret(r.kinds, r.names)
+  return builder(shape, make)(r.n, r.cols, r.nulls, parseJson, rows)
 }
 
 /**
@@ -171,4 +265,4 @@ async function rest(first) {
   return rows
 }
 
-module.exports = { rowsOf }
+module.exports = { rowsOf, CAN_COMPILE }

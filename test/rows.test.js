@@ -1,0 +1,84 @@
+'use strict'
+// rows.js builds row objects with compiled code where the process allows it and with
+// closures where it does not (`node --disallow-code-generation-from-strings`). Both must
+// produce the same rows: checked on a synthetic columnar result holding every column kind,
+// NULLs, a shaped json column and awkward names, built here and in a child process that
+// forbids code generation. No server needed.
+
+const test = require('node:test')
+const assert = require('node:assert')
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+
+const ROOT = path.join(__dirname, '..')
+
+// The result is built the same way in both processes from this function's source.
+function rowsOfSynthetic() {
+  const { rowsOf, CAN_COMPILE } = require(process.env.HYPERION_ROOT + '/rows.js')
+  const K = require(process.env.HYPERION_ROOT + '/loader.js').columnKinds()
+  const n = 5
+  const offsets = (parts) => {
+    const o = new Uint32Array(parts.length + 1)
+    for (let i = 0; i < parts.length; i++) o[i + 1] = o[i] + parts[i].length
+    return o
+  }
+  const texts = ['a', '', 'héllo', 'x'.repeat(3), '\u0000z']
+  const bytes = [Buffer.from([1, 2]), Buffer.alloc(0), Buffer.from('abc'), Buffer.from([255]), Buffer.from([0])]
+  const nullsAt = (...at) => Uint8Array.from({ length: n }, (_, i) => (at.includes(i) ? 1 : 0))
+  const shaped = {
+    kinds: K.int32 + K.text + K.null,
+    names: ['id', 'label', 'never'],
+    cols: [Int32Array.from([1, 2, 3, 4, 5]), [texts.join(''), offsets(texts)], null],
+    nulls: [nullsAt(2), null, null],
+  }
+  const cols = [
+    Uint8Array.from([1, 0, 1, 0, 1]),
+    Int32Array.from([0, -1, 2147483647, -2147483648, 7]),
+    Float64Array.from([0.5, -0, NaN, Infinity, -1e300]),
+    BigInt64Array.from([0n, -1n, 9223372036854775807n, -9223372036854775808n, 9007199254740993n]),
+    [texts.join(''), offsets(texts)],
+    [['red', 'green'], Uint32Array.from([0, 1, 1, 0, 0])],
+    [Buffer.concat(bytes), offsets(bytes)],
+    JSON.stringify([{ a: 1 }, null, [1, 'two'], 'str', 3.5]),
+    ['12.30', null, 'NaN', '-1', '0'],
+    shaped,
+    null,
+  ]
+  const kinds = K.bool + K.int32 + K.float64 + K.bigint64 + K.text + K.table + K.bytes + K.json + K.values + K.shaped + K.null
+  const names = ['flag', 'int', 'float', 'big', '__proto__', 'colour', 'bin', 'doc', 'num', 'shaped', 'nothing']
+  const nulls = [nullsAt(1), nullsAt(0, 4), null, nullsAt(3), nullsAt(2), null, nullsAt(1), null, null, nullsAt(4), null]
+  const rows = rowsOf({ n, kinds, names, cols, nulls })
+  // Every value with its type, keys in order, own-property-ness of __proto__ included.
+  const describe = (v) =>
+    v === null ? null
+      : typeof v === 'bigint' ? { bigint: String(v) }
+      : Buffer.isBuffer(v) ? { buffer: v.toString('hex') }
+      : typeof v === 'number' ? { number: Object.is(v, -0) ? '-0' : String(v) }
+      : typeof v === 'object' ? { proto: Object.getPrototypeOf(v) === Object.prototype ? 'Object' : Array.isArray(v) ? 'Array' : 'other', entries: Object.keys(v).map((k) => [k, describe(v[k])]) }
+      : { [typeof v]: v }
+  return { CAN_COMPILE, rows: rows.map(describe) }
+}
+
+function inChild(flags) {
+  const code = `process.stdout.write(JSON.stringify((${rowsOfSynthetic})()))`
+  const r = spawnSync(process.execPath, [...flags, '-e', code], { encoding: 'utf8', env: { ...process.env, HYPERION_ROOT: ROOT } })
+  assert.strictEqual(r.status, 0, r.stderr)
+  return JSON.parse(r.stdout)
+}
+
+test('rows built without code generation are the rows built with it', () => {
+  const fast = inChild([])
+  const slow = inChild(['--disallow-code-generation-from-strings'])
+  assert.strictEqual(fast.CAN_COMPILE, true)
+  assert.strictEqual(slow.CAN_COMPILE, false)
+  assert.strictEqual(fast.rows.length, 5)
+  assert.deepStrictEqual(slow.rows, fast.rows)
+  // Spot checks, so that two equally wrong builders cannot pass.
+  const row0 = Object.fromEntries(fast.rows[0].entries)
+  assert.deepStrictEqual(row0.big, { bigint: '0' })
+  assert.deepStrictEqual(row0.__proto__, { string: 'a' })
+  assert.deepStrictEqual(row0.int, null)
+  assert.deepStrictEqual(Object.fromEntries(fast.rows[1].entries).int, { number: "-1" })
+  assert.deepStrictEqual(Object.fromEntries(fast.rows[4].entries).shaped, null)
+  assert.deepStrictEqual(Object.fromEntries(fast.rows[2].entries).shaped.entries[0], ['id', null])
+})
