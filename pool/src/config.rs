@@ -122,6 +122,16 @@ pub struct PoolConfig {
     pub retry: RetryPolicy,
     /// Most requests pipelined on one connection.
     pub pipeline_depth: usize,
+    /// Most prepared statements per connection (least recently used closed first).
+    pub statement_cache_size: usize,
+    /// An idle connection is closed after this long, while the pool keeps more than
+    /// `min_connections`; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Connections kept open, idle or not, however long they idle.
+    pub min_connections: usize,
+    /// A connection is closed once idle after this long (less up to a tenth, at random, per
+    /// connection, so that a pool does not reconnect all at once); `None`: never.
+    pub max_lifetime: Option<Duration>,
     /// How connections are opened; `None`: TCP.
     pub connector: Option<Connector>,
     /// TLS (`sslmode` and the rest); default `prefer`, as libpq.
@@ -148,6 +158,13 @@ impl PoolConfig {
             validation_interval: Duration::ZERO,
             retry: RetryPolicy::default(),
             pipeline_depth: 128,
+            statement_cache_size: hyperion_wire::statement_cache::DEFAULT_STATEMENT_CACHE_SIZE,
+            // HikariCP's defaults: a connection idle for 10 minutes is not worth its server
+            // process; after 30 minutes one is replaced, so that server-side state (memory,
+            // settings reloaded since) and load balancers' own timeouts never bite.
+            idle_timeout: Some(Duration::from_secs(600)),
+            min_connections: 1,
+            max_lifetime: Some(Duration::from_secs(1800)),
             connector: None,
             ssl: hyperion_wire::SslConfig::default(),
             channel_binding: hyperion_wire::ChannelBindingMode::default(),
@@ -181,6 +198,7 @@ impl PoolConfig {
         c.connect_timeout = Some(self.connect_timeout);
         c.statement_timeout = self.statement_timeout;
         c.pipeline_depth = self.pipeline_depth;
+        c.statement_cache_size = self.statement_cache_size;
         c.ssl = self.ssl.clone();
         c.channel_binding = self.channel_binding;
         c.require_auth = self.require_auth.clone();

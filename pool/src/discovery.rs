@@ -106,6 +106,49 @@ impl Pool {
         if suspect {
             self.suspect();
         }
+        self.retire(now);
+    }
+
+    /// Closes idle connections past `idleTimeoutMs` (above `min_connections`) or past their
+    /// lifetime. Only idle ones: a connection in use finishes its work first, and is looked
+    /// at again on a later tick.
+    fn retire(&self, now: u64) {
+        let cfg = &self.inner.config;
+        let idle_ms = cfg
+            .idle_timeout
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let view = self.inner.slots.snapshot();
+        let mut size = view.len();
+        let mut retired = 0u64;
+        for v in view {
+            let c = &v.item;
+            let idle = v.shared == 0 && !v.exclusive && c.in_flight() == 0;
+            if !idle {
+                c.idle_since_ms.store(0, Ordering::Relaxed);
+                continue;
+            }
+            let since = match c.idle_since_ms.load(Ordering::Relaxed) {
+                0 => {
+                    c.idle_since_ms.store(now.max(1), Ordering::Relaxed);
+                    now
+                }
+                t => t,
+            };
+            let too_old = c
+                .lifetime_ms
+                .is_some_and(|l| now.saturating_sub(c.opened_ms) >= l);
+            let idle_too_long = idle_ms.is_some_and(|l| now.saturating_sub(since) >= l)
+                && size > cfg.min_connections;
+            if (too_old || idle_too_long) && self.inner.slots.remove(v.id).is_some() {
+                c.client.close();
+                size -= 1;
+                retired += 1;
+            }
+        }
+        if retired > 0 {
+            self.inner.changed.notify_waiters();
+            self.wake_waiter();
+        }
     }
 
     /// Something looks wrong (a stall, a broken connection, a failed connect): ask every

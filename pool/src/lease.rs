@@ -40,6 +40,12 @@ pub(crate) struct Conn {
     /// When the statement at the head of its pipeline started, as far as the pool can tell:
     /// when a query took it idle, or when the query before completed (ms since the epoch).
     pub(crate) head_since_ms: AtomicU64,
+    /// When it was opened (ms since the pool's epoch).
+    pub(crate) opened_ms: u64,
+    /// How long it may live: `maxLifetimeMs` less up to a tenth, drawn once.
+    pub(crate) lifetime_ms: Option<u64>,
+    /// Since when the monitor has seen it idle (ms since the epoch; 0: busy when last seen).
+    pub(crate) idle_since_ms: AtomicU64,
 }
 
 /// How long the statement at the head of a connection's pipeline may run before the pool
@@ -538,6 +544,12 @@ impl Pool {
                         // Routing just checked it.
                         validated_at_ms: AtomicU64::new(self.now_ms()),
                         head_since_ms: AtomicU64::new(self.now_ms()),
+                        opened_ms: self.now_ms(),
+                        lifetime_ms: cfg.max_lifetime.map(|l| {
+                            let ms = u64::try_from(l.as_millis()).unwrap_or(u64::MAX);
+                            ms - (ms / 10).min((rand::random::<f64>() * (ms / 10) as f64) as u64)
+                        }),
+                        idle_since_ms: AtomicU64::new(0),
                     });
                     self.register(&conn);
                     break Ok(conn);

@@ -346,3 +346,73 @@ async fn a_query_that_never_reached_the_socket_runs_once_on_a_new_connection() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_above_the_floor_close_after_the_idle_timeout() {
+    timed(async {
+        let opened = counter();
+        let o = opened.clone();
+        let mut cfg = scripted_config(3, 2_000);
+        cfg.idle_timeout = Some(Duration::from_millis(300));
+        cfg.min_connections = 1;
+        cfg.max_lifetime = None;
+        cfg.connector = Some(Connector(Arc::new(move |c| {
+            o.fetch_add(1, Ordering::SeqCst);
+            let backend = spawn_backend(&[], simple_script(|_| vec!["1".into()]));
+            Box::pin(async move { connect_stream(backend.stream, &c).await })
+        })));
+        let pool = Pool::new(cfg).unwrap();
+        // Three transactions at once: three connections.
+        let (a, b, c) = tokio::join!(pool.begin(None), pool.begin(None), pool.begin(None));
+        assert_eq!(pool.status().size, 3);
+        for tx in [a, b, c] {
+            tx.unwrap().rollback().await.unwrap();
+        }
+        let started = Instant::now();
+        while pool.status().size > 1 && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let took = started.elapsed();
+        assert_eq!(pool.status().size, 1, "the floor stays open");
+        assert!(
+            took >= Duration::from_millis(250),
+            "not before the idle timeout: {took:?}"
+        );
+        // The one left still serves.
+        pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_replaced_after_their_lifetime_without_failing_a_query() {
+    timed(async {
+        let opened = counter();
+        let o = opened.clone();
+        let mut cfg = scripted_config(1, 2_000);
+        cfg.idle_timeout = None;
+        cfg.max_lifetime = Some(Duration::from_millis(300));
+        cfg.connector = Some(Connector(Arc::new(move |c| {
+            o.fetch_add(1, Ordering::SeqCst);
+            let backend = spawn_backend(&[], simple_script(|_| vec!["1".into()]));
+            Box::pin(async move { connect_stream(backend.stream, &c).await })
+        })));
+        let pool = Pool::new(cfg).unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(1_200) {
+            pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
+                .await
+                .expect("no query fails while connections are recycled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let n = opened.load(Ordering::SeqCst);
+        assert!(
+            n >= 3,
+            "a 300 ms lifetime over 1.2 s replaces the connection: opened {n}"
+        );
+        assert!(n <= 8, "but not at every query: opened {n}");
+    })
+    .await;
+}

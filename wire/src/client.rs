@@ -19,6 +19,7 @@ use crate::socket::SocketOptions;
 use crate::ssl::{SslMode, WithoutTls};
 use crate::startup::{parse_server_version, startup, Transport};
 use crate::state::ConnectionState;
+use crate::statement_cache::StatementCache;
 use crate::tls::{self, Negotiated, TlsSetup};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
@@ -42,7 +43,7 @@ pub(crate) enum Request {
 struct ClientInner {
     tx: mpsc::Sender<Request>,
     state: Arc<ConnectionState>,
-    statements: Mutex<HashMap<Box<str>, Arc<Statement>>>,
+    statements: Mutex<StatementCache>,
     next_statement: AtomicU32,
     /// Shared with the protocol loop, which updates it at every ParameterStatus.
     parameters: Arc<Mutex<HashMap<String, String>>>,
@@ -194,15 +195,43 @@ impl Client {
             columns: d.columns,
             result_formats: result_formats.into(),
         });
-        if let Ok(mut cache) = self.inner.statements.lock() {
-            cache.insert(sql.into(), stmt.clone());
+        let evicted = match self.inner.statements.lock() {
+            Ok(mut cache) => cache.insert(sql, stmt.clone()),
+            Err(_) => Vec::new(),
+        };
+        if !evicted.is_empty() {
+            self.close_statements(&evicted);
         }
         stmt
     }
 
     /// The cached statement for `sql`, if this connection prepared it.
     pub fn cached(&self, sql: &str) -> Option<Arc<Statement>> {
-        self.inner.statements.lock().ok()?.get(sql).cloned()
+        self.inner.statements.lock().ok()?.get(sql)
+    }
+
+    /// How many statements this connection holds prepared.
+    pub fn cached_statements(&self) -> usize {
+        self.inner.statements.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Closes evicted statements on the server, in a request of their own that nobody waits
+    /// for (Close + Sync; an error there only means the statement is gone already).
+    fn close_statements(&self, names: &[String]) {
+        let mut buf = BytesMut::new();
+        for name in names {
+            if frontend::close(Target::Statement, name, &mut buf).is_err() {
+                return;
+            }
+        }
+        frontend::sync(&mut buf);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let client = self.clone();
+        rt.spawn(async move {
+            let _ = client.send(buf.freeze(), 1, None).await;
+        });
     }
 
     /// Prepares (cached) and executes `sql` with `params`.
@@ -490,7 +519,7 @@ where
         inner: Arc::new(ClientInner {
             tx,
             state,
-            statements: Mutex::new(HashMap::new()),
+            statements: Mutex::new(StatementCache::new(config.statement_cache_size)),
             next_statement: AtomicU32::new(0),
             parameters,
             cancel: CancelToken {

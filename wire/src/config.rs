@@ -153,6 +153,9 @@ pub struct Config {
     /// every method except a cleartext password over a connection without TLS, which libpq
     /// would send and this client refuses. See [`crate::auth::policy`].
     pub require_auth: RequireAuth,
+    /// Most prepared statements kept per connection; the least recently used is closed to
+    /// make room ([`crate::statement_cache`]).
+    pub statement_cache_size: usize,
 }
 
 /// TCP keepalive timing: after `idle` without traffic, a probe every `interval`; after
@@ -197,6 +200,7 @@ impl Config {
             ssl: SslConfig::default(),
             channel_binding: ChannelBindingMode::default(),
             require_auth: RequireAuth::default(),
+            statement_cache_size: crate::statement_cache::DEFAULT_STATEMENT_CACHE_SIZE,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod protocol_error;
 pub mod result;
 pub mod sqlstate;
 pub mod ssl;
+pub mod statement_cache;
 
 #[cfg(feature = "driver")]
 mod cancel;
