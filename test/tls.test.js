@@ -5,7 +5,7 @@
 // tests in wire/tests/real_tls.rs run against it (verify-full, wrong host name, untrusted CA,
 // client-certificate auth, SCRAM-SHA-256-PLUS, direct SSL, cancel over TLS, Unix socket).
 
-const { test, before, after } = require('node:test')
+const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -108,4 +108,63 @@ test('TLS, channel binding, client certificates and Unix sockets (cargo test --t
   const out = `${r.stdout}\n${r.stderr}`
   assert.equal(r.status, 0, out)
   assert.match(out, /test result: ok\. 9 passed; 0 failed/, out)
+})
+
+// The same server through createPool: the options of issue 17 reach the connection.
+describe('createPool over TLS', { skip }, () => {
+  const { createPool } = require('../client.js')
+  const pools = []
+  const pool = (opts) => {
+    const p = createPool({ ...cluster.connection(), poolSize: 1, acquireTimeoutMs: 10000, ...opts })
+    pools.push(p)
+    return p
+  }
+  after(async () => { for (const p of pools) await p.end().catch(() => {}) })
+  const ca = () => path.join(certDir, 'ca.pem')
+  const sslOf = async (p) => (await p.query('select ssl from pg_stat_ssl where pid = pg_backend_pid()'))[0].ssl
+
+  test('sslmode verify-full with sslrootcert (a path) runs queries over TLS, with SCRAM channel binding required', async () => {
+    const p = pool({ sslmode: 'verify-full', sslrootcert: ca(), channelBinding: 'require' })
+    assert.equal(await sslOf(p), true)
+  })
+
+  test('sslrootcert as PEM text (string and Buffer), and sslmode disable stays plain', async () => {
+    assert.equal(await sslOf(pool({ sslmode: 'verify-ca', sslrootcert: fs.readFileSync(ca(), 'utf8') })), true)
+    assert.equal(await sslOf(pool({ sslmode: 'verify-full', sslrootcert: fs.readFileSync(ca()) })), true)
+    assert.equal(await sslOf(pool({ sslmode: 'disable' })), false)
+  })
+
+  test("node-postgres's ssl: { ca } is verify-full; ssl: { rejectUnauthorized: false } encrypts without checks", async () => {
+    assert.equal(await sslOf(pool({ ssl: { ca: fs.readFileSync(ca()) } })), true)
+    assert.equal(await sslOf(pool({ ssl: { rejectUnauthorized: false } })), true)
+  })
+
+  test('a connection string with sslmode and sslrootcert', async () => {
+    const c = cluster.connection()
+    const n = cluster.node(0)
+    const url = `postgresql://${c.user}:${encodeURIComponent(c.password)}@${n.host}:${n.port}/${c.database}` +
+      `?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca())}&application_name=from%20url`
+    const p = createPool(url)
+    pools.push(p)
+    assert.equal(await sslOf(p), true)
+    assert.equal((await p.query('show application_name'))[0].application_name, 'from url')
+  })
+
+  test('an untrusted CA is refused at once (AUTH_FAILED), not after acquireTimeoutMs', async () => {
+    for (const opts of [{ sslmode: 'verify-full', sslrootcert: path.join(certDir, 'other-ca.pem') }, { ssl: true }]) {
+      const p = pool(opts)
+      const t = performance.now()
+      await assert.rejects(p.query('select 1'), { code: 'AUTH_FAILED', message: /certificate/ })
+      assert.ok(performance.now() - t < 2000, `${JSON.stringify(opts)}: took ${performance.now() - t} ms`)
+    }
+  })
+
+  test("requireAuth: 'scram-sha-256' refuses the md5 role at once, naming the method", async () => {
+    const p = pool({ ...cluster.connection('app_md5'), sslmode: 'require', requireAuth: 'scram-sha-256' })
+    const t = performance.now()
+    await assert.rejects(p.query('select 1'), { code: 'AUTH_FAILED', message: /md5/ })
+    assert.ok(performance.now() - t < 2000, `took ${performance.now() - t} ms`)
+    // The same role with md5 allowed logs in.
+    assert.equal(await sslOf(pool({ ...cluster.connection('app_md5'), sslmode: 'require', requireAuth: 'md5' })), true)
+  })
 })
