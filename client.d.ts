@@ -18,12 +18,44 @@ export interface QueryLogEvent {
   error?: PgError
 }
 
+export type SslMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full'
+
+/**
+ * node-postgres's `ssl` option, mapped onto `sslmode`: `true` or an object -> 'verify-full'
+ * (Node checks the chain and the name by default); `rejectUnauthorized: false` -> 'require'
+ * (no check; `ca` is then unused, as in Node); `false` -> 'disable'. `ca`, `cert`, `key` are
+ * PEM text, never paths. Other keys throw INVALID_CONFIG.
+ */
+export interface PgSslOptions {
+  ca?: string | Buffer | Array<string | Buffer>
+  cert?: string | Buffer
+  key?: string | Buffer
+  rejectUnauthorized?: boolean
+  /** The name checked against the certificate (and sent as SNI) instead of the host. */
+  servername?: string
+}
+
+/**
+ * Options win over `connectionString`, which wins over the PG* environment variables
+ * (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGAPPNAME, PGSSLMODE, PGSSLROOTCERT,
+ * PGTARGETSESSIONATTRS, PGCONNECT_TIMEOUT, PGPASSFILE); a password given nowhere comes from
+ * `~/.pgpass`. An unknown option throws `INVALID_CONFIG` naming it.
+ */
 export interface PoolOptions {
-  /** `'host'`, `'host:port'`, or `'[v6]:port'`; one string for a single host. */
-  hosts: string[] | string
+  /**
+   * libpq's URI (`postgresql://user:pw@h1:5432,h2/db?sslmode=verify-full`) or keyword/value
+   * string (`host=h1,h2 port=5432 dbname=db`).
+   */
+  connectionString?: string
+  /**
+   * `'host'`, `'host:port'`, `'[v6]:port'`, or a Unix socket directory (`'/var/run/postgresql'`);
+   * one string for a single host. Default: from the connection string, PGHOST, else 'localhost'.
+   */
+  hosts?: string[] | string
   /** Port for hosts that do not name one. Default 5432. */
   port?: number
-  user: string
+  /** Default: from the connection string, PGUSER, else the operating system's user. */
+  user?: string
   password?: string
   database?: string
   applicationName?: string
@@ -46,6 +78,25 @@ export interface PoolOptions {
   logger?: (event: QueryLogEvent) => void | Promise<void>
   /** Called at each failover event (host seen down, fenced, superseded, ...); its errors are ignored. */
   onEvent?: (event: PoolEvent) => void | Promise<void>
+  /** libpq's meanings. Default 'prefer'. */
+  sslmode?: SslMode
+  /** Trusted root(s): a file path or PEM text; 'system' for the OS store (then verify-full). Default: the OS store. */
+  sslrootcert?: string | Buffer
+  /** Client certificate (for `cert` auth): a file path or PEM text. Needs `sslkey`. */
+  sslcert?: string | Buffer
+  /** The client certificate's key: a file path or PEM text. */
+  sslkey?: string | Buffer
+  /** 'direct' (PostgreSQL 17+) needs sslmode 'require' or stricter. Default 'postgres'. */
+  sslnegotiation?: 'postgres' | 'direct'
+  /** SCRAM-SHA-256-PLUS channel binding. Default 'prefer'. */
+  channelBinding?: 'disable' | 'prefer' | 'require'
+  /**
+   * Methods the client answers, libpq's syntax: 'scram-sha-256', 'md5,scram-sha-256',
+   * '!password', 'none', ... Default: any but a cleartext password without TLS.
+   */
+  requireAuth?: string
+  /** node-postgres's TLS option (see PgSslOptions); not together with sslmode/ssl*. */
+  ssl?: boolean | PgSslOptions
 }
 
 export type HostState = 'primary' | 'standby' | 'fenced' | 'unreachable' | 'unknown'
@@ -200,7 +251,7 @@ export declare class Transaction {
 
 export declare class Pool {
   /** The same as `createPool(options)`. */
-  constructor(options: PoolOptions)
+  constructor(options: PoolOptions | string)
   query<T extends object = Row>(sql: string, params?: Param[] | null, options?: QueryOptions): Promise<T[]>
   /**
    * `INSERT INTO table (keys of row) VALUES (...) RETURNING *` (keys whose value is
@@ -215,5 +266,6 @@ export declare class Pool {
   end(options?: EndOptions): Promise<void>
 }
 
-export declare function createPool(options: PoolOptions): Pool
+/** `options`, or a connection string (the same as `{ connectionString }`). */
+export declare function createPool(options: PoolOptions | string): Pool
 export declare function hello(name: string): string

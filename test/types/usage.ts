@@ -93,6 +93,18 @@ async function readme(): Promise<void> {
   for (const c of pool.connections()) void (c.readOnly && c.inHotStandby)
 
   const same: Pool = new Pool({ hosts: '[::1]:5433', user: 'app', mode: 'prefer-standby' })
+  // The README's "Connecting" section.
+  const fromUrl = createPool('postgresql://app:secret@h1:5432,h2:5432/weido?target_session_attrs=read-write&sslmode=verify-full')
+  const tls = createPool({
+    connectionString: 'host=h1,h2 dbname=weido',
+    user: 'app',
+    sslmode: 'verify-full',
+    sslrootcert: '/etc/ssl/db-ca.pem',
+    channelBinding: 'require',
+    requireAuth: 'scram-sha-256',
+  })
+  const pg = createPool({ hosts: 'db', user: 'app', ssl: { ca: Buffer.from('pem'), rejectUnauthorized: true } })
+  await Promise.all([fromUrl.end(), tls.end(), pg.end()])
   await same.end()
   await pool.end()
 }
@@ -101,10 +113,10 @@ void readme
 async function mistakes(pool: Pool): Promise<void> {
   // @ts-expect-error: not a mode
   createPool({ hosts: ['h'], user: 'u', mode: 'primary' })
-  // @ts-expect-error: user is required
-  createPool({ hosts: ['h'] })
-  // @ts-expect-error: hosts is required
-  createPool({ user: 'u' })
+  // @ts-expect-error: not an sslmode
+  createPool({ hosts: ['h'], sslmode: 'allow' })
+  // @ts-expect-error: ssl is a boolean or an object
+  createPool({ hosts: ['h'], ssl: 'true' })
   // @ts-expect-error: not an isolation level
   await pool.begin({ isolation: 'snapshot' })
   // @ts-expect-error: parameters are an array
