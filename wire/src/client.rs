@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::driver::{Channels, Connection};
 use crate::error::Error;
 use crate::frontend::{self, EncodeError, Target};
+use crate::notification::NotificationSink;
 use crate::response::{Response, RowStream};
 use crate::result::{Described, Format, Params, QueryResult, Statement};
 use crate::socket::SocketOptions;
@@ -109,6 +110,12 @@ impl Client {
             // An error means the loop has already ended: nothing left to abort.
             let _ = tx.send(reason.to_owned());
         }
+    }
+
+    /// Sends this connection's LISTEN notifications to `sink` from now on (`None`: drop
+    /// them, the default). The sink runs on the protocol loop, in order, and must not block.
+    pub fn on_notification(&self, sink: Option<NotificationSink>) {
+        self.inner.state.notifications.set(sink);
     }
 
     /// Asks the connection to send Terminate and close once in-flight requests finish.

@@ -13,6 +13,7 @@ use crate::client::Request;
 use crate::error::Error;
 use crate::frontend;
 use crate::frontend::EncodeError;
+use crate::notification::Notification;
 use crate::plan;
 use crate::response::{Answered, Pending};
 use crate::state::{admit_parameter, ConnectionState};
@@ -345,8 +346,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     map.insert(name, value);
                 }
             }
-            Message::NotificationResponse { .. } => {
-                // LISTEN/NOTIFY is not supported yet; notifications are dropped.
+            Message::NotificationResponse {
+                process_id,
+                channel,
+                payload,
+            } => {
+                // Not an answer to any request: it goes to the owner's hook, never to the
+                // request at the head of the line.
+                self.state.notifications.deliver(Notification {
+                    process_id,
+                    channel,
+                    payload,
+                });
             }
             Message::ErrorResponse(fields) => {
                 if fields.code == crate::sqlstate::READ_ONLY_SQL_TRANSACTION {

@@ -42,6 +42,8 @@ pub mod connection;
 #[cfg(feature = "driver")]
 mod driver;
 #[cfg(feature = "driver")]
+mod notification;
+#[cfg(feature = "driver")]
 mod response;
 #[cfg(feature = "driver")]
 pub mod socket;
@@ -63,5 +65,7 @@ pub use config::{Config, Host, Keepalive};
 #[cfg(feature = "driver")]
 pub use connection::{connect, CancelToken, Client, ConnectionState, RowStream};
 pub use error::{DbError, Error, ErrorKind};
+#[cfg(feature = "driver")]
+pub use notification::{Notification, NotificationSink};
 pub use result::{Described, Format, IsNull, Params, QueryResult, Statement, TransactionStatus};
 pub use ssl::{SslConfig, SslMode, SslNegotiation};

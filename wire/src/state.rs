@@ -4,6 +4,7 @@
 
 use crate::backend::ProtocolErrorKind;
 use crate::error::Error;
+use crate::notification::NotificationHook;
 use crate::result::TransactionStatus;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
@@ -22,6 +23,8 @@ pub struct ConnectionState {
     reports_read_only: AtomicBool,
     pub(crate) tx_status: AtomicU8,
     pub(crate) in_flight: AtomicU32,
+    /// Where LISTEN notifications go ([`crate::Client::on_notification`]).
+    pub(crate) notifications: NotificationHook,
 }
 
 impl ConnectionState {
