@@ -133,7 +133,7 @@ test("an unknown option throws INVALID_CONFIG naming it, with the right name for
   const cases = [
     ['max', /"max": use poolSize/],
     ['connectionTimeoutMillis', /use connectTimeoutMs/],
-    ['idleTimeoutMillis', /not supported yet/],
+    ['idleTimeoutMillis', /not configurable yet/],
     ['host', /use hosts/],
     ['statement_timeout', /use statementTimeoutMs/],
     ['query_timeout', /timeoutMs/],

@@ -87,13 +87,13 @@ const OPTIONS: [&str; 25] = [
 fn alias(name: &str) -> Option<&'static str> {
     Some(match name {
         "max" | "size" | "maxConnections" | "connectionLimit" => "use poolSize",
-        "min" | "minConnections" => "not supported: connections are opened on demand",
+        "min" | "minConnections" => "not configurable yet",
         "connectionTimeoutMillis" | "connectTimeout" | "connectionTimeout" => {
             "use connectTimeoutMs (milliseconds)"
         }
         "connect_timeout" => "use connectTimeoutMs (milliseconds, not seconds)",
         "idleTimeoutMillis" | "idle_timeout" | "idleTimeout" | "max_lifetime" | "maxLifetime" => {
-            "not supported yet: idle connections stay open until pool.end()"
+            "not configurable yet (the pool's own idle timeout and lifetime apply)"
         }
         "host" | "hostname" | "hostaddr" | "server" => "use hosts (a string or an array)",
         "statement_timeout" | "statementTimeout" => "use statementTimeoutMs",
@@ -408,7 +408,7 @@ mod tests {
         let e = |n: &str| check_names(&[n.to_string()]).unwrap_err();
         assert!(e("max").contains("use poolSize"));
         assert!(e("connectionTimeoutMillis").contains("use connectTimeoutMs"));
-        assert!(e("idleTimeoutMillis").contains("not supported yet"));
+        assert!(e("idleTimeoutMillis").contains("not configurable yet"));
         assert!(e("host").contains("use hosts"));
         assert!(e("statement_timeout").contains("use statementTimeoutMs"));
         assert!(e("pool_size").contains("did you mean poolSize?"));
