@@ -46,6 +46,13 @@ impl CancelToken {
     }
 
     pub async fn cancel(&self, timeout: Duration) -> Result<(), Error> {
+        if self.secret_key.is_empty() {
+            // Protocol 3.2 lets a server send no BackendKeyData: such a session has no key.
+            return Err(Error::unsupported(format!(
+                "the server {} sent no cancel key for this session: it cannot be cancelled",
+                self.host
+            )));
+        }
         let fut = async {
             let connect = |e| Error::connect(format!("cancel: connect to {}: {e}", self.host));
             if let Some(path) = self.host.socket_path() {

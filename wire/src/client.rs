@@ -51,6 +51,8 @@ struct ClientInner {
     cancel: CancelToken,
     result_format: fn(u32) -> Format,
     server_version_num: u32,
+    /// The protocol's minor version the session runs (0 or 2).
+    protocol_minor: i32,
     /// Taken (once) by [`Client::abort`]; the loop polls the other end before anything else.
     abort: Mutex<Option<oneshot::Sender<String>>>,
 }
@@ -91,6 +93,11 @@ impl Client {
     /// `server_version_num` as a number (e.g. 170007), from the startup `server_version`.
     pub fn server_version_num(&self) -> u32 {
         self.inner.server_version_num
+    }
+
+    /// The protocol version the session runs: `(3, 0)` or `(3, 2)`.
+    pub fn protocol_version(&self) -> (i32, i32) {
+        (3, self.inner.protocol_minor)
     }
 
     /// A server parameter as last reported by ParameterStatus.
@@ -538,6 +545,7 @@ where
             },
             result_format: config.result_format,
             server_version_num,
+            protocol_minor: info.protocol_minor,
             abort: Mutex::new(Some(abort_tx)),
         }),
     })

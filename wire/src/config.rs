@@ -115,6 +115,38 @@ impl std::fmt::Display for Host {
 /// on any LAN, and short enough that a dead host does not hold up failover for long.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(2000);
 
+/// The newest protocol version a connection asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProtocolVersion {
+    /// 3.0: every PostgreSQL since 7.4 (the default).
+    #[default]
+    V3_0,
+    /// 3.2 (PostgreSQL 18): longer cancel keys. An older server answers with
+    /// NegotiateProtocolVersion and the session runs 3.0.
+    V3_2,
+}
+
+impl ProtocolVersion {
+    /// `"3.0"` / `"3.2"`, as libpq's `max_protocol_version` spells them (`latest` is 3.2).
+    pub fn parse(s: &str) -> Result<ProtocolVersion, String> {
+        match s {
+            "3.0" => Ok(ProtocolVersion::V3_0),
+            "3.2" | "latest" => Ok(ProtocolVersion::V3_2),
+            other => Err(format!(
+                "maxProtocolVersion must be '3.0' or '3.2', not {other:?}"
+            )),
+        }
+    }
+
+    /// The minor version.
+    pub fn minor(self) -> i32 {
+        match self {
+            ProtocolVersion::V3_0 => 0,
+            ProtocolVersion::V3_2 => 2,
+        }
+    }
+}
+
 /// The settings of one connection.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -156,6 +188,8 @@ pub struct Config {
     /// Most prepared statements kept per connection; the least recently used is closed to
     /// make room ([`crate::statement_cache`]).
     pub statement_cache_size: usize,
+    /// The newest protocol version asked for (default 3.0).
+    pub max_protocol_version: ProtocolVersion,
 }
 
 /// TCP keepalive timing: after `idle` without traffic, a probe every `interval`; after
@@ -201,6 +235,7 @@ impl Config {
             channel_binding: ChannelBindingMode::default(),
             require_auth: RequireAuth::default(),
             statement_cache_size: crate::statement_cache::DEFAULT_STATEMENT_CACHE_SIZE,
+            max_protocol_version: ProtocolVersion::V3_0,
         }
     }
 }

@@ -96,12 +96,19 @@ fn message(
 
 /// Protocol version 3.0.
 pub const PROTOCOL_VERSION: i32 = 196_608;
+/// Protocol version 3.2 (PostgreSQL 18: cancel keys of up to 256 bytes).
+pub const PROTOCOL_VERSION_3_2: i32 = 196_610;
 const CANCEL_REQUEST_CODE: i32 = 80_877_102;
 
-/// StartupMessage: protocol version then `name\0value\0` pairs and a final NUL.
+/// StartupMessage for protocol 3.0: version then `name\0value\0` pairs and a final NUL.
 pub fn startup(params: &[(&str, &str)], buf: &mut BytesMut) -> Result<()> {
+    startup_version(PROTOCOL_VERSION, params, buf)
+}
+
+/// StartupMessage asking for protocol `version` (major << 16 | minor).
+pub fn startup_version(version: i32, params: &[(&str, &str)], buf: &mut BytesMut) -> Result<()> {
     message(buf, None, |buf| {
-        buf.put_i32(PROTOCOL_VERSION);
+        buf.put_i32(version);
         for (name, value) in params {
             write_cstr(buf, name.as_bytes(), "startup parameter name")?;
             write_cstr(buf, value.as_bytes(), "startup parameter value")?;

@@ -61,7 +61,7 @@ pub mod test_support;
 mod tls;
 
 pub use auth::policy::{AuthMethod, ChannelBindingMode, RequireAuth};
-pub use config::{Config, Host, Keepalive};
+pub use config::{Config, Host, Keepalive, ProtocolVersion};
 #[cfg(feature = "driver")]
 pub use connection::{connect, CancelToken, Client, ConnectionState, RowStream};
 pub use error::{DbError, Error, ErrorKind};

@@ -20,7 +20,10 @@ pub(crate) struct StartupInfo {
     /// Name + value bytes of `parameters` (see `admit_parameter`).
     pub(crate) parameter_bytes: usize,
     pub(crate) process_id: i32,
+    /// Empty when the server sent no BackendKeyData (then nothing can cancel the session).
     pub(crate) secret_key: Bytes,
+    /// The protocol's minor version the session runs (0, or 2 when asked and granted).
+    pub(crate) protocol_minor: i32,
 }
 
 /// What startup knows of the transport under it, for the authentication policy.
@@ -66,6 +69,8 @@ struct Handshake<'a, S> {
     answered: Option<AuthMethod>,
     /// SCRAM-SHA-256-PLUS completed: the session is bound to the TLS channel.
     bound: bool,
+    /// The protocol minor version: the one asked for, lowered by NegotiateProtocolVersion.
+    protocol_minor: i32,
 }
 
 /// StartupMessage, authentication, then parameters and the cancel key up to ReadyForQuery.
@@ -83,6 +88,7 @@ pub(crate) async fn startup<S: AsyncRead + AsyncWrite + Unpin>(
         wbuf: BytesMut::with_capacity(256),
         answered: None,
         bound: false,
+        protocol_minor: config.max_protocol_version.minor(),
     };
     h.send_startup_message().await?;
     h.authenticate().await?;
@@ -106,7 +112,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
         if let Some(ms) = &timeout_ms {
             params.push(("statement_timeout", ms));
         }
-        frontend::startup(&params, &mut self.wbuf)?;
+        let version = (3 << 16) | config.max_protocol_version.minor();
+        frontend::startup_version(version, &params, &mut self.wbuf)?;
         self.flush().await
     }
 
@@ -145,7 +152,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
                     )));
                 }
                 Message::ErrorResponse(e) => return Err(Error::db(e)),
-                Message::NegotiateProtocolVersion { .. } | Message::NoticeResponse(_) => {}
+                Message::NegotiateProtocolVersion { newest_minor, .. } => {
+                    self.negotiated(newest_minor)?
+                }
+                Message::NoticeResponse(_) => {}
                 other => return Err(unexpected("authentication", &other)),
             }
         }
@@ -274,6 +284,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
             parameter_bytes: 0,
             process_id: 0,
             secret_key: Bytes::new(),
+            protocol_minor: self.protocol_minor,
         };
         loop {
             match self.read().await? {
@@ -290,10 +301,29 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
                 }
                 Message::ReadyForQuery { .. } => return Ok(info),
                 Message::ErrorResponse(e) => return Err(Error::db(e)),
-                Message::NoticeResponse(_) | Message::NegotiateProtocolVersion { .. } => {}
+                Message::NegotiateProtocolVersion { newest_minor, .. } => {
+                    self.negotiated(newest_minor)?;
+                    info.protocol_minor = self.protocol_minor;
+                }
+                Message::NoticeResponse(_) => {}
                 other => return Err(unexpected("startup", &other)),
             }
         }
+    }
+
+    /// The server offers protocol 3.`newest_minor` instead of what was asked: the session
+    /// runs that. A server may only go down, never up.
+    fn negotiated(&mut self, newest_minor: i32) -> Result<(), Error> {
+        if !(0..=self.protocol_minor).contains(&newest_minor) {
+            return Err(Error::protocol(
+                crate::protocol_error::ProtocolError::malformed(format!(
+                    "the server offered protocol 3.{newest_minor} in answer to a request for 3.{}",
+                    self.protocol_minor
+                )),
+            ));
+        }
+        self.protocol_minor = newest_minor;
+        Ok(())
     }
 
     fn password(&self) -> Result<&'a [u8], Error> {

@@ -171,13 +171,20 @@ impl Mock {
 
     /// The StartupMessage: checks the protocol version and returns its parameters.
     pub async fn startup(&mut self) -> Vec<(String, String)> {
+        let (version, params) = self.startup_version().await;
+        assert_eq!(version, 196_608, "protocol 3.0");
+        params
+    }
+
+    /// The StartupMessage's protocol version (major << 16 | minor) and parameters.
+    pub async fn startup_version(&mut self) -> (i32, Vec<(String, String)>) {
         assert!(self.fill(4).await, "EOF before the startup message");
         let len = u32::from_be_bytes(self.buf[..4].try_into().unwrap()) as usize;
         assert!((8..10_000).contains(&len), "startup length {len}");
         assert!(self.fill(len).await, "EOF inside the startup message");
         let mut msg = self.buf.split_to(len);
         msg.advance(4);
-        assert_eq!(msg.get_i32(), 196_608, "protocol 3.0");
+        let version = msg.get_i32();
         let mut b = &msg[..];
         let mut params = vec![];
         loop {
@@ -188,7 +195,7 @@ impl Mock {
             params.push((name, cstr(&mut b)));
         }
         assert!(b.is_empty());
-        params
+        (version, params)
     }
 
     /// The next tagged message, or None at EOF.
