@@ -78,6 +78,12 @@ export interface PoolOptions {
   logger?: (event: QueryLogEvent) => void | Promise<void>
   /** Called at each failover event (host seen down, fenced, superseded, ...); its errors are ignored. */
   onEvent?: (event: PoolEvent) => void | Promise<void>
+  /**
+   * Called when the listening session was lost and replaced (a failover, a broken
+   * connection), with the window in which notifications may have been missed; its errors are
+   * ignored.
+   */
+  onListenGap?: (gap: ListenGap) => void | Promise<void>
   /** libpq's meanings. Default 'prefer'. */
   sslmode?: SslMode
   /** Trusted root(s): a file path or PEM text; 'system' for the OS store (then verify-full). Default: the OS store. */
@@ -264,6 +270,33 @@ export declare class Pool {
   connections(): ConnectionStatus[]
   hosts(): HostStatus[]
   end(options?: EndOptions): Promise<void>
+  /**
+   * LISTENs on `channel` (matched exactly, case included) on one dedicated connection to the
+   * writable primary, which follows the primary across failovers (see `onListenGap`).
+   * Resolves once the LISTEN is in place; the function it resolves to stops this listener.
+   * What `callback` throws is ignored.
+   */
+  listen(
+    channel: string,
+    callback: (payload: string, info: NotificationInfo) => void | Promise<void>,
+  ): Promise<() => Promise<void>>
+  /** `select pg_notify(channel, payload)`. */
+  notify(channel: string, payload?: string): Promise<void>
+}
+
+/** Where a notification came from. */
+export interface NotificationInfo {
+  channel: string
+  /** The backend process that sent the NOTIFY. */
+  processId: number
+}
+
+/** A window (ms since the epoch) in which notifications may have been missed. */
+export interface ListenGap {
+  /** The last moment the old listening connection was known good. */
+  from: number
+  /** When the new connection's LISTENs were all in place. */
+  to: number
 }
 
 /** `options`, or a connection string (the same as `{ connectionString }`). */

@@ -6,6 +6,7 @@
 
 const native = require('./loader.js')
 const { rowsOf } = require('./rows.js')
+const { Listening, notify } = require('./listen.js')
 
 function configError(message) {
   const err = new TypeError(message)
@@ -296,6 +297,7 @@ class Pool {
       })
     }
     this.#maxAttempts = this.#native.retryPolicy().maxAttempts
+    this.#listening = new Listening(this.#native, opts)
   }
 
   #closedError() {
@@ -463,6 +465,11 @@ class Pool {
     this.#closed = true
     await this.#native.end(timeoutMs)
   }
+
+  // LISTEN/NOTIFY: listen.js.
+  #listening
+  listen(channel, callback) { return this.#listening.listen(channel, callback) }
+  notify(channel, payload) { return notify(this, channel, payload) }
 }
 
 // One query's event for the logger, `{ sql, durationMs, rowCount }` or `{ sql, durationMs,

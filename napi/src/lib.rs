@@ -8,6 +8,7 @@
 
 mod errors;
 mod insert;
+mod listen;
 mod options;
 mod params;
 mod pool;

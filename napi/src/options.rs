@@ -54,8 +54,8 @@ pub struct PgSsl {
     pub servername: Option<String>,
 }
 
-/// Every option `createPool` takes (`logger` and `onEvent` are handled by `client.js`).
-const OPTIONS: [&str; 25] = [
+/// Every option `createPool` takes (`logger`, `onEvent` and `onListenGap` are handled in JS).
+const OPTIONS: [&str; 26] = [
     "connectionString",
     "hosts",
     "port",
@@ -73,6 +73,7 @@ const OPTIONS: [&str; 25] = [
     "pipelineDepth",
     "logger",
     "onEvent",
+    "onListenGap",
     "sslmode",
     "sslrootcert",
     "sslcert",

@@ -151,8 +151,9 @@ fn event_object(env: &Env, e: &HostEvent) -> napi::Result<JsObject> {
 
 #[napi]
 pub struct NativePool {
-    pool: Pool,
-    settler: Settler,
+    // Read by `listen.rs`'s methods too.
+    pub(crate) pool: Pool,
+    pub(crate) settler: Settler,
     warnings: Vec<String>,
 }
 

@@ -17,7 +17,7 @@ use crate::types::TypeCache;
 use hyperion_wire::{Client, Params, QueryResult, RowStream};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -157,6 +157,8 @@ pub(crate) struct Inner {
     /// the writable primary): tried first next time.
     pub(crate) primary_hint: AtomicUsize,
     pub(crate) epoch: Instant,
+    /// LISTEN/NOTIFY's session and subscribers, made on the first `listen` (`listen.rs`).
+    pub(crate) listen: OnceLock<Arc<crate::listen::Hub>>,
 }
 
 /// A pool over a cluster's nodes. Cheap to clone.
@@ -214,6 +216,7 @@ impl Pool {
                 waiting: AtomicUsize::new(0),
                 primary_hint: AtomicUsize::new(NO_HINT),
                 epoch: Instant::now(),
+                listen: OnceLock::new(),
             }),
         })
     }
