@@ -137,6 +137,8 @@ pub struct PoolConfig {
     /// TLS (`sslmode` and the rest); default `prefer`, as libpq.
     pub ssl: hyperion_wire::SslConfig,
     pub channel_binding: hyperion_wire::ChannelBindingMode,
+    /// The newest protocol version asked for (3.0 unless `maxProtocolVersion: '3.2'`).
+    pub max_protocol_version: hyperion_wire::ProtocolVersion,
     pub require_auth: hyperion_wire::RequireAuth,
     /// Passwords by host from a password file (`~/.pgpass`), used when `password` is `None`.
     pub host_passwords: Vec<(Host, String)>,
@@ -168,6 +170,7 @@ impl PoolConfig {
             connector: None,
             ssl: hyperion_wire::SslConfig::default(),
             channel_binding: hyperion_wire::ChannelBindingMode::default(),
+            max_protocol_version: hyperion_wire::ProtocolVersion::V3_0,
             require_auth: hyperion_wire::RequireAuth::default(),
             host_passwords: Vec::new(),
         }
@@ -201,6 +204,7 @@ impl PoolConfig {
         c.statement_cache_size = self.statement_cache_size;
         c.ssl = self.ssl.clone();
         c.channel_binding = self.channel_binding;
+        c.max_protocol_version = self.max_protocol_version;
         c.require_auth = self.require_auth.clone();
         c
     }

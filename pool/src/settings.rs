@@ -85,6 +85,8 @@ pub struct Settings {
     pub require_auth: Option<RequireAuth>,
     /// The password file (`passfile`, PGPASSFILE). Default `~/.pgpass`.
     pub passfile: Option<String>,
+    /// libpq 18's `max_protocol_version`: `3.0` (default) or `3.2`.
+    pub max_protocol_version: Option<hyperion_wire::ProtocolVersion>,
 }
 
 /// The environment variables read, and the keyword each stands for (libpq's names).
@@ -172,6 +174,9 @@ impl Settings {
             "channel_binding" => self.channel_binding = Some(ChannelBindingMode::parse(&v)?),
             "require_auth" => self.require_auth = Some(RequireAuth::parse(&v)?),
             "passfile" => self.passfile = Some(v),
+            "max_protocol_version" => {
+                self.max_protocol_version = Some(hyperion_wire::ProtocolVersion::parse(&v)?)
+            }
             // Accepted because they ask for nothing this client does not do anyway.
             "client_encoding" if v.eq_ignore_ascii_case("utf8") => {}
             "gssencmode" if v == "disable" || v == "prefer" => {}
@@ -209,6 +214,7 @@ impl Settings {
             channel_binding: self.channel_binding.or(lower.channel_binding),
             require_auth: self.require_auth.or(lower.require_auth),
             passfile: self.passfile.or(lower.passfile),
+            max_protocol_version: self.max_protocol_version.or(lower.max_protocol_version),
         }
     }
 
@@ -249,6 +255,7 @@ impl Settings {
         )?;
         c.channel_binding = self.channel_binding.unwrap_or_default();
         c.require_auth = self.require_auth.unwrap_or_default();
+        c.max_protocol_version = self.max_protocol_version.unwrap_or_default();
         c.password = self.password;
         if c.password.is_none() {
             let file = match self.passfile {
@@ -495,6 +502,23 @@ mod tests {
         assert_eq!(c.ssl.mode, SslMode::Require);
         assert_eq!(c.connect_timeout, Duration::from_secs(7));
         assert_eq!(c.application_name, "x");
+        assert_eq!(c.max_protocol_version, hyperion_wire::ProtocolVersion::V3_0);
+    }
+
+    #[test]
+    fn max_protocol_version_from_a_string() {
+        let v = |cs: &str| {
+            Settings::from_connection_string(cs).map(|s| resolve(s).max_protocol_version)
+        };
+        assert_eq!(
+            v("host=a max_protocol_version=3.2").unwrap(),
+            hyperion_wire::ProtocolVersion::V3_2
+        );
+        assert_eq!(
+            v("postgres://a/?max_protocol_version=latest").unwrap(),
+            hyperion_wire::ProtocolVersion::V3_2
+        );
+        assert!(v("host=a max_protocol_version=3.1").is_err());
     }
 
     #[test]
