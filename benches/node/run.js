@@ -8,6 +8,7 @@
 //                            [--quick | --quick=W2,W4,W5] [--hyperion-node FILE]
 //                            [--node-flags "--max-semi-space-size=64 ..."]
 //                            [--out DIR (default benches/node/results) | --no-write]
+//   node benches/node/run.js --tls [--workload C1,W1,W2] [--reps 3]   # TLS: see below
 //   node benches/node/run.js --serve      # start the server + schema, print BENCH_CONN, wait
 //   node benches/node/run.js --report results/<date>.json   # redraw latest.md/.png from a run
 //
@@ -21,6 +22,11 @@
 // and results/latest.png. --node-flags runs every Node.js sample (all clients alike; not Bun's,
 // not pgbench) with those V8/Node flags, to see a workload under a tuned runtime; the flags are
 // recorded in the results.
+// --tls: certificates made with the openssl CLI (test/certs.js), ssl = on for the server, and
+// every client connects with verify-full against the CA, as its users configure it (pgbench:
+// PGSSLMODE=verify-full). Workloads C1 (connect time: plain, TLS, and direct SSL for
+// hyperiondb-client, the only one of these clients with it), W1 and W2 by default; written
+// to results/TLS unless --out says otherwise.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -36,9 +42,10 @@ const { createCluster } = require(path.join(ROOT, 'test/cluster.js'))
 const { SIZES, SCHEMA, SCHEMA_AFTER } = require('./lib/workloads.js')
 const report = require('./lib/report.js')
 
-const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'W8']
+const WORKLOADS = ['C1', 'W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'W8']
 // Who runs each workload, in the order of the first repetition.
 const CLIENTS = {
+  C1: ['hyperion:plain', 'hyperion:tls', 'hyperion:direct', 'pg:plain', 'pg:tls', 'postgres:plain', 'postgres:tls', 'bun:plain', 'bun:tls'],
   W1: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
   W2: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
   W3: ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun'],
@@ -58,7 +65,7 @@ const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
 
 // ---------------------------------------------------------------------------------------
 function parseArgs(argv) {
-  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: RESULTS, report: null, nodeFlags: [] }
+  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: null, report: null, nodeFlags: [], tls: false }
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -70,21 +77,25 @@ function parseArgs(argv) {
       case '--reps': o.reps = Number(val()); break
       case '--quick': for (const w of inline !== undefined ? list(inline).map((x) => x.toUpperCase()) : WORKLOADS) o.quick.add(w); break
       case '--serve': o.serve = true; break
+      case '--tls': o.tls = true; break
       case '--report': o.report = path.resolve(val()); break
       case '--no-write': o.write = false; break
       case '--out': o.out = path.resolve(val()); break
       case '--hyperion-node': o.hyperionNode = path.resolve(val()); break
       case '--node-flags': o.nodeFlags.push(...String(val()).split(/\s+/).filter(Boolean)); break
       case '--help': case '-h':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 22).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
+        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2).filter((l, i, all) => all.slice(0, i + 1).every((x) => x.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
         process.exit(0)
         break
       default: throw new Error(`unknown option ${a} (see --help)`)
     }
   }
-  if (!o.workloads.length) o.workloads = WORKLOADS.slice()
+  if (!o.workloads.length) o.workloads = o.tls ? ['C1', 'W1', 'W2'] : WORKLOADS.filter((w) => w !== 'C1')
+  if (!o.out) o.out = o.tls ? path.join(RESULTS, 'TLS') : RESULTS
   for (const w of o.workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`)
   o.workloads = WORKLOADS.filter((w) => o.workloads.includes(w))
+  if (o.tls && o.workloads.some((w) => w !== 'C1' && w !== 'W1' && w !== 'W2')) throw new Error('--tls runs C1, W1 and W2 only')
+  if (o.workloads.includes('C1') && !o.tls) throw new Error('C1 needs --tls')
   if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error('--reps must be a positive integer')
   return o
 }
@@ -136,7 +147,9 @@ function snapshotHyperion(opts) {
   const dir = path.join(TMP, 'hyperion')
   fs.rmSync(dir, { recursive: true, force: true })
   fs.mkdirSync(dir, { recursive: true })
-  for (const f of ['client.js', 'rows.js', 'index.js', 'loader.js', 'package.json']) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
+  for (const f of ['client.js', 'rows.js', 'index.js', 'loader.js', 'package.json', 'listen.js']) {
+    if (f !== 'listen.js' || fs.existsSync(path.join(ROOT, f))) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
+  }
   fs.copyFileSync(src, path.join(dir, 'hyperiondb-client.linux-x64-gnu.node'))
   const st = fs.statSync(src)
   return {
@@ -253,7 +266,7 @@ async function pgbenchSample(workload, ctx) {
     const common = ['-n', '-M', 'prepared', '-f', script, '-h', c.host, '-p', String(c.port), '-U', c.user]
     const shape = workload === 'W1' ? ['-c', '1', '-j', '1'] : ['-c', '10', '-j', '2']
     const clients = workload === 'W1' ? 1 : 10
-    const env = { PGPASSWORD: c.password, PGDATABASE: c.database }
+    const env = { PGPASSWORD: c.password, PGDATABASE: c.database, ...(c.tls ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: c.tls.ca } : {}) }
     const check = (r, total) => {
       const out = r.out
       const m = /number of transactions actually processed: (\d+)\/(\d+)/.exec(out)
@@ -296,7 +309,7 @@ async function pgbenchSample(workload, ctx) {
 
 // ---------------------------------------------------------------------------------------
 // The server for W1-W5/W7: the harness's cluster, reduced to its primary.
-async function standalonePrimary() {
+async function standalonePrimary({ tls = false } = {}) {
   const c = await createCluster()
   const p = c.primaryIndex()
   const a = await c.admin(p)
@@ -322,6 +335,17 @@ async function standalonePrimary() {
   } finally { await b.end() }
   const conn = { ...c.connection(), host: c.node(p).host, port: c.node(p).port }
   delete conn.hosts
+  if (tls) {
+    const { makeCertificates, enableSsl } = require(path.join(ROOT, 'test/certs.js'))
+    const certDir = fs.mkdtempSync(path.join(TMP, 'tls-'))
+    makeCertificates(certDir, 'bench_cert')
+    await enableSsl(c, p, certDir)
+    conn.tls = { ca: path.join(certDir, 'ca.pem') }
+    const origDestroy = c.destroy
+    c.destroy = async function () {
+      try { return await origDestroy.apply(this, arguments) } finally { fs.rmSync(certDir, { recursive: true, force: true }) }
+    }
+  }
   return { cluster: c, conn, server }
 }
 
@@ -480,8 +504,8 @@ async function w8Sample(client, ctx) {
 }
 
 // ---------------------------------------------------------------------------------------
-async function serve() {
-  const s = await standalonePrimary()
+async function serve(opts) {
+  const s = await standalonePrimary({ tls: opts.tls })
   const hyperion = snapshotHyperion({})
   process.stdout.write(`export BENCH_CONN='${JSON.stringify(s.conn)}'\nexport HYPERION_CLIENT='${hyperion.client}'\n# PostgreSQL ${s.server}; Ctrl-C stops the server\n`)
   const keepAlive = setInterval(() => {}, 1 << 30) // signal listeners alone do not keep node running
@@ -497,6 +521,7 @@ function fmtMetric8(m) {
 function fmtMetric(w, m) {
   if (w === 'W8' && m) return fmtMetric8(m)
   if (!m || m.value === null || m.value === undefined) return '?'
+  if (w === 'C1') return `${m.value.toFixed(2)} ms (p90 ${m.p90_ms.toFixed(2)}, first ${m.first_ms.toFixed(1)})`
   const v = w === 'W6' ? `${Math.round(m.value)} ms` : `${Math.round(m.value).toLocaleString('en-US')} ${m.unit}`
   const extra = []
   if (m.p50_us !== undefined) extra.push(`p50 ${m.p50_us.toFixed(0)}us p99 ${m.p99_us.toFixed(0)}us`)
@@ -509,7 +534,7 @@ function fmtMetric(w, m) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
   fs.mkdirSync(TMP, { recursive: true })
-  if (opts.serve) return serve()
+  if (opts.serve) return serve(opts)
   if (opts.report) {
     const r = JSON.parse(fs.readFileSync(opts.report, 'utf8'))
     r.summary = report.summarize(r)
@@ -545,10 +570,10 @@ async function main() {
   let server = null
   if (main.length) {
     log('starting the server (harness cluster reduced to its primary) ...')
-    const s = await standalonePrimary()
+    const s = await standalonePrimary({ tls: opts.tls })
     ctx.conn = s.conn
     server = s.server
-    log(`PostgreSQL ${server} on ${s.conn.host}:${s.conn.port}`)
+    log(`PostgreSQL ${server} on ${s.conn.host}:${s.conn.port}${opts.tls ? ' (ssl = on)' : ''}`)
     try {
       for (let rep = 0; rep < opts.reps; rep++) {
         for (const w of main) {
@@ -593,10 +618,10 @@ async function main() {
     finished: new Date().toISOString(),
     command,
     machine: { nproc: os.availableParallelism ? os.availableParallelism() : os.cpus().length, cpu: os.cpus()[0] && os.cpus()[0].model, memGb: +(os.totalmem() / 2 ** 30).toFixed(1), kernel: os.release() },
-    server: { version: server, setup: 'test/cluster.js (fsync=off, shared_buffers=32MB); W1-W5/W7 on the primary alone (standbys stopped, synchronous_standby_names cleared); W6 and W8 on a fresh 3-node cluster (synchronous ANY 1 of 2 standbys) per sample' },
+    server: { version: server, setup: 'test/cluster.js (fsync=off, shared_buffers=32MB); W1-W5/W7 on the primary alone (standbys stopped, synchronous_standby_names cleared); W6 and W8 on a fresh 3-node cluster (synchronous ANY 1 of 2 standbys) per sample' + (opts.tls ? '; ssl = on (test/certs.js: P-256 ECDSA server certificate signed with SHA-384 by a test CA), every client verify-full against the CA' : '') },
     versions: ver,
     hyperionBuild: hyperion.info,
-    options: { workloads: opts.workloads, clients: opts.clients, reps: opts.reps, quick: [...opts.quick], nodeFlags: opts.nodeFlags },
+    options: { workloads: opts.workloads, clients: opts.clients, reps: opts.reps, quick: [...opts.quick], nodeFlags: opts.nodeFlags, tls: opts.tls },
     sizes: Object.fromEntries(opts.workloads.filter((w) => SIZES[w]).map((w) => [w, SIZES[w][opts.quick.has(w) ? 'quick' : 'full']])),
     notes: report.NOTES,
     samples,

@@ -8,10 +8,13 @@
 // client-side query timeout and no keepalive option.
 const HA = { connectionTimeout: 5, idleTimeout: 30, connection: { statement_timeout: '5000' } }
 
+// TLS (run.js --tls): tls: { ca } (Bun's TLS options, verified against the CA).
+const tlsOptions = (t) => (t ? { tls: { ca: require('node:fs').readFileSync(t.ca, 'utf8') } } : t === false ? { tls: false } : {})
+
 function connect(o) {
   if (o.hosts) throw new Error('Bun SQL has no multi-host support')
   const { SQL } = require('bun')
-  const sql = new SQL({ hostname: o.host, port: o.port, username: o.user, password: o.password, database: o.database, max: o.max, ...(o.ha ? HA : {}) })
+  const sql = new SQL({ hostname: o.host, port: o.port, username: o.user, password: o.password, database: o.database, max: o.max, ...tlsOptions(o.tls), ...(o.ha ? HA : {}) })
   return {
     query: (text, params) => sql.unsafe(text, params),
     transaction: (fn) => sql.begin((tx) => fn({ query: (text, params) => tx.unsafe(text, params) })),

@@ -21,6 +21,16 @@ function version() {
   return pkg.version
 }
 
+// TLS (run.js --tls; BENCH_CONN.tls): { ca: path of the CA's PEM, direct } as its users would
+// write it: sslmode verify-full with the CA as sslrootcert; direct: sslnegotiation 'direct'
+// (PostgreSQL 17+). tls === false (C1 'plain') turns TLS off explicitly, since the default
+// sslmode 'prefer' would use it on a server that offers it.
+function tlsOptions(t) {
+  if (t === false) return { sslmode: 'disable' }
+  if (!t) return {}
+  return { sslmode: 'verify-full', sslrootcert: t.ca, sslnegotiation: t.direct ? 'direct' : 'postgres' }
+}
+
 function hostString(h) {
   return `${h.host}:${h.port}`
 }
@@ -32,6 +42,7 @@ function connect(o) {
     user: o.user,
     password: o.password,
     database: o.database,
+    ...tlsOptions(o.tls),
     ...(o.variant && VARIANTS[o.variant] ? VARIANTS[o.variant] : {}),
     ...(o.ha ? { mode: 'read-write' } : {}),
   }

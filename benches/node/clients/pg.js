@@ -9,9 +9,13 @@ const pg = require('pg')
 // partitioned or hung primary), and TCP keepalive from 5 s of idleness.
 const HA = { connectionTimeoutMillis: 5000, statement_timeout: 5000, query_timeout: 6000, keepAlive: true, keepAliveInitialDelayMillis: 5000, idleTimeoutMillis: 30000 }
 
+// TLS (run.js --tls): ssl: { ca } (rejectUnauthorized defaults to true, and Node checks the
+// host name), as node-postgres documents it.
+const tlsOptions = (t) => (t ? { ssl: { ca: require('node:fs').readFileSync(t.ca, 'utf8') } } : {})
+
 function connect(o) {
   if (o.hosts) throw new Error('pg has no multi-host support')
-  const pool = new pg.Pool({ host: o.host, port: o.port, user: o.user, password: o.password, database: o.database, max: o.max, ...(o.ha ? HA : {}) })
+  const pool = new pg.Pool({ host: o.host, port: o.port, user: o.user, password: o.password, database: o.database, max: o.max, ...tlsOptions(o.tls), ...(o.ha ? HA : {}) })
   // An idle client that loses its server emits 'error' on the pool; without a listener
   // that would crash the process (W6 stops the server under the pool).
   pool.on('error', () => {})

@@ -25,6 +25,10 @@ function version() {
 // timeout. Multi-host with target_session_attrs=read-write as in W6.
 const HA = { connect_timeout: 5, idle_timeout: 30, keep_alive: 5, connection: { statement_timeout: 5000 } }
 
+// TLS (run.js --tls): ssl: { ca } (passed to tls.connect, so verified against the CA and the
+// host name), as postgres.js documents it. Default is no TLS.
+const tlsOptions = (t) => (t ? { ssl: { ca: require('node:fs').readFileSync(t.ca, 'utf8') } } : t === false ? { ssl: false } : {})
+
 function connect(o) {
   const hosts = o.hosts || [o]
   const sql = postgres({
@@ -34,6 +38,7 @@ function connect(o) {
     password: o.password,
     database: o.database,
     max: o.max,
+    ...tlsOptions(o.tls),
     ...(o.hosts ? { target_session_attrs: 'read-write' } : {}),
     onnotice: () => {},
     ...(o.ha ? HA : {}),

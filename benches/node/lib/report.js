@@ -15,6 +15,9 @@ const LABELS = {
   'hyperion:v500': 'validationIntervalMs 500',
   'hyperion:off': 'validation off (mode: any)',
 }
+// C1 (run.js --tls): connect time, client:plain|tls|direct.
+const C1_MODES = { plain: 'plain', tls: 'TLS (verify-full)', direct: 'direct SSL (verify-full)' }
+for (const c of ['hyperion', 'pg', 'postgres', 'bun']) for (const [m, t] of Object.entries(C1_MODES)) LABELS[`${c}:${m}`] = `${LABELS[c]}, ${t}`
 const SHORT = {
   hyperion: 'hyperion', 'hyperion:parse': 'hyperion+parse', pg: 'node-postgres', postgres: 'postgres.js', bun: 'Bun SQL',
   pgbench: 'pgbench', 'hyperion:v0': 'interval 0', 'hyperion:v500': 'interval 500', 'hyperion:off': 'off (any)',
@@ -24,15 +27,16 @@ const COLORS = {
   bun: [180, 60, 160], pgbench: [46, 150, 70], 'hyperion:v0': [37, 99, 235], 'hyperion:v500': [140, 175, 245], 'hyperion:off': [150, 150, 150],
 }
 const TITLES = {
-  W1: 'W1 sequential latency (pool 1)', W2: 'W2 point select, 256 in flight', W3: 'W3 50,000 rows x 10 columns',
+  C1: 'C1 connect + first query + close', W1: 'W1 sequential latency (pool 1)', W2: 'W2 point select, 256 in flight', W3: 'W3 50,000 rows x 10 columns',
   W4: 'W4 single-row insert, 64 in flight', W5: 'W5 transaction, 64 concurrent', W6: 'W6 failover (3 nodes, 4 writers)',
   W7: 'W7 primary validation cost (W2 query)', W8: 'W8 failover under real faults (partition, freeze)',
 }
 const SHORT_TITLES = { W1: 'W1 latency', W2: 'W2 point sel.', W3: 'W3 50k rows', W4: 'W4 insert', W5: 'W5 tx' }
-const UNITS = { W1: 'queries/s', W2: 'queries/s', W3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
+const UNITS = { C1: 'ms (lower is better)', W1: 'queries/s', W2: 'queries/s', W3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
 const BASELINE = { W7: 'hyperion:off' }
 
 const NOTES = [
+  'TLS runs (run.js --tls): ssl = on with a test CA (test/certs.js), and every client verifies the server (verify-full) as its users configure it: hyperiondb-client createPool({ sslmode: "verify-full", sslrootcert: <CA path>, sslnegotiation: "postgres" or "direct" }), node-postgres and postgres.js ssl: { ca }, Bun SQL tls: { ca }, pgbench PGSSLMODE=verify-full PGSSLROOTCERT. Each workload checks pg_stat_ssl for its connection. C1: the median of 50 sequential connect + first query (pg_stat_ssl of the session) + close, each through the client\'s usual entry point with a pool of 1, after 2 excluded (the first, with module loading and TLS set-up, is reported as "first"); the ratio is to node-postgres in the same mode (direct SSL: to node-postgres over TLS, which has no direct SSL); lower is better. "plain" sets sslmode disable for hyperiondb-client (its default, prefer, would use TLS on this server).',
   'Ratios are medians divided by the median of node-postgres from the same run (W7: by "validation off"). W6 is a time: lower is better.',
   'W5, hyperiondb-client: each transaction is pool.transaction(cb) with maxAttempts 1 (BEGIN/COMMIT on one exclusively leased connection, no retries, as for the peers).',
   'W3, hyperiondb-client returns timestamptz as an ISO 8601 string with microseconds (lossless), where the other clients build Date objects (milliseconds): the "+ Date/JSON.parse in JS" row adds new Date() per row inside the timed section for an equal-work comparison (jsonb is parsed by every client). int8 is checked as BigInt for hyperiondb-client and as an exact decimal string for the others (their default mapping).',
@@ -62,6 +66,8 @@ function summarize(result) {
       rows[c] = {
         label: w === 'W8' ? `${LABELS[c.split(':')[0]]}, ${c.split(':')[1]}` : (LABELS[c] || c),
         value: pick('value'),
+        p90_ms: pick('p90_ms'),
+        first_ms: pick('first_ms'),
         p50_us: pick('p50_us'),
         p99_us: pick('p99_us'),
         cpu_us_per_query: pick('cpu_us_per_query'),
@@ -77,7 +83,8 @@ function summarize(result) {
     }
     for (const c of clients) {
       const r = rows[c]
-      const base = rows[w === 'W8' ? `pg:${c.split(':')[1]}` : (BASELINE[w] || 'pg')]
+      const mode = c.split(':')[1]
+      const base = rows[w === 'W8' ? `pg:${mode}` : w === 'C1' ? `pg:${mode === 'direct' ? 'tls' : mode}` : (BASELINE[w] || 'pg')]
       r.ratio = w !== 'W8' && r.value && base && base.value ? r.value.median / base.value.median : null
       if (w === 'W8' && !r.label) r.label = c
     }
@@ -89,6 +96,7 @@ function summarize(result) {
 function fmtNum(v, w) {
   if (v === null || v === undefined || !Number.isFinite(v)) return '-'
   if (w === 'W6' || w === 'W8') return `${Math.round(v).toLocaleString('en-US')} ms`
+  if (w === 'C1') return `${v.toFixed(2)} ms`
   if (v >= 100000) return `${(v / 1000).toFixed(0)}k`
   if (v >= 10000) return `${(v / 1000).toFixed(1)}k`
   return Math.round(v).toLocaleString('en-US')
@@ -97,6 +105,7 @@ const fmtRatio = (r) => (r === null || r === undefined ? '-' : `${r >= 10 ? r.to
 
 function details(w, r) {
   const d = []
+  if (w === 'C1' && r.p90_ms) d.push(`p90 ${r.p90_ms.median.toFixed(2)} ms, first connect ${r.first_ms.median.toFixed(1)} ms`)
   if (r.p50_us) d.push(`p50 ${r.p50_us.median.toFixed(0)} µs, p99 ${r.p99_us.median.toFixed(0)} µs`)
   if (r.cpu_us_per_query && w !== 'W1') d.push(`client CPU ${r.cpu_us_per_query.median.toFixed(1)} µs/query`)
   if (r.rss_growth_mb) d.push(`peak RSS growth ${r.rss_growth_mb.median.toFixed(1)} MB`)
@@ -132,7 +141,7 @@ function markdown(result) {
   const v = result.versions
   const L = []
   const quick = result.options.quick.length ? ` — **quick sizes for ${result.options.quick.join(', ')}**` : ''
-  L.push(`# hyperiondb-client: Node.js comparison, ${result.date.slice(0, 10)}${quick}`)
+  L.push(`# hyperiondb-client: Node.js comparison${result.options.tls ? ' over TLS (verify-full)' : ''}, ${result.date.slice(0, 10)}${quick}`)
   L.push('')
   L.push(`Machine: ${result.machine.nproc} cores (${result.machine.cpu}), ${result.machine.memGb} GB, Linux ${result.machine.kernel}, shared with other work. ` +
     `Server: PostgreSQL ${result.server.version} (${result.server.setup}). Node ${v.node}.`)
@@ -164,6 +173,22 @@ function markdown(result) {
     }
     L.push('')
   }
+  if (S.C1) {
+    const cs = ['pg', 'hyperion', 'postgres', 'bun']
+    L.push('C1, connect time: median ms of connect + first query + close (lower is better); ratio to node-postgres in the same mode.')
+    L.push('')
+    L.push(`| client | ${Object.values(C1_MODES).join(' | ')} |`)
+    L.push(`|---|${Object.keys(C1_MODES).map(() => '---').join('|')}|`)
+    for (const c of cs) {
+      L.push(`| ${LABELS[c]} | ${Object.keys(C1_MODES).map((m) => {
+        const r = S.C1.rows[`${c}:${m}`]
+        if (!r) return 'n/a'
+        if (!r.value) return 'error'
+        return `${fmtNum(r.value.median, 'C1')}${c === 'pg' ? '' : ` (**${fmtRatio(r.ratio)}**)`}`
+      }).join(' | ')} |`)
+    }
+    L.push('')
+  }
   if (S.W8) L.push(...w8Table(S.W8), '')
   L.push('## All figures')
   L.push('')
@@ -171,7 +196,7 @@ function markdown(result) {
   L.push('|---|---|---|---|---|---|---|')
   for (const w of Object.keys(S)) {
     for (const [c, r] of Object.entries(S[w].rows)) {
-      const val = r.value ? `${fmtNum(r.value.median, w)}${w === 'W6' || w === 'W8' ? '' : ` ${S[w].unit}`}` : (w === 'W8' && !r.errors.length ? 'never' : 'error')
+      const val = r.value ? `${fmtNum(r.value.median, w)}${w === 'W6' || w === 'W8' || w === 'C1' ? '' : ` ${S[w].unit}`}` : (w === 'W8' && !r.errors.length ? 'never' : 'error')
       const range = r.value ? `${fmtNum(r.value.min, w)} – ${fmtNum(r.value.max, w)}` : '-'
       L.push(`| ${w} | ${r.label} | ${val} | ${range} | ${fmtRatio(r.ratio)}${S[w].baseline !== 'pg' ? ` of ${SHORT[S[w].baseline]}` : ''} | ${details(w, r)} | ${r.value ? r.value.n : 0}/${r.samples} |`)
     }
@@ -199,7 +224,7 @@ function chart(result) {
   const H = S.W8 ? 1380 : 1010
   const cv = new Canvas(W, H)
   const ink = [30, 30, 30]
-  cv.text(`hyperiondb-client vs other PostgreSQL clients, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
+  cv.text(`hyperiondb-client vs other PostgreSQL clients${result.options.tls ? ' over TLS' : ''}, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
   cv.text(`${result.machine.nproc} cores, PostgreSQL ${result.server.version}, Node ${result.versions.node}, pg ${result.versions.pg}, postgres.js ${result.versions.postgres}, Bun ${result.versions.bun}; ${result.options.workloads.every((w) => w === 'W8') ? 'W8: one fault of each kind per client' : `medians of ${result.options.reps} runs`}${result.options.quick.length ? ` (quick sizes: ${result.options.quick.join(',')})` : ''}`, 20, 46, [90, 90, 90])
 
   // Legend

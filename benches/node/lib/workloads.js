@@ -18,6 +18,8 @@ const SIZES = {
   W5: { full: { warm: 1000, n: 20000, inflight: 64, pool: 10 }, quick: { warm: 200, n: 2000, inflight: 64, pool: 10 } },
 }
 SIZES.W7 = SIZES.W2
+// C1 (run.js --tls): connect time, n timed connect + first query + close after `warm`.
+SIZES.C1 = { full: { warm: 2, n: 50 }, quick: { warm: 1, n: 10 } }
 
 const SMALL_ROWS = 10000
 const TX_ROWS = 10000
@@ -290,6 +292,44 @@ async function W5(db, adapter, size) {
   return { value: size.n / (elapsed / 1000), unit: 'transactions/s', transactions: size.n, elapsed_ms: elapsed }
 }
 
+// ---------------------------------------------------------------------------------------
+// C1: connect time. One connection as a user opens it (the client's pool of 1, or its
+// connection), its first query, close; sequential, in this fresh process. variant: plain (TLS
+// off), tls (verify-full against the CA, SSLRequest), direct (verify-full, direct SSL: ALPN
+// 'postgresql', PostgreSQL 17+). The first query reads pg_stat_ssl, so a connection that is
+// not (or is) encrypted against the variant fails the check.
+async function C1(adapter, conn, size, variant) {
+  const tls = { plain: false, tls: conn.tls && { ca: conn.tls.ca }, direct: conn.tls && { ca: conn.tls.ca, direct: true } }[variant]
+  if (tls === undefined) throw new Error(`C1: unknown variant ${variant} (plain, tls, direct)`)
+  if (variant !== 'plain' && !conn.tls) throw new Error('C1: the server has no TLS (run.js --tls)')
+  const one = async () => {
+    const t = now()
+    const db = await adapter.connect({ ...conn, hosts: undefined, max: 1, tls })
+    let rows
+    try {
+      rows = await db.query('select ssl from pg_stat_ssl where pid = pg_backend_pid()', [])
+    } finally {
+      await db.close()
+    }
+    const ms = now() - t
+    check(rows.length === 1 && rows[0].ssl === (variant !== 'plain'), () => `C1 ${variant}: pg_stat_ssl says ssl = ${show(rows[0] && rows[0].ssl)}`)
+    return ms
+  }
+  const first = await one()
+  for (let i = 1; i < size.warm; i++) await one()
+  const ms = []
+  for (let i = 0; i < size.n; i++) ms.push(await one())
+  ms.sort((a, b) => a - b)
+  return { value: percentile(ms, 50), unit: 'ms', p90_ms: percentile(ms, 90), first_ms: first, connects: size.n }
+}
+
+// Over TLS (run.js --tls), every workload's connection is checked to be encrypted.
+async function checkTls(db, conn) {
+  if (!conn.tls) return
+  const rows = await db.query('select ssl from pg_stat_ssl where pid = pg_backend_pid()', [])
+  check(rows.length === 1 && rows[0].ssl === true, () => `TLS run: pg_stat_ssl says ssl = ${show(rows[0] && rows[0].ssl)}`)
+}
+
 const WORKLOADS = {
   W1: { run: W1, pool: () => 1 },
   W2: { run: W2, pool: (s) => s.pool },
@@ -300,13 +340,16 @@ const WORKLOADS = {
 }
 
 async function runWorkload(id, adapter, conn, { quick = false, variant, size: override } = {}) {
+  if (!SIZES[id]) throw new Error(`unknown workload ${id}`)
+  const size = { ...SIZES[id][quick ? 'quick' : 'full'], ...override }
+  if (id === 'C1') return { ...(await C1(adapter, conn, size, variant)), size }
   const w = WORKLOADS[id]
   if (!w) throw new Error(`unknown workload ${id}`)
-  const size = { ...SIZES[id][quick ? 'quick' : 'full'], ...override }
   // Variants that change how the client is configured go to connect(); 'parse' is W3's.
   const clientVariant = variant === 'parse' ? undefined : variant
   const db = await adapter.connect({ ...conn, hosts: undefined, max: w.pool(size), variant: clientVariant })
   try {
+    await checkTls(db, conn)
     const metrics = await w.run(db, adapter, size, variant)
     return { ...metrics, size }
   } finally {
