@@ -78,6 +78,8 @@ export interface PoolOptions {
   logger?: (event: QueryLogEvent) => void | Promise<void>
   /** Called at each failover event (host seen down, fenced, superseded, ...); its errors are ignored. */
   onEvent?: (event: PoolEvent) => void | Promise<void>
+  /** Called with every notice of a query or transaction query, just before it settles; its errors are ignored. */
+  onNotice?: (notice: Notice) => void | Promise<void>
   /**
    * Called when the listening session was lost and replaced (a failover, a broken
    * connection), with the window in which notifications may have been missed; its errors are
@@ -161,6 +163,53 @@ export interface StopOptions {
 export interface QueryOptions extends StopOptions {
   /** Retry this read on a connection failure (default on for read-only/prefer-standby pools). */
   retry?: boolean
+  /** `'array'`: each row an array of its values in column order (duplicate names kept). Default `'object'`. */
+  rowMode?: RowMode
+}
+
+export type RowMode = 'object' | 'array'
+
+/** A transaction query's options. */
+export interface TransactionQueryOptions extends StopOptions {
+  rowMode?: RowMode
+}
+
+/** One result column. */
+export interface FieldInfo {
+  readonly name: string
+  readonly typeOid: number
+  readonly format: 'text' | 'binary'
+}
+
+/**
+ * What `query` resolves to: the rows, plus non-enumerable `command` (`'UPDATE'`),
+ * `rowCount` (the command tag's count; null where the tag has none) and `fields`.
+ */
+export type QueryResultArray<T> = T[] & {
+  readonly command: string | null
+  readonly rowCount: number | null
+  readonly fields: readonly FieldInfo[]
+}
+
+/** A NoticeResponse (`RAISE NOTICE`, a `WARNING`), with the fields an error has. */
+export interface Notice {
+  severity: string
+  code: string
+  message: string
+  detail?: string
+  hint?: string
+  position?: string
+  internalPosition?: string
+  internalQuery?: string
+  where?: string
+  schema?: string
+  table?: string
+  column?: string
+  dataType?: string
+  constraint?: string
+  file?: string
+  line?: string
+  routine?: string
 }
 
 export interface InsertOptions extends StopOptions {
@@ -250,7 +299,12 @@ export declare class Transaction {
   private constructor()
   readonly finished: boolean
   /** A stop cancels the statement, which aborts the transaction. */
-  query<T extends object = Row>(sql: string, params?: Param[] | null, options?: StopOptions): Promise<T[]>
+  query<T extends object = Row>(
+    sql: string,
+    params: Param[] | null | undefined,
+    options: TransactionQueryOptions & { rowMode: 'array' },
+  ): Promise<QueryResultArray<Value[]>>
+  query<T extends object = Row>(sql: string, params?: Param[] | null, options?: TransactionQueryOptions): Promise<QueryResultArray<T>>
   commit(): Promise<void>
   rollback(): Promise<void>
 }
@@ -258,7 +312,12 @@ export declare class Transaction {
 export declare class Pool {
   /** The same as `createPool(options)`. */
   constructor(options: PoolOptions | string)
-  query<T extends object = Row>(sql: string, params?: Param[] | null, options?: QueryOptions): Promise<T[]>
+  query<T extends object = Row>(
+    sql: string,
+    params: Param[] | null | undefined,
+    options: QueryOptions & { rowMode: 'array' },
+  ): Promise<QueryResultArray<Value[]>>
+  query<T extends object = Row>(sql: string, params?: Param[] | null, options?: QueryOptions): Promise<QueryResultArray<T>>
   /**
    * `INSERT INTO table (keys of row) VALUES (...) RETURNING *` (keys whose value is
    * undefined are left out). `table`: 'name', 'schema.name' or ['schema', 'name'].

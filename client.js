@@ -83,6 +83,7 @@ function nativeOptions(opts) {
   }
   if (opts.logger !== undefined && typeof opts.logger !== 'function') throw configError('logger must be a function')
   if (opts.onEvent !== undefined && typeof opts.onEvent !== 'function') throw configError('onEvent must be a function')
+  if (opts.onNotice !== undefined && typeof opts.onNotice !== 'function') throw configError('onNotice must be a function')
   const retry = opts.retry ?? {}
   if (typeof retry !== 'object') throw configError('retry must be an object')
   return {
@@ -138,11 +139,14 @@ function checkIsolation(options) {
 
 const NO_OPTIONS = Object.freeze({})
 
-// The third argument of query(): `{ retry, timeoutMs, signal }`.
+// The third argument of query(): `{ retry, timeoutMs, signal, rowMode }`.
 function queryOptions(options) {
   if (options === undefined || options === null) return NO_OPTIONS
   if (typeof options !== 'object') throw argumentError('query options must be an object')
-  const { timeoutMs, signal } = options
+  const { timeoutMs, signal, rowMode } = options
+  if (rowMode !== undefined && rowMode !== 'array' && rowMode !== 'object') {
+    throw argumentError(`rowMode must be 'array' or 'object', got ${String(rowMode)}`)
+  }
   if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2147483647)) {
     throw argumentError(`timeoutMs must be a number greater than 0 and at most 2147483647, got ${String(timeoutMs)}`)
   }
@@ -150,7 +154,7 @@ function queryOptions(options) {
       typeof signal.addEventListener === 'function')) {
     throw argumentError('signal must be an AbortSignal')
   }
-  return { retry: options.retry === undefined ? undefined : Boolean(options.retry), timeoutMs, signal }
+  return { retry: options.retry === undefined ? undefined : Boolean(options.retry), timeoutMs, signal, arrays: rowMode === 'array' }
 }
 
 // The third argument of insert(): `{ idempotency, conflictTarget, timeoutMs, signal }`.
@@ -249,9 +253,10 @@ class Transaction {
     const logger = this.#logger
     const started = logger ? performance.now() : 0
     try {
+      const arrays = opts.arrays === true
       const rows = await stoppable(async (timeoutMs, abort) => {
-        const r = await this.#native.query(sql, params ?? [], timeoutMs, abort)
-        return r.rest ? await rowsOf(r) : rowsOf(r)
+        const r = await this.#native.query(sql, params ?? [], timeoutMs, abort, arrays)
+        return r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
       }, opts, sql)
       if (logger) logQuery(logger, sql, started, rows, undefined)
       return rows
@@ -292,6 +297,16 @@ class Pool {
       this.#native.onEvent((event) => {
         try {
           const r = hook(event)
+          if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, ignore)
+        } catch {}
+      })
+    }
+    if (opts.onNotice) {
+      const hook = opts.onNotice
+      // Called by the native side just before the query settles; errors ignored.
+      this.#native.onNotice((notice) => {
+        try {
+          const r = hook(notice)
           if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, ignore)
         } catch {}
       })
@@ -354,7 +369,9 @@ class Pool {
   }
 
   /**
-   * Runs one statement; resolves to its rows as plain objects keyed by column name.
+   * Runs one statement; resolves to its rows as plain objects keyed by column name (with
+   * `options.rowMode: 'array'`, as arrays in column order). The array also has
+   * non-enumerable `command`, `rowCount` and `fields`.
    */
   async query(sql, params, options) {
     if (typeof sql !== 'string') {
@@ -378,7 +395,7 @@ class Pool {
         const r = await this.#native.query(sql, params ?? [])
         rows = r.rest ? await rowsOf(r) : rowsOf(r)
       } else {
-        rows = await stoppable((timeoutMs, abort) => this.#run(sql, params, opts.retry, timeoutMs, abort), opts, sql)
+        rows = await stoppable((timeoutMs, abort) => this.#run(sql, params, opts, timeoutMs, abort), opts, sql)
       }
       if (logger) logQuery(logger, sql, started, rows, undefined)
       return rows
@@ -388,9 +405,10 @@ class Pool {
     }
   }
 
-  async #run(sql, params, retry, timeoutMs, abort) {
-    const r = await this.#native.query(sql, params ?? [], retry, timeoutMs, abort)
-    return r.rest ? await rowsOf(r) : rowsOf(r)
+  async #run(sql, params, opts, timeoutMs, abort) {
+    const arrays = opts.arrays === true
+    const r = await this.#native.query(sql, params ?? [], opts.retry, timeoutMs, abort, arrays)
+    return r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
   }
 
   /**

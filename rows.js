@@ -94,16 +94,19 @@ function field(kind, id, src, nulls, sub) {
   return { prelude, expr }
 }
 
-function compile(kinds, names, cols) {
+// `arrays`: each row an array literal in column order (`rowMode: 'array'`), else an object
+// literal keyed by column name.
+function compile(kinds, names, cols, arrays) {
   let prelude = ''
   const fields = []
   for (let c = 0; c < kinds.length; c++) {
     const f = field(kinds[c], `${c}`, `cols[${c}]`, `nulls[${c}]`, cols[c])
     prelude += f.prelude
-    fields.push(`${key(names[c])}: ${f.expr}`)
+    fields.push(arrays ? f.expr : `${key(names[c])}: ${f.expr}`)
   }
+  const row = arrays ? `[${fields.join(', ')}]` : `{${fields.join(', ')}}`
   const body = `'use strict';${prelude}
-for (let i = 0; i < n; i++) rows.push({${fields.join(', ')}});
+for (let i = 0; i < n; i++) rows.push(${row});
 return rows;`
   // eslint-disable-next-line no-new-func
   return new Function('n', 'cols', 'nulls', 'parseJson', 'rows', body)
@@ -192,10 +195,18 @@ function define(o, name, value) {
   else o[name] = value
 }
 
-function interpret(kinds, names) {
+function interpret(kinds, names, arrays) {
   return (n, cols, nulls, _parseJson, rows) => {
     const reads = []
     for (let c = 0; c < kinds.length; c++) reads.push(reader(kinds[c], cols[c], nulls[c], cols[c], n))
+    if (arrays) {
+      for (let i = 0; i < n; i++) {
+        const row = new Array(reads.length)
+        for (let c = 0; c < reads.length; c++) row[c] = reads[c](i)
+        rows.push(row)
+      }
+      return rows
+    }
     for (let i = 0; i < n; i++) {
       const row = {}
       for (let c = 0; c < reads.length; c++) define(row, names[c], reads[c](i))
@@ -224,35 +235,48 @@ function builder(shape, make) {
   return build
 }
 
-// Appends the rows of one chunk of columns to `rows`.
-function append(rows, r) {
+// Appends the rows of one chunk of columns to `rows` (as arrays with `arrays`).
+function append(rows, r, arrays) {
   if (r.names.length === 0) return rows
   // Keys of json members may hold any character but the control characters: with them the
-  // shape is JSON (which no kinds string starts like).
-  const shape = r.kinds.includes(K.shaped)
+  // shape is JSON (which no kinds string starts like). Array rows' shapes start with \u0001.
+  let shape = r.kinds.includes(K.shaped)
     ? JSON.stringify([r.kinds, r.names, r.cols.map((c, i) => (r.kinds[i] === K.shaped ? [c.kinds, c.names] : 0))])
     : r.kinds + '\u0000' + r.names.join('\u0000')
-  const make = CAN_COMPILE ? () => compile(r.kinds, r.names, r.cols) : () => interpret(r.kinds, r.names)
+  if (arrays) shape = '\u0001' + shape
+  const make = CAN_COMPILE ? () => compile(r.kinds, r.names, r.cols, arrays) : () => interpret(r.kinds, r.names, arrays)
   return builder(shape, make)(r.n, r.cols, r.nulls, parseJson, rows)
 }
 
+// The last chunk's `command`, `rowCount` and `fields` on the rows array, non-enumerable and
+// read-only, as napi/src/rows/meta.rs defines them on a small result's array.
+function withMeta(rows, last) {
+  return Object.defineProperties(rows, {
+    command: { value: last.command },
+    rowCount: { value: last.rowCount },
+    fields: { value: last.fields },
+  })
+}
+
 /**
- * The rows of a native result, as plain objects keyed by column name. A large result comes
+ * The rows of a native result, as plain objects keyed by column name (with `arrays`, as
+ * arrays in column order; the native side then always sends columns). A large result comes
  * in chunks while it is still arriving (`rest` on the first; see napi/src/stream.rs): the
  * rows of one chunk are built while the next is decoded, and a chunk of a later attempt
  * (the pool retried the query) replaces everything before it. Resolves synchronously
- * (returns the array) when the result came whole.
+ * (returns the array) when the result came whole. The array carries the result's
+ * `command`, `rowCount` and `fields`.
  */
-function rowsOf(r) {
+function rowsOf(r, arrays = false) {
   if (Array.isArray(r)) return r // a small result comes as finished row objects
-  if (r.rest) return rest(r)
-  return append([], r)
+  if (r.rest) return rest(r, arrays)
+  return withMeta(append([], r, arrays), r)
 }
 
-async function rest(first) {
+async function rest(first, arrays) {
   const more = first.rest
   let attempt = first.attempt
-  let rows = append([], first)
+  let rows = append([], first, arrays)
   let r = first
   while (!r.last) {
     r = more.take() ?? (await more.next())
@@ -260,9 +284,9 @@ async function rest(first) {
       rows = []
       attempt = r.attempt
     }
-    append(rows, r)
+    append(rows, r, arrays)
   }
-  return rows
+  return withMeta(rows, r)
 }
 
 module.exports = { rowsOf, CAN_COMPILE }

@@ -48,6 +48,7 @@ function rowsOfSynthetic() {
   const names = ['flag', 'int', 'float', 'big', '__proto__', 'colour', 'bin', 'doc', 'num', 'shaped', 'nothing']
   const nulls = [nullsAt(1), nullsAt(0, 4), null, nullsAt(3), nullsAt(2), null, nullsAt(1), null, null, nullsAt(4), null]
   const rows = rowsOf({ n, kinds, names, cols, nulls })
+  const arrays = rowsOf({ n, kinds, names, cols, nulls }, true)
   // Every value with its type, keys in order, own-property-ness of __proto__ included.
   const describe = (v) =>
     v === null ? null
@@ -56,7 +57,7 @@ function rowsOfSynthetic() {
       : typeof v === 'number' ? { number: Object.is(v, -0) ? '-0' : String(v) }
       : typeof v === 'object' ? { proto: Object.getPrototypeOf(v) === Object.prototype ? 'Object' : Array.isArray(v) ? 'Array' : 'other', entries: Object.keys(v).map((k) => [k, describe(v[k])]) }
       : { [typeof v]: v }
-  return { CAN_COMPILE, rows: rows.map(describe) }
+  return { CAN_COMPILE, rows: rows.map(describe), arrays: arrays.map(describe) }
 }
 
 function inChild(flags) {
@@ -81,4 +82,15 @@ test('rows built without code generation are the rows built with it', () => {
   assert.deepStrictEqual(Object.fromEntries(fast.rows[1].entries).int, { number: "-1" })
   assert.deepStrictEqual(Object.fromEntries(fast.rows[4].entries).shaped, null)
   assert.deepStrictEqual(Object.fromEntries(fast.rows[2].entries).shaped.entries[0], ['id', null])
+})
+
+test("rowMode 'array' rows are the same values in column order, with and without code generation", () => {
+  const fast = inChild([])
+  const slow = inChild(['--disallow-code-generation-from-strings'])
+  assert.deepStrictEqual(slow.arrays, fast.arrays)
+  assert.strictEqual(fast.arrays.length, 5)
+  for (let i = 0; i < 5; i++) {
+    assert.strictEqual(fast.arrays[i].proto, 'Array')
+    assert.deepStrictEqual(fast.arrays[i].entries.map(([, v]) => v), fast.rows[i].entries.map(([, v]) => v))
+  }
 })

@@ -36,7 +36,8 @@ function assertWide(rows, n = N) {
 
 // The chunks of one query as the native layer hands them over.
 async function chunksOf(sql) {
-  const native = new NativePool({ ...suite.conn, poolSize: 1 })
+  const opts = { ...suite.conn, poolSize: 1 }
+  const native = new NativePool({ names: Object.keys(opts), ...opts })
   try {
     let c = await native.query(sql, [], false)
     if (Array.isArray(c)) return [c] // small: the finished rows

@@ -121,24 +121,7 @@ unsafe fn error(
     // Set in this order, enumerable, as `client.js` once set them on a `new Error`.
     js.set(error, c"code", code)?;
     if let Some(d) = db {
-        let fields: [(&CStr, Option<&str>); 15] = [
-            (c"severity", Some(d.severity())),
-            (c"detail", d.detail.as_deref()),
-            (c"hint", d.hint.as_deref()),
-            (c"position", d.position.as_deref()),
-            (c"internalPosition", d.internal_position.as_deref()),
-            (c"internalQuery", d.internal_query.as_deref()),
-            (c"where", d.where_.as_deref()),
-            (c"schema", d.schema.as_deref()),
-            (c"table", d.table.as_deref()),
-            (c"column", d.column.as_deref()),
-            (c"dataType", d.data_type.as_deref()),
-            (c"constraint", d.constraint.as_deref()),
-            (c"file", d.file.as_deref()),
-            (c"line", d.line.as_deref()),
-            (c"routine", d.routine.as_deref()),
-        ];
-        for (name, value) in fields {
+        for (name, value) in server_fields(d) {
             if let Some(v) = value {
                 js.set(error, name, v)?;
             }
@@ -160,6 +143,28 @@ unsafe fn error(
         check(sys::napi_define_properties(env, error, 1, &descriptor))?;
     }
     Ok(error)
+}
+
+/// The server's fields of an error or notice as JS property names and values, in the order
+/// they are set (after `code`).
+pub(crate) fn server_fields(d: &hyperion_wire::DbError) -> [(&'static CStr, Option<&str>); 15] {
+    [
+        (c"severity", Some(d.severity())),
+        (c"detail", d.detail.as_deref()),
+        (c"hint", d.hint.as_deref()),
+        (c"position", d.position.as_deref()),
+        (c"internalPosition", d.internal_position.as_deref()),
+        (c"internalQuery", d.internal_query.as_deref()),
+        (c"where", d.where_.as_deref()),
+        (c"schema", d.schema.as_deref()),
+        (c"table", d.table.as_deref()),
+        (c"column", d.column.as_deref()),
+        (c"dataType", d.data_type.as_deref()),
+        (c"constraint", d.constraint.as_deref()),
+        (c"file", d.file.as_deref()),
+        (c"line", d.line.as_deref()),
+        (c"routine", d.routine.as_deref()),
+    ]
 }
 
 fn check(status: sys::napi_status) -> napi::Result<()> {

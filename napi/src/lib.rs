@@ -9,6 +9,7 @@
 mod errors;
 mod insert;
 mod listen;
+mod notices;
 mod options;
 mod params;
 mod pool;

@@ -54,8 +54,9 @@ pub struct PgSsl {
     pub servername: Option<String>,
 }
 
-/// Every option `createPool` takes (`logger`, `onEvent` and `onListenGap` are handled in JS).
-const OPTIONS: [&str; 26] = [
+/// Every option `createPool` takes (`logger`, `onEvent`, `onListenGap` and `onNotice` are
+/// handled in JS).
+const OPTIONS: [&str; 27] = [
     "connectionString",
     "hosts",
     "port",
@@ -74,6 +75,7 @@ const OPTIONS: [&str; 26] = [
     "logger",
     "onEvent",
     "onListenGap",
+    "onNotice",
     "sslmode",
     "sslrootcert",
     "sslcert",

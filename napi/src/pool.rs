@@ -180,7 +180,9 @@ impl NativePool {
     }
 
     /// Resolves to the result in columns (`client.js` assembles the rows; see rows.rs).
+    /// `columns`: always in columns (`rowMode: 'array'`, whose rows `rows.js` builds).
     #[napi(ts_return_type = "Promise<NativeResult>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn query(
         &self,
         env: Env,
@@ -189,11 +191,12 @@ impl NativePool {
         retry: Option<bool>,
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
+        columns: Option<bool>,
     ) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
         let opts =
             query_options(retry, timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
-        self.spawn_query(env, sql, params, opts)
+        self.spawn_query(env, sql, params, opts, columns.unwrap_or(false))
     }
 
     fn spawn_query(
@@ -202,13 +205,32 @@ impl NativePool {
         sql: Arc<str>,
         params: Option<Vec<JsUnknown>>,
         opts: QueryOptions,
+        columns: bool,
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, &sql, params, self.pool.types())?;
         let pool = self.pool.clone();
         let types = pool.types().clone();
-        stream::spawn(&env, &self.settler, types, sql.clone(), move |streaming| {
-            Box::pin(async move { Ok(pool.query(&sql, &params, opts, Some(&streaming)).await?) })
-        })
+        stream::spawn(
+            &env,
+            &self.settler,
+            types,
+            sql.clone(),
+            columns,
+            move |streaming| {
+                Box::pin(
+                    async move { Ok(pool.query(&sql, &params, opts, Some(&streaming)).await?) },
+                )
+            },
+        )
+    }
+
+    /// Sends every notice of the pool's queries and transactions to `callback`, on the JS
+    /// thread, just before the query settles (`notices.rs`).
+    #[napi]
+    pub fn on_notice(&self, env: Env, callback: JsFunction) -> napi::Result<()> {
+        self.settler
+            .set_notice_hook(&env, callback)
+            .map_err(|f| f.throw(&env))
     }
 
     /// Resolves to a `NativeTransaction` holding a dedicated connection after BEGIN.
@@ -364,19 +386,28 @@ impl NativeTransaction {
         params: Option<Vec<JsUnknown>>,
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
+        columns: Option<bool>,
     ) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
         let params = read_params(&env, &sql, params, &self.types)?;
         let cancel = cancellation(timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
         let tx = self.tx.clone();
         let types = self.types.clone();
-        stream::spawn(&env, &self.settler, types, sql.clone(), move |streaming| {
-            Box::pin(async move {
-                let guard = tx.lock().await;
-                let t = guard.as_ref().ok_or_else(finished)?;
-                Ok(t.query(&sql, &params, Some(&streaming), &cancel).await?)
-            })
-        })
+        let columns = columns.unwrap_or(false);
+        stream::spawn(
+            &env,
+            &self.settler,
+            types,
+            sql.clone(),
+            columns,
+            move |streaming| {
+                Box::pin(async move {
+                    let guard = tx.lock().await;
+                    let t = guard.as_ref().ok_or_else(finished)?;
+                    Ok(t.query(&sql, &params, Some(&streaming), &cancel).await?)
+                })
+            },
+        )
     }
 
     #[napi(ts_return_type = "Promise<void>")]

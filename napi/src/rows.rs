@@ -40,9 +40,11 @@ mod js;
 mod columns;
 mod format;
 mod kind;
+mod meta;
 mod shaped;
 mod strings;
 
 pub use columns::decode;
 pub use format::Chunk;
 pub use kind::column_kinds;
+pub use meta::Meta;

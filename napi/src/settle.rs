@@ -22,13 +22,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Makes a promise's settled value on the JS thread: the value, or the `Error` to reject with.
-type Settle = Box<dyn FnOnce(sys::napi_env) -> Result<sys::napi_value, Failure> + Send>;
+/// The second argument is the pool's `onNotice` hook (null without one).
+type Settle =
+    Box<dyn FnOnce(sys::napi_env, sys::napi_value) -> Result<sys::napi_value, Failure> + Send>;
 
 /// What a spawned future resolves its promise with. A conversion can fail with an error of
 /// ours (a column that cannot be decoded), so this is not napi-rs's `ToNapiValue`.
 pub trait Settled: Send + 'static {
     /// On the JS thread, with its env.
     unsafe fn into_js(self, env: sys::napi_env) -> Result<sys::napi_value, Failure>;
+
+    /// The notices the server sent while making this value, for the `onNotice` hook, which
+    /// sees them just before the promise settles.
+    fn take_notices(&mut self) -> Vec<hyperion_wire::backend::ErrorFields> {
+        Vec::new()
+    }
 }
 
 impl Settled for () {
@@ -48,6 +56,8 @@ struct State {
     /// Null once Node has finalized the function (environment teardown, or released).
     tsfn: sys::napi_threadsafe_function,
     jobs: Vec<Job>,
+    /// The pool's `onNotice` hook, or null; used and deleted on the JS thread only.
+    notice_hook: sys::napi_ref,
 }
 
 // SAFETY: the raw N-API handles in `State` are only used on the JS thread (`deferred`, in
@@ -125,6 +135,7 @@ impl Settler {
             state: Mutex::new(State {
                 tsfn: ptr::null_mut(),
                 jobs: Vec::new(),
+                notice_hook: ptr::null_mut(),
             }),
             pending: AtomicUsize::new(0),
         });
@@ -164,6 +175,23 @@ impl Settler {
         })
     }
 
+    /// Calls `hook(notice)` for every notice of a value this settler settles (`Settled::
+    /// take_notices`), just before its promise settles. On the JS thread only.
+    pub fn set_notice_hook(&self, env: &Env, hook: napi::JsFunction) -> Result<(), Failure> {
+        let mut r = ptr::null_mut();
+        // SAFETY: JS thread, live env and function.
+        let status = unsafe { sys::napi_create_reference(env.raw(), hook.raw(), 1, &mut r) };
+        if status != sys::Status::napi_ok {
+            return Err(Failure::client("INTERNAL", "cannot keep the onNotice hook"));
+        }
+        let old = std::mem::replace(&mut self.handle.shared.state().notice_hook, r);
+        if !old.is_null() {
+            // SAFETY: JS thread; a reference of this env.
+            unsafe { sys::napi_delete_reference(env.raw(), old) };
+        }
+        Ok(())
+    }
+
     /// Runs `fut` on the runtime; the promise returned settles with its outcome. An error
     /// (the future's, or its value's conversion) carries `query` when given. On the JS thread
     /// only.
@@ -198,9 +226,12 @@ impl Settler {
         };
         napi::bindgen_prelude::spawn(async move {
             let outcome = fut.await;
-            promised.settle(Box::new(move |env| {
+            promised.settle(Box::new(move |env, hook| {
                 // SAFETY: called on the JS thread by `call_js` with its env.
-                outcome.and_then(|v| unsafe { v.into_js(env) })
+                outcome.and_then(|mut v| unsafe {
+                    crate::notices::deliver(env, hook, v.take_notices());
+                    v.into_js(env)
+                })
             }));
         });
         // SAFETY: `promise` was just created on this env.
@@ -234,7 +265,7 @@ impl Promised {
 
 impl Drop for Promised {
     fn drop(&mut self) {
-        self.settle(Box::new(|_| {
+        self.settle(Box::new(|_, _| {
             Err(Failure::client(
                 "INTERNAL",
                 "the query's task ended without a result",
@@ -256,17 +287,23 @@ unsafe extern "C" fn call_js(
     // SAFETY: `context` is the reference `Settler::new` handed to the function, which
     // outlives this call.
     let shared = unsafe { &*(context as *const Shared) };
-    let (jobs, tsfn) = {
+    let (jobs, tsfn, hook_ref) = {
         let mut s = shared.state();
-        (std::mem::take(&mut s.jobs), s.tsfn)
+        (std::mem::take(&mut s.jobs), s.tsfn, s.notice_hook)
     };
+    let mut hook = ptr::null_mut();
+    if !hook_ref.is_null() {
+        // SAFETY: JS thread; the reference lives until `finalize` (or a replacing hook, also
+        // set on this thread).
+        unsafe { sys::napi_get_reference_value(env, hook_ref, &mut hook) };
+    }
     let n = jobs.len();
     for job in jobs {
         let mut scope = ptr::null_mut();
         // SAFETY: JS thread, live env; each job's values live in their own handle scope.
         unsafe {
             sys::napi_open_handle_scope(env, &mut scope);
-            let settled = match (job.settle)(env) {
+            let settled = match (job.settle)(env, hook) {
                 Ok(value) => sys::napi_resolve_deferred(env, job.deferred, value),
                 Err(f) => {
                     let f = match &job.query {
@@ -301,14 +338,21 @@ unsafe extern "C" fn call_js(
 }
 
 /// Node is freeing the function (released, or the environment is torn down).
-unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
+unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, context: *mut c_void) {
     // SAFETY: the reference `Settler::new` handed over, returned exactly once.
     let shared = unsafe { Arc::from_raw(context as *const Shared) };
-    let jobs = {
+    let (jobs, hook) = {
         let mut s = shared.state();
         s.tsfn = ptr::null_mut();
-        std::mem::take(&mut s.jobs)
+        (
+            std::mem::take(&mut s.jobs),
+            std::mem::replace(&mut s.notice_hook, ptr::null_mut()),
+        )
     };
+    if !hook.is_null() && !env.is_null() {
+        // SAFETY: on the JS thread (Node finalizes there), a reference of this env.
+        unsafe { sys::napi_delete_reference(env, hook) };
+    }
     // Dropped outside the lock: a job may hold the last `Settler` (a transaction, a result
     // stream), whose `Handle::drop` takes it again.
     drop(jobs);

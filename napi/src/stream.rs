@@ -13,7 +13,7 @@
 //! chunk marked `last` completes the result; an error rejects the next `next()`.
 
 use crate::errors::Failure;
-use crate::rows::{decode, Chunk};
+use crate::rows::{decode, Chunk, Meta};
 use crate::settle::{Settled, Settler};
 use hyperion_pool::{RowSink, Streaming, TypeCache};
 use hyperion_wire::QueryResult;
@@ -119,12 +119,14 @@ impl Feed {
 
 /// Runs `start(streaming)` and resolves to its first chunk: the whole result when it fits in
 /// one batch, else the first batch with a `rest` to read the others from. Its errors, and
-/// those of the later chunks, carry `query`.
+/// those of the later chunks, carry `query`. `columns`: always in columns, never as row
+/// objects made here (rows as arrays are built by `rows.js` alone).
 pub fn spawn(
     env: &Env,
     settler: &Settler,
     types: Arc<TypeCache>,
     query: Arc<str>,
+    columns: bool,
     start: impl FnOnce(Streaming) -> QueryFuture,
 ) -> napi::Result<JsObject> {
     let shared = Arc::new(Shared::default());
@@ -143,12 +145,15 @@ pub fn spawn(
         let first = match feed.next().await {
             // The common case: the result fitted in one batch.
             Piece::Done(attempt, result) => {
+                let mut result = result?;
+                let meta = Meta::take(&mut result);
                 return Ok(Chunk {
-                    body: decode(result?, &types.load(), false)?,
+                    body: decode(result, &types.load(), columns)?,
                     attempt,
                     last: true,
                     rest: None,
-                })
+                    meta: Some(meta),
+                });
             }
             batch => batch,
         };
@@ -199,19 +204,23 @@ async fn forward(
                 failed = Some(f);
                 continue;
             }
-            (Ok(rows), None) => match decode(rows, &types.load(), true) {
-                Ok(body) => Ok(Chunk {
-                    body,
-                    attempt,
-                    last,
-                    rest: None,
-                }),
-                Err(e) if !last => {
-                    failed = Some((attempt, e));
-                    continue;
+            (Ok(mut rows), None) => {
+                let meta = last.then(|| Meta::take(&mut rows));
+                match decode(rows, &types.load(), true) {
+                    Ok(body) => Ok(Chunk {
+                        body,
+                        attempt,
+                        last,
+                        rest: None,
+                        meta,
+                    }),
+                    Err(e) if !last => {
+                        failed = Some((attempt, e));
+                        continue;
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
         };
         let end = last || chunk.is_err();
         // The caller may have stopped listening; the query still runs to its end above.

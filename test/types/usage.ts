@@ -3,6 +3,29 @@
 // (tsc reports an unused one), so the declarations can be neither too loose nor too strict.
 import { createPool, Pool, Transaction, PgError, Row, Value, hello } from '../../client'
 
+async function results(pool: Pool): Promise<void> {
+  const updated = await pool.query('update t set x = 1')
+  const count: number | null = updated.rowCount
+  const command: string | null = updated.command
+  const names: string[] = updated.fields.map((f) => f.name)
+  const plain: Row[] = updated // still assignable to T[]
+  const arrays = await pool.query('select 1, 2', [], { rowMode: 'array' })
+  const first: Value[] = arrays[0]
+  const typed = await pool.query<{ id: number }>('select 1 as id')
+  const ids: { id: number }[] = typed
+  await pool.transaction(async (tx) => {
+    const r = await tx.query('select 1', null, { rowMode: 'array' })
+    const v: Value[] = r[0]
+    void v
+  })
+  const withNotices = createPool({ hosts: 'h', onNotice: (n) => console.log(n.severity, n.code, n.message, n.detail) })
+  // @ts-expect-error rowCount is read-only
+  updated.rowCount = 3
+  // @ts-expect-error no such row mode
+  await pool.query('select 1', [], { rowMode: 'rows' })
+  void count, command, names, plain, first, ids, withNotices
+}
+
 async function readme(): Promise<void> {
   const greeting: string = hello('world')
   void greeting

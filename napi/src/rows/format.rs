@@ -3,6 +3,7 @@
 
 use super::columns::{check_width, Body, Builder, Column};
 use super::js::{typed, Ctx};
+use super::meta::Meta;
 use super::strings;
 use crate::errors::JsResult;
 use hyperion_codec::Decoder;
@@ -23,6 +24,8 @@ pub struct Chunk {
     pub last: bool,
     /// Where the following chunks come from, on the first chunk of a streamed result.
     pub rest: Option<crate::stream::NativeRows>,
+    /// The command tag, columns and notices, on the last chunk.
+    pub meta: Option<Meta>,
 }
 
 /// One column's JS value and NULL map. A `Values` column's array was filled by
@@ -101,13 +104,27 @@ unsafe fn values_columns(
 }
 
 impl crate::settle::Settled for Chunk {
-    /// `{ n, kinds, names, cols, nulls, attempt, last, rest }` (see the module comment), or
-    /// for a small result the array of row objects itself.
+    fn take_notices(&mut self) -> Vec<hyperion_wire::backend::ErrorFields> {
+        self.meta
+            .as_mut()
+            .map(|m| std::mem::take(&mut m.notices))
+            .unwrap_or_default()
+    }
+
+    /// `{ n, kinds, names, cols, nulls, attempt, last, rest }` plus, on the last chunk,
+    /// `command`, `rowCount` and `fields` (see the module comment), or for a small result the
+    /// array of row objects itself, with those three as non-enumerable properties.
     unsafe fn into_js(self, env: sys::napi_env) -> JsResult<sys::napi_value> {
         let val = self;
         let ctx = Ctx::new(env);
         let c = match val.body {
-            Body::Objects(result, decoders) => return objects(&ctx, &result, &decoders),
+            Body::Objects(result, decoders) => {
+                let array = objects(&ctx, &result, &decoders)?;
+                if let Some(meta) = &val.meta {
+                    meta.define(&ctx, array)?;
+                }
+                return Ok(array);
+            }
             Body::Columns(c) => c,
         };
         let columns = c.names.as_deref().unwrap_or(&[]);
@@ -158,6 +175,16 @@ impl crate::settle::Settled for Chunk {
         ];
         for (name, v) in props {
             check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));
+        }
+        if let Some(meta) = &val.meta {
+            let [command, count, fields] = meta.values(&ctx)?;
+            for (name, v) in [
+                (c"command", command),
+                (c"rowCount", count),
+                (c"fields", fields),
+            ] {
+                check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));
+            }
         }
         Ok(obj)
     }
