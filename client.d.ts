@@ -74,6 +74,16 @@ export interface PoolOptions {
   retry?: RetryOptions
   /** Most queries pipelined on one connection. Default 128. */
   pipelineDepth?: number
+  /** Most prepared statements per connection; the least recently used is closed. Default 512. */
+  statementCacheSize?: number
+  /** An idle connection is closed after this many ms, above `minConnections`; 0: never. Default 600000. */
+  idleTimeoutMs?: number
+  /** Connections kept open however long they idle. Default 1. */
+  minConnections?: number
+  /** A connection is replaced once idle after this many ms (less up to a tenth, at random); 0: never. Default 1800000. */
+  maxLifetimeMs?: number
+  /** The newest protocol version asked for: '3.0' (default) or '3.2' (PostgreSQL 18: longer cancel keys). */
+  maxProtocolVersion?: '3.0' | '3.2' | 'latest'
   /** Called once per query (pool and transaction queries); its errors and rejections are ignored. */
   logger?: (event: QueryLogEvent) => void | Promise<void>
   /** Called at each failover event (host seen down, fenced, superseded, ...); its errors are ignored. */

@@ -133,7 +133,8 @@ test("an unknown option throws INVALID_CONFIG naming it, with the right name for
   const cases = [
     ['max', /"max": use poolSize/],
     ['connectionTimeoutMillis', /use connectTimeoutMs/],
-    ['idleTimeoutMillis', /not configurable yet/],
+    ['idleTimeoutMillis', /use idleTimeoutMs/],
+    ['min', /use minConnections/],
     ['host', /use hosts/],
     ['statement_timeout', /use statementTimeoutMs/],
     ['query_timeout', /timeoutMs/],
@@ -154,4 +155,22 @@ test("an unknown option throws INVALID_CONFIG naming it, with the right name for
     channelBinding: 'require', requireAuth: 'scram-sha-256', connectionString: 'dbname=x',
   })
   return p.end()
+})
+
+test('lifecycle and protocol options: defaults, values, 0 for never, and bad values refused', () => {
+  const base = { hosts: ['h'], user: 'u' }
+  const d = describe(base)
+  assert.equal(d.statementCacheSize, 512)
+  assert.equal(d.idleTimeoutMs, 600000)
+  assert.equal(d.minConnections, 1)
+  assert.equal(d.maxLifetimeMs, 1800000)
+  assert.equal(d.maxProtocolVersion, '3.0')
+  const c = describe({ ...base, statementCacheSize: 7, idleTimeoutMs: 0, minConnections: 2, maxLifetimeMs: 5000, maxProtocolVersion: '3.2' })
+  assert.deepEqual(
+    [c.statementCacheSize, c.idleTimeoutMs, c.minConnections, c.maxLifetimeMs, c.maxProtocolVersion],
+    [7, undefined, 2, 5000, '3.2'], 'idleTimeoutMs 0 is never (no timeout reported)')
+  assert.equal(describe(base, {}).maxProtocolVersion, '3.0')
+  assert.equal(native.describeConfig({ names: ['connectionString'], connectionString: 'postgres://u@h/db?max_protocol_version=latest' }, {}).maxProtocolVersion, '3.2')
+  assert.throws(() => createPool({ ...base, maxProtocolVersion: '3.1' }), { code: 'INVALID_CONFIG', message: /maxProtocolVersion/ })
+  assert.throws(() => createPool({ ...base, statementCacheSize: 0 }), { code: 'INVALID_CONFIG' })
 })

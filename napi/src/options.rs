@@ -32,6 +32,11 @@ pub struct PoolOptions {
     pub retry_base_delay_ms: Option<u32>,
     pub retry_max_delay_ms: Option<u32>,
     pub pipeline_depth: Option<u32>,
+    pub statement_cache_size: Option<u32>,
+    pub idle_timeout_ms: Option<u32>,
+    pub min_connections: Option<u32>,
+    pub max_lifetime_ms: Option<u32>,
+    pub max_protocol_version: Option<String>,
     pub sslmode: Option<String>,
     pub sslrootcert: Option<Either<String, Buffer>>,
     pub sslcert: Option<Either<String, Buffer>>,
@@ -56,7 +61,7 @@ pub struct PgSsl {
 
 /// Every option `createPool` takes (`logger`, `onEvent`, `onListenGap` and `onNotice` are
 /// handled in JS).
-const OPTIONS: [&str; 27] = [
+const OPTIONS: [&str; 32] = [
     "connectionString",
     "hosts",
     "port",
@@ -72,6 +77,11 @@ const OPTIONS: [&str; 27] = [
     "validationIntervalMs",
     "retry",
     "pipelineDepth",
+    "statementCacheSize",
+    "idleTimeoutMs",
+    "minConnections",
+    "maxLifetimeMs",
+    "maxProtocolVersion",
     "logger",
     "onEvent",
     "onListenGap",
@@ -90,14 +100,18 @@ const OPTIONS: [&str; 27] = [
 fn alias(name: &str) -> Option<&'static str> {
     Some(match name {
         "max" | "size" | "maxConnections" | "connectionLimit" => "use poolSize",
-        "min" | "minConnections" => "not configurable yet",
+        "min" | "minIdle" => "use minConnections",
         "connectionTimeoutMillis" | "connectTimeout" | "connectionTimeout" => {
             "use connectTimeoutMs (milliseconds)"
         }
         "connect_timeout" => "use connectTimeoutMs (milliseconds, not seconds)",
-        "idleTimeoutMillis" | "idle_timeout" | "idleTimeout" | "max_lifetime" | "maxLifetime" => {
-            "not configurable yet (the pool's own idle timeout and lifetime apply)"
+        "idleTimeoutMillis" | "idle_timeout" | "idleTimeout" => {
+            "use idleTimeoutMs (milliseconds)"
         }
+        "max_lifetime" | "maxLifetime" | "maxLifetimeSeconds" => {
+            "use maxLifetimeMs (milliseconds)"
+        }
+        "max_protocol_version" => "use maxProtocolVersion",
         "host" | "hostname" | "hostaddr" | "server" => "use hosts (a string or an array)",
         "statement_timeout" | "statementTimeout" => "use statementTimeoutMs",
         "query_timeout" | "queryTimeout" => {
@@ -327,6 +341,22 @@ pub fn config(
     if let Some(d) = o.pipeline_depth {
         c.pipeline_depth = (d as usize).max(1);
     }
+    if let Some(n) = o.statement_cache_size {
+        c.statement_cache_size = (n as usize).max(1);
+    }
+    // 0: never.
+    if let Some(v) = o.idle_timeout_ms {
+        c.idle_timeout = (v > 0).then(|| ms(v));
+    }
+    if let Some(v) = o.max_lifetime_ms {
+        c.max_lifetime = (v > 0).then(|| ms(v));
+    }
+    if let Some(n) = o.min_connections {
+        c.min_connections = n as usize;
+    }
+    if let Some(v) = &o.max_protocol_version {
+        c.max_protocol_version = hyperion_wire::ProtocolVersion::parse(v)?;
+    }
     Ok((c, warnings))
 }
 
@@ -356,6 +386,14 @@ pub struct ConfigDescription {
     pub server_name: Option<String>,
     pub channel_binding: String,
     pub require_auth: bool,
+    /// '3.0' or '3.2'.
+    pub max_protocol_version: String,
+    pub statement_cache_size: u32,
+    /// `null`: never.
+    pub idle_timeout_ms: Option<f64>,
+    pub min_connections: u32,
+    /// `null`: never.
+    pub max_lifetime_ms: Option<f64>,
     pub warnings: Vec<String>,
 }
 
@@ -398,6 +436,11 @@ pub fn describe_config(
         server_name: c.ssl.server_name.clone(),
         channel_binding: format!("{:?}", c.channel_binding).to_lowercase(),
         require_auth: c.require_auth.is_set(),
+        max_protocol_version: format!("3.{}", c.max_protocol_version.minor()),
+        statement_cache_size: u32::try_from(c.statement_cache_size).unwrap_or(u32::MAX),
+        idle_timeout_ms: c.idle_timeout.map(|d| d.as_millis() as f64),
+        min_connections: u32::try_from(c.min_connections).unwrap_or(u32::MAX),
+        max_lifetime_ms: c.max_lifetime.map(|d| d.as_millis() as f64),
         warnings,
     })
 }
@@ -411,7 +454,8 @@ mod tests {
         let e = |n: &str| check_names(&[n.to_string()]).unwrap_err();
         assert!(e("max").contains("use poolSize"));
         assert!(e("connectionTimeoutMillis").contains("use connectTimeoutMs"));
-        assert!(e("idleTimeoutMillis").contains("not configurable yet"));
+        assert!(e("idleTimeoutMillis").contains("use idleTimeoutMs"));
+        assert!(e("min").contains("use minConnections"));
         assert!(e("host").contains("use hosts"));
         assert!(e("statement_timeout").contains("use statementTimeoutMs"));
         assert!(e("pool_size").contains("did you mean poolSize?"));
