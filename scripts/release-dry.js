@@ -39,7 +39,17 @@ async function main() {
     console.log(`${info.filename}: ${info.files.map((f) => f.path).join(' ')}`)
     return { file: path.join(packs, info.filename), files: info.files.map((f) => f.path).sort() }
   }
-  const main = pack(ROOT)
+  // The optional dependencies on the platform packages exist only in what is published
+  // (scripts/optional-deps.js).
+  const pkgFile = path.join(ROOT, 'package.json')
+  const pkgText = fs.readFileSync(pkgFile, 'utf8')
+  let main
+  try {
+    run(process.execPath, [path.join(ROOT, 'scripts/optional-deps.js'), '--write'], { cwd: ROOT })
+    main = pack(ROOT)
+  } finally {
+    fs.writeFileSync(pkgFile, pkgText)
+  }
   const expected = [...pkg.files, 'LICENSE', 'README.md', 'package.json'].sort()
   if (JSON.stringify(main.files) !== JSON.stringify(expected)) throw new Error(`main package holds ${main.files}, expected ${expected}`)
   const platforms = {}

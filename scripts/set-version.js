@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 'use strict'
-// Sets one version everywhere a release needs it: package.json, its optionalDependencies on
-// the platform packages, npm/*/package.json and the Cargo workspace (Cargo.lock follows with
+// Sets one version everywhere a release needs it: package.json, npm/*/package.json and the Cargo workspace (Cargo.lock follows with
 // `cargo update --workspace`). Usage: node scripts/set-version.js <x.y.z>
 const fs = require('node:fs')
 const path = require('node:path')
@@ -16,7 +15,6 @@ const edit = (file, f) => {
 }
 edit('package.json', (j) => {
   j.version = version
-  for (const k of Object.keys(j.optionalDependencies)) j.optionalDependencies[k] = version
 })
 for (const d of fs.readdirSync(path.join(ROOT, 'npm'))) edit(`npm/${d}/package.json`, (j) => { j.version = version })
 const cargo = path.join(ROOT, 'Cargo.toml')
