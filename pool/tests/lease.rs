@@ -34,12 +34,20 @@ fn pool_with(
     script: impl Fn() -> Box<dyn FnMut(&Frontend) -> Reply + Send> + Send + Sync + 'static,
 ) -> Pool {
     let mut cfg = scripted_config(size, acquire_ms);
-    cfg.connector = Some(Connector(Arc::new(move |c| {
+    cfg.connector = Some(scripted(opened, script));
+    Pool::new(cfg).unwrap()
+}
+
+/// Connections to a scripted backend answering with `script()`; `opened` counts them.
+fn scripted(
+    opened: Arc<AtomicUsize>,
+    script: impl Fn() -> Box<dyn FnMut(&Frontend) -> Reply + Send> + Send + Sync + 'static,
+) -> Connector {
+    Connector(Arc::new(move |c| {
         opened.fetch_add(1, Ordering::SeqCst);
         let backend = spawn_backend(&[], script());
         Box::pin(async move { connect_stream(backend.stream, &c).await })
-    })));
-    Pool::new(cfg).unwrap()
+    }))
 }
 
 fn plain() -> Box<dyn FnMut(&Frontend) -> Reply + Send> {
@@ -356,11 +364,7 @@ async fn idle_connections_above_the_floor_close_after_the_idle_timeout() {
         cfg.idle_timeout = Some(Duration::from_millis(300));
         cfg.min_connections = 1;
         cfg.max_lifetime = None;
-        cfg.connector = Some(Connector(Arc::new(move |c| {
-            o.fetch_add(1, Ordering::SeqCst);
-            let backend = spawn_backend(&[], simple_script(|_| vec!["1".into()]));
-            Box::pin(async move { connect_stream(backend.stream, &c).await })
-        })));
+        cfg.connector = Some(scripted(o, plain));
         let pool = Pool::new(cfg).unwrap();
         // Three transactions at once: three connections.
         let (a, b, c) = tokio::join!(pool.begin(None), pool.begin(None), pool.begin(None));
@@ -394,11 +398,7 @@ async fn connections_are_replaced_after_their_lifetime_without_failing_a_query()
         let mut cfg = scripted_config(1, 2_000);
         cfg.idle_timeout = None;
         cfg.max_lifetime = Some(Duration::from_millis(300));
-        cfg.connector = Some(Connector(Arc::new(move |c| {
-            o.fetch_add(1, Ordering::SeqCst);
-            let backend = spawn_backend(&[], simple_script(|_| vec!["1".into()]));
-            Box::pin(async move { connect_stream(backend.stream, &c).await })
-        })));
+        cfg.connector = Some(scripted(o, plain));
         let pool = Pool::new(cfg).unwrap();
         let started = Instant::now();
         while started.elapsed() < Duration::from_millis(1_200) {
