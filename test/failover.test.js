@@ -190,7 +190,7 @@ test('poolSize has a maximum, and values a server could never take are INVALID_C
   }
   // The Rust side checks too, for callers of the native class.
   const { NativePool } = require('../index.js')
-  assert.throws(() => new NativePool({ hosts: ['127.0.0.1'], user: 'u', poolSize: 20000 }), /poolSize must be from 1 to 10000/)
+  assert.throws(() => new NativePool({ names: ['hosts', 'user', 'poolSize'], hosts: ['127.0.0.1'], user: 'u', poolSize: 20000 }), /poolSize must be from 1 to 10000/)
   for (const bad of [{ user: 'a\0b' }, { database: 'd\0' }, { password: '\0' }]) {
     assert.throws(() => createPool({ ...suite.conn, ...bad }), { code: 'INVALID_CONFIG', message: /NUL/ })
   }
