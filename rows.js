@@ -248,14 +248,19 @@ function append(rows, r, arrays) {
   return builder(shape, make)(r.n, r.cols, r.nulls, parseJson, rows)
 }
 
-// The last chunk's `command`, `rowCount` and `fields` on the rows array, non-enumerable and
-// read-only, as napi/src/rows/meta.rs defines them on a small result's array.
+// `command`, `rowCount` and `fields` on the rows array, non-enumerable and read-only. Defined
+// here rather than by the native side: napi_define_properties on the array cost about 3 µs a
+// point query, three defineProperty calls about 0.35 µs (measured on W2).
+function defineMeta(rows, command, rowCount, fields) {
+  Object.defineProperty(rows, 'command', { value: command })
+  Object.defineProperty(rows, 'rowCount', { value: rowCount })
+  Object.defineProperty(rows, 'fields', { value: fields })
+  return rows
+}
+
+// The last chunk's metadata on the rows array.
 function withMeta(rows, last) {
-  return Object.defineProperties(rows, {
-    command: { value: last.command },
-    rowCount: { value: last.rowCount },
-    fields: { value: last.fields },
-  })
+  return defineMeta(rows, last.command, last.rowCount, last.fields)
 }
 
 /**
@@ -268,7 +273,8 @@ function withMeta(rows, last) {
  * `command`, `rowCount` and `fields`.
  */
 function rowsOf(r, arrays = false) {
-  if (Array.isArray(r)) return r // a small result comes as finished row objects
+  // A small result comes as [finished row objects, command, rowCount, fields].
+  if (Array.isArray(r)) return defineMeta(r[0], r[1], r[2], r[3])
   if (r.rest) return rest(r, arrays)
   return withMeta(append([], r, arrays), r)
 }

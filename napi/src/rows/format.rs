@@ -112,18 +112,26 @@ impl crate::settle::Settled for Chunk {
     }
 
     /// `{ n, kinds, names, cols, nulls, attempt, last, rest }` plus, on the last chunk,
-    /// `command`, `rowCount` and `fields` (see the module comment), or for a small result the
-    /// array of row objects itself, with those three as non-enumerable properties.
+    /// `command`, `rowCount` and `fields` (see the module comment), or for a small result
+    /// `[row objects, command, rowCount, fields]`.
     unsafe fn into_js(self, env: sys::napi_env) -> JsResult<sys::napi_value> {
         let val = self;
         let ctx = Ctx::new(env);
         let c = match val.body {
             Body::Objects(result, decoders) => {
+                // [rows, command, rowCount, fields]: rows.js defines the last three on the
+                // rows array (cheaper there than through napi_define_properties).
                 let array = objects(&ctx, &result, &decoders)?;
-                if let Some(meta) = &val.meta {
-                    meta.define(&ctx, array)?;
+                let meta = match &val.meta {
+                    Some(meta) => meta.values(&ctx)?,
+                    None => [ctx.null()?, ctx.null()?, ctx.array(0)?],
+                };
+                let tuple = ctx.array(4)?;
+                ctx.set(tuple, 0, array)?;
+                for (i, v) in meta.into_iter().enumerate() {
+                    ctx.set(tuple, i + 1, v)?;
                 }
-                return Ok(array);
+                return Ok(tuple);
             }
             Body::Columns(c) => c,
         };

@@ -67,33 +67,6 @@ impl Meta {
         Ok([command, count, self.fields(ctx)?])
     }
 
-    /// Defines `command`, `rowCount` and `fields` on `target`, non-enumerable and read-only.
-    pub(super) unsafe fn define(&self, ctx: &Ctx, target: sys::napi_value) -> JsResult<()> {
-        let [command, count, fields] = self.values(ctx)?;
-        let descriptor = |name: &'static std::ffi::CStr, value| sys::napi_property_descriptor {
-            utf8name: name.as_ptr(),
-            name: ptr::null_mut(),
-            method: None,
-            getter: None,
-            setter: None,
-            value,
-            attributes: sys::PropertyAttributes::default,
-            data: ptr::null_mut(),
-        };
-        let props = [
-            descriptor(c"command", command),
-            descriptor(c"rowCount", count),
-            descriptor(c"fields", fields),
-        ];
-        check!(sys::napi_define_properties(
-            ctx.env,
-            target,
-            props.len(),
-            props.as_ptr()
-        ));
-        Ok(())
-    }
-
     unsafe fn fields(&self, ctx: &Ctx) -> JsResult<sys::napi_value> {
         let Some(columns) = &self.columns else {
             return ctx.array(0);
