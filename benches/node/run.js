@@ -5,12 +5,14 @@
 // and pgbench on the same server, in one run.
 //
 //   node benches/node/run.js [--workload W2 ...|W1,W2] (W8: one fault of each kind, 1 rep) [--client hyperion,pg] [--reps 5]
+//                            [--server harness|system] [--pg-bin DIR] [--w3-shape wide,json,strings|all]
 //                            [--quick | --quick=W2,W4,W5] [--hyperion-node FILE]
 //                            [--node-flags "--max-semi-space-size=64 ..."]
 //                            [--out DIR (default benches/node/results) | --no-write]
 //   node benches/node/run.js --tls [--workload C1,W1,W2] [--reps 3]   # TLS: see below
 //   node benches/node/run.js --serve      # start the server + schema, print BENCH_CONN, wait
 //   node benches/node/run.js --report results/<date>.json   # redraw latest.md/.png from a run
+//   node benches/node/run.js --workload S1,S2,S3   # streams and COPY, 1M rows (issue 19)
 //
 // Starts its own server with the project's cluster harness (test/cluster.js). W1-W5 and W7
 // run on the primary alone: the standbys are stopped and synchronous_standby_names cleared,
@@ -27,6 +29,21 @@
 // PGSSLMODE=verify-full). Workloads C1 (connect time: plain, TLS, and direct SSL for
 // hyperiondb-client, the only one of these clients with it), W1 and W2 by default; written
 // to results/TLS unless --out says otherwise.
+// --server system: W1-W5 (and W3's shapes, S1-S3) on a PostgreSQL at its default settings
+// (fsync on, default shared_buffers; initdb into a temp dir, only port, socket dir and
+// listen_addresses set) from the installed binaries: --pg-bin, HYPERION_PG_BIN, or Debian's
+// /usr/lib/postgresql/<v>/bin (apt-get install -y postgresql). Stopped by pid at the end.
+// Written to results/system unless --out says otherwise. The default, --server harness, is
+// the project's cluster harness (fsync=off, shared_buffers=32MB).
+// W3 runs as a service meets it: the row limit bound as a parameter (where id <= $1) and a
+// 2 ms setInterval on the event loop during the query (its longest gap is reported).
+// --w3-shape picks the data: wide (BENCHMARKS.md's 10 columns, the default), json (jsonb with
+// booleans, nulls, floats, nested objects and arrays), strings (5 distinct text columns); as
+// workloads they are W3, W3-json and W3-strings. S1 streams 1M rows (for await over
+// pool.stream, against pg-query-stream, pg-cursor, postgres.js .cursor() and Bun SQL's
+// DECLARE/FETCH), S2 is COPY FROM of 1M rows from a generator, S3 COPY TO of 1M rows
+// (against pg-copy-streams, postgres.js and Bun SQL's writable()/readable()); rows/s and peak
+// RSS growth. They are not in the default set: name them.
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -39,16 +56,26 @@ const HERE = __dirname
 const RESULTS = path.join(HERE, 'results')
 const TMP = path.join(RESULTS, 'tmp') // gitignored
 const { createCluster } = require(path.join(ROOT, 'test/cluster.js'))
-const { SIZES, SCHEMA, SCHEMA_AFTER } = require('./lib/workloads.js')
+const { SIZES, SCHEMA, SCHEMA_AFTER, SCHEMA_STREAM, SCHEMA_STREAM_AFTER } = require('./lib/workloads.js')
+const { startSystemServer } = require('./lib/system-server.js')
 const report = require('./lib/report.js')
 
-const WORKLOADS = ['C1', 'W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7', 'W8']
+const WORKLOADS = ['C1', 'W1', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6', 'W7', 'W8', 'S1', 'S2', 'S3']
+const W3_SHAPES = { wide: 'W3', json: 'W3-json', strings: 'W3-strings' }
+// Not run unless named (--workload) or, for W3's shapes, picked with --w3-shape.
+const NOT_DEFAULT = new Set(['C1', 'W3-json', 'W3-strings', 'S1', 'S2', 'S3'])
 // Who runs each workload, in the order of the first repetition.
 const CLIENTS = {
   C1: ['hyperion:plain', 'hyperion:tls', 'hyperion:direct', 'pg:plain', 'pg:tls', 'postgres:plain', 'postgres:tls', 'bun:plain', 'bun:tls'],
   W1: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
   W2: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
   W3: ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun'],
+  'W3-json': ['hyperion', 'pg', 'postgres', 'bun'],
+  'W3-strings': ['hyperion', 'pg', 'postgres', 'bun'],
+  // S1: pg = pg-query-stream, pg:cursor = pg-cursor; S2/S3: pg = pg-copy-streams.
+  S1: ['hyperion', 'pg', 'pg:cursor', 'postgres', 'bun'],
+  S2: ['hyperion', 'pg', 'postgres', 'bun'],
+  S3: ['hyperion', 'pg', 'postgres', 'bun'],
   W4: ['hyperion', 'pg', 'postgres', 'bun'],
   W5: ['hyperion', 'pg', 'postgres', 'bun'],
   W6: ['hyperion', 'pg', 'postgres', 'bun'],
@@ -65,19 +92,23 @@ const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
 
 // ---------------------------------------------------------------------------------------
 function parseArgs(argv) {
-  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: null, report: null, nodeFlags: [], tls: false }
+  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: null, report: null, nodeFlags: [], tls: false, server: 'harness', pgBin: null, w3Shapes: null }
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean)
+  const wl = (x) => (/^w3-/i.test(x) ? `W3-${x.slice(3).toLowerCase()}` : x.toUpperCase())
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined]
     const val = () => (inline !== undefined ? inline : argv[++i])
     switch (flag) {
-      case '--workload': case '-w': o.workloads.push(...list(val()).map((w) => w.toUpperCase())); break
+      case '--workload': case '-w': o.workloads.push(...list(val()).map(wl)); break
       case '--client': case '-c': o.clients = [...(o.clients || []), ...list(val())]; break
       case '--reps': o.reps = Number(val()); break
-      case '--quick': for (const w of inline !== undefined ? list(inline).map((x) => x.toUpperCase()) : WORKLOADS) o.quick.add(w); break
+      case '--quick': for (const w of inline !== undefined ? list(inline).map(wl) : WORKLOADS) o.quick.add(w); break
       case '--serve': o.serve = true; break
       case '--tls': o.tls = true; break
+      case '--server': o.server = String(val()); break
+      case '--pg-bin': o.pgBin = path.resolve(val()); break
+      case '--w3-shape': o.w3Shapes = [...(o.w3Shapes || []), ...list(val()).flatMap((x) => (x === 'all' ? Object.keys(W3_SHAPES) : [x]))]; break
       case '--report': o.report = path.resolve(val()); break
       case '--no-write': o.write = false; break
       case '--out': o.out = path.resolve(val()); break
@@ -90,9 +121,19 @@ function parseArgs(argv) {
       default: throw new Error(`unknown option ${a} (see --help)`)
     }
   }
-  if (!o.workloads.length) o.workloads = o.tls ? ['C1', 'W1', 'W2'] : WORKLOADS.filter((w) => w !== 'C1')
-  if (!o.out) o.out = o.tls ? path.join(RESULTS, 'TLS') : RESULTS
+  if (o.server !== 'harness' && o.server !== 'system') throw new Error('--server is harness or system')
+  const system = o.server === 'system'
+  if (!o.workloads.length) o.workloads = o.tls ? ['C1', 'W1', 'W2'] : WORKLOADS.filter((w) => !NOT_DEFAULT.has(w) && (!system || !['W6', 'W7', 'W8'].includes(w)))
+  if (o.w3Shapes) {
+    for (const sh of o.w3Shapes) if (!W3_SHAPES[sh]) throw new Error(`unknown --w3-shape ${sh} (wide, json, strings, all)`)
+    // --w3-shape replaces W3 (named or by default) with the shapes picked; alone, it runs just them.
+    const had = o.workloads.includes('W3') || !o.workloads.some((w) => w.startsWith('W3'))
+    if (had) o.workloads = [...o.workloads.filter((w) => w !== 'W3'), ...o.w3Shapes.map((sh) => W3_SHAPES[sh])]
+  }
+  if (!o.out) o.out = o.tls ? path.join(RESULTS, 'TLS') : system ? path.join(RESULTS, 'system') : RESULTS
   for (const w of o.workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`)
+  if (system && o.workloads.some((w) => ['W6', 'W7', 'W8', 'C1'].includes(w))) throw new Error('--server system runs W1-W5, W3\'s shapes and S1-S3 (W6-W8 need the harness\'s cluster, C1 its TLS)')
+  if (system && o.tls) throw new Error('--tls runs on the harness server only')
   o.workloads = WORKLOADS.filter((w) => o.workloads.includes(w))
   if (o.tls && o.workloads.some((w) => w !== 'C1' && w !== 'W1' && w !== 'W2')) throw new Error('--tls runs C1, W1 and W2 only')
   if (o.workloads.includes('C1') && !o.tls) throw new Error('C1 needs --tls')
@@ -201,6 +242,7 @@ function versions(tools, hyperion) {
   }
   v.hyperion = `${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version} (${hyperion.info.gitHead}${hyperion.info.gitDirty ? '+dirty' : ''})`
   v.pg = pkg('pg')
+  for (const h of ['pg-cursor', 'pg-query-stream', 'pg-copy-streams']) { try { v[h] = pkg(h) } catch { v[h] = null } }
   v.postgres = pkg('postgres')
   v.bun = tools.bun ? execFileSync(tools.bun, ['--version'], { encoding: 'utf8' }).trim() : null
   v.pgbench = tools.pgbench ? tools.pgbench.version : null
@@ -309,7 +351,7 @@ async function pgbenchSample(workload, ctx) {
 
 // ---------------------------------------------------------------------------------------
 // The server for W1-W5/W7: the harness's cluster, reduced to its primary.
-async function standalonePrimary({ tls = false } = {}) {
+async function standalonePrimary({ tls = false, streams = false } = {}) {
   const c = await createCluster()
   const p = c.primaryIndex()
   const a = await c.admin(p)
@@ -331,6 +373,10 @@ async function standalonePrimary({ tls = false } = {}) {
   try {
     await b.query(SCHEMA)
     await b.query(SCHEMA_AFTER)
+    if (streams) {
+      await b.query(SCHEMA_STREAM)
+      await b.query(SCHEMA_STREAM_AFTER)
+    }
     server = (await b.query('show server_version')).rows[0].server_version
   } finally { await b.end() }
   const conn = { ...c.connection(), host: c.node(p).host, port: c.node(p).port }
@@ -347,6 +393,37 @@ async function standalonePrimary({ tls = false } = {}) {
     }
   }
   return { cluster: c, conn, server }
+}
+
+// --server system: the installed PostgreSQL at its default settings, schema as for the harness.
+async function systemServer({ pgBin, streams = false } = {}) {
+  const s = await startSystemServer({ pgBin, log })
+  try {
+    const b = await s.admin()
+    try {
+      await b.query(SCHEMA)
+      await b.query(SCHEMA_AFTER)
+      if (streams) {
+        await b.query(SCHEMA_STREAM)
+        await b.query(SCHEMA_STREAM_AFTER)
+      }
+    } finally { await b.end() }
+  } catch (e) {
+    await s.stop()
+    throw e
+  }
+  return {
+    conn: s.conn,
+    server: s.version,
+    settings: s.settings,
+    bin: s.bin,
+    cluster: { destroy: () => s.stop() },
+  }
+}
+
+async function startServer(opts) {
+  const streams = opts.workloads.some((w) => /^S\d$/.test(w))
+  return opts.server === 'system' ? systemServer({ pgBin: opts.pgBin, streams }) : standalonePrimary({ tls: opts.tls, streams })
 }
 
 // W6: one failover per sample, on a fresh 3-node synchronous cluster.
@@ -505,7 +582,7 @@ async function w8Sample(client, ctx) {
 
 // ---------------------------------------------------------------------------------------
 async function serve(opts) {
-  const s = await standalonePrimary({ tls: opts.tls })
+  const s = await startServer(opts)
   const hyperion = snapshotHyperion({})
   process.stdout.write(`export BENCH_CONN='${JSON.stringify(s.conn)}'\nexport HYPERION_CLIENT='${hyperion.client}'\n# PostgreSQL ${s.server}; Ctrl-C stops the server\n`)
   const keepAlive = setInterval(() => {}, 1 << 30) // signal listeners alone do not keep node running
@@ -527,6 +604,7 @@ function fmtMetric(w, m) {
   if (m.p50_us !== undefined) extra.push(`p50 ${m.p50_us.toFixed(0)}us p99 ${m.p99_us.toFixed(0)}us`)
   if (w !== 'W1' && m.cpu_us_per_query !== undefined) extra.push(`${m.cpu_us_per_query.toFixed(1)} cpu-us/q`)
   if (m.rss_growth_mb !== undefined) extra.push(`rss +${m.rss_growth_mb.toFixed(1)} MB`)
+  if (m.loop_max_gap_ms !== undefined) extra.push(`loop gap ${m.loop_max_gap_ms.toFixed(0)} ms`)
   if (w === 'W6') extra.push(`lost ${m.lost}, acked ${m.acked}`)
   return extra.length ? `${v} (${extra.join(', ')})` : v
 }
@@ -568,11 +646,13 @@ async function main() {
 
   const main = opts.workloads.filter((w) => w !== 'W6' && w !== 'W8')
   let server = null
+  let serverInfo = null
   if (main.length) {
-    log('starting the server (harness cluster reduced to its primary) ...')
-    const s = await standalonePrimary({ tls: opts.tls })
+    log(opts.server === 'system' ? 'starting the system PostgreSQL at its default settings ...' : 'starting the server (harness cluster reduced to its primary) ...')
+    const s = await startServer(opts)
     ctx.conn = s.conn
     server = s.server
+    serverInfo = s
     log(`PostgreSQL ${server} on ${s.conn.host}:${s.conn.port}${opts.tls ? ' (ssl = on)' : ''}`)
     try {
       for (let rep = 0; rep < opts.reps; rep++) {
@@ -618,10 +698,12 @@ async function main() {
     finished: new Date().toISOString(),
     command,
     machine: { nproc: os.availableParallelism ? os.availableParallelism() : os.cpus().length, cpu: os.cpus()[0] && os.cpus()[0].model, memGb: +(os.totalmem() / 2 ** 30).toFixed(1), kernel: os.release() },
-    server: { version: server, setup: 'test/cluster.js (fsync=off, shared_buffers=32MB); W1-W5/W7 on the primary alone (standbys stopped, synchronous_standby_names cleared); W6 and W8 on a fresh 3-node cluster (synchronous ANY 1 of 2 standbys) per sample' + (opts.tls ? '; ssl = on (test/certs.js: P-256 ECDSA server certificate signed with SHA-384 by a test CA), every client verify-full against the CA' : '') },
+    server: opts.server === 'system'
+      ? { version: server, kind: 'system', bin: serverInfo && serverInfo.bin, settings: serverInfo && serverInfo.settings, setup: `system PostgreSQL (${serverInfo && serverInfo.bin}) at its default settings: a fresh initdb, nothing in postgresql.conf changed (only port, unix_socket_directories and listen_addresses given on the command line; ${serverInfo ? `fsync ${serverInfo.settings.fsync}, synchronous_commit ${serverInfo.settings.synchronous_commit}, shared_buffers ${serverInfo.settings.shared_buffers}, work_mem ${serverInfo.settings.work_mem}` : ''})` }
+      : { version: server, kind: 'harness', setup: 'test/cluster.js (fsync=off, shared_buffers=32MB); W1-W5/W7 on the primary alone (standbys stopped, synchronous_standby_names cleared); W6 and W8 on a fresh 3-node cluster (synchronous ANY 1 of 2 standbys) per sample' + (opts.tls ? '; ssl = on (test/certs.js: P-256 ECDSA server certificate signed with SHA-384 by a test CA), every client verify-full against the CA' : '') },
     versions: ver,
     hyperionBuild: hyperion.info,
-    options: { workloads: opts.workloads, clients: opts.clients, reps: opts.reps, quick: [...opts.quick], nodeFlags: opts.nodeFlags, tls: opts.tls },
+    options: { workloads: opts.workloads, clients: opts.clients, reps: opts.reps, quick: [...opts.quick], nodeFlags: opts.nodeFlags, tls: opts.tls, server: opts.server },
     sizes: Object.fromEntries(opts.workloads.filter((w) => SIZES[w]).map((w) => [w, SIZES[w][opts.quick.has(w) ? 'quick' : 'full']])),
     notes: report.NOTES,
     samples,

@@ -2,6 +2,11 @@
 // Bun's built-in SQL client (runs under the bun binary from the npm package `bun`):
 // new SQL({ max }), sql.unsafe(text, params), transactions with sql.begin.
 // CommonJS: bun runs it as is, and `require('bun')` is Bun's built-in module.
+// Streams (S1): Bun SQL has no cursor or row-streaming API, so a Bun user streams with SQL:
+// DECLARE ... CURSOR (parameters bound) and FETCH batchSize in a transaction (sql.begin).
+// COPY (S2, S3): `sql.unsafe(text).writable()` (a WritableStream; the source piped in with
+// ReadableStream.from(source).pipeTo(), the query then resolves with the row count in
+// `count`) and `.readable()` (a ReadableStream of Uint8Arrays).
 
 // W8 (o.ha): Bun SQL's own timeouts (seconds): connectionTimeout 5, idleTimeout 30, and a
 // server-side statement_timeout of 5 s as a startup parameter (`connection`). Bun SQL has no
@@ -18,6 +23,25 @@ function connect(o) {
   return {
     query: (text, params) => sql.unsafe(text, params),
     transaction: (fn) => sql.begin((tx) => fn({ query: (text, params) => tx.unsafe(text, params) })),
+    async stream(text, params, { batchSize }, onRow) {
+      await sql.begin(async (tx) => {
+        await tx.unsafe(`declare bench_cursor no scroll cursor for ${text}`, params)
+        for (;;) {
+          const rows = await tx.unsafe(`fetch ${batchSize | 0} from bench_cursor`)
+          if (!rows.length) break
+          for (const r of rows) onRow(r)
+        }
+        await tx.unsafe('close bench_cursor')
+      })
+    },
+    async copyFrom(text, source) {
+      const q = sql.unsafe(text)
+      await ReadableStream.from(source).pipeTo(q.writable())
+      return (await q).count
+    },
+    async copyTo(text, onChunk) {
+      for await (const chunk of await sql.unsafe(text).readable()) onChunk(chunk)
+    },
     close: () => sql.close({ timeout: 5 }),
   }
 }

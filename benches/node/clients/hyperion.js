@@ -54,6 +54,21 @@ function connect(o) {
     // The way a user writes it: pool.transaction runs BEGIN/COMMIT on one dedicated
     // connection (an exclusive lease) and rolls back on a throw. No retries, as for the peers.
     transaction: (fn) => pool.transaction((tx) => fn({ query: (text, params) => tx.query(text, params) }), { maxAttempts: 1 }),
+    // S1-S3 (issue 19): pool.stream(sql, params, { batchSize }) is an async iterable of rows;
+    // pool.copyFrom(sql, source) takes a Readable, an async iterable or a Buffer and resolves
+    // to the row count; pool.copyTo(sql) is an async iterable of Buffers.
+    async stream(text, params, { batchSize }, onRow) {
+      if (typeof pool.stream !== 'function') throw Object.assign(new Error('this build has no pool.stream'), { code: 'NOT_AVAILABLE' })
+      for await (const r of pool.stream(text, params, { batchSize })) onRow(r)
+    },
+    copyFrom(text, source) {
+      if (typeof pool.copyFrom !== 'function') throw Object.assign(new Error('this build has no pool.copyFrom'), { code: 'NOT_AVAILABLE' })
+      return pool.copyFrom(text, source)
+    },
+    async copyTo(text, onChunk) {
+      if (typeof pool.copyTo !== 'function') throw Object.assign(new Error('this build has no pool.copyTo'), { code: 'NOT_AVAILABLE' })
+      for await (const chunk of pool.copyTo(text)) onChunk(chunk)
+    },
     async close() {
       await pool.end()
     },

@@ -1,7 +1,11 @@
 'use strict'
 // node-postgres, driven as its users drive it: pg.Pool, pool.query(text, params),
-// transactions on a client from pool.connect().
+// transactions on a client from pool.connect(). Streams (S1): pg-query-stream
+// (`for await (const row of client.query(new QueryStream(text, params, { batchSize })))`), or
+// with the variant pg:cursor, pg-cursor (`cursor.read(batchSize)` until empty). COPY (S2, S3):
+// pg-copy-streams' from() / to() on a client from pool.connect().
 const pg = require('pg')
+const { pipeline } = require('node:stream/promises')
 
 // W8 (o.ha): what a careful node-postgres user sets for HA. A 5 s connect timeout (also the
 // wait for a pooled client), a server-side statement_timeout of 5 s, a client-side
@@ -39,6 +43,44 @@ function connect(o) {
         c.release(broken)
       }
     },
+    async stream(text, params, { batchSize }, onRow) {
+      const c = await pool.connect()
+      try {
+        if (o.variant === 'cursor') {
+          const Cursor = require('pg-cursor')
+          const cursor = c.query(new Cursor(text, params))
+          for (;;) {
+            const rows = await cursor.read(batchSize)
+            if (!rows.length) break
+            for (const r of rows) onRow(r)
+          }
+          await cursor.close()
+        } else {
+          const QueryStream = require('pg-query-stream')
+          for await (const r of c.query(new QueryStream(text, params, { batchSize }))) onRow(r)
+        }
+      } finally {
+        c.release()
+      }
+    },
+    async copyFrom(text, source) {
+      const c = await pool.connect()
+      try {
+        const s = c.query(require('pg-copy-streams').from(text))
+        await pipeline(source, s)
+        return s.rowCount
+      } finally {
+        c.release()
+      }
+    },
+    async copyTo(text, onChunk) {
+      const c = await pool.connect()
+      try {
+        for await (const chunk of c.query(require('pg-copy-streams').to(text))) onChunk(chunk)
+      } finally {
+        c.release()
+      }
+    },
     close: () => pool.end(),
   }
 }
@@ -51,5 +93,7 @@ module.exports = {
   multiHost: false,
   HA,
   version: () => require('pg/package.json').version,
+  // S1-S3: the helper packages' versions, for the record.
+  helpers: () => Object.fromEntries(['pg-cursor', 'pg-query-stream', 'pg-copy-streams'].map((n) => [n, require(`${n}/package.json`).version])),
   connect,
 }

@@ -1,7 +1,10 @@
 'use strict'
 // postgres.js, driven as its users drive it fast: sql.unsafe(text, params, { prepare: true }),
 // transactions with sql.begin. It supports several hosts with target_session_attrs itself.
+// Streams (S1): `for await (const rows of sql.unsafe(text, params, { prepare: true }).cursor(batchSize))`;
+// COPY (S2, S3): `await sql.unsafe(text).writable()` (piped into) / `.readable()`.
 const postgres = require('postgres')
+const { pipeline } = require('node:stream/promises')
 
 const OPTS = { prepare: true }
 
@@ -46,6 +49,16 @@ function connect(o) {
   return {
     query: (text, params) => sql.unsafe(text, params, OPTS),
     transaction: (fn) => sql.begin((tx) => fn({ query: (text, params) => tx.unsafe(text, params, OPTS) })),
+    async stream(text, params, { batchSize }, onRow) {
+      for await (const rows of sql.unsafe(text, params, OPTS).cursor(batchSize)) for (const r of rows) onRow(r)
+    },
+    async copyFrom(text, source) {
+      await pipeline(source, await sql.unsafe(text).writable())
+      return null // postgres.js's writable() reports no row count
+    },
+    async copyTo(text, onChunk) {
+      for await (const chunk of await sql.unsafe(text).readable()) onChunk(chunk)
+    },
     close: () => sql.end({ timeout: 5 }),
   }
 }

@@ -14,28 +14,41 @@ const LABELS = {
   'hyperion:v0': 'validationIntervalMs 0 (default)',
   'hyperion:v500': 'validationIntervalMs 500',
   'hyperion:off': 'validation off (mode: any)',
+  'pg:cursor': 'node-postgres + pg-cursor',
 }
+// S1-S3: what each client's row is (its streaming or COPY API).
+const S_LABELS = {
+  S1: { hyperion: 'hyperiondb-client, for await of pool.stream()', pg: 'node-postgres + pg-query-stream', 'pg:cursor': 'node-postgres + pg-cursor', postgres: 'postgres.js, .cursor()', bun: 'Bun SQL, DECLARE/FETCH (no cursor API)' },
+  S2: { hyperion: 'hyperiondb-client, pool.copyFrom()', pg: 'node-postgres + pg-copy-streams', postgres: 'postgres.js, .writable()', bun: 'Bun SQL, .writable()' },
+  S3: { hyperion: 'hyperiondb-client, pool.copyTo()', pg: 'node-postgres + pg-copy-streams', postgres: 'postgres.js, .readable()', bun: 'Bun SQL, .readable()' },
+}
+const S_WORKLOADS = ['S1', 'S2', 'S3']
 // C1 (run.js --tls): connect time, client:plain|tls|direct.
 const C1_MODES = { plain: 'plain', tls: 'TLS (verify-full)', direct: 'direct SSL (verify-full)' }
 for (const c of ['hyperion', 'pg', 'postgres', 'bun']) for (const [m, t] of Object.entries(C1_MODES)) LABELS[`${c}:${m}`] = `${LABELS[c]}, ${t}`
 const SHORT = {
   hyperion: 'hyperion', 'hyperion:parse': 'hyperion+parse', pg: 'node-postgres', postgres: 'postgres.js', bun: 'Bun SQL',
-  pgbench: 'pgbench', 'hyperion:v0': 'interval 0', 'hyperion:v500': 'interval 500', 'hyperion:off': 'off (any)',
+  pgbench: 'pgbench', 'hyperion:v0': 'interval 0', 'hyperion:v500': 'interval 500', 'hyperion:off': 'off (any)', 'pg:cursor': 'pg-cursor',
 }
 const COLORS = {
   hyperion: [37, 99, 235], 'hyperion:parse': [140, 175, 245], pg: [150, 150, 150], postgres: [230, 126, 34],
-  bun: [180, 60, 160], pgbench: [46, 150, 70], 'hyperion:v0': [37, 99, 235], 'hyperion:v500': [140, 175, 245], 'hyperion:off': [150, 150, 150],
+  bun: [180, 60, 160], pgbench: [46, 150, 70], 'pg:cursor': [200, 200, 200], 'hyperion:v0': [37, 99, 235], 'hyperion:v500': [140, 175, 245], 'hyperion:off': [150, 150, 150],
 }
 const TITLES = {
   C1: 'C1 connect + first query + close', W1: 'W1 sequential latency (pool 1)', W2: 'W2 point select, 256 in flight', W3: 'W3 50,000 rows x 10 columns',
+  'W3-json': 'W3 json: 50,000 rows, nested jsonb', 'W3-strings': 'W3 strings: 50,000 rows x 5 distinct texts',
+  S1: 'S1 stream 1M rows (batches of 1,000)', S2: 'S2 COPY FROM 1M rows (generator)', S3: 'S3 COPY TO 1M rows',
   W4: 'W4 single-row insert, 64 in flight', W5: 'W5 transaction, 64 concurrent', W6: 'W6 failover (3 nodes, 4 writers)',
   W7: 'W7 primary validation cost (W2 query)', W8: 'W8 failover under real faults (partition, freeze)',
 }
-const SHORT_TITLES = { W1: 'W1 latency', W2: 'W2 point sel.', W3: 'W3 50k rows', W4: 'W4 insert', W5: 'W5 tx' }
-const UNITS = { C1: 'ms (lower is better)', W1: 'queries/s', W2: 'queries/s', W3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
+const SHORT_TITLES = { W1: 'W1 latency', W2: 'W2 point sel.', W3: 'W3 50k rows', 'W3-json': 'W3 json', 'W3-strings': 'W3 strings', W4: 'W4 insert', W5: 'W5 tx', S1: 'S1 stream', S2: 'S2 COPY FROM', S3: 'S3 COPY TO' }
+const UNITS = { C1: 'ms (lower is better)', W1: 'queries/s', W2: 'queries/s', W3: 'rows/s', 'W3-json': 'rows/s', 'W3-strings': 'rows/s', S1: 'rows/s', S2: 'rows/s', S3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
 const BASELINE = { W7: 'hyperion:off' }
 
 const NOTES = [
+  'Servers: "harness" is the project\'s test/cluster.js (fsync=off, shared_buffers=32MB), "system" (run.js --server system) a fresh initdb of the installed PostgreSQL at its default settings (fsync on, default shared_buffers), only port, socket directory and listen_addresses given.',
+  'W3 (all shapes) runs as a service meets it: one query `... where id <= $1` with the limit bound as a parameter (each client through its fast path: hyperiondb-client pool.query(text, [limit]), node-postgres pool.query(text, params), postgres.js sql.unsafe(text, params, { prepare: true }), Bun SQL sql.unsafe(text, [limit])), with a 2 ms setInterval running on the event loop during the query; "loop gap" is the longest time between two of its ticks (how long the event loop was blocked at most). Peak RSS growth: VmHWM (reset after a full GC) over the RSS at the start of the query. Shapes: wide (BENCHMARKS.md\'s 10 columns), json (id + a jsonb document with booleans, nulls, floats, strings, an array and nested objects), strings (id + 5 text columns whose values are all distinct, 20-260 characters, some non-ASCII). Every row is checked in full.',
+  'S1-S3 (issue 19): 1M rows of (id int4, label text, amount numeric(12,2), value float8, big int8 > 2^53), pool of 1; a checked warm-up run, then 3 timed runs per sample (median), peak RSS growth as for W3. S1: each client\'s way to stream a result in batches of 1,000 rows (hyperiondb-client `for await (const row of pool.stream(sql, [n], { batchSize }))`; node-postgres + pg-query-stream `for await` over the stream; + pg-cursor `cursor.read(1000)` in a loop; postgres.js `for await (const rows of sql.unsafe(sql, params, { prepare: true }).cursor(1000))`; Bun SQL has no cursor API, so DECLARE ... CURSOR and FETCH 1000 in sql.begin); every row\'s id (each once) and label checked, every 97th row in full. S2: COPY bench_copy FROM STDIN (text format) from an async generator that yields one Buffer per 1,000 rows (hyperiondb-client pool.copyFrom(sql, generator); node-postgres + pg-copy-streams from() and postgres.js .writable() through stream.pipeline(generator, writable); Bun SQL ReadableStream.from(generator).pipeTo(query.writable())); the table is truncated before each run and checked in full by the server after it. S3: COPY bench_stream TO STDOUT (text), every chunk hashed (SHA-256) as it arrives and the whole compared with the expected bytes (hashing included in the timing, the same for every client).',
   'TLS runs (run.js --tls): ssl = on with a test CA (test/certs.js), and every client verifies the server (verify-full) as its users configure it: hyperiondb-client createPool({ sslmode: "verify-full", sslrootcert: <CA path>, sslnegotiation: "postgres" or "direct" }), node-postgres and postgres.js ssl: { ca }, Bun SQL tls: { ca }, pgbench PGSSLMODE=verify-full PGSSLROOTCERT. Each workload checks pg_stat_ssl for its connection. C1: the median of 50 sequential connect + first query (pg_stat_ssl of the session) + close, each through the client\'s usual entry point with a pool of 1, after 2 excluded (the first, with module loading and TLS set-up, is reported as "first"); the ratio is to node-postgres in the same mode (direct SSL: to node-postgres over TLS, which has no direct SSL); lower is better. "plain" sets sslmode disable for hyperiondb-client (its default, prefer, would use TLS on this server).',
   'Ratios are medians divided by the median of node-postgres from the same run (W7: by "validation off"). W6 is a time: lower is better.',
   'W5, hyperiondb-client: each transaction is pool.transaction(cb) with maxAttempts 1 (BEGIN/COMMIT on one exclusively leased connection, no retries, as for the peers).',
@@ -64,7 +77,7 @@ function summarize(result) {
       const ok = mine.filter((s) => s.ok)
       const pick = (k) => stats(ok.map((s) => s.metrics && s.metrics[k]))
       rows[c] = {
-        label: w === 'W8' ? `${LABELS[c.split(':')[0]]}, ${c.split(':')[1]}` : (LABELS[c] || c),
+        label: w === 'W8' ? `${LABELS[c.split(':')[0]]}, ${c.split(':')[1]}` : ((S_LABELS[w] && S_LABELS[w][c]) || LABELS[c] || c),
         value: pick('value'),
         p90_ms: pick('p90_ms'),
         first_ms: pick('first_ms'),
@@ -72,6 +85,7 @@ function summarize(result) {
         p99_us: pick('p99_us'),
         cpu_us_per_query: pick('cpu_us_per_query'),
         rss_growth_mb: pick('rss_growth_mb'),
+        loop_max_gap_ms: pick('loop_max_gap_ms'),
         blocked10: w === 'W8' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.blocked10) || 0), 0) : undefined,
         blockedEnd: w === 'W8' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.blocked_end) || 0), 0) : undefined,
         lost: w === 'W6' || w === 'W8' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.lost) || 0), 0) : undefined,
@@ -109,6 +123,7 @@ function details(w, r) {
   if (r.p50_us) d.push(`p50 ${r.p50_us.median.toFixed(0)} µs, p99 ${r.p99_us.median.toFixed(0)} µs`)
   if (r.cpu_us_per_query && w !== 'W1') d.push(`client CPU ${r.cpu_us_per_query.median.toFixed(1)} µs/query`)
   if (r.rss_growth_mb) d.push(`peak RSS growth ${r.rss_growth_mb.median.toFixed(1)} MB`)
+  if (r.loop_max_gap_ms) d.push(`event loop blocked ≤ ${r.loop_max_gap_ms.median.toFixed(0)} ms`)
   if (w === 'W8') d.push(`still blocked 10 s after the election: ${r.blocked10}, at the end (≤ 20 s): ${r.blockedEnd}`)
   if (w === 'W6' || w === 'W8') d.push(`acknowledged writes lost: ${r.lost}`, `acked ${r.acked ? Math.round(r.acked.median) : '-'}/sample`)
   return d.join('; ')
@@ -141,20 +156,21 @@ function markdown(result) {
   const v = result.versions
   const L = []
   const quick = result.options.quick.length ? ` — **quick sizes for ${result.options.quick.join(', ')}**` : ''
-  L.push(`# hyperiondb-client: Node.js comparison${result.options.tls ? ' over TLS (verify-full)' : ''}, ${result.date.slice(0, 10)}${quick}`)
+  L.push(`# hyperiondb-client: Node.js comparison${result.options.tls ? ' over TLS (verify-full)' : ''}${result.server.kind === 'system' ? ' on the system PostgreSQL (default settings)' : ''}, ${result.date.slice(0, 10)}${quick}`)
   L.push('')
   L.push(`Machine: ${result.machine.nproc} cores (${result.machine.cpu}), ${result.machine.memGb} GB, Linux ${result.machine.kernel}, shared with other work. ` +
-    `Server: PostgreSQL ${result.server.version} (${result.server.setup}). Node ${v.node}.`)
+    `Server: PostgreSQL ${result.server.version}, ${result.server.kind === 'system' ? '**system server at its default settings**' : 'the harness\'s server'} (${result.server.setup}). Node ${v.node}.`)
   L.push('')
   L.push(`Clients: hyperiondb-client ${v.hyperion} (release build \`${result.hyperionBuild.binary}\`, sha256 ${result.hyperionBuild.binarySha256}), ` +
-    `node-postgres (pg) ${v.pg}, postgres.js ${v.postgres}, Bun SQL (bun ${v.bun}), ${v.pgbench || 'pgbench n/a'}.`)
+    `node-postgres (pg) ${v.pg}, postgres.js ${v.postgres}, Bun SQL (bun ${v.bun}), ${v.pgbench || 'pgbench n/a'}` +
+    (S_WORKLOADS.some((w) => S[w]) ? `; pg-query-stream ${v['pg-query-stream']}, pg-cursor ${v['pg-cursor']}, pg-copy-streams ${v['pg-copy-streams']}.` : '.'))
   L.push('')
   const onlyW8 = result.options.workloads.every((w) => w === 'W8')
   L.push(`Run: \`${result.command}\`, ${onlyW8 ? 'one sample per client and fault kind (W8)' : `${result.options.reps} repetitions per client${result.options.workloads.includes('W8') ? ' (W8: one per fault kind)' : ''}`}, each sample in a fresh process, warm-up excluded, clients interleaved (A B C, then C B A, ...). Started ${result.date}, finished ${result.finished}.`)
   const flags = result.options.nodeFlags || []
   if (flags.length) L.push(`**Tuned runtime:** every Node.js sample ran with \`${flags.join(' ')}\` (all Node.js clients alike; Bun and pgbench unchanged).`)
   L.push('')
-  const main = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'].filter((w) => S[w])
+  const main = ['W1', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6'].filter((w) => S[w])
   if (main.length) {
     const cols = ['pg', 'hyperion', 'postgres', 'bun', 'pgbench']
     L.push('Medians; ratio to node-postgres from the same run (W6: time, lower is better).')
@@ -170,6 +186,24 @@ function markdown(result) {
         return c === 'pg' ? val : `**${fmtRatio(r.ratio)}** (${val})`
       })
       L.push(`| ${TITLES[w]} | ${cells.join(' | ')} |`)
+    }
+    L.push('')
+  }
+  const sw = S_WORKLOADS.filter((w) => S[w])
+  if (sw.length) {
+    const cols = ['pg', 'pg:cursor', 'hyperion', 'postgres', 'bun']
+    L.push('Streams and COPY (S1-S3): median rows/s, ratio to node-postgres (pg-query-stream for S1, pg-copy-streams for S2/S3) from the same run, and peak RSS growth.')
+    L.push('')
+    L.push(`| workload | ${cols.map((c) => (c === 'pg' ? 'node-postgres (pg-query-stream / pg-copy-streams)' : LABELS[c])).join(' | ')} |`)
+    L.push(`|---|${cols.map(() => '---').join('|')}|`)
+    for (const w of sw) {
+      L.push(`| ${TITLES[w]} | ${cols.map((c) => {
+        const r = S[w].rows[c]
+        if (!r) return 'n/a'
+        if (!r.value) return r.errors.length ? 'error' : '-'
+        const val = `${fmtNum(r.value.median, w)} rows/s${r.rss_growth_mb ? `, RSS +${r.rss_growth_mb.median.toFixed(1)} MB` : ''}`
+        return c === 'pg' ? val : `**${fmtRatio(r.ratio)}** (${val})`
+      }).join(' | ')} |`)
     }
     L.push('')
   }
@@ -221,10 +255,12 @@ function markdown(result) {
 function chart(result) {
   const S = result.summary
   const W = 1500
-  const H = S.W8 ? 1380 : 1010
+  const sw = S_WORKLOADS.filter((w) => S[w])
+  const sY = S.W6 || S.W7 ? (S.W8 ? 1390 : 1010) : 650
+  const H = Math.max(S.W8 ? 1380 : 1010, sw.length ? sY + 370 : 0)
   const cv = new Canvas(W, H)
   const ink = [30, 30, 30]
-  cv.text(`hyperiondb-client vs other PostgreSQL clients${result.options.tls ? ' over TLS' : ''}, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
+  cv.text(`hyperiondb-client vs other PostgreSQL clients${result.options.tls ? ' over TLS' : ''}${result.server.kind === 'system' ? ' (system PostgreSQL, default settings)' : ''}, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
   cv.text(`${result.machine.nproc} cores, PostgreSQL ${result.server.version}, Node ${result.versions.node}, pg ${result.versions.pg}, postgres.js ${result.versions.postgres}, Bun ${result.versions.bun}; ${result.options.workloads.every((w) => w === 'W8') ? 'W8: one fault of each kind per client' : `medians of ${result.options.reps} runs`}${result.options.quick.length ? ` (quick sizes: ${result.options.quick.join(',')})` : ''}`, 20, 46, [90, 90, 90])
 
   // Legend
@@ -236,7 +272,7 @@ function chart(result) {
     lx += 22 + (LABELS[c].replace(' + Date/JSON.parse in JS', ' + parse (W3)').length * 12) + 28
   }
 
-  const main = ['W1', 'W2', 'W3', 'W4', 'W5'].filter((w) => S[w])
+  const main = ['W1', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5'].filter((w) => S[w])
   const order = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench']
   const barText = (r) => (r >= 10 ? r.toFixed(0) : r.toFixed(2))
   if (main.length) barPanel(cv, {
@@ -254,6 +290,23 @@ function chart(result) {
     })),
   })
 
+  if (sw.length) {
+    const sOrder = ['hyperion', 'pg', 'pg:cursor', 'postgres', 'bun']
+    barPanel(cv, {
+      x: 20, y: sY, w: W - 40, h: 350,
+      title: 'Streams and COPY, 1M rows: ratio to node-postgres (pg-query-stream / pg-copy-streams; light grey = pg-cursor) in the same run',
+      ref: 1,
+      groups: sw.map((w) => ({
+        label: SHORT_TITLES[w],
+        sublabel: S[w].rows.pg && S[w].rows.pg.value ? `1.0 = ${fmtNum(S[w].rows.pg.value.median, w)} rows/s` : '',
+        bars: sOrder.filter((c) => S[w].rows[c]).map((c) => {
+          const r = S[w].rows[c]
+          const base = S[w].rows.pg && S[w].rows.pg.value ? S[w].rows.pg.value.median : null
+          return { value: r.ratio, lo: r.value && base ? r.value.min / base : null, hi: r.value && base ? r.value.max / base : null, color: COLORS[c], text: r.ratio !== null ? barText(r.ratio) : 'ERR' }
+        }),
+      })),
+    })
+  }
   if (S.W6) {
     const cs = ['hyperion', 'pg', 'postgres', 'bun'].filter((c) => S.W6.rows[c])
     barPanel(cv, {
