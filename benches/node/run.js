@@ -188,8 +188,9 @@ function snapshotHyperion(opts) {
   const dir = path.join(TMP, 'hyperion')
   fs.rmSync(dir, { recursive: true, force: true })
   fs.mkdirSync(dir, { recursive: true })
-  for (const f of ['client.js', 'rows.js', 'index.js', 'loader.js', 'package.json', 'listen.js']) {
-    if (f !== 'listen.js' || fs.existsSync(path.join(ROOT, f))) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
+  // Every top-level .js module (client.js and what it requires: rows.js, loader.js, ...).
+  for (const f of ['package.json', ...fs.readdirSync(ROOT).filter((x) => x.endsWith('.js') && x !== 'demo.js')]) {
+    fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
   }
   fs.copyFileSync(src, path.join(dir, 'hyperiondb-client.linux-x64-gnu.node'))
   const st = fs.statSync(src)

@@ -134,9 +134,14 @@ async function startSystemServer({ pgBin, log = () => {} } = {}) {
     log(`PostgreSQL ${version} (system binaries, default settings: fsync ${settings.fsync}, shared_buffers ${settings.shared_buffers}) pid ${child.pid} on 127.0.0.1:${port}`)
     const pid = child.pid
     let stopped = false
+    // If this process exits without stop() (an error, process.exit), the server goes too:
+    // SIGQUIT is PostgreSQL's immediate shutdown. (Ctrl-C reaches it as well: same process group.)
+    const onExit = () => { if (exited === null) { try { process.kill(pid, 'SIGQUIT') } catch { /* gone */ } } }
+    process.once('exit', onExit)
     const stop = async () => {
       if (stopped) return
       stopped = true
+      process.removeListener('exit', onExit)
       if (exited === null) {
         try { process.kill(pid, 'SIGINT') } catch { /* gone */ } // fast shutdown
         for (let i = 0; exited === null && i < 300; i++) await sleep(100)
