@@ -260,8 +260,8 @@ function chart(result) {
   const H = Math.max(S.W8 ? 1380 : 1010, sw.length ? sY + 370 : 0)
   const cv = new Canvas(W, H)
   const ink = [30, 30, 30]
-  cv.text(`hyperiondb-client vs other PostgreSQL clients${result.options.tls ? ' over TLS' : ''}${result.server.kind === 'system' ? ' (system PostgreSQL, default settings)' : ''}, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
-  cv.text(`${result.machine.nproc} cores, PostgreSQL ${result.server.version}, Node ${result.versions.node}, pg ${result.versions.pg}, postgres.js ${result.versions.postgres}, Bun ${result.versions.bun}; ${result.options.workloads.every((w) => w === 'W8') ? 'W8: one fault of each kind per client' : `medians of ${result.options.reps} runs`}${result.options.quick.length ? ` (quick sizes: ${result.options.quick.join(',')})` : ''}`, 20, 46, [90, 90, 90])
+  cv.text(`hyperiondb-client vs other PostgreSQL clients${result.options.tls ? ' over TLS' : ''}${result.server.kind === 'system' ? ', system server' : ''}, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
+  cv.text(`${result.machine.nproc} cores, PostgreSQL ${String(result.server.version).split(' ')[0]}${result.server.kind === 'system' ? ' at default settings' : ''}, Node ${result.versions.node}, pg ${result.versions.pg}, postgres.js ${result.versions.postgres}, Bun ${result.versions.bun}; ${result.options.workloads.every((w) => w === 'W8') ? 'W8: one fault of each kind per client' : `medians of ${result.options.reps} runs`}${result.options.quick.length ? ` (quick sizes: ${result.options.quick.join(',')})` : ''}`, 20, 46, [90, 90, 90])
 
   // Legend
   const legend = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench']
@@ -294,7 +294,7 @@ function chart(result) {
     const sOrder = ['hyperion', 'pg', 'pg:cursor', 'postgres', 'bun']
     barPanel(cv, {
       x: 20, y: sY, w: W - 40, h: 350,
-      title: 'Streams and COPY, 1M rows: ratio to node-postgres (pg-query-stream / pg-copy-streams; light grey = pg-cursor) in the same run',
+      title: 'S1-S3, 1M rows: ratio to node-postgres + pg-query-stream (S1) / pg-copy-streams (S2, S3); light grey = pg-cursor',
       ref: 1,
       groups: sw.map((w) => ({
         label: SHORT_TITLES[w],
