@@ -9,7 +9,9 @@
 //   --client hyperion|pg|postgres|bun, with a variant after a colon: hyperion:v0,
 //            hyperion:v500, hyperion:off (W7), hyperion:parse (W3)
 //   --client X:partition|X:freeze (W8: the fault, for the record; run.js applies it)
-//   --workload W1..W8     --quick (small counts)
+//   --client pg:cursor (S1: pg-cursor instead of pg-query-stream)
+//   --workload W1..W8, W3-json, W3-strings (W3's other data shapes), S1..S3 (streams, COPY)
+//   --quick (small counts)
 //   --size n=3000,warm=500  override counts (profiling runs; not for reported figures)
 
 const path = require('node:path')
