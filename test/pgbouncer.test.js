@@ -227,3 +227,31 @@ test('without prepare: false, named statements collide on the shared server conn
   assert.ok(failed.length > 0, 'some named statements collided')
   for (const e of failed) assert.ok(['42P05', '26000'].includes(e.code), `${e.code}: ${e.message}`)
 })
+
+test('prepare: false: Drizzle and Kysely (test/orm/) through the bouncer, transactions included', { skip }, async () => {
+  const { drizzleFor } = require('./orm/drizzle.js')
+  const { HyperionDialect } = require('./orm/kysely.js')
+  const { sql, eq } = require('drizzle-orm')
+  const { pgTable, integer, text } = require('drizzle-orm/pg-core')
+  const { Kysely } = require('kysely')
+  const p = via(main, { poolSize: 3 })
+  const t = pgTable('pgb_t', { id: integer('id').primaryKey(), label: text('label').notNull() })
+  const db = drizzleFor(p)
+  await db.insert(t).values([{ id: 500, label: 'drizzle' }, { id: 501, label: 'drizzle' }])
+  await db.transaction(async (tx) => {
+    await tx.update(t).set({ label: 'drizzle-tx' }).where(eq(t.id, 500))
+    await tx.execute(sql`select pg_sleep(0.01)`)
+  })
+  await assert.rejects(db.transaction(async (tx) => { await tx.delete(t).where(eq(t.id, 501)); throw new Error('undo') }), /undo/)
+  assert.deepEqual(await db.select().from(t).where(sql`${t.id} in (500, 501)`).orderBy(t.id), [{ id: 500, label: 'drizzle-tx' }, { id: 501, label: 'drizzle' }])
+
+  const k = new Kysely({ dialect: new HyperionDialect({ pool: p }) })
+  await k.transaction().execute(async (trx) => {
+    await trx.insertInto('pgb_t').values({ id: 502, label: 'kysely' }).execute()
+    const r = await trx.updateTable('pgb_t').set({ label: 'kysely-tx' }).where('id', 'in', [501, 502]).executeTakeFirst()
+    assert.equal(r.numUpdatedRows, 2n)
+  })
+  await assert.rejects(k.transaction().execute(async (trx) => { await trx.deleteFrom('pgb_t').execute(); throw new Error('undo') }), /undo/)
+  assert.deepEqual(await k.selectFrom('pgb_t').select(['id', 'label']).where('id', '>=', 500).orderBy('id').execute(),
+    [{ id: 500, label: 'drizzle-tx' }, { id: 501, label: 'kysely-tx' }, { id: 502, label: 'kysely-tx' }])
+})
