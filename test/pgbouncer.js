@@ -7,8 +7,9 @@
 //   await b.admin('show servers');   // the console (database "pgbouncer"), as `user`
 //   await b.stop();
 //
-// The binary: `pgbouncer` on the PATH or in /usr/sbin; when missing and running as root, it
-// is installed with `apt-get install -y pgbouncer` (after `apt-get update` if needed).
+// The binary: `pgbouncer` on the PATH or in /usr/sbin; when missing, it is installed with
+// `apt-get install -y pgbouncer` (after `apt-get update` if needed) as root, or through
+// passwordless `sudo -n` (GitHub's runners).
 // Its ini and userlist go to a temp dir; it listens on a free 127.0.0.1 port (no Unix
 // socket), in the foreground, as a child process. PgBouncer refuses to run as root: as root it
 // runs as the `postgres` user (created by postgresql-common, which the package depends on),
@@ -52,18 +53,25 @@ let cached;
 function pgbouncerBinary() {
   if (cached && !cached.error) return cached;
   let bin = which('pgbouncer');
-  if (!bin && typeof process.getuid === 'function' && process.getuid() === 0 && which('apt-get')) {
+  // As root, apt-get itself; otherwise through passwordless sudo where there is one (GitHub's
+  // runners), never asking for a password.
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  const sudo = !root && which('sudo') && spawnSync('sudo', ['-n', 'true'], { timeout: 10000 }).status === 0;
+  if (!bin && (root || sudo) && which('apt-get')) {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = () => spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'pgbouncer'], { env, encoding: 'utf8', timeout: 300000 });
+    const apt = (args) => root
+      ? spawnSync('apt-get', args, { env, encoding: 'utf8', timeout: 300000 })
+      : spawnSync('sudo', ['-n', 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', ...args], { env, encoding: 'utf8', timeout: 300000 });
+    const install = () => apt(['install', '-y', '-qq', '--no-install-recommends', 'pgbouncer']);
     let r = install();
     if (r.status !== 0) {
-      spawnSync('apt-get', ['update', '-qq'], { env, encoding: 'utf8', timeout: 300000 });
+      apt(['update', '-qq']);
       r = install();
     }
     bin = which('pgbouncer');
     if (!bin) return (cached = { error: `pgbouncer is not installed and \`apt-get install -y pgbouncer\` failed: ${(r.stderr || r.stdout || String(r.error)).trim().slice(-500)}` });
   }
-  if (!bin) return (cached = { error: 'pgbouncer is not installed (as root: `apt-get install -y pgbouncer`)' });
+  if (!bin) return (cached = { error: 'pgbouncer is not installed (as root: `apt-get install -y pgbouncer`; PgBouncer 1.18+ from any source works, on the PATH)' });
   const v = versionOf(bin);
   if (!v) return (cached = { error: `${bin} --version: no PgBouncer version in its output` });
   return (cached = { bin, ...v });
