@@ -25,5 +25,5 @@ else
   export "CARGO_TARGET_$(echo "${triple//-/_}" | tr a-z A-Z)_RUSTFLAGS=-C target-feature=-crt-static"
 fi
 cargo zigbuild --release --locked -p hyperiondb-client --target "$zigtarget"
-cp "target/$triple/release/libhyperiondb_client.so" "npm/$platform/hyperiondb-client.$platform.node"
+cp "${CARGO_TARGET_DIR:-target}/$triple/release/libhyperiondb_client.so" "npm/$platform/hyperiondb-client.$platform.node"
 echo "npm/$platform/hyperiondb-client.$platform.node"
