@@ -11,7 +11,12 @@
 // in this Node, and x64 musl through musl's dynamic loader (Debian's `musl` + `musl-tools`):
 // a small musl program dlopens it, with every N-API function it imports stubbed out, so
 // musl resolves each libc symbol, runs its initialisers and finds napi_register_module_v1.
-// Other architectures stop at the ELF checks (no emulated Node here).
+// arm64 under qemu user-mode emulation, where it is installed (Debian: qemu-user, and
+// libc6:arm64 / musl:arm64 musl-dev:arm64 gcc-aarch64-linux-gnu after
+// `dpkg --add-architecture arm64`; scripts/check-arm64.js installs them): gnu in the
+// official arm64 Node (pinned in scripts/node-bin.js), which requires it and calls
+// hello(); musl with the same dlopen program, cross-compiled against musl's arm64 libc.
+// What cannot be loaded here stops at the ELF checks, and says so.
 // Usage: node scripts/check-binaries.js [--load] [file.node ...]   (default: npm/*/*.node)
 // Exits 1 when a file breaks a rule, 2 when there is nothing to check.
 
@@ -77,6 +82,20 @@ function load(r) {
   if (r.arch === 'x64' && r.abi === 'musl' && fs.existsSync('/lib/ld-musl-x86_64.so.1') && whichSync('musl-gcc')) {
     return muslDlopen(r.file)
   }
+  if (r.arch === 'arm64' && process.arch === 'x64' && whichSync('qemu-aarch64')) {
+    // glibc for arm64 from multiarch (libc6:arm64). Not a sysroot through QEMU_LD_PREFIX /
+    // qemu -L: Node spins for minutes at start under it.
+    if (r.abi === 'gnu' && fs.existsSync('/lib/ld-linux-aarch64.so.1')) {
+      const node = require('./node-bin.js').nodeBinary('arm64-20')
+      const code = `const b = require(${JSON.stringify(r.file)}); const s = b.hello('arm64'); if (process.arch !== 'arm64' || !/^hello arm64 /.test(s)) { console.error(process.arch, s); process.exit(1) }`
+      execFileSync('qemu-aarch64', [node, '-e', code], { stdio: 'inherit' })
+      return `loaded by the arm64 node ${execFileSync('qemu-aarch64', [node, '--version'], { encoding: 'utf8' }).trim()} under qemu-aarch64, hello() answered`
+    }
+    const specs = '/usr/lib/aarch64-linux-musl/musl-gcc.specs'
+    if (r.abi === 'musl' && fs.existsSync('/lib/ld-musl-aarch64.so.1') && fs.existsSync(specs) && whichSync('aarch64-linux-gnu-gcc')) {
+      return muslDlopen(r.file, { cc: ['aarch64-linux-gnu-gcc', '-specs', specs], run: ['qemu-aarch64'] }) + ' under qemu-aarch64'
+    }
+  }
   return null
 }
 
@@ -89,7 +108,8 @@ function whichSync(cmd) {
   }
 }
 
-function muslDlopen(file) {
+// cc: the musl compiler command (x64: musl-gcc); run: what runs the program (arm64: qemu).
+function muslDlopen(file, { cc = ['musl-gcc'], run = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'musl-load-'))
   const undef = [...readelf(['--dyn-syms'], file).matchAll(/\sUND\s+(napi_\w+|node_api_\w+)/g)].map((m) => m[1])
   const stubs = [...new Set(undef)].map((n) => `int ${n}(void) { return 9; }`).join('\n')
@@ -103,8 +123,9 @@ int main(int argc, char **argv) {
   return 0;
 }
 `)
-  execFileSync('musl-gcc', ['-rdynamic', '-o', path.join(dir, 'load'), path.join(dir, 'load.c')], { stdio: 'inherit' })
-  execFileSync(path.join(dir, 'load'), [file], { stdio: 'inherit' })
+  execFileSync(cc[0], [...cc.slice(1), '-rdynamic', '-o', path.join(dir, 'load'), path.join(dir, 'load.c')], { stdio: 'inherit' })
+  const cmd = [...run, path.join(dir, 'load'), file]
+  execFileSync(cmd[0], cmd.slice(1), { stdio: 'inherit' })
   fs.rmSync(dir, { recursive: true, force: true })
   return `dlopened by musl's loader (${new Set(undef).size} N-API imports stubbed)`
 }
@@ -112,7 +133,7 @@ int main(int argc, char **argv) {
 function main() {
   const args = process.argv.slice(2)
   const loadToo = args[0] === '--load'
-  let files = loadToo ? args.slice(1) : args
+  let files = (loadToo ? args.slice(1) : args).map((f) => path.resolve(f))
   if (files.length === 0) {
     const dirs = [...fs.readdirSync(path.join(ROOT, 'npm')).map((d) => path.join(ROOT, 'npm', d))]
     for (const d of dirs) for (const f of fs.readdirSync(d)) if (f.endsWith('.node')) files.push(path.join(d, f))
