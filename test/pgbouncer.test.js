@@ -195,7 +195,7 @@ test('prepare: false: a checked-out connection works through the bouncer', { ski
     await c.query('insert into pgb_t (id, label) values ($1, $2)', [20, 'checked-out'])
     await c.query('commit')
   } finally {
-    c.release()
+    await c.release()
   }
   assert.deepEqual(await p.query('select label from pgb_t where id = 20'), [{ label: 'checked-out' }])
 })

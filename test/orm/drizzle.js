@@ -33,8 +33,7 @@ class PoolSession extends PgRemoteSession {
     const c = await this.pool.connect()
     const session = new PgRemoteSession(callbackOn(c, this.queryOptions), this.dialect, undefined, {})
     const tx = new PgProxyTransaction(this.dialect, session, undefined)
-    let released = false
-    const release = (err) => { if (!released) { released = true; c.release(err) } }
+    let broken // a ROLLBACK that failed: the connection is destroyed, not given back
     try {
       await tx.execute(sql`begin${config ? sql` ${tx.getTransactionConfigSQL(config)}` : undefined}`)
       let result
@@ -42,7 +41,7 @@ class PoolSession extends PgRemoteSession {
         result = await cb(tx)
       } catch (e) {
         // A failed ROLLBACK leaves the connection in an unknown state: destroy it.
-        await tx.execute(sql`rollback`).catch((err) => release(err))
+        await tx.execute(sql`rollback`).catch((err) => { broken = err })
         throw e
       }
       // COMMIT of a transaction an error aborted completes as ROLLBACK: not a success.
@@ -50,7 +49,7 @@ class PoolSession extends PgRemoteSession {
       if (done.command === 'ROLLBACK') throw Object.assign(new Error('transaction was aborted: COMMIT rolled back'), { code: '25P02' })
       return result
     } finally {
-      release()
+      await c.release(broken)
     }
   }
 }

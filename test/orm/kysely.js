@@ -93,7 +93,7 @@ class HyperionDriver {
   }
 
   async releaseConnection(conn) {
-    conn.checkedOut.release(this.#broken.has(conn) ? new Error('rollback failed') : undefined)
+    await conn.checkedOut.release(this.#broken.has(conn) ? new Error('rollback failed') : undefined)
   }
 
   async destroy() {
