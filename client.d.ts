@@ -115,6 +115,16 @@ export interface PoolOptions {
   requireAuth?: string
   /** node-postgres's TLS option (see PgSslOptions); not together with sslmode/ssl*. */
   ssl?: boolean | PgSslOptions
+  /**
+   * false: run every statement unnamed (parsed again each time, nothing prepared on the
+   * server), as PgBouncer's transaction mode needs. Default true.
+   */
+  prepare?: boolean
+  /**
+   * How values of some types reach JS. `int8`: 'bigint' (default, lossless), 'number'
+   * (throws DECODE_ERROR for a value beyond 2^53 rather than lose digits) or 'string'.
+   */
+  types?: { int8?: 'bigint' | 'number' | 'string' }
 }
 
 export type HostState = 'primary' | 'standby' | 'fenced' | 'unreachable' | 'unknown'
@@ -175,6 +185,8 @@ export interface QueryOptions extends StopOptions {
   retry?: boolean
   /** `'array'`: each row an array of its values in column order (duplicate names kept). Default `'object'`. */
   rowMode?: RowMode
+  /** false: run this statement unnamed (see `PoolOptions.prepare`). */
+  prepare?: boolean
 }
 
 export type RowMode = 'object' | 'array'
@@ -182,7 +194,17 @@ export type RowMode = 'object' | 'array'
 /** A transaction query's options. */
 export interface TransactionQueryOptions extends StopOptions {
   rowMode?: RowMode
+  prepare?: boolean
 }
+
+/** `stream()`'s options. */
+export interface StreamOptions extends TransactionQueryOptions {
+  /** Rows read per round trip (and at most held at once, twice over). Default 1000. */
+  batchSize?: number
+}
+
+/** What `copyFrom` takes: the data, whole or in pieces (a Node Readable is an async iterable). */
+export type CopySource = Buffer | Uint8Array | string | Iterable<Buffer | Uint8Array | string> | AsyncIterable<Buffer | Uint8Array | string>
 
 /** One result column. */
 export interface FieldInfo {
@@ -304,19 +326,49 @@ export type Param = null | undefined | boolean | number | bigint | string | Buff
 
 export type Row = Record<string, Value>
 
-export declare class Transaction {
-  /** From `pool.begin()` or `pool.transaction(cb)` only. */
-  private constructor()
-  readonly finished: boolean
-  /** A stop cancels the statement, which aborts the transaction. */
+/** What runs on a connection held alone: a `Transaction` or a `Connection`. */
+export declare abstract class Dedicated {
+  /** A stop cancels the statement (which aborts a transaction). */
   query<T extends object = Row>(
     sql: string,
     params: Param[] | null | undefined,
     options: TransactionQueryOptions & { rowMode: 'array' },
   ): Promise<QueryResultArray<Value[]>>
   query<T extends object = Row>(sql: string, params?: Param[] | null, options?: TransactionQueryOptions): Promise<QueryResultArray<T>>
+  /**
+   * The rows, `batchSize` at a time through a portal (memory stays flat); leaving the loop
+   * early closes the portal.
+   */
+  stream<T extends object = Row>(sql: string, params?: Param[] | null, options?: StreamOptions): AsyncIterableIterator<T>
+  /** `COPY ... FROM STDIN`; resolves to the row count. A source that throws copies nothing. */
+  copyFrom(sql: string, source: CopySource): Promise<number | null>
+  /** `COPY ... TO STDOUT`: the data; leaving the loop early cancels the COPY. */
+  copyTo(sql: string): AsyncIterableIterator<Buffer>
+  /** Several statements in one round trip (simple protocol, no parameters): one result each. */
+  script<T extends object = Row>(sql: string, options?: StopOptions & { rowMode?: RowMode }): Promise<QueryResultArray<T>[]>
+}
+
+export declare class Transaction extends Dedicated {
+  /** From `pool.begin()` or `pool.transaction(cb)` only. */
+  private constructor()
+  readonly finished: boolean
   commit(): Promise<void>
   rollback(): Promise<void>
+  /** Runs `cb` in a SAVEPOINT: rolled back to when it throws (the outer transaction goes on). */
+  savepoint<T>(cb: (tx: Transaction) => T | Promise<T>): Promise<T>
+  /** `await using tx = await pool.begin()`: rolled back at the block's end unless finished. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+/** A connection from `pool.connect()`, the caller's alone until released. */
+export declare class Connection extends Dedicated {
+  private constructor()
+  readonly released: boolean
+  /** The backend process id (null once released). */
+  readonly processId: number | null
+  /** Gives it back to the pool; with an error (any truthy value), closes it instead. */
+  release(err?: unknown): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 export declare class Pool {
@@ -334,6 +386,15 @@ export declare class Pool {
    */
   insert<T extends object = Row, R extends { [K in keyof R]: Param } = Record<string, Param>>(table: string | string[], row: R, options?: InsertOptions): Promise<T[]>
   begin(options?: BeginOptions): Promise<Transaction>
+  /** A connection for the caller alone (ORMs, session state); `release()` it. */
+  connect(): Promise<Connection>
+  /** `Connection#stream` on a connection of its own, given back when the loop ends. */
+  stream<T extends object = Row>(sql: string, params?: Param[] | null, options?: StreamOptions): AsyncIterableIterator<T>
+  copyFrom(sql: string, source: CopySource): Promise<number | null>
+  copyTo(sql: string): AsyncIterableIterator<Buffer>
+  script<T extends object = Row>(sql: string, options?: StopOptions & { rowMode?: RowMode }): Promise<QueryResultArray<T>[]>
+  /** `await using pool = createPool(...)`: ended at the block's end. */
+  [Symbol.asyncDispose](): Promise<void>
   transaction<T>(cb: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T>
   status(): PoolStatus
   connections(): ConnectionStatus[]

@@ -84,6 +84,13 @@ function nativeOptions(opts) {
   if (opts.logger !== undefined && typeof opts.logger !== 'function') throw configError('logger must be a function')
   if (opts.onEvent !== undefined && typeof opts.onEvent !== 'function') throw configError('onEvent must be a function')
   if (opts.onNotice !== undefined && typeof opts.onNotice !== 'function') throw configError('onNotice must be a function')
+  if (opts.prepare !== undefined && typeof opts.prepare !== 'boolean') throw configError('prepare must be a boolean')
+  const types = opts.types ?? {}
+  if (types === null || typeof types !== 'object') throw configError('types must be an object, e.g. { int8: \'number\' }')
+  for (const k of Object.keys(types)) if (k !== 'int8') throw configError(`unknown types option ${JSON.stringify(k)}: only int8 is supported`)
+  if (types.int8 !== undefined && !['bigint', 'number', 'string'].includes(types.int8)) {
+    throw configError(`types.int8 must be 'bigint', 'number' or 'string', got ${String(types.int8)}`)
+  }
   const retry = opts.retry ?? {}
   if (typeof retry !== 'object') throw configError('retry must be an object')
   return {
@@ -106,6 +113,8 @@ function nativeOptions(opts) {
     retryMaxDelayMs: optionalInt(retry, 'maxDelayMs', 0),
     pipelineDepth: optionalInt(opts, 'pipelineDepth', 1),
     statementCacheSize: optionalInt(opts, 'statementCacheSize', 1),
+    prepare: opts.prepare,
+    int8: types.int8,
     idleTimeoutMs: optionalInt(opts, 'idleTimeoutMs', 0),
     minConnections: optionalInt(opts, 'minConnections', 0),
     maxLifetimeMs: optionalInt(opts, 'maxLifetimeMs', 0),
@@ -148,7 +157,8 @@ const NO_OPTIONS = Object.freeze({})
 function queryOptions(options) {
   if (options === undefined || options === null) return NO_OPTIONS
   if (typeof options !== 'object') throw argumentError('query options must be an object')
-  const { timeoutMs, signal, rowMode } = options
+  const { timeoutMs, signal, rowMode, prepare } = options
+  if (prepare !== undefined && typeof prepare !== 'boolean') throw argumentError('prepare must be a boolean')
   if (rowMode !== undefined && rowMode !== 'array' && rowMode !== 'object') {
     throw argumentError(`rowMode must be 'array' or 'object', got ${String(rowMode)}`)
   }
@@ -159,7 +169,7 @@ function queryOptions(options) {
       typeof signal.addEventListener === 'function')) {
     throw argumentError('signal must be an AbortSignal')
   }
-  return { retry: options.retry === undefined ? undefined : Boolean(options.retry), timeoutMs, signal, arrays: rowMode === 'array' }
+  return { retry: options.retry === undefined ? undefined : Boolean(options.retry), timeoutMs, signal, arrays: rowMode === 'array', prepare }
 }
 
 // The third argument of insert(): `{ idempotency, conflictTarget, timeoutMs, signal }`.
@@ -228,39 +238,92 @@ async function stoppable(call, opts, sql) {
   }
 }
 
+// The native connection of a Transaction or a Connection (a symbol: both classes use it).
+const NATIVE = Symbol('native')
+
+// The third argument of stream(): query options plus `batchSize` (rows per round trip).
+function streamOptions(options) {
+  const opts = queryOptions(options)
+  const batchSize = options && options.batchSize
+  if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 0x7fffffff)) {
+    throw argumentError(`batchSize must be an integer from 1 to 2147483647, got ${String(batchSize)}`)
+  }
+  return { ...opts, batchSize }
+}
+
+function checkSql(sql, params) {
+  if (typeof sql !== 'string') throw argumentError('query text must be a string')
+  if (params !== undefined && params !== null && !Array.isArray(params)) throw argumentError('query parameters must be an array')
+}
+
+// COPY FROM data is handed to the native side in pieces of at least this many bytes: one
+// crossing (and one promise) per piece, not per row.
+const COPY_PIECE = 64 * 1024
+
+function copyChunk(chunk) {
+  if (typeof chunk === 'string') return Buffer.from(chunk)
+  if (Buffer.isBuffer(chunk)) return chunk
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  throw argumentError('copyFrom: the source must yield Buffers, Uint8Arrays or strings')
+}
+
+// A stream's rows, batch by batch: the cursor starts on the first next() (a stream never
+// iterated holds nothing), and is closed however the loop ends (`break`, a throw, the end).
+async function* cursorRows(start, arrays, signal, sql) {
+  if (signal !== undefined && signal.aborted) throw abortedBefore(signal, sql)
+  const cursor = start()
+  let onAbort
+  const aborted = signal === undefined ? undefined : new Promise((resolve, reject) => {
+    onAbort = () => reject(abortedBefore(signal, sql, 'the stream was aborted'))
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  if (aborted) aborted.catch(ignore)
+  try {
+    for (;;) {
+      const next = cursor.next()
+      const r = aborted ? await Promise.race([next, aborted]) : await next
+      if (r === null) return
+      const rows = r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
+      for (let i = 0; i < rows.length; i++) yield rows[i]
+    }
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort)
+    await cursor.close()
+  }
+}
+
+function abortedBefore(signal, sql, message = 'the query was aborted before it was sent') {
+  const err = new Error(message)
+  err.code = 'ABORT_ERR'
+  Object.defineProperty(err, 'query', { value: sql, enumerable: false })
+  return abortError(err, signal)
+}
+
 /**
- * A transaction on one dedicated connection, from `pool.begin()`. Call `commit()` or
- * `rollback()`; one abandoned without either is rolled back and its connection destroyed
- * when it is garbage-collected.
+ * What runs on a connection held alone: a transaction (`pool.begin()`) or a checked-out
+ * connection (`pool.connect()`).
  */
-class Transaction {
-  #native
+class Dedicated {
   #logger
-  #finished = false
 
   constructor(native, logger) {
-    this.#native = native
+    this[NATIVE] = native
     this.#logger = logger
   }
 
-  get finished() {
-    return this.#finished
-  }
-
   /**
-   * Runs one statement in the transaction. `options.timeoutMs` / `options.signal` cancel it
-   * on the server, which aborts the transaction (roll it back).
+   * Runs one statement. `options.timeoutMs` / `options.signal` cancel it on the server
+   * (which aborts a transaction; roll it back). `options.prepare: false` runs it unnamed.
    */
   async query(sql, params, options) {
-    if (typeof sql !== 'string') throw argumentError('query text must be a string')
-    if (params !== undefined && params !== null && !Array.isArray(params)) throw argumentError('query parameters must be an array')
+    checkSql(sql, params)
     const opts = queryOptions(options)
     const logger = this.#logger
     const started = logger ? performance.now() : 0
     try {
       const arrays = opts.arrays === true
       const rows = await stoppable(async (timeoutMs, abort) => {
-        const r = await this.#native.query(sql, params ?? [], timeoutMs, abort, arrays)
+        const r = await this[NATIVE].query(sql, params ?? [], timeoutMs, abort, arrays, opts.prepare)
         return r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
       }, opts, sql)
       if (logger) logQuery(logger, sql, started, rows, undefined)
@@ -271,14 +334,172 @@ class Transaction {
     }
   }
 
+  /**
+   * The rows of `sql` as an async iterable, read `options.batchSize` (default 1000) at a
+   * time through a portal: memory stays flat however large the result. Leaving the loop
+   * early closes the portal and frees the connection.
+   */
+  stream(sql, params, options) {
+    checkSql(sql, params)
+    const opts = streamOptions(options)
+    const native = this[NATIVE]
+    const arrays = opts.arrays === true
+    return cursorRows(() => native.stream(sql, params ?? [], opts.batchSize, arrays, opts.prepare), arrays, opts.signal, sql)
+  }
+
+  /**
+   * `COPY ... FROM STDIN` with the data of `source` (a Buffer or string, or an iterable or
+   * async iterable of them, a Node Readable included); resolves to the row count. A source
+   * that throws ends the COPY with CopyFail (nothing is copied) and the error is rethrown.
+   */
+  async copyFrom(sql, source) {
+    if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
+    const single = typeof source === 'string' || source instanceof Uint8Array
+    if (!single && (source === null || typeof source !== 'object' ||
+        (typeof source[Symbol.asyncIterator] !== 'function' && typeof source[Symbol.iterator] !== 'function'))) {
+      throw argumentError('copyFrom takes a Buffer, a string, or an (async) iterable of them, such as a Readable')
+    }
+    const w = await this[NATIVE].copyIn(sql)
+    try {
+      if (single) {
+        await w.write(copyChunk(source))
+      } else {
+        let pieces = []
+        let size = 0
+        for await (const chunk of source) {
+          const b = copyChunk(chunk)
+          pieces.push(b)
+          size += b.length
+          if (size >= COPY_PIECE) {
+            await w.write(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, size))
+            pieces = []
+            size = 0
+          }
+        }
+        if (size > 0) await w.write(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, size))
+      }
+    } catch (e) {
+      const reason = e !== null && typeof e === 'object' && typeof e.message === 'string' ? e.message : String(e)
+      await w.fail(`the source failed: ${reason}`)
+      throw e
+    }
+    return w.end()
+  }
+
+  /**
+   * `COPY ... TO STDOUT`: its data as an async iterable of Buffers (`Readable.from()` makes
+   * it a Readable). Leaving the loop early cancels the COPY and frees the connection.
+   */
+  copyTo(sql) {
+    if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
+    const native = this[NATIVE]
+    return (async function* copyOut() {
+      const r = native.copyOut(sql)
+      let ended = false
+      try {
+        for (;;) {
+          const d = await r.read()
+          if (!Buffer.isBuffer(d)) {
+            ended = true
+            return
+          }
+          yield d
+        }
+      } finally {
+        if (!ended) await r.close()
+      }
+    })()
+  }
+
+  /**
+   * Several statements separated by semicolons in one simple-protocol round trip (a
+   * migration); no parameters. Resolves to one result per statement (rows with `command`,
+   * `rowCount` and `fields`); the first error stops the rest.
+   */
+  async script(sql, options) {
+    if (typeof sql !== 'string') throw argumentError('script text must be a string')
+    const opts = queryOptions(options)
+    const results = await stoppable((timeoutMs, abort) => this[NATIVE].script(sql, timeoutMs, abort), opts, sql)
+    return results.map((r) => rowsOf(r, opts.arrays === true))
+  }
+}
+
+/**
+ * A transaction on one dedicated connection, from `pool.begin()`. Call `commit()` or
+ * `rollback()`; one abandoned without either is rolled back and its connection destroyed
+ * when it is garbage-collected (or at the end of an `await using` block).
+ */
+class Transaction extends Dedicated {
+  #finished = false
+  #savepoints = 0
+
+  get finished() {
+    return this.#finished
+  }
+
   async commit() {
     this.#finished = true
-    await this.#native.commit()
+    await this[NATIVE].commit()
   }
 
   async rollback() {
     this.#finished = true
-    await this.#native.rollback()
+    await this[NATIVE].rollback()
+  }
+
+  /**
+   * Runs `cb(tx)` inside a SAVEPOINT: released when it returns, rolled back to when it
+   * throws (the error is rethrown and the outer transaction goes on). Nests.
+   */
+  async savepoint(cb) {
+    if (typeof cb !== 'function') throw argumentError('savepoint takes a callback')
+    const name = `hyperion_sp_${++this.#savepoints}`
+    await this.query(`SAVEPOINT ${name}`)
+    let result
+    try {
+      result = await cb(this)
+    } catch (e) {
+      await this.query(`ROLLBACK TO SAVEPOINT ${name}`)
+      throw e
+    }
+    await this.query(`RELEASE SAVEPOINT ${name}`)
+    return result
+  }
+
+  /** `await using tx = await pool.begin()`: rolled back at the block's end unless finished. */
+  async [Symbol.asyncDispose]() {
+    if (this.#finished) return
+    await this.rollback().catch(ignore)
+  }
+}
+
+/**
+ * A connection checked out with `pool.connect()`, for the caller alone until `release()`
+ * (for ORMs and session state: SET, temporary tables, advisory locks). `release(err)` with
+ * an error closes the connection instead of giving it back; so does releasing it inside a
+ * transaction block.
+ */
+class Connection extends Dedicated {
+  #released = false
+
+  get released() {
+    return this.#released
+  }
+
+  /** The backend process id of the connection. */
+  get processId() {
+    return this[NATIVE].processId() ?? null
+  }
+
+  async release(err) {
+    if (this.#released) return
+    this.#released = true
+    await this[NATIVE].release(err !== undefined && err !== null && err !== false)
+  }
+
+  /** `await using c = await pool.connect()`: released at the block's end. */
+  async [Symbol.asyncDispose]() {
+    await this.release()
   }
 }
 
@@ -412,7 +633,7 @@ class Pool {
 
   async #run(sql, params, opts, timeoutMs, abort) {
     const arrays = opts.arrays === true
-    const r = await this.#native.query(sql, params ?? [], opts.retry, timeoutMs, abort, arrays)
+    const r = await this.#native.query(sql, params ?? [], opts.retry, timeoutMs, abort, arrays, opts.prepare)
     return r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
   }
 
@@ -441,6 +662,72 @@ class Pool {
     }
     const sql = native.insertSql(parts, columns, opts.conflictTarget)
     return this.query(sql, values, opts.query)
+  }
+
+  /**
+   * Checks out a connection for the caller alone (a `Connection`): `release()` it when done,
+   * or use `await using`. Waits up to `acquireTimeoutMs` for one.
+   */
+  async connect() {
+    if (this.#closed) throw this.#closedError()
+    return new Connection(await this.#native.connect(), this.#logger)
+  }
+
+  /**
+   * The rows of `sql` as an async iterable, read `options.batchSize` (default 1000) at a
+   * time on a connection of its own, which goes back to the pool when the loop ends.
+   */
+  stream(sql, params, options) {
+    checkSql(sql, params)
+    streamOptions(options)
+    const pool = this
+    return (async function* poolStream() {
+      const c = await pool.connect()
+      try {
+        yield* c.stream(sql, params, options)
+      } finally {
+        await c.release()
+      }
+    })()
+  }
+
+  /** `COPY ... FROM STDIN` on a connection of its own (see `Connection#copyFrom`). */
+  async copyFrom(sql, source) {
+    const c = await this.connect()
+    try {
+      return await c.copyFrom(sql, source)
+    } finally {
+      await c.release()
+    }
+  }
+
+  /** `COPY ... TO STDOUT` on a connection of its own (see `Connection#copyTo`). */
+  copyTo(sql) {
+    if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
+    const pool = this
+    return (async function* poolCopyTo() {
+      const c = await pool.connect()
+      try {
+        yield* c.copyTo(sql)
+      } finally {
+        await c.release()
+      }
+    })()
+  }
+
+  /** Several statements in one round trip (see `Connection#script`). */
+  async script(sql, options) {
+    const c = await this.connect()
+    try {
+      return await c.script(sql, options)
+    } finally {
+      await c.release()
+    }
+  }
+
+  /** `await using pool = createPool(...)`: ended at the block's end. */
+  async [Symbol.asyncDispose]() {
+    if (!this.#closed) await this.end()
   }
 
   /** `{ maxSize, size, available, inUse, waiting }` */
@@ -517,4 +804,4 @@ function hello(name) {
   return native.hello(name)
 }
 
-module.exports = { createPool, hello, Pool, Transaction }
+module.exports = { createPool, hello, Pool, Dedicated, Transaction, Connection }

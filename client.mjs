@@ -2,5 +2,5 @@
 // classes), so `import` and `require` in one process share everything.
 import client from './client.js'
 
-export const { createPool, hello, Pool, Transaction } = client
+export const { createPool, hello, Pool, Dedicated, Transaction, Connection } = client
 export default client

@@ -385,7 +385,7 @@ fn walk_nested<'x, X: PartialEq + Debug + 'x>(
 // --- scalars ---------------------------------------------------------------------------------
 
 /// Every scalar decoder, for the first byte of a `codec_scalars` input to pick from.
-pub const SCALARS: [Scalar; 22] = [
+pub const SCALARS: [Scalar; 26] = [
     Scalar::Bool,
     Scalar::Int2,
     Scalar::Int4,
@@ -408,6 +408,10 @@ pub const SCALARS: [Scalar; 22] = [
     Scalar::Int8Text,
     Scalar::FloatText,
     Scalar::ByteaText,
+    Scalar::Int8Number,
+    Scalar::Int8TextNumber,
+    Scalar::Int8String,
+    Scalar::Int8TextString,
 ];
 
 /// What `Scalar::output` must say, written out again. The match is exhaustive on purpose: a
@@ -421,6 +425,8 @@ pub fn expected_output(s: Scalar) -> Output {
             Output::F64
         }
         Scalar::Int8 | Scalar::Int8Text => Output::I64,
+        Scalar::Int8Number | Scalar::Int8TextNumber => Output::F64,
+        Scalar::Int8String | Scalar::Int8TextString => Output::Str,
         Scalar::Numeric
         | Scalar::Uuid
         | Scalar::Date
@@ -484,6 +490,15 @@ pub fn check_scalar(s: Scalar, raw: &[u8]) -> Result<(), DecodeError> {
                     "-Infinity" => Some(f64::NEG_INFINITY),
                     _ => t.parse().ok(),
                 }),
+                // int8 as a number: exact, or refused.
+                Scalar::Int8Number => be::<8>(raw)
+                    .map(i64::from_be_bytes)
+                    .filter(|v| v.unsigned_abs() < 1 << 53)
+                    .map(|v| v as f64),
+                Scalar::Int8TextNumber => utf8(raw)
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .filter(|v| v.unsigned_abs() < 1 << 53)
+                    .map(|v| v as f64),
                 _ => be::<8>(raw).map(f64::from_be_bytes),
             };
             let got = s.decode_f64(raw);
@@ -607,6 +622,11 @@ fn check_str(s: Scalar, raw: &[u8]) -> Result<(), DecodeError> {
                     assert_eq!(parse_time(text, true), i128::from(us), "{text}");
                 }
             }),
+        Scalar::Int8String => be::<8>(raw).map(|b| {
+            if got.is_ok() {
+                assert_eq!(text, i64::from_be_bytes(b).to_string());
+            }
+        }),
         Scalar::Timestamp | Scalar::Timestamptz => be::<8>(raw).map(|b| {
             if got.is_ok() {
                 let suffix = if s == Scalar::Timestamptz { "Z" } else { "" };

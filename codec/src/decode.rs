@@ -91,6 +91,50 @@ pub enum Scalar {
     FloatText,
     /// bytea's text form (`\x` + hex).
     ByteaText,
+    // int8 as the consumer asked for it ([`Int8`]), binary and text.
+    /// A double; a value beyond ±(2^53 - 1) is an error rather than a rounded number.
+    Int8Number,
+    Int8TextNumber,
+    /// Its decimal text.
+    Int8String,
+    Int8TextString,
+}
+
+/// How int8 values are handed to the consumer: as 64-bit integers (the default), as
+/// doubles that refuse what they cannot hold exactly, or as decimal text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Int8 {
+    #[default]
+    BigInt,
+    Number,
+    String,
+}
+
+impl Int8 {
+    pub fn parse(s: &str) -> Option<Int8> {
+        match s {
+            "bigint" => Some(Int8::BigInt),
+            "number" => Some(Int8::Number),
+            "string" => Some(Int8::String),
+            _ => None,
+        }
+    }
+}
+
+/// The largest integer a double holds with all its neighbours (`Number.MAX_SAFE_INTEGER`).
+const MAX_EXACT: i64 = (1 << 53) - 1;
+
+fn exact(v: i64) -> Result<f64, DecodeError> {
+    if (-MAX_EXACT..=MAX_EXACT).contains(&v) {
+        Ok(v as f64)
+    } else {
+        Err(DecodeError {
+            type_name: "int8",
+            message: format!(
+                "{v} does not fit a JS number exactly (types.int8: 'number'); use 'bigint' or 'string'"
+            ),
+        })
+    }
 }
 
 /// How one result column is decoded.
@@ -154,6 +198,18 @@ pub fn result_format(type_oid: u32, types: &Types) -> i16 {
 }
 
 impl Decoder {
+    /// This decoder with int8 values (scalars and array elements) handed over as `mode`.
+    pub fn with_int8(self, mode: Int8) -> Decoder {
+        match self {
+            Decoder::Scalar(s) => Decoder::Scalar(s.with_int8(mode)),
+            Decoder::Array { elem, elem_oid } => Decoder::Array {
+                elem: elem.with_int8(mode),
+                elem_oid,
+            },
+            d => d,
+        }
+    }
+
     /// The decoder for a column of `type_oid` sent in `format`.
     pub fn for_column(type_oid: u32, format: Format, types: &Types) -> Decoder {
         let base = types.base(type_oid);
@@ -192,6 +248,17 @@ impl Decoder {
 }
 
 impl Scalar {
+    /// This decoder with int8 handed over as `mode` says.
+    pub fn with_int8(self, mode: Int8) -> Scalar {
+        match (self, mode) {
+            (Scalar::Int8, Int8::Number) => Scalar::Int8Number,
+            (Scalar::Int8Text, Int8::Number) => Scalar::Int8TextNumber,
+            (Scalar::Int8, Int8::String) => Scalar::Int8String,
+            (Scalar::Int8Text, Int8::String) => Scalar::Int8TextString,
+            (s, _) => s,
+        }
+    }
+
     pub fn output(self) -> Output {
         match self {
             Scalar::Bool | Scalar::BoolText => Output::Bool,
@@ -200,6 +267,8 @@ impl Scalar {
                 Output::F64
             }
             Scalar::Int8 | Scalar::Int8Text => Output::I64,
+            Scalar::Int8Number | Scalar::Int8TextNumber => Output::F64,
+            Scalar::Int8String | Scalar::Int8TextString => Output::Str,
             Scalar::Numeric
             | Scalar::Uuid
             | Scalar::Date
@@ -232,6 +301,8 @@ impl Scalar {
             Scalar::Float4 => float4(raw).map(f64::from),
             Scalar::IntText => int_text(raw).map(|v| v as f64),
             Scalar::FloatText => float_text(raw),
+            Scalar::Int8Number => exact(int8(raw)?),
+            Scalar::Int8TextNumber => exact(int_text(raw)?),
             _ => float8(raw),
         }
     }
@@ -252,6 +323,11 @@ impl Scalar {
             Scalar::Time => crate::datetime::time_to_iso(raw, out),
             Scalar::Timestamp => crate::datetime::timestamp_to_iso(raw, out),
             Scalar::Timestamptz => crate::datetime::timestamptz_to_iso(raw, out),
+            Scalar::Int8String => {
+                use std::fmt::Write;
+                let _ = write!(out, "{}", int8(raw)?);
+                Ok(())
+            }
             _ => {
                 out.push_str(text(raw)?);
                 Ok(())

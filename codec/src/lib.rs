@@ -23,7 +23,7 @@ pub mod oid;
 pub mod types;
 
 pub use builtin::{BuiltinType, Format, BUILTINS};
-pub use decode::{column_format, DecodeError, Decoder, Output, Scalar};
+pub use decode::{column_format, DecodeError, Decoder, Int8, Output, Scalar};
 pub use encode::{bind_format, encode_value, EncodeError, IsNull, Param};
 // The bool / 0-1 forms, for callers not yet moved (see each one's doc).
 pub use decode::result_format;

@@ -132,6 +132,10 @@ fn scalars_lists_every_variant() {
             Scalar::Int8Text => 19,
             Scalar::FloatText => 20,
             Scalar::ByteaText => 21,
+            Scalar::Int8Number => 22,
+            Scalar::Int8TextNumber => 23,
+            Scalar::Int8String => 24,
+            Scalar::Int8TextString => 25,
         }
     }
     for (i, &s) in codec_checks::SCALARS.iter().enumerate() {

@@ -34,6 +34,14 @@ enum Cause {
 }
 
 impl Failure {
+    /// Notices the server sent for the failed statement before its error (`onNotice`).
+    pub fn notices(&self) -> Vec<hyperion_wire::backend::ErrorFields> {
+        match &self.0.cause {
+            Cause::Pool(e) => e.notices().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
     /// A client-side error with a code.
     pub fn client(code: &'static str, message: impl Into<String>) -> Failure {
         Failure::new(Cause::Client {

@@ -33,6 +33,9 @@ pub struct PoolOptions {
     pub retry_max_delay_ms: Option<u32>,
     pub pipeline_depth: Option<u32>,
     pub statement_cache_size: Option<u32>,
+    pub prepare: Option<bool>,
+    /// `types.int8`: 'bigint' | 'number' | 'string' (read by `NativePool`, not the pool).
+    pub int8: Option<String>,
     pub idle_timeout_ms: Option<u32>,
     pub min_connections: Option<u32>,
     pub max_lifetime_ms: Option<u32>,
@@ -61,7 +64,7 @@ pub struct PgSsl {
 
 /// Every option `createPool` takes (`logger`, `onEvent`, `onListenGap` and `onNotice` are
 /// handled in JS).
-const OPTIONS: [&str; 32] = [
+const OPTIONS: [&str; 34] = [
     "connectionString",
     "hosts",
     "port",
@@ -78,6 +81,8 @@ const OPTIONS: [&str; 32] = [
     "retry",
     "pipelineDepth",
     "statementCacheSize",
+    "prepare",
+    "types",
     "idleTimeoutMs",
     "minConnections",
     "maxLifetimeMs",
@@ -133,8 +138,7 @@ fn alias(name: &str) -> Option<&'static str> {
             "not needed: TCP keepalive is always on (5 s idle)"
         }
         "allowExitOnIdle" => "not needed: an idle pool does not keep the process alive",
-        "types" | "parsers" | "transform" => "not supported: types are decoded natively",
-        "prepare" => "not needed: every statement is prepared once per connection",
+        "parsers" | "transform" => "not supported: types are decoded natively (see types.int8)",
         _ => return None,
     })
 }
@@ -344,6 +348,9 @@ pub fn config(
     if let Some(n) = o.statement_cache_size {
         c.statement_cache_size = (n as usize).max(1);
     }
+    if let Some(p) = o.prepare {
+        c.prepare = p;
+    }
     // 0: never.
     if let Some(v) = o.idle_timeout_ms {
         c.idle_timeout = (v > 0).then(|| ms(v));
@@ -389,6 +396,7 @@ pub struct ConfigDescription {
     /// '3.0' or '3.2'.
     pub max_protocol_version: String,
     pub statement_cache_size: u32,
+    pub prepare: bool,
     /// `null`: never.
     pub idle_timeout_ms: Option<f64>,
     pub min_connections: u32,
@@ -438,6 +446,7 @@ pub fn describe_config(
         require_auth: c.require_auth.is_set(),
         max_protocol_version: format!("3.{}", c.max_protocol_version.minor()),
         statement_cache_size: u32::try_from(c.statement_cache_size).unwrap_or(u32::MAX),
+        prepare: c.prepare,
         idle_timeout_ms: c.idle_timeout.map(|d| d.as_millis() as f64),
         min_connections: u32::try_from(c.min_connections).unwrap_or(u32::MAX),
         max_lifetime_ms: c.max_lifetime.map(|d| d.as_millis() as f64),

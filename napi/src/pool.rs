@@ -1,14 +1,14 @@
 //! The `NativePool` class that `client.js` wraps.
 
+use crate::dedicated::{Held, NativeConnection};
 use crate::errors::Failure;
 use crate::options::{config, process_env, PoolOptions};
 use crate::params::{from_js, JsParams};
 use crate::retry::{backoff_ms, RetrySettings};
-use crate::settle::{Settled, Settler};
+use crate::settle::Settler;
 use crate::stream;
-use hyperion_pool::{
-    Abort, Cancellation, HostEvent, Isolation, Pool, QueryOptions, Transaction, TypeCache,
-};
+use hyperion_codec::Int8;
+use hyperion_pool::{Abort, Cancellation, HostEvent, Isolation, Pool, QueryOptions, TypeCache};
 use napi::threadsafe_function::{
     ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
@@ -28,7 +28,7 @@ pub struct PoolStatus {
 
 /// Reads a query's JS parameters on the JS thread, before the query is spawned; a bad one
 /// throws with the query's text.
-fn read_params(
+pub(crate) fn read_params(
     env: &Env,
     sql: &Arc<str>,
     params: Option<Vec<JsUnknown>>,
@@ -73,17 +73,19 @@ impl AbortHandle {
 /// A pool query's options from its JS arguments.
 fn query_options(
     retry: Option<bool>,
+    prepare: Option<bool>,
     timeout_ms: Option<f64>,
     abort: Option<&AbortHandle>,
 ) -> Result<QueryOptions, Failure> {
     Ok(QueryOptions {
         retry,
         cancel: cancellation(timeout_ms, abort)?,
+        prepare,
     })
 }
 
 /// A query's stop conditions from its JS options (`client.js` checked them already).
-fn cancellation(
+pub(crate) fn cancellation(
     timeout_ms: Option<f64>,
     abort: Option<&AbortHandle>,
 ) -> Result<Cancellation, Failure> {
@@ -153,6 +155,8 @@ fn event_object(env: &Env, e: &HostEvent) -> napi::Result<JsObject> {
 pub struct NativePool {
     // Read by `listen.rs`'s methods too.
     pub(crate) pool: Pool,
+    /// How int8 values reach JS (`types.int8`).
+    int8: Int8,
     pub(crate) settler: Settler,
     warnings: Vec<String>,
 }
@@ -161,12 +165,23 @@ pub struct NativePool {
 impl NativePool {
     #[napi(constructor)]
     pub fn new(env: Env, options: PoolOptions) -> napi::Result<Self> {
+        let int8 = match options.int8.as_deref() {
+            None => Int8::default(),
+            Some(s) => Int8::parse(s).ok_or_else(|| {
+                Failure::client(
+                    "INVALID_CONFIG",
+                    format!("types.int8 must be 'bigint', 'number' or 'string', not {s:?}"),
+                )
+                .throw(&env)
+            })?,
+        };
         let (cfg, warnings) = config(options, &process_env)
             .map_err(|m| Failure::client("INVALID_CONFIG", m).throw(&env))?;
         let pool = Pool::new(cfg).map_err(|e| Failure::from(e).throw(&env))?;
         let settler = Settler::new(&env).map_err(|f| f.throw(&env))?;
         Ok(NativePool {
             pool,
+            int8,
             settler,
             warnings,
         })
@@ -192,10 +207,11 @@ impl NativePool {
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
         columns: Option<bool>,
+        prepare: Option<bool>,
     ) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
-        let opts =
-            query_options(retry, timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
+        let opts = query_options(retry, prepare, timeout_ms, abort)
+            .map_err(|f| f.with_query(&sql).throw(&env))?;
         self.spawn_query(env, sql, params, opts, columns.unwrap_or(false))
     }
 
@@ -214,6 +230,7 @@ impl NativePool {
             &env,
             &self.settler,
             types,
+            self.int8,
             sql.clone(),
             columns,
             move |streaming| {
@@ -233,8 +250,8 @@ impl NativePool {
             .map_err(|f| f.throw(&env))
     }
 
-    /// Resolves to a `NativeTransaction` holding a dedicated connection after BEGIN.
-    #[napi(ts_return_type = "Promise<NativeTransaction>")]
+    /// Resolves to a `NativeConnection` holding a dedicated connection after BEGIN.
+    #[napi(ts_return_type = "Promise<NativeConnection>")]
     pub fn begin(&self, env: Env, isolation: Option<String>) -> napi::Result<JsObject> {
         let isolation = isolation
             .map(|s| Isolation::parse(&s))
@@ -246,15 +263,34 @@ impl NativePool {
             })?;
         let pool = self.pool.clone();
         let settler = self.settler.clone();
+        let int8 = self.int8;
         self.settler
             .spawn(&env, Some(Arc::from("BEGIN")), async move {
                 let tx = pool.begin(isolation).await?;
-                Ok(NativeTransaction {
-                    tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
-                    types: pool.types().clone(),
+                Ok(NativeConnection::new(
+                    Held::Tx(tx),
+                    pool.types().clone(),
+                    int8,
                     settler,
-                })
+                ))
             })
+    }
+
+    /// Resolves to a `NativeConnection` checked out for the caller alone.
+    #[napi(ts_return_type = "Promise<NativeConnection>")]
+    pub fn connect(&self, env: Env) -> napi::Result<JsObject> {
+        let pool = self.pool.clone();
+        let settler = self.settler.clone();
+        let int8 = self.int8;
+        self.settler.spawn(&env, None, async move {
+            let session = pool.connect().await?;
+            Ok(NativeConnection::new(
+                Held::Session(session),
+                pool.types().clone(),
+                int8,
+                settler,
+            ))
+        })
     }
 
     /// The retry policy in effect: the options given, the defaults for the rest.
@@ -351,88 +387,5 @@ impl NativePool {
             pool.end(grace).await;
             Ok(())
         })
-    }
-}
-
-impl Settled for NativeTransaction {
-    unsafe fn into_js(self, env: napi::sys::napi_env) -> Result<napi::sys::napi_value, Failure> {
-        Ok(<NativeTransaction as napi::bindgen_prelude::ToNapiValue>::to_napi_value(env, self)?)
-    }
-}
-
-/// An open transaction. Dropping it (garbage collection) without COMMIT or ROLLBACK releases
-/// its connection mid-transaction, and the pool destroys that connection.
-#[napi]
-pub struct NativeTransaction {
-    tx: Arc<tokio::sync::Mutex<Option<Transaction>>>,
-    types: Arc<TypeCache>,
-    settler: Settler,
-}
-
-fn finished() -> Failure {
-    Failure::client(
-        "TRANSACTION_FINISHED",
-        "the transaction is already committed or rolled back",
-    )
-}
-
-#[napi]
-impl NativeTransaction {
-    #[napi(ts_return_type = "Promise<NativeResult>")]
-    pub fn query(
-        &self,
-        env: Env,
-        sql: String,
-        params: Option<Vec<JsUnknown>>,
-        timeout_ms: Option<f64>,
-        abort: Option<&AbortHandle>,
-        columns: Option<bool>,
-    ) -> napi::Result<JsObject> {
-        let sql: Arc<str> = sql.into();
-        let params = read_params(&env, &sql, params, &self.types)?;
-        let cancel = cancellation(timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
-        let tx = self.tx.clone();
-        let types = self.types.clone();
-        let columns = columns.unwrap_or(false);
-        stream::spawn(
-            &env,
-            &self.settler,
-            types,
-            sql.clone(),
-            columns,
-            move |streaming| {
-                Box::pin(async move {
-                    let guard = tx.lock().await;
-                    let t = guard.as_ref().ok_or_else(finished)?;
-                    Ok(t.query(&sql, &params, Some(&streaming), &cancel).await?)
-                })
-            },
-        )
-    }
-
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn commit(&self, env: Env) -> napi::Result<JsObject> {
-        let tx = self.tx.clone();
-        self.settler
-            .spawn(&env, Some(Arc::from("COMMIT")), async move {
-                let t = tx.lock().await.take().ok_or_else(finished)?;
-                Ok(t.commit().await?)
-            })
-    }
-
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn rollback(&self, env: Env) -> napi::Result<JsObject> {
-        let tx = self.tx.clone();
-        self.settler
-            .spawn(&env, Some(Arc::from("ROLLBACK")), async move {
-                let t = tx.lock().await.take().ok_or_else(finished)?;
-                Ok(t.rollback().await?)
-            })
-    }
-
-    /// The backend process id of the transaction's connection.
-    #[napi]
-    pub fn process_id(&self) -> Option<i32> {
-        self.tx.try_lock().ok()?.as_ref().map(|t| t.process_id())
     }
 }

@@ -228,10 +228,17 @@ impl Settler {
             let outcome = fut.await;
             promised.settle(Box::new(move |env, hook| {
                 // SAFETY: called on the JS thread by `call_js` with its env.
-                outcome.and_then(|mut v| unsafe {
-                    crate::notices::deliver(env, hook, v.take_notices());
-                    v.into_js(env)
-                })
+                match outcome {
+                    Ok(mut v) => unsafe {
+                        crate::notices::deliver(env, hook, v.take_notices());
+                        v.into_js(env)
+                    },
+                    Err(f) => {
+                        // A failed statement's notices (a RAISE NOTICE before its error).
+                        unsafe { crate::notices::deliver(env, hook, f.notices()) };
+                        Err(f)
+                    }
+                }
             }));
         });
         // SAFETY: `promise` was just created on this env.

@@ -15,6 +15,7 @@
 use crate::errors::Failure;
 use crate::rows::{decode, Chunk, Meta};
 use crate::settle::{Settled, Settler};
+use hyperion_codec::Int8;
 use hyperion_pool::{RowSink, Streaming, TypeCache};
 use hyperion_wire::QueryResult;
 use napi::{Env, JsObject, JsUnknown, NapiValue};
@@ -125,6 +126,7 @@ pub fn spawn(
     env: &Env,
     settler: &Settler,
     types: Arc<TypeCache>,
+    int8: Int8,
     query: Arc<str>,
     columns: bool,
     start: impl FnOnce(Streaming) -> QueryFuture,
@@ -148,17 +150,18 @@ pub fn spawn(
                 let mut result = result?;
                 let meta = Meta::take(&mut result);
                 return Ok(Chunk {
-                    body: decode(result, &types.load(), columns)?,
+                    body: decode(result, &types.load(), int8, columns)?,
                     attempt,
                     last: true,
                     rest: None,
                     meta: Some(meta),
+                    external_strings: true,
                 });
             }
             batch => batch,
         };
         let (out, mut rest) = unbounded_channel();
-        tokio::spawn(forward(feed, first, types, out));
+        tokio::spawn(forward(feed, first, types, int8, out));
         let mut chunk = rest
             .recv()
             .await
@@ -179,6 +182,7 @@ async fn forward(
     mut feed: Feed,
     first: Piece,
     types: Arc<TypeCache>,
+    int8: Int8,
     out: UnboundedSender<Result<Chunk, Failure>>,
 ) {
     // A batch that cannot be decoded fails the query, but only once the query is over: the
@@ -206,13 +210,14 @@ async fn forward(
             }
             (Ok(mut rows), None) => {
                 let meta = last.then(|| Meta::take(&mut rows));
-                match decode(rows, &types.load(), true) {
+                match decode(rows, &types.load(), int8, true) {
                     Ok(body) => Ok(Chunk {
                         body,
                         attempt,
                         last,
                         rest: None,
                         meta,
+                        external_strings: true,
                     }),
                     Err(e) if !last => {
                         failed = Some((attempt, e));

@@ -124,6 +124,10 @@ pub struct PoolConfig {
     pub pipeline_depth: usize,
     /// Most prepared statements per connection (least recently used closed first).
     pub statement_cache_size: usize,
+    /// Statements are prepared (named, cached per connection); false: each runs as the
+    /// unnamed statement, parsed again every time, which a pooler in transaction mode
+    /// (PgBouncer) requires.
+    pub prepare: bool,
     /// An idle connection is closed after this long, while the pool keeps more than
     /// `min_connections`; `None`: never.
     pub idle_timeout: Option<Duration>,
@@ -161,6 +165,7 @@ impl PoolConfig {
             retry: RetryPolicy::default(),
             pipeline_depth: 128,
             statement_cache_size: hyperion_wire::statement_cache::DEFAULT_STATEMENT_CACHE_SIZE,
+            prepare: true,
             // HikariCP's defaults: a connection idle for 10 minutes is not worth its server
             // process; after 30 minutes one is replaced, so that server-side state (memory,
             // settings reloaded since) and load balancers' own timeouts never bite.

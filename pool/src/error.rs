@@ -80,6 +80,17 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Notices the server sent for the failed statement before its error.
+    pub fn notices(&self) -> &[hyperion_wire::DbError] {
+        match self {
+            Error::Wire(e) => e.notices(),
+            Error::Stopped {
+                cause: Some(cause), ..
+            } => cause.notices(),
+            _ => &[],
+        }
+    }
 }
 
 impl fmt::Display for Error {

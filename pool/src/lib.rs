@@ -14,6 +14,7 @@
 pub mod cancel;
 pub mod config;
 pub mod connstr;
+pub mod dedicated;
 mod discovery;
 pub mod error;
 pub mod hosts;
@@ -29,6 +30,7 @@ pub mod types;
 
 pub use cancel::{Abort, Cancellation, Stop, StopState, CANCEL_GRACE};
 pub use config::{retryable_in_transaction, Connector, Mode, PoolConfig, RetryPolicy};
+pub use dedicated::{Cursor, Dedicated, Session};
 pub use error::Error;
 pub use hosts::{EventSink, HostEvent, HostInfo, HostState};
 pub use listen::{GapSink, ListenGap, Listener, NotificationCallback};

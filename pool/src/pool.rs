@@ -31,6 +31,8 @@ pub struct QueryOptions {
     /// A timeout and/or an abort that stop the query (see `cancel.rs`). A query that can be
     /// stopped takes its connection exclusively.
     pub cancel: Cancellation,
+    /// Prepare the statement (named, cached); `None`: the pool's `prepare` setting.
+    pub prepare: Option<bool>,
 }
 
 /// Takes a query's rows in batches while they arrive ([`Pool::query`]).
@@ -332,7 +334,8 @@ impl Pool {
                 }
             }
             let stream = streaming.map(Streaming::row_stream);
-            let work = self.run(&lease.conn, sql, params, stream);
+            let named = opts.prepare.unwrap_or(cfg.prepare);
+            let work = self.run(&lease.conn, sql, params, stream, named);
             let outcome = match &stopper {
                 None => work.await,
                 Some(s) => {
@@ -445,6 +448,7 @@ impl Pool {
         sql: &str,
         params: &P,
         stream: Option<RowStream>,
+        named: bool,
     ) -> Outcome {
         let cfg = &self.inner.config;
         let read_write = cfg.mode == Mode::ReadWrite;
@@ -455,7 +459,7 @@ impl Pool {
             && (interval == 0
                 || now.saturating_sub(conn.validated_at_ms.load(Ordering::Relaxed)) >= interval);
         let result = if probe {
-            let stmt = match self.inner.types.prepare(&conn.client, sql).await {
+            let stmt = match self.inner.types.statement(&conn.client, sql, named).await {
                 Ok(s) => s,
                 Err(e) => return Outcome::Done(Err(e)),
             };
@@ -474,8 +478,14 @@ impl Pool {
                 }
             }
         } else {
-            match self.inner.types.prepare(&conn.client, sql).await {
-                Ok(stmt) => conn.client.execute_streaming(&stmt, params, stream).await,
+            match self.inner.types.statement(&conn.client, sql, named).await {
+                Ok(stmt) => {
+                    let r = conn.client.execute_streaming(&stmt, params, stream).await;
+                    if let Ok(result) = &r {
+                        self.inner.types.check_unnamed(sql, &stmt, result);
+                    }
+                    r
+                }
                 Err(e) => Err(e),
             }
         };

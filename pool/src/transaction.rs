@@ -9,14 +9,11 @@
 //! A transaction dropped without COMMIT or ROLLBACK releases its lease mid-transaction, and
 //! the pool destroys that connection instead of reusing it.
 
-use crate::cancel::{Cancellation, Stopper};
-use crate::config::Mode;
+use crate::cancel::Cancellation;
+use crate::dedicated::Dedicated;
 use crate::error::Error;
-use crate::lease::Lease;
 use crate::pool::{Pool, Streaming};
-use crate::role;
 use hyperion_wire::{Params, QueryResult};
-use std::time::Instant;
 
 /// Isolation level for BEGIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,70 +47,22 @@ impl Isolation {
 
 /// An open transaction on one dedicated connection.
 pub struct Transaction {
-    lease: Lease,
+    pub conn: Dedicated,
 }
 
 impl Pool {
     /// Checks out a connection exclusively and runs BEGIN on it, on a node that fits the
     /// pool's mode; waits up to `acquireTimeoutMs` for a connection (then 53300).
     pub async fn begin(&self, isolation: Option<Isolation>) -> Result<Transaction, Error> {
-        let start = Instant::now();
-        let deadline = start + self.config().acquire_timeout;
         let sql = Isolation::begin_sql(isolation);
-        self.start_monitor();
-        loop {
-            let lease = self.acquire_exclusive(start, deadline, None).await?;
-            lease.mark_head();
-            let client = lease.client();
-            let began = if self.needs_probe(client) {
-                role::simple_after_probe(client, sql)
-                    .await
-                    .map(|(writable, _)| writable)
-            } else {
-                client.simple_query(sql).await.map(|_| true)
-            };
-            match began {
-                Ok(true) if !self.fenced(client) => return Ok(Transaction { lease }),
-                Ok(_) => {
-                    // A read-only node: the lease goes back mid-transaction and is destroyed,
-                    // and so are the host's idle connections.
-                    self.seen_unfit(&lease.conn);
-                    drop(lease);
-                    if Instant::now() >= deadline {
-                        return Err(match self.config().mode {
-                            Mode::ReadWrite => Error::NoPrimary {
-                                ms: start.elapsed().as_millis(),
-                                last: None,
-                            },
-                            m => Error::NoHost {
-                                mode: m.as_str(),
-                                last: None,
-                            },
-                        });
-                    }
-                }
-                Err(e) => {
-                    // BEGIN changes nothing: a broken connection is simply replaced.
-                    if e.is_closed() {
-                        self.suspect();
-                    }
-                    if !(e.is_closed() && Instant::now() < deadline) {
-                        return Err(e.into());
-                    }
-                }
-            }
-        }
+        Ok(Transaction {
+            conn: self.dedicated(Some(sql)).await?,
+        })
     }
 }
 
 impl Transaction {
-    /// Runs a statement inside the transaction. No retries here: a failure inside a
-    /// transaction fails the transaction (`transaction(cb)` retries the whole callback).
-    /// With `streaming`, the rows go to its sink in batches while they arrive.
-    ///
-    /// With a timeout or an abort in `cancel`, a stop cancels the statement on the server
-    /// (which aborts the transaction, as any error in it does); if the server does not
-    /// confirm within the grace period, the connection is closed and the transaction is over.
+    /// Runs a statement inside the transaction ([`Dedicated::query`]).
     pub async fn query<P: Params + Sync + ?Sized>(
         &self,
         sql: &str,
@@ -121,30 +70,15 @@ impl Transaction {
         streaming: Option<&Streaming>,
         cancel: &Cancellation,
     ) -> Result<QueryResult, Error> {
-        let client = self.lease.client();
-        self.lease.mark_head();
-        let work = async {
-            let stmt = self.lease.pool().types().prepare(client, sql).await?;
-            let stream = streaming.map(Streaming::row_stream);
-            Ok(client.execute_streaming(&stmt, params, stream).await?)
-        };
-        let Some(stopper) = Stopper::new(cancel, Instant::now()) else {
-            return work.await;
-        };
-        stopper.check()?;
-        stopper
-            .run(&self.lease, work, |r: &Result<QueryResult, Error>| {
-                r.clone().err()
-            })
-            .await?
+        self.conn.query(sql, params, streaming, cancel, None).await
     }
 
     /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known.
     pub async fn commit(self) -> Result<(), Error> {
-        self.lease.mark_head();
-        let result = self.lease.client().simple_query("COMMIT").await;
+        self.conn.lease.mark_head();
+        let result = self.conn.lease.client().simple_query("COMMIT").await;
         if matches!(&result, Err(e) if e.is_closed()) {
-            self.lease.pool().suspect();
+            self.conn.lease.pool().suspect();
         }
         match result {
             Ok(results) => {
@@ -173,7 +107,7 @@ impl Transaction {
 
     /// ROLLBACK. A broken connection needs none: the server rolls back on its own.
     pub async fn rollback(self) -> Result<(), Error> {
-        match self.lease.client().simple_query("ROLLBACK").await {
+        match self.conn.lease.client().simple_query("ROLLBACK").await {
             Ok(_) => Ok(()),
             Err(e) if e.is_closed() => Ok(()),
             Err(e) => Err(e.into()),
@@ -182,6 +116,6 @@ impl Transaction {
 
     /// The backend process id (for diagnostics and tests).
     pub fn process_id(&self) -> i32 {
-        self.lease.client().process_id()
+        self.conn.process_id()
     }
 }

@@ -8,14 +8,22 @@
 
 use arc_swap::ArcSwap;
 use hyperion_codec::{column_format, Types};
-use hyperion_wire::{Client, Error, Statement};
-use std::sync::Arc;
+use hyperion_wire::{Client, Described, Error, QueryResult, Statement};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-/// A pool-wide, lock-free snapshot of [`Types`].
+/// A pool-wide, lock-free snapshot of [`Types`], and the descriptions of the statements run
+/// unnamed (`prepare: false`).
 #[derive(Debug, Default)]
 pub struct TypeCache {
     types: ArcSwap<Types>,
+    /// Unnamed statements by text: what Describe said of them, with the formats chosen.
+    /// Pool-wide, as OIDs are the same on every node; emptied when full.
+    unnamed: Mutex<HashMap<Box<str>, Arc<Statement>>>,
 }
+
+/// Descriptions of unnamed statements kept per pool; past it the cache starts over.
+const MAX_UNNAMED: usize = 1024;
 
 impl TypeCache {
     pub fn new() -> TypeCache {
@@ -65,6 +73,58 @@ impl TypeCache {
             return Ok(s);
         }
         let d = client.describe(sql).await?;
+        let formats = self.formats(client, &d).await?;
+        Ok(client.install(sql, d, formats))
+    }
+
+    /// `sql` prepared (cached on the connection, [`TypeCache::prepare`]) or, with `named`
+    /// false, as an unnamed statement that every execution parses again: nothing stays
+    /// prepared on the server (PgBouncer's transaction mode). Its description is kept here,
+    /// so each execution is still one round trip.
+    pub async fn statement(
+        &self,
+        client: &Client,
+        sql: &str,
+        named: bool,
+    ) -> Result<Arc<Statement>, Error> {
+        if named {
+            return self.prepare(client, sql).await;
+        }
+        if let Some(s) = self.unnamed.lock().ok().and_then(|m| m.get(sql).cloned()) {
+            return Ok(s);
+        }
+        let d = client.describe_unnamed(sql).await?;
+        let formats = self.formats(client, &d).await?;
+        let stmt = Client::unnamed(sql, d, formats);
+        if let Ok(mut m) = self.unnamed.lock() {
+            if m.len() >= MAX_UNNAMED {
+                m.clear();
+            }
+            m.insert(sql.into(), stmt.clone());
+        }
+        Ok(stmt)
+    }
+
+    /// An unnamed statement whose result's columns changed since it was described (the
+    /// schema changed) is described again next time.
+    pub fn check_unnamed(&self, sql: &str, stmt: &Statement, result: &QueryResult) {
+        let Some(cols) = result.columns.as_ref().filter(|_| stmt.is_unnamed()) else {
+            return;
+        };
+        let same = cols.len() == stmt.columns().len()
+            && cols
+                .iter()
+                .zip(stmt.columns().iter())
+                .all(|(a, b)| a.type_oid == b.type_oid);
+        if !same {
+            if let Ok(mut m) = self.unnamed.lock() {
+                m.remove(sql);
+            }
+        }
+    }
+
+    /// The result formats for a described statement, once its types are all known.
+    async fn formats(&self, client: &Client, d: &Described) -> Result<Vec<i16>, Error> {
         let used = d
             .param_types
             .iter()
@@ -80,6 +140,6 @@ impl TypeCache {
             .iter()
             .map(|c| column_format(c.type_oid, &types).code())
             .collect();
-        Ok(client.install(sql, d, formats))
+        Ok(formats)
     }
 }

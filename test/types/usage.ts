@@ -1,7 +1,7 @@
 // Compiled (never run) by test/dts.test.js with `tsc --noEmit --strict`: the README's usage
 // must type-check against client.d.ts, and each `@ts-expect-error` line must be an error
 // (tsc reports an unused one), so the declarations can be neither too loose nor too strict.
-import { createPool, Pool, Transaction, PgError, Row, Value, hello } from '../../client'
+import { createPool, Pool, Transaction, Connection, PgError, Row, Value, hello } from '../../client'
 
 async function results(pool: Pool): Promise<void> {
   const updated = await pool.query('update t set x = 1')
@@ -163,3 +163,46 @@ async function mistakes(pool: Pool): Promise<void> {
   void n
 }
 void mistakes
+
+// Dedicated connections, streams, COPY, scripts, savepoints (the results issue).
+async function dedicated(pool: Pool): Promise<number> {
+  const c = await pool.connect()
+  try {
+    await c.query("set application_name = 'x'")
+    for await (const row of c.stream<{ id: number }>('select id from t where id > $1', [0], { batchSize: 500 })) {
+      const id: number = row.id
+      void id
+    }
+  } finally {
+    await c.release()
+  }
+  const pid: number | null = c.processId
+  void pid
+  await c[Symbol.asyncDispose]()
+  const copied: number | null = await pool.copyFrom('copy t from stdin', ['1\ta\n', Buffer.from('2\tb\n')])
+  for await (const chunk of pool.copyTo('copy t to stdout')) {
+    const b: Buffer = chunk
+    void b
+  }
+  const results = await pool.script('create table a (x int); insert into a values (1)')
+  const tag: string | null = results[1].command
+  void tag
+  await pool.transaction(async (tx) => {
+    await tx.savepoint(async (sp) => {
+      await sp.query('insert into a values (2)', [], { prepare: false })
+    })
+  })
+  createPool({ hosts: ['h'], prepare: false })
+  return copied ?? 0
+}
+void dedicated
+
+async function dedicatedMistakes(pool: Pool): Promise<void> {
+  // @ts-expect-error: batchSize is a number
+  pool.stream('select 1', [], { batchSize: '10' })
+  // @ts-expect-error: copyFrom takes data, not a number
+  await pool.copyFrom('copy t from stdin', 42)
+  // @ts-expect-error: connections come from pool.connect()
+  new Connection()
+}
+void dedicatedMistakes

@@ -10,6 +10,7 @@
 
 use crate::cancel::CancelToken;
 use crate::config::Config;
+use crate::copy::CopyHook;
 use crate::driver::{Channels, Connection};
 use crate::error::Error;
 use crate::frontend::{self, EncodeError, Target};
@@ -37,6 +38,13 @@ pub(crate) enum Request {
         syncs: u32,
         sink: oneshot::Sender<Result<Response, Error>>,
         stream: Option<RowStream>,
+        copy: Option<CopyHook>,
+    },
+    /// Raw COPY FROM STDIN messages (CopyData; `end`: CopyDone or CopyFail) for the COPY
+    /// at the front, which the loop writes only while that COPY takes data.
+    CopyData {
+        bytes: Bytes,
+        end: bool,
     },
     Terminate,
 }
@@ -148,6 +156,21 @@ impl Client {
         syncs: u32,
         stream: Option<RowStream>,
     ) -> Result<Response, Error> {
+        let rx = self.submit(bytes, syncs, stream, None).await?;
+        // The loop answers every request it took; a dropped sink means the connection died
+        // before writing this request.
+        rx.await
+            .unwrap_or_else(|_| Err(Error::closed("connection is closed", false)))
+    }
+
+    /// Queues a request; the receiver gets its response.
+    pub(crate) async fn submit(
+        &self,
+        bytes: Bytes,
+        syncs: u32,
+        stream: Option<RowStream>,
+        copy: Option<CopyHook>,
+    ) -> Result<oneshot::Receiver<Result<Response, Error>>, Error> {
         let (sink, rx) = oneshot::channel();
         self.inner
             .tx
@@ -156,13 +179,15 @@ impl Client {
                 syncs,
                 sink,
                 stream,
+                copy,
             })
             .await
             .map_err(|_| Error::closed("connection is closed", false))?;
-        // The loop answers every request it took; a dropped sink means the connection died
-        // before writing this request.
-        rx.await
-            .unwrap_or_else(|_| Err(Error::closed("connection is closed", false)))
+        Ok(rx)
+    }
+
+    pub(crate) fn sender(&self) -> &mpsc::Sender<Request> {
+        &self.inner.tx
     }
 
     /// Returns the cached statement for `sql`, preparing it on a miss with result formats
@@ -186,7 +211,16 @@ impl Client {
     /// (then [`Client::install`]).
     pub async fn describe(&self, sql: &str) -> Result<Described, Error> {
         let n = self.inner.next_statement.fetch_add(1, Ordering::Relaxed);
-        let name = format!("h{n}");
+        self.describe_as(format!("h{n}"), sql).await
+    }
+
+    /// Describes `sql` as the unnamed statement, which the next Parse replaces: nothing
+    /// stays prepared on the server (see [`Client::unnamed`]).
+    pub async fn describe_unnamed(&self, sql: &str) -> Result<Described, Error> {
+        self.describe_as(String::new(), sql).await
+    }
+
+    async fn describe_as(&self, name: String, sql: &str) -> Result<Described, Error> {
         let mut buf = BytesMut::with_capacity(sql.len() + 32);
         frontend::parse(&name, sql, &[], &mut buf)?;
         frontend::describe(Target::Statement, &name, &mut buf)?;
@@ -208,6 +242,7 @@ impl Client {
             param_types: d.param_types,
             columns: d.columns,
             result_formats: result_formats.into(),
+            unnamed_sql: None,
         });
         let evicted = match self.inner.statements.lock() {
             Ok(mut cache) => cache.insert(sql, stmt.clone()),
@@ -217,6 +252,21 @@ impl Client {
             self.close_statements(&evicted);
         }
         stmt
+    }
+
+    /// A described statement that each execution parses again as the unnamed statement, in
+    /// the same write as its Bind, Describe and Execute: one round trip, nothing kept on the
+    /// server, so it works behind a pooler that moves sessions between server connections
+    /// (PgBouncer's transaction mode). Not cached here: the caller keeps it.
+    pub fn unnamed(sql: &str, d: Described, mut result_formats: Vec<i16>) -> Arc<Statement> {
+        result_formats.resize(d.columns.len(), 0);
+        Arc::new(Statement {
+            name: String::new(),
+            param_types: d.param_types,
+            columns: d.columns,
+            result_formats: result_formats.into(),
+            unnamed_sql: Some(sql.into()),
+        })
     }
 
     /// The cached statement for `sql`, if this connection prepared it.
@@ -265,6 +315,18 @@ impl Client {
         params: &P,
         buf: &mut BytesMut,
     ) -> Result<(), Error> {
+        Self::encode_portal(stmt, params, "", 0, buf)
+    }
+
+    /// Encodes Bind into `portal` and Execute of its first `max_rows` rows (0: all), then
+    /// Sync; with an unnamed statement, its Parse first and a Describe of the portal.
+    pub fn encode_portal<P: Params + ?Sized>(
+        stmt: &Statement,
+        params: &P,
+        portal: &str,
+        max_rows: i32,
+        buf: &mut BytesMut,
+    ) -> Result<(), Error> {
         let types = &stmt.param_types;
         if params.count() != types.len() {
             return Err(Error::encode(EncodeError::Param {
@@ -282,8 +344,11 @@ impl Client {
             .map(|(i, &oid)| params.format(i, oid) as i16)
             .collect();
         frontend::truncate_on_error(buf, |buf| {
+            if let Some(sql) = stmt.unnamed_sql.as_deref() {
+                frontend::parse("", sql, types, buf)?;
+            }
             frontend::bind(
-                "",
+                portal,
                 &stmt.name,
                 &formats,
                 types.len(),
@@ -296,7 +361,12 @@ impl Client {
                 &stmt.result_formats,
                 buf,
             )?;
-            frontend::execute("", 0, buf)?;
+            if stmt.unnamed_sql.is_some() {
+                // The columns as they are now: the description the caller keeps may be
+                // older than a schema change.
+                frontend::describe(Target::Portal, portal, buf)?;
+            }
+            frontend::execute(portal, max_rows, buf)?;
             frontend::sync(buf);
             Ok(())
         })?;
@@ -325,9 +395,52 @@ impl Client {
         let stream = stream.map(|s| s.for_statement(stmt));
         let resp = self.send(buf.freeze(), 1, stream).await?.ok()?;
         let mut result = resp.results.into_iter().next().unwrap_or_default();
-        result.columns = Some(stmt.columns.clone());
-        result.formats = stmt.result_formats.clone();
+        stmt.fill(&mut result);
         Ok(result)
+    }
+
+    /// Binds `stmt` into the named `portal` and reads its first `max_rows` rows; the result
+    /// is `suspended` when more remain ([`Client::fetch_portal`]). A named portal outlives
+    /// the Sync only inside a transaction block: the caller runs BEGIN first if none is open.
+    pub async fn open_portal<P: Params + ?Sized>(
+        &self,
+        stmt: &Statement,
+        params: &P,
+        portal: &str,
+        max_rows: i32,
+    ) -> Result<QueryResult, Error> {
+        let mut buf = BytesMut::with_capacity(64);
+        Self::encode_portal(stmt, params, portal, max_rows, &mut buf)?;
+        let resp = self.send(buf.freeze(), 1, None).await?.ok()?;
+        let mut result = resp.results.into_iter().next().unwrap_or_default();
+        stmt.fill(&mut result);
+        Ok(result)
+    }
+
+    /// The next `max_rows` rows of an open portal of `stmt`.
+    pub async fn fetch_portal(
+        &self,
+        stmt: &Statement,
+        portal: &str,
+        max_rows: i32,
+    ) -> Result<QueryResult, Error> {
+        let mut buf = BytesMut::with_capacity(portal.len() + 16);
+        frontend::execute(portal, max_rows, &mut buf)?;
+        frontend::sync(&mut buf);
+        let resp = self.send(buf.freeze(), 1, None).await?.ok()?;
+        let mut result = resp.results.into_iter().next().unwrap_or_default();
+        result.columns = None;
+        stmt.fill(&mut result);
+        Ok(result)
+    }
+
+    /// Closes a portal (its rows not read are dropped, the server's work on it stops).
+    pub async fn close_portal(&self, portal: &str) -> Result<(), Error> {
+        let mut buf = BytesMut::with_capacity(portal.len() + 16);
+        frontend::close(Target::Portal, portal, &mut buf)?;
+        frontend::sync(&mut buf);
+        self.send(buf.freeze(), 1, None).await?.ok()?;
+        Ok(())
     }
 
     /// Runs already-encoded messages holding `syncs` Sync groups (all in one write) and
@@ -374,8 +487,7 @@ impl Client {
             .unwrap_or_else(|| Err(Error::closed("connection is closed", true)))
             .map(|results| {
                 let mut r = results.into_iter().next().unwrap_or_default();
-                r.columns = Some(stmt.columns.clone());
-                r.formats = stmt.result_formats.clone();
+                stmt.fill(&mut r);
                 r
             });
         Ok((probed, executed))

@@ -7,6 +7,7 @@
 
 pub use crate::cancel::CancelToken;
 pub use crate::client::{connect, connect_stream, Client};
+pub use crate::copy::{CopyIn, Flow};
 pub use crate::response::RowStream;
 pub use crate::result::{
     Described, Format, IsNull, Params, QueryResult, Statement, TransactionStatus,

@@ -192,8 +192,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
 
-            // 3. Read what arrived and handle every whole message.
-            match self.poll_read(cx) {
+            // 3. Read what arrived and handle every whole message; not while the consumer
+            // of a COPY TO holds too much (TCP flow control then holds the server back).
+            let paused = self
+                .pending
+                .front()
+                .and_then(Pending::flow)
+                .is_some_and(|f| f.full(cx));
+            let read = if paused {
+                Poll::Pending
+            } else {
+                self.poll_read(cx)
+            };
+            match read {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(Error::closed(
                         "the server closed the connection",
@@ -251,6 +262,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     syncs,
                     sink,
                     stream,
+                    copy,
                 })) => {
                     if sink.is_closed() {
                         continue; // the caller gave up before anything was written
@@ -266,10 +278,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     let start = self.written + self.write_buf.len() as u64;
                     self.write_buf.extend_from_slice(&bytes);
                     self.pending
-                        .push_back(Pending::new(sink, start, stream, syncs, plan));
+                        .push_back(Pending::new(sink, start, stream, copy, syncs, plan));
                     self.state.in_flight.fetch_add(1, Ordering::AcqRel);
                     progress = true;
                     took = true;
+                }
+                Poll::Ready(Some(Request::CopyData { bytes, end })) => {
+                    // Written only while the COPY at the front takes data: after the server
+                    // refused it (or before it started), the bytes would be read as
+                    // messages of the protocol. The server would drop them anyway.
+                    if self
+                        .pending
+                        .front_mut()
+                        .is_some_and(|p| p.takes_copy_data(end))
+                    {
+                        self.write_buf.extend_from_slice(&bytes);
+                    }
+                    progress = true;
                 }
                 Poll::Ready(Some(Request::Terminate)) | Poll::Ready(None) => {
                     self.phase = self.phase.on(Event::ChannelEnded);

@@ -46,6 +46,9 @@ struct Inner {
     fatal_config: bool,
     /// What the server did wrong, for [`ErrorKind::Protocol`]: the error's `source()`.
     protocol: Option<ProtocolError>,
+    /// Notices the server sent for the failed statement before its error (`RAISE NOTICE`
+    /// ahead of a `RAISE EXCEPTION`).
+    notices: Vec<DbError>,
 }
 
 /// An error from a connection. Cheap to clone (the failed requests of one broken connection
@@ -62,6 +65,7 @@ impl Error {
             sent,
             fatal_config: false,
             protocol: None,
+            notices: Vec::new(),
         }))
     }
 
@@ -126,6 +130,7 @@ impl Error {
             sent,
             fatal_config,
             protocol: self.0.protocol.clone(),
+            notices: self.0.notices.clone(),
         }))
     }
 
@@ -140,6 +145,27 @@ impl Error {
             ErrorKind::Protocol | ErrorKind::Unsupported => self.copy_with(self.0.sent, true),
             _ => self,
         }
+    }
+
+    /// Notices the server sent for the failed statement before its error.
+    pub fn notices(&self) -> &[DbError] {
+        &self.0.notices
+    }
+
+    #[cfg(feature = "driver")]
+    /// The same error with `notices` (those of the statement it failed).
+    pub(crate) fn with_notices(self, notices: Vec<DbError>) -> Self {
+        if notices.is_empty() {
+            return self;
+        }
+        let mut error = match Arc::strong_count(&self.0) {
+            1 => self,
+            _ => self.copy_with(self.0.sent, self.0.fatal_config),
+        };
+        if let Some(inner) = Arc::get_mut(&mut error.0) {
+            inner.notices = notices;
+        }
+        error
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -279,6 +279,19 @@ pub fn copy_fail(reason: &str, buf: &mut BytesMut) -> Result<()> {
     })
 }
 
+/// CopyData: one chunk of a COPY FROM STDIN's data (any split of the stream).
+pub fn copy_data(data: &[u8], buf: &mut BytesMut) -> Result<()> {
+    message(buf, Some(b'd'), |buf| {
+        buf.put_slice(data);
+        Ok(())
+    })
+}
+
+/// CopyDone: the end of a COPY FROM STDIN's data.
+pub fn copy_done(buf: &mut BytesMut) {
+    buf.put_slice(&[b'c', 0, 0, 0, 4]);
+}
+
 /// CancelRequest, sent on a fresh connection. The key is kept as bytes so protocol 3.2's
 /// longer keys work as well as 3.0's four bytes.
 pub fn cancel_request(process_id: i32, secret_key: &[u8], buf: &mut BytesMut) -> Result<()> {

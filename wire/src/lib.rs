@@ -40,6 +40,8 @@ mod client;
 #[cfg(feature = "driver")]
 pub mod connection;
 #[cfg(feature = "driver")]
+mod copy;
+#[cfg(feature = "driver")]
 mod driver;
 #[cfg(feature = "driver")]
 mod notification;
@@ -63,7 +65,7 @@ mod tls;
 pub use auth::policy::{AuthMethod, ChannelBindingMode, RequireAuth};
 pub use config::{Config, Host, Keepalive, ProtocolVersion};
 #[cfg(feature = "driver")]
-pub use connection::{connect, CancelToken, Client, ConnectionState, RowStream};
+pub use connection::{connect, CancelToken, Client, ConnectionState, CopyIn, Flow, RowStream};
 pub use error::{DbError, Error, ErrorKind};
 #[cfg(feature = "driver")]
 pub use notification::{Notification, NotificationSink};

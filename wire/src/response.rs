@@ -7,6 +7,7 @@
 //! (ParameterStatus, notices, ErrorResponse) are the driver's.
 
 use crate::backend::{DataRowBody, ErrorFields, Field, Message, ProtocolErrorKind};
+use crate::copy::{CopyHook, Flow};
 use crate::error::Error;
 use crate::frontend;
 use crate::plan::{Expect, Plan};
@@ -96,7 +97,14 @@ impl Response {
     /// For single-group requests: the group's error, if any, fails the request.
     pub(crate) fn ok(mut self) -> Result<Response, Error> {
         match self.groups.iter_mut().find_map(|g| g.error.take()) {
-            Some(e) => Err(e),
+            Some(e) => {
+                let notices = self
+                    .results
+                    .iter_mut()
+                    .flat_map(|r| std::mem::take(&mut r.notices))
+                    .collect();
+                Err(e.with_notices(notices))
+            }
             None => Ok(self),
         }
     }
@@ -111,7 +119,10 @@ impl Response {
             start = g.end;
             let group: Vec<QueryResult> = results.by_ref().take(n).collect();
             out.push(match g.error {
-                Some(e) => Err(e),
+                Some(e) => {
+                    let notices = group.into_iter().flat_map(|r| r.notices).collect();
+                    Err(e.with_notices(notices))
+                }
                 None => Ok(group),
             });
         }
@@ -147,6 +158,10 @@ pub(crate) struct Pending {
     /// The current statement is a refused COPY TO STDOUT: its CopyData and CopyDone are
     /// drained until CommandComplete, an error or ReadyForQuery.
     copy_out: bool,
+    /// What the caller does with a COPY (none: a COPY is refused, as above).
+    copy: Option<CopyHook>,
+    /// The server is in copy-in mode for this request's COPY and takes the caller's data.
+    copy_in: bool,
     /// Notices that arrived while no result was open. They belong to the next result if one
     /// starts before ReadyForQuery, else to the last one: with the extended protocol an
     /// autocommit statement commits at Sync, so its commit's WARNING (e.g. "canceling wait
@@ -164,6 +179,7 @@ impl Pending {
         sink: oneshot::Sender<Result<Response, Error>>,
         start: u64,
         stream: Option<RowStream>,
+        copy: Option<CopyHook>,
         syncs: u32,
         plan: Plan,
     ) -> Pending {
@@ -182,6 +198,8 @@ impl Pending {
             retained: 0,
             open: false,
             copy_out: false,
+            copy,
+            copy_in: false,
             loose_notices: Vec::new(),
             loose_sync_cancelled: false,
             notices_kept: 0,
@@ -310,6 +328,7 @@ impl Pending {
     /// to the group's Sync (or the Query's end).
     pub(crate) fn error_response(&mut self, error: Error) {
         self.copy_out = false;
+        self.copy_in = false;
         if self.error.is_none() {
             self.error = Some(error);
         }
@@ -355,6 +374,7 @@ impl Pending {
             }
             (Message::CommandComplete { tag }, Some(e @ (Expect::Execute | Expect::Query))) => {
                 self.copy_out = false;
+                self.copy_in = false;
                 self.retained += tag.len();
                 let r = self.current();
                 r.command_tag = Some(String::from_utf8_lossy(&tag).into_owned());
@@ -367,6 +387,7 @@ impl Pending {
                 self.completed(e);
             }
             (Message::PortalSuspended, Some(Expect::Execute)) if !copy_out => {
+                self.current().suspended = true;
                 self.open = false;
                 self.step += 1;
             }
@@ -398,15 +419,37 @@ impl Pending {
                 self.response.param_types = Some(types);
                 self.step += 1;
             }
-            (Message::CopyInResponse, Some(e @ (Expect::Execute | Expect::Query))) if !copy_out => {
-                self.refuse_copy_in(e, alone, out)?
+            (Message::CopyInResponse, Some(e @ (Expect::Execute | Expect::Query)))
+                if !copy_out && !self.copy_in =>
+            {
+                match self.copy.as_mut() {
+                    Some(CopyHook::In(ready)) if ready.is_some() => {
+                        self.copy_in = true;
+                        self.answered = true;
+                        if let Some(ready) = ready.take() {
+                            // A caller that gave up sends nothing: its CopyIn's drop fails it.
+                            let _ = ready.send(());
+                        }
+                    }
+                    _ => self.refuse_copy_in(e, alone, out)?,
+                }
             }
             (Message::CopyOutResponse, Some(Expect::Execute | Expect::Query)) if !copy_out => {
                 self.copy_out = true;
                 self.answered = true;
-                self.error.get_or_insert_with(copy_unsupported);
+                if !matches!(self.copy, Some(CopyHook::Out { .. })) {
+                    self.error.get_or_insert_with(copy_unsupported);
+                }
             }
-            (Message::CopyData(_) | Message::CopyDone, _) if copy_out => {}
+            (Message::CopyData(data), _) if copy_out => {
+                if let Some(CopyHook::Out { sink, flow }) = self.copy.as_mut() {
+                    if !flow.is_closed() {
+                        flow.added(data.len());
+                        sink(data);
+                    }
+                }
+            }
+            (Message::CopyDone, _) if copy_out => {}
             (Message::CopyBothResponse, _) => {
                 return Err(Error::unsupported(
                     "replication (CopyBoth) is not supported",
@@ -502,6 +545,24 @@ impl Pending {
         // The server answers an ErrorResponse, then ReadyForQuery.
         self.skipping = true;
         Ok(())
+    }
+
+    /// The consumer's flow control while this request's COPY TO sends data.
+    pub(crate) fn flow(&self) -> Option<&Flow> {
+        match &self.copy {
+            Some(CopyHook::Out { flow, .. }) if self.copy_out => Some(flow),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller's COPY data may be written now (the server is in copy-in mode
+    /// for this request). `end`: the caller's last message (CopyDone or CopyFail).
+    pub(crate) fn takes_copy_data(&mut self, end: bool) -> bool {
+        let takes = self.copy_in;
+        if end {
+            self.copy_in = false;
+        }
+        takes
     }
 
     /// The caps on what one request may make us keep.

@@ -49,9 +49,16 @@ pub struct Statement {
     pub(crate) param_types: Vec<u32>,
     pub(crate) columns: Arc<[Field]>,
     pub(crate) result_formats: Arc<[i16]>,
+    /// An unnamed statement's text: each execution parses it again, in the same write
+    /// (`prepare: false`), so nothing stays prepared on the server.
+    pub(crate) unnamed_sql: Option<Box<str>>,
 }
 
 impl Statement {
+    /// Whether each execution parses the statement again (nothing prepared on the server).
+    pub fn is_unnamed(&self) -> bool {
+        self.unnamed_sql.is_some()
+    }
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -61,6 +68,15 @@ impl Statement {
     pub fn columns(&self) -> &Arc<[Field]> {
         &self.columns
     }
+    /// Gives `result` the statement's columns and formats. An unnamed statement's result
+    /// keeps the columns its execution described, when the server sent them.
+    pub fn fill(&self, result: &mut QueryResult) {
+        if self.unnamed_sql.is_none() || result.columns.is_none() {
+            result.columns = Some(self.columns.clone());
+        }
+        result.formats = self.result_formats.clone();
+    }
+
     /// The format each result column is requested in.
     pub fn result_formats(&self) -> &[i16] {
         &self.result_formats
@@ -90,6 +106,8 @@ pub struct QueryResult {
     /// for synchronous replication`): a COMMIT that reports success may not be durable on a
     /// standby. The pool reports such a commit as in doubt.
     pub sync_replication_cancelled: bool,
+    /// The portal stopped at the row limit of its Execute (PortalSuspended): more rows wait.
+    pub suspended: bool,
 }
 
 impl QueryResult {

@@ -96,6 +96,7 @@ mod tests {
             param_types: vec![],
             columns: Arc::from(Vec::new()),
             result_formats: Arc::from(Vec::new()),
+            unnamed_sql: None,
         })
     }
 

@@ -5,7 +5,7 @@
 use super::kind::Kind;
 use super::{shaped, strings};
 use crate::errors::{Failure, JsResult};
-use hyperion_codec::{DecodeError, Decoder, Format, Output, Scalar, Types};
+use hyperion_codec::{DecodeError, Decoder, Format, Int8, Output, Scalar, Types};
 use hyperion_wire::backend::DataRowBody;
 use hyperion_wire::QueryResult;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub struct Columns {
     pub(super) frames: Vec<DataRowBody>,
 }
 
-pub(super) fn plan(result: &QueryResult, types: &Types) -> Vec<Decoder> {
+pub(super) fn plan(result: &QueryResult, types: &Types, int8: Int8) -> Vec<Decoder> {
     let columns = result.columns.as_deref().unwrap_or(&[]);
     columns
         .iter()
@@ -46,6 +46,7 @@ pub(super) fn plan(result: &QueryResult, types: &Types) -> Vec<Decoder> {
                 Format::from_code(result.formats.get(i).copied().unwrap_or(0)),
                 types,
             )
+            .with_int8(int8)
         })
         .collect()
 }
@@ -273,8 +274,8 @@ const SMALL_RESULT: usize = 64;
 /// Decodes `result` into columns, off the JS thread; a result of at most [`SMALL_RESULT`]
 /// values is left for [`objects`] unless `columns` is set (every batch of a streamed result
 /// has the same form).
-pub fn decode(result: QueryResult, types: &Types, columns: bool) -> JsResult<Body> {
-    let decoders = plan(&result, types);
+pub fn decode(result: QueryResult, types: &Types, int8: Int8, columns: bool) -> JsResult<Body> {
+    let decoders = plan(&result, types, int8);
     let n = result.rows.len();
     if !columns && n * decoders.len() <= SMALL_RESULT {
         return Ok(Body::Objects(result, decoders));

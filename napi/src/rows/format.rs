@@ -26,6 +26,10 @@ pub struct Chunk {
     pub rest: Option<crate::stream::NativeRows>,
     /// The command tag, columns and notices, on the last chunk.
     pub meta: Option<Meta>,
+    /// Large texts may become external strings: they pay off for results that live long
+    /// (a query's), not for a stream's batches, which die young: V8 frees external strings
+    /// only in its major collections, so a long stream would hold them by the hundred.
+    pub external_strings: bool,
 }
 
 /// One column's JS value and NULL map. A `Values` column's array was filled by
@@ -116,7 +120,8 @@ impl crate::settle::Settled for Chunk {
     /// `[row objects, command, rowCount, fields]`.
     unsafe fn into_js(self, env: sys::napi_env) -> JsResult<sys::napi_value> {
         let val = self;
-        let ctx = Ctx::new(env);
+        let mut ctx = Ctx::new(env);
+        ctx.external = val.external_strings;
         let c = match val.body {
             Body::Objects(result, decoders) => {
                 // [rows, command, rowCount, fields]: rows.js defines the last three on the

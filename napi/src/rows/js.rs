@@ -80,6 +80,8 @@ unsafe extern "C" fn free_text(
 /// The N-API environment plus what conversion needs more than once.
 pub(super) struct Ctx {
     pub(super) env: sys::napi_env,
+    /// Large ASCII texts may become external strings ([`Ctx::owned_string`]).
+    pub(super) external: bool,
     json_parse: Cell<Option<(sys::napi_value, sys::napi_value)>>,
     scratch: Cell<String>,
 }
@@ -88,6 +90,7 @@ impl Ctx {
     pub(super) fn new(env: sys::napi_env) -> Ctx {
         Ctx {
             env,
+            external: true,
             json_parse: Cell::new(None),
             scratch: Cell::new(String::new()),
         }
@@ -134,7 +137,7 @@ impl Ctx {
         ascii: bool,
     ) -> JsResult<sys::napi_value> {
         let create = match external_latin1() {
-            Some(create) if ascii && text.len() >= EXTERNAL_MIN => create,
+            Some(create) if self.external && ascii && text.len() >= EXTERNAL_MIN => create,
             _ => return self.string_ascii(&text, ascii),
         };
         let bytes = Box::new(text.into_bytes());
