@@ -4,6 +4,7 @@
 // built (code, server fields, non-enumerable query). Everything that must be fast or correct
 // under concurrency, and every policy, lives in Rust (see DESIGN.md).
 
+const dc = require('node:diagnostics_channel')
 const native = require('./loader.js')
 const { rowsOf } = require('./rows.js')
 const { Listening, notify } = require('./listen.js')
@@ -238,8 +239,35 @@ async function stoppable(call, opts, sql) {
   }
 }
 
+// Tracing through node:diagnostics_channel, for APM agents and OpenTelemetry (README,
+// "Tracing"). Nothing is built for it unless someone subscribes.
+// - 'hyperiondb-client:query', a TracingChannel: start, end, asyncStart, asyncEnd and error
+//   for every query (pool, transaction, checkout), with one context object per query:
+//   { id, sql, params, host, processId, command, rowCount, error }.
+// - 'hyperiondb-client:connect': { id, kind: 'connect' | 'begin', host, processId,
+//   durationMs } when a dedicated connection is handed out.
+// - 'hyperiondb-client:event': every failover event, as `onEvent` gets it.
+const queryTrace = dc.tracingChannel('hyperiondb-client:query')
+const connectChannel = dc.channel('hyperiondb-client:connect')
+const eventChannel = dc.channel('hyperiondb-client:event')
+let traceIds = 0
+
+// Runs `run(ctx)`, a query that fills `ctx.host` (an index into `hostNames`) and resolves to
+// its rows, as one traced operation.
+function traced(sql, params, processId, hostNames, run) {
+  const ctx = { id: ++traceIds, sql, params: params ?? [], host: null, processId, command: null, rowCount: null }
+  return queryTrace.tracePromise(async () => {
+    const rows = await run(ctx)
+    ctx.host = hostNames[ctx.host] ?? null
+    ctx.command = rows.command
+    ctx.rowCount = rows.rowCount
+    return rows
+  }, ctx)
+}
+
 // The native connection of a Transaction or a Connection (a symbol: both classes use it).
 const NATIVE = Symbol('native')
+const HOSTS = Symbol('hostNames')
 
 // The third argument of stream(): query options plus `batchSize` (rows per round trip).
 function streamOptions(options) {
@@ -306,8 +334,9 @@ function abortedBefore(signal, sql, message = 'the query was aborted before it w
 class Dedicated {
   #logger
 
-  constructor(native, logger) {
+  constructor(native, logger, hostNames = []) {
     this[NATIVE] = native
+    this[HOSTS] = hostNames
     this.#logger = logger
   }
 
@@ -322,10 +351,13 @@ class Dedicated {
     const started = logger ? performance.now() : 0
     try {
       const arrays = opts.arrays === true
-      const rows = await stoppable(async (timeoutMs, abort) => {
-        const r = await this[NATIVE].query(sql, params ?? [], timeoutMs, abort, arrays, opts.prepare)
-        return r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
+      const run = (ctx) => stoppable(async (timeoutMs, abort) => {
+        const r = await this[NATIVE].query(sql, params ?? [], timeoutMs, abort, arrays, opts.prepare, ctx !== undefined)
+        return r.rest ? await rowsOf(r, arrays, ctx) : rowsOf(r, arrays, ctx)
       }, opts, sql)
+      const rows = queryTrace.hasSubscribers
+        ? await traced(sql, params, this[NATIVE].processId() ?? null, this[HOSTS], run)
+        : await run(undefined)
       if (logger) logQuery(logger, sql, started, rows, undefined)
       return rows
     } catch (e) {
@@ -517,16 +549,17 @@ class Pool {
     for (const w of this.#native.warnings()) process.emitWarning(w, { code: 'HYPERIONDB_CONFIG' })
     if (typeof opts === 'string') opts = {}
     this.#logger = opts.logger
-    if (opts.onEvent) {
-      const hook = opts.onEvent
-      // What the hook throws or rejects is ignored, as for the logger.
-      this.#native.onEvent((event) => {
-        try {
-          const r = hook(event)
-          if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, ignore)
-        } catch {}
-      })
-    }
+    const hook = opts.onEvent
+    // What the hook throws or rejects is ignored, as for the logger. Registered whether or
+    // not there is a hook: 'hyperiondb-client:event' subscribers get the events too.
+    this.#native.onEvent((event) => {
+      if (eventChannel.hasSubscribers) eventChannel.publish(event)
+      if (!hook) return
+      try {
+        const r = hook(event)
+        if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, ignore)
+      } catch {}
+    })
     if (opts.onNotice) {
       const hook = opts.onNotice
       // Called by the native side just before the query settles; errors ignored.
@@ -539,6 +572,19 @@ class Pool {
     }
     this.#maxAttempts = this.#native.retryPolicy().maxAttempts
     this.#listening = new Listening(this.#native, opts)
+    this.#hostNames = this.#native.hosts().map((h) => h.host)
+  }
+
+  #hostNames
+
+  // A dedicated connection handed out, for 'hyperiondb-client:connect' subscribers.
+  #published(kind, conn, started) {
+    if (connectChannel.hasSubscribers) {
+      const processId = conn.processId() ?? null
+      const host = this.#native.connections().find((c) => c.processId === processId)?.host ?? null
+      connectChannel.publish({ id: ++traceIds, kind, host, processId, durationMs: performance.now() - started })
+    }
+    return conn
   }
 
   #closedError() {
@@ -554,7 +600,9 @@ class Pool {
   async begin(options) {
     const isolation = checkIsolation(options)
     if (this.#closed) throw this.#closedError()
-    return new Transaction(await this.#native.begin(isolation), this.#logger)
+    const started = performance.now()
+    const tx = this.#published('begin', await this.#native.begin(isolation), started)
+    return new Transaction(tx, this.#logger, this.#hostNames)
   }
 
   /**
@@ -616,7 +664,10 @@ class Pool {
     const started = logger ? performance.now() : 0
     try {
       let rows
-      if (opts === NO_OPTIONS) {
+      if (queryTrace.hasSubscribers) {
+        rows = await traced(sql, params, null, this.#hostNames, (ctx) =>
+          stoppable((timeoutMs, abort) => this.#run(sql, params, opts, timeoutMs, abort, ctx), opts, sql))
+      } else if (opts === NO_OPTIONS) {
         // The common case, without the extra async frame of #run (W1/W2 pay per query).
         const r = await this.#native.query(sql, params ?? [])
         rows = r.rest ? await rowsOf(r) : rowsOf(r)
@@ -631,10 +682,10 @@ class Pool {
     }
   }
 
-  async #run(sql, params, opts, timeoutMs, abort) {
+  async #run(sql, params, opts, timeoutMs, abort, ctx) {
     const arrays = opts.arrays === true
-    const r = await this.#native.query(sql, params ?? [], opts.retry, timeoutMs, abort, arrays, opts.prepare)
-    return r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
+    const r = await this.#native.query(sql, params ?? [], opts.retry, timeoutMs, abort, arrays, opts.prepare, ctx !== undefined)
+    return r.rest ? await rowsOf(r, arrays, ctx) : rowsOf(r, arrays, ctx)
   }
 
   /**
@@ -670,7 +721,9 @@ class Pool {
    */
   async connect() {
     if (this.#closed) throw this.#closedError()
-    return new Connection(await this.#native.connect(), this.#logger)
+    const started = performance.now()
+    const c = this.#published('connect', await this.#native.connect(), started)
+    return new Connection(c, this.#logger, this.#hostNames)
   }
 
   /**

@@ -272,14 +272,19 @@ function withMeta(rows, last) {
  * (returns the array) when the result came whole. The array carries the result's
  * `command`, `rowCount` and `fields`.
  */
-function rowsOf(r, arrays = false) {
-  // A small result comes as [finished row objects, command, rowCount, fields].
-  if (Array.isArray(r)) return defineMeta(r[0], r[1], r[2], r[3])
-  if (r.rest) return rest(r, arrays)
+function rowsOf(r, arrays = false, info = undefined) {
+  // A small result comes as [finished row objects, command, rowCount, fields] (and, when
+  // traced, the index of the host that ran it).
+  if (Array.isArray(r)) {
+    if (info !== undefined) info.host = r[4]
+    return defineMeta(r[0], r[1], r[2], r[3])
+  }
+  if (r.rest) return rest(r, arrays, info)
+  if (info !== undefined) info.host = r.host
   return withMeta(append([], r, arrays), r)
 }
 
-async function rest(first, arrays) {
+async function rest(first, arrays, info) {
   const more = first.rest
   let attempt = first.attempt
   let rows = append([], first, arrays)
@@ -292,6 +297,7 @@ async function rest(first, arrays) {
     }
     append(rows, r, arrays)
   }
+  if (info !== undefined) info.host = r.host
   return withMeta(rows, r)
 }
 

@@ -43,6 +43,21 @@ test('statementCacheSize: the server holds at most that many statements for the 
   assert.deepEqual(await capped.query('select 0 as v'), [{ v: 0 }])
 })
 
+test('10,000 distinct statements on one connection: the server holds at most the default cap (512)', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  const t0 = performance.now()
+  for (let i = 0; i < 10_000; i++) await pool.query(`select ${i}::int as v`)
+  const ms = performance.now() - t0
+  const tx = await pool.begin()
+  try {
+    const [{ n }] = await tx.query('select count(*)::int as n from pg_prepared_statements')
+    assert.ok(n <= 512 + 1 && n >= 500, `prepared on the server: ${n}`)
+  } finally {
+    await tx.rollback()
+  }
+  if (process.env.HYPERION_REPORT) console.log(`10,000 distinct statements in ${ms.toFixed(0)} ms`)
+})
+
 test('idleTimeoutMs closes idle connections down to minConnections; maxLifetimeMs replaces them', async () => {
   const app = `lifecycle-${process.pid}`
   const sessions = async (admin) =>

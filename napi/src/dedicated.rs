@@ -108,6 +108,7 @@ impl NativeConnection {
         abort: Option<&AbortHandle>,
         columns: Option<bool>,
         prepare: Option<bool>,
+        trace: Option<bool>,
     ) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
         let params = read_params(&env, &sql, params, &self.types)?;
@@ -121,6 +122,7 @@ impl NativeConnection {
             self.int8,
             sql.clone(),
             columns.unwrap_or(false),
+            trace.unwrap_or(false),
             move |streaming| {
                 Box::pin(async move {
                     let guard = held.lock().await;

@@ -208,11 +208,13 @@ impl NativePool {
         abort: Option<&AbortHandle>,
         columns: Option<bool>,
         prepare: Option<bool>,
+        trace: Option<bool>,
     ) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
         let opts = query_options(retry, prepare, timeout_ms, abort)
             .map_err(|f| f.with_query(&sql).throw(&env))?;
-        self.spawn_query(env, sql, params, opts, columns.unwrap_or(false))
+        let shape = (columns.unwrap_or(false), trace.unwrap_or(false));
+        self.spawn_query(env, sql, params, opts, shape)
     }
 
     fn spawn_query(
@@ -221,7 +223,7 @@ impl NativePool {
         sql: Arc<str>,
         params: Option<Vec<JsUnknown>>,
         opts: QueryOptions,
-        columns: bool,
+        (columns, trace): (bool, bool),
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, &sql, params, self.pool.types())?;
         let pool = self.pool.clone();
@@ -233,6 +235,7 @@ impl NativePool {
             self.int8,
             sql.clone(),
             columns,
+            trace,
             move |streaming| {
                 Box::pin(
                     async move { Ok(pool.query(&sql, &params, opts, Some(&streaming)).await?) },

@@ -23,6 +23,7 @@ use napi_derive::napi;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
@@ -39,10 +40,21 @@ enum Event {
 
 /// What the pool's side (the protocol loop) and the query's side share: one allocation per
 /// query, and nothing more until a batch is actually handed over (most results are small).
-#[derive(Default)]
 struct Shared {
     events: Mutex<VecDeque<Event>>,
     ready: Notify,
+    /// The host the current attempt runs on (configuration index; `usize::MAX`: not known).
+    host: AtomicUsize,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            events: Mutex::default(),
+            ready: Notify::new(),
+            host: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 impl Shared {
@@ -66,6 +78,10 @@ impl RowSink for Shared {
     fn restart(&self, attempt: u32) {
         self.push(Event::Restart(attempt));
     }
+
+    fn host(&self, index: usize) {
+        self.host.store(index, Ordering::Relaxed);
+    }
 }
 
 pub type QueryFuture = Pin<Box<dyn Future<Output = Result<QueryResult, Failure>> + Send>>;
@@ -86,6 +102,12 @@ struct Feed {
 }
 
 impl Feed {
+    /// The host the last attempt ran on, when tracing.
+    fn host(&self, trace: bool) -> Option<u32> {
+        let h = self.shared.host.load(Ordering::Relaxed);
+        (trace && h != usize::MAX).then(|| u32::try_from(h).unwrap_or(u32::MAX))
+    }
+
     async fn next(&mut self) -> Piece {
         loop {
             let event = match self.shared.pop() {
@@ -121,7 +143,9 @@ impl Feed {
 /// Runs `start(streaming)` and resolves to its first chunk: the whole result when it fits in
 /// one batch, else the first batch with a `rest` to read the others from. Its errors, and
 /// those of the later chunks, carry `query`. `columns`: always in columns, never as row
-/// objects made here (rows as arrays are built by `rows.js` alone).
+/// objects made here (rows as arrays are built by `rows.js` alone). `trace`: the result
+/// says which host ran it (for `diagnostics_channel` subscribers).
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     env: &Env,
     settler: &Settler,
@@ -129,6 +153,7 @@ pub fn spawn(
     int8: Int8,
     query: Arc<str>,
     columns: bool,
+    trace: bool,
     start: impl FnOnce(Streaming) -> QueryFuture,
 ) -> napi::Result<JsObject> {
     let shared = Arc::new(Shared::default());
@@ -148,7 +173,8 @@ pub fn spawn(
             // The common case: the result fitted in one batch.
             Piece::Done(attempt, result) => {
                 let mut result = result?;
-                let meta = Meta::take(&mut result);
+                let mut meta = Meta::take(&mut result);
+                meta.host = feed.host(trace);
                 return Ok(Chunk {
                     body: decode(result, &types.load(), int8, columns)?,
                     attempt,
@@ -161,7 +187,7 @@ pub fn spawn(
             batch => batch,
         };
         let (out, mut rest) = unbounded_channel();
-        tokio::spawn(forward(feed, first, types, int8, out));
+        tokio::spawn(forward(feed, first, types, int8, trace, out));
         let mut chunk = rest
             .recv()
             .await
@@ -183,6 +209,7 @@ async fn forward(
     first: Piece,
     types: Arc<TypeCache>,
     int8: Int8,
+    trace: bool,
     out: UnboundedSender<Result<Chunk, Failure>>,
 ) {
     // A batch that cannot be decoded fails the query, but only once the query is over: the
@@ -209,7 +236,11 @@ async fn forward(
                 continue;
             }
             (Ok(mut rows), None) => {
-                let meta = last.then(|| Meta::take(&mut rows));
+                let meta = last.then(|| {
+                    let mut meta = Meta::take(&mut rows);
+                    meta.host = feed.host(trace);
+                    meta
+                });
                 match decode(rows, &types.load(), int8, true) {
                     Ok(body) => Ok(Chunk {
                         body,

@@ -119,6 +119,9 @@ impl Dedicated {
         self.lease.mark_head();
         let work = async {
             let stmt = self.statement(sql, prepare).await?;
+            if let Some(s) = streaming {
+                s.sink.host(self.lease.conn.host);
+            }
             let stream = streaming.map(Streaming::row_stream);
             let result = client.execute_streaming(&stmt, params, stream).await?;
             self.check_columns(sql, &stmt, &result);

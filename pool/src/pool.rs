@@ -45,6 +45,9 @@ pub trait RowSink: Send + Sync {
     fn rows(&self, batch: QueryResult);
     /// Attempt `attempt` (2, 3, ...) starts: drop what the earlier ones delivered.
     fn restart(&self, attempt: u32);
+    /// The attempt runs on a connection to host `index` (in configuration order), for
+    /// tracing.
+    fn host(&self, _index: usize) {}
 }
 
 /// Where a streamed query's batches go, and how large they are.
@@ -332,6 +335,9 @@ impl Pool {
                 if let Some(s) = streaming {
                     s.sink.restart(attempt);
                 }
+            }
+            if let Some(s) = streaming {
+                s.sink.host(lease.conn.host);
             }
             let stream = streaming.map(Streaming::row_stream);
             let named = opts.prepare.unwrap_or(cfg.prepare);

@@ -131,10 +131,14 @@ impl crate::settle::Settled for Chunk {
                     Some(meta) => meta.values(&ctx)?,
                     None => [ctx.null()?, ctx.null()?, ctx.array(0)?],
                 };
-                let tuple = ctx.array(4)?;
+                let host = val.meta.as_ref().and_then(|m| m.host);
+                let tuple = ctx.array(if host.is_some() { 5 } else { 4 })?;
                 ctx.set(tuple, 0, array)?;
                 for (i, v) in meta.into_iter().enumerate() {
                     ctx.set(tuple, i + 1, v)?;
+                }
+                if let Some(h) = host {
+                    ctx.set(tuple, 4, ctx.uint(h)?)?;
                 }
                 return Ok(tuple);
             }
@@ -197,6 +201,14 @@ impl crate::settle::Settled for Chunk {
                 (c"fields", fields),
             ] {
                 check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));
+            }
+            if let Some(h) = meta.host {
+                check!(sys::napi_set_named_property(
+                    env,
+                    obj,
+                    c"host".as_ptr(),
+                    ctx.uint(h)?
+                ));
             }
         }
         Ok(obj)

@@ -96,6 +96,12 @@ impl Ctx {
         }
     }
 
+    pub(super) unsafe fn uint(&self, v: u32) -> JsResult<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_create_uint32(self.env, v, &mut out));
+        Ok(out)
+    }
+
     pub(super) unsafe fn null(&self) -> JsResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         check!(sys::napi_get_null(self.env, &mut out));

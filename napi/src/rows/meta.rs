@@ -23,6 +23,8 @@ pub struct Meta {
     columns: Option<Arc<[Field]>>,
     formats: Arc<[i16]>,
     pub(crate) notices: Vec<ErrorFields>,
+    /// The configuration index of the host that ran it, when the caller traces.
+    pub host: Option<u32>,
 }
 
 impl Meta {
@@ -32,6 +34,7 @@ impl Meta {
             columns: result.columns.clone(),
             formats: result.formats.clone(),
             notices: std::mem::take(&mut result.notices),
+            host: None,
         }
     }
 
@@ -169,6 +172,7 @@ mod tests {
             columns: None,
             formats: Arc::from([]),
             notices: Vec::new(),
+            host: None,
         }
     }
 
