@@ -365,3 +365,40 @@ test('onNotice sees the notices of a statement that then fails, and of a script'
   await tx.rollback()
   assert.deepEqual(seen, [['NOTICE', 'in tx']])
 })
+
+test('await using (Node 24 syntax): a transaction rolls back, a checkout is released, a pool is ended at the block end', async () => {
+  const node24 = require('../scripts/node-bin.js').nodeBinary('x64-24')
+  const script = `
+    const { createPool } = require(${JSON.stringify(require.resolve('../client.js'))})
+    ;(async () => {
+      const opts = JSON.parse(process.argv[1])
+      const out = {}
+      {
+        await using pool = createPool(opts)
+        await pool.query('delete from sp_t where id in (200, 201)')
+        {
+          await using tx = await pool.begin()
+          await tx.query('insert into sp_t values (200)')
+        }
+        {
+          await using tx = await pool.begin()
+          await tx.query('insert into sp_t values (201)')
+          await tx.commit()
+        }
+        {
+          await using c = await pool.connect()
+          out.inUseInside = pool.status().inUse
+        }
+        out.inUseAfter = pool.status().inUse
+        out.rows = (await pool.query('select id from sp_t where id in (200, 201) order by id')).map((r) => r.id)
+        globalThis.kept = pool
+      }
+      await globalThis.kept.query('select 1').catch((e) => { out.afterEnd = e.code })
+      console.log(JSON.stringify(out))
+    })().catch((e) => { console.error(e); process.exit(1) })`
+  const out = await new Promise((resolve, reject) => {
+    execFile(node24, ['-e', script, JSON.stringify({ ...suite.conn, poolSize: 2 })], { timeout: 60_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))
+  })
+  assert.deepEqual(JSON.parse(out), { inUseInside: 1, inUseAfter: 0, rows: [201], afterEnd: 'POOL_CLOSED' })
+})
