@@ -213,6 +213,7 @@ test('without prepare: false, named statements collide on the shared server conn
   assert.ok(err, `the second client's named statement did not collide (PgBouncer ${one.version}, ${one.preparedStatements})`)
   assert.ok(['42P05', '26000'].includes(err.code), `${err.code}: ${err.message}`)
   assert.match(err.message, /prepared statement "[^"]+" (already exists|does not exist)/)
+  assert.match(err.hint, /pooler in transaction mode \(PgBouncer\), use prepare: false/)
   // The same statements per statement unnamed ({ prepare: false } as the third argument), on
   // pools that prepare by default: every one runs.
   const c = named(one, { poolSize: 3 })

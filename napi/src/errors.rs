@@ -134,6 +134,9 @@ unsafe fn error(
                 js.set(error, name, v)?;
             }
         }
+        if let Some(hint) = pooler_hint(d) {
+            js.set(error, c"hint", hint)?;
+        }
     }
     if let Some(q) = query {
         // Non-enumerable, read-only, not configurable, as `Object.defineProperty(err,
@@ -151,6 +154,16 @@ unsafe fn error(
         check(sys::napi_define_properties(env, error, 1, &descriptor))?;
     }
     Ok(error)
+}
+
+/// Our own hint for a prepared statement of ours that the server does not have, or has
+/// twice: what a pooler in transaction mode (PgBouncer) does to named statements, since it
+/// hands each transaction whichever server connection is free.
+fn pooler_hint(d: &hyperion_wire::DbError) -> Option<&'static str> {
+    let ours = d.message.starts_with("prepared statement \"h");
+    (d.hint.is_none() && ours && matches!(d.code.as_str(), "26000" | "42P05")).then_some(
+        "the server connection's prepared statements are not this client's: behind a pooler in transaction mode (PgBouncer), use prepare: false",
+    )
 }
 
 /// The server's fields of an error or notice as JS property names and values, in the order
