@@ -733,46 +733,41 @@ class Pool {
   stream(sql, params, options) {
     checkSql(sql, params)
     streamOptions(options)
-    const pool = this
-    return (async function* poolStream() {
-      const c = await pool.connect()
-      try {
-        yield* c.stream(sql, params, options)
-      } finally {
-        await c.release()
-      }
-    })()
+    return this.#iterateOn((c) => c.stream(sql, params, options))
   }
 
   /** `COPY ... FROM STDIN` on a connection of its own (see `Connection#copyFrom`). */
-  async copyFrom(sql, source) {
-    const c = await this.connect()
-    try {
-      return await c.copyFrom(sql, source)
-    } finally {
-      await c.release()
-    }
+  copyFrom(sql, source) {
+    return this.#runOn((c) => c.copyFrom(sql, source))
   }
 
   /** `COPY ... TO STDOUT` on a connection of its own (see `Connection#copyTo`). */
   copyTo(sql) {
     if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
-    const pool = this
-    return (async function* poolCopyTo() {
-      const c = await pool.connect()
-      try {
-        yield* c.copyTo(sql)
-      } finally {
-        await c.release()
-      }
-    })()
+    return this.#iterateOn((c) => c.copyTo(sql))
   }
 
   /** Several statements in one round trip (see `Connection#script`). */
-  async script(sql, options) {
+  script(sql, options) {
+    return this.#runOn((c) => c.script(sql, options))
+  }
+
+  // `work(c)` on a connection checked out for it, given back when it settles.
+  async #runOn(work) {
     const c = await this.connect()
     try {
-      return await c.script(sql, options)
+      return await work(c)
+    } finally {
+      await c.release()
+    }
+  }
+
+  // The items of `iterable(c)` on a connection checked out when the loop starts, given back
+  // when it ends (however it ends).
+  async *#iterateOn(iterable) {
+    const c = await this.connect()
+    try {
+      yield* iterable(c)
     } finally {
       await c.release()
     }

@@ -9,11 +9,9 @@
 //! A transaction dropped without COMMIT or ROLLBACK releases its lease mid-transaction, and
 //! the pool destroys that connection instead of reusing it.
 
-use crate::cancel::Cancellation;
 use crate::dedicated::Dedicated;
 use crate::error::Error;
-use crate::pool::{Pool, Streaming};
-use hyperion_wire::{Params, QueryResult};
+use crate::pool::Pool;
 
 /// Isolation level for BEGIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,17 +60,6 @@ impl Pool {
 }
 
 impl Transaction {
-    /// Runs a statement inside the transaction ([`Dedicated::query`]).
-    pub async fn query<P: Params + Sync + ?Sized>(
-        &self,
-        sql: &str,
-        params: &P,
-        streaming: Option<&Streaming>,
-        cancel: &Cancellation,
-    ) -> Result<QueryResult, Error> {
-        self.conn.query(sql, params, streaming, cancel, None).await
-    }
-
     /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known.
     pub async fn commit(self) -> Result<(), Error> {
         self.conn.lease.mark_head();
