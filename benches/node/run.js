@@ -623,6 +623,8 @@ async function main() {
     return
   }
   const started = new Date()
+  const loadBefore = +os.loadavg()[0].toFixed(2)
+  log(`load average before the run: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}`)
   const tools = { bun: findBun(), pgbench: findPgbench() }
   const hyperion = snapshotHyperion(opts)
   const adapters = {}
@@ -640,9 +642,11 @@ async function main() {
   log(`versions: ${Object.entries(ver).map(([k, v]) => `${k} ${v}`).join(', ')}`)
 
   const record = (rep, order, workload, client, res, ms) => {
-    const s = { workload, client, rep, order, ok: !!res.ok, wall_ms: Math.round(ms), ...res }
+    // The machine's 1-minute load average after the sample (this run's own processes included).
+    const load1 = +os.loadavg()[0].toFixed(2)
+    const s = { workload, client, rep, order, ok: !!res.ok, wall_ms: Math.round(ms), load1, ...res }
     samples.push(s)
-    log(`[rep ${rep + 1}/${workload === 'W8' ? 1 : opts.reps}] ${workload} ${client.padEnd(15)} ${res.ok ? fmtMetric(workload, res.metrics) : `ERROR: ${res.error}`}  (${(ms / 1000).toFixed(1)} s)`)
+    log(`[rep ${rep + 1}/${workload === 'W8' ? 1 : opts.reps}] ${workload} ${client.padEnd(15)} ${res.ok ? fmtMetric(workload, res.metrics) : `ERROR: ${res.error}`}  (${(ms / 1000).toFixed(1)} s, load ${load1})`)
   }
 
   const main = opts.workloads.filter((w) => w !== 'W6' && w !== 'W8')
@@ -694,8 +698,10 @@ async function main() {
     server = server || ctx.server6
   }
 
+  const loads = samples.map((x) => x.load1).filter(Number.isFinite).sort((a, b) => a - b)
   const result = {
     date: started.toISOString(),
+    load: { before: loadBefore, after: +os.loadavg()[0].toFixed(2), samples_min: loads[0], samples_median: loads[Math.floor(loads.length / 2)], samples_max: loads[loads.length - 1] },
     finished: new Date().toISOString(),
     command,
     machine: { nproc: os.availableParallelism ? os.availableParallelism() : os.cpus().length, cpu: os.cpus()[0] && os.cpus()[0].model, memGb: +(os.totalmem() / 2 ** 30).toFixed(1), kernel: os.release() },

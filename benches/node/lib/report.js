@@ -166,6 +166,7 @@ function markdown(result) {
     (S_WORKLOADS.some((w) => S[w]) ? `; pg-query-stream ${v['pg-query-stream']}, pg-cursor ${v['pg-cursor']}, pg-copy-streams ${v['pg-copy-streams']}.` : '.'))
   L.push('')
   const onlyW8 = result.options.workloads.every((w) => w === 'W8')
+  if (result.load) L.push(`Load (1-minute average; the run's own processes count in it): ${result.load.before} before the run, ${result.load.samples_min}–${result.load.samples_max} after the samples (median ${result.load.samples_median}).`, '')
   L.push(`Run: \`${result.command}\`, ${onlyW8 ? 'one sample per client and fault kind (W8)' : `${result.options.reps} repetitions per client${result.options.workloads.includes('W8') ? ' (W8: one per fault kind)' : ''}`}, each sample in a fresh process, warm-up excluded, clients interleaved (A B C, then C B A, ...). Started ${result.date}, finished ${result.finished}.`)
   const flags = result.options.nodeFlags || []
   if (flags.length) L.push(`**Tuned runtime:** every Node.js sample ran with \`${flags.join(' ')}\` (all Node.js clients alike; Bun and pgbench unchanged).`)
