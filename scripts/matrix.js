@@ -39,15 +39,7 @@ const NODE_RELEASES = ['22', '24']
 // passes is reported too, so that its entry gets removed. Anything else that fails is run
 // once more on its own (by name) and fails CI only if it fails again (reported as flaky
 // when it then passes: on 2 shared cores, timing-bound tests can miss once).
-const KNOWN = [
-  { pg: '13', test: 'every case decodes as a column value, and as NULL', why: "types.test.js's numeric cases include 'Infinity', which numeric accepts from PostgreSQL 14 on" },
-  { pg: '13', test: 'every case binds as a parameter (binary and text) and round-trips', why: 'the same numeric Infinity case' },
-  {
-    node: '24',
-    test: 'connectTimeoutMs bounds a handshake with a host that never answers; garbage from a non-PostgreSQL server is a clear error',
-    why: "fails with 'read ECONNRESET' on Node 24 in each of 3 runs (passes on 20 and 22): the test's HTTP-garbage server ends sockets the client resets",
-  },
-]
+const KNOWN = []
 
 function installedMajors() {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))

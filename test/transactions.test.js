@@ -179,9 +179,12 @@ test('40 transactions over a pool of 2: served in about the order they asked (FI
   assert.equal(order.length, 40)
   // The pool's line is first come, first served (pool/tests/lease.rs checks it exactly). From
   // JS, the 40 calls reach the line as their tasks run, which is nearly but not exactly call
-  // order, and two connections serve it: each transaction starts within two places of its
-  // turn. (A pool that served the line in any other order, LIFO say, fails this.)
-  order.forEach((v, pos) => assert.ok(Math.abs(pos - v) <= 2, `transaction ${v} started ${pos}th: ${order}`))
+  // order, and two connections serve it: each transaction starts within a few places of its
+  // turn. Two places held on a quiet machine but missed under load (CI's matrix, 2 cores
+  // shared with the server: 3 of 5 runs), when the runtime runs the calls' tasks a little
+  // out of order; six still fails a pool that served the line any other way (LIFO puts the
+  // last caller first: 39 places off).
+  order.forEach((v, pos) => assert.ok(Math.abs(pos - v) <= 6, `transaction ${v} started ${pos}th: ${order}`))
   assert.deepEqual(await p.query("select n from t_tx where k = 'load'"), [{ n: 39 }])
   const st = p.status()
   assert.equal(st.waiting, 0)
