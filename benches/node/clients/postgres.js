@@ -34,7 +34,7 @@ const tlsOptions = (t) => (t ? { ssl: { ca: require('node:fs').readFileSync(t.ca
 
 function connect(o) {
   const hosts = o.hosts || [o]
-  const sql = postgres({
+  const make = () => postgres({
     host: hosts.map((h) => h.host),
     port: hosts.map((h) => h.port),
     username: o.user,
@@ -46,6 +46,7 @@ function connect(o) {
     onnotice: () => {},
     ...(o.ha ? HA : {}),
   })
+  let sql = make()
   return {
     query: (text, params) => sql.unsafe(text, params, OPTS),
     transaction: (fn) => sql.begin((tx) => fn({ query: (text, params) => tx.unsafe(text, params, OPTS) })),
@@ -58,6 +59,16 @@ function connect(o) {
     },
     async copyTo(text, onChunk) {
       for await (const chunk of await sql.unsafe(text).readable()) onChunk(chunk)
+    },
+    // postgres.js 3.4.9 can leave the connection's socket paused after a large COPY TO
+    // (CopyData over the high-water mark and CopyDone in one read: porsager/postgres#499, the
+    // fix is the open PR #1016), and the next query on it never returns. S3 calls this between
+    // runs, outside the timing: a fresh instance, connected, replaces the stuck one.
+    async afterCopyTo() {
+      const old = sql
+      sql = make()
+      await sql.unsafe('select 1')
+      old.end({ timeout: 0 }).catch(() => {})
     },
     close: () => sql.end({ timeout: 5 }),
   }

@@ -62,7 +62,8 @@ insert into bench_tx select i, 0 from generate_series(1, ${TX_ROWS}) i;
 grant all on bench_small, bench_wide, bench_json, bench_strings, bench_insert, bench_tx to public;
 `
 // S1-S3 (run.js creates it only when one of them runs): 1M rows whose COPY text is exactly
-// what copyLines() generates; bench_copy is S2's target.
+// what copyChunks() generates; bench_copy is S2's target. synchronize_seqscans is turned off
+// for the database (new sessions), the only setting the benchmark changes on either server.
 const STREAM_ROWS = 1000000
 const SCHEMA_STREAM = `
 drop table if exists bench_stream, bench_copy;
@@ -70,6 +71,9 @@ create table bench_stream (id int4 not null, label text not null, amount numeric
 insert into bench_stream select i, 'row-' || i, (i % 100000) + 0.25, i + 0.5, 9007199254740993 + i from generate_series(1, ${STREAM_ROWS}) i;
 create unlogged table bench_copy (id int4 not null, label text not null, amount numeric(12,2) not null, value float8 not null, big int8 not null);
 grant all on bench_stream, bench_copy to public;
+-- A scan of a table larger than a quarter of shared_buffers may start where another scan of
+-- it is (or stopped): off, so that S3's COPY TO sends the rows in the order copyChunks() makes.
+do $$ begin execute format('alter database %I set synchronize_seqscans = off', current_database()); end $$;
 `
 const SCHEMA_STREAM_AFTER = 'vacuum analyze bench_stream, bench_copy'
 // Run separately (VACUUM cannot run inside the implicit transaction of a multi-statement query).
@@ -520,10 +524,12 @@ async function S3(db, adapter, size) {
   }
   const ok = (r) => check(r.bytes === expectBytes && r.hash === expect, () => `S3: ${r.bytes} bytes (expected ${expectBytes}), sha256 ${r.hash.slice(0, 16)} (expected ${expect.slice(0, 16)})`)
   ok(await run()) // warm-up, checked
+  if (db.afterCopyTo) await db.afterCopyTo()
   const rates = []
   const rss = []
   let chunks = 0
   for (let k = 0; k < size.runs; k++) {
+    if (k && db.afterCopyTo) await db.afterCopyTo()
     const peak = rssWindow()
     const t = now()
     const r = await run()
