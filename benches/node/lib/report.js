@@ -257,8 +257,9 @@ function chart(result) {
   const S = result.summary
   const W = 1500
   const sw = S_WORKLOADS.filter((w) => S[w])
-  const sY = S.W6 || S.W7 ? (S.W8 ? 1390 : 1010) : 650
-  const H = Math.max(S.W8 ? 1380 : 1010, sw.length ? sY + 370 : 0)
+  const hasMain = ['W1', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5'].some((w) => S[w])
+  const sY = S.W6 || S.W7 ? (S.W8 ? 1390 : 1010) : hasMain ? 650 : 110
+  const H = hasMain || S.W6 || S.W7 || S.W8 ? Math.max(S.W8 ? 1380 : 1010, sw.length ? sY + 370 : 0) : sY + 370
   const cv = new Canvas(W, H)
   const ink = [30, 30, 30]
   cv.text(`hyperiondb-client vs other PostgreSQL clients${result.options.tls ? ' over TLS' : ''}${result.server.kind === 'system' ? ', system server' : ''}, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
