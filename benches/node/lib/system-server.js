@@ -138,10 +138,20 @@ async function startSystemServer({ pgBin, log = () => {} } = {}) {
     // SIGQUIT is PostgreSQL's immediate shutdown. (Ctrl-C reaches it as well: same process group.)
     const onExit = () => { if (exited === null) { try { process.kill(pid, 'SIGQUIT') } catch { /* gone */ } } }
     process.once('exit', onExit)
+    // A SIGTERM/SIGHUP/SIGINT to this process alone: the server goes too, and the process
+    // exits as it would have, unless someone else (run.js --serve) handles the signal.
+    const onSignal = (sig) => {
+      onExit()
+      try { fs.rmSync(base, { recursive: true, force: true }) } catch { /* best effort */ }
+      if (process.listenerCount(sig) === 0) process.exit(128 + (os.constants.signals[sig] || 0))
+    }
+    const sigs = ['SIGTERM', 'SIGHUP', 'SIGINT']
+    for (const sig of sigs) process.once(sig, onSignal)
     const stop = async () => {
       if (stopped) return
       stopped = true
       process.removeListener('exit', onExit)
+      for (const sig of sigs) process.removeListener(sig, onSignal)
       if (exited === null) {
         try { process.kill(pid, 'SIGINT') } catch { /* gone */ } // fast shutdown
         for (let i = 0; exited === null && i < 300; i++) await sleep(100)
