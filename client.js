@@ -243,7 +243,7 @@ async function stoppable(call, opts, sql) {
 // "Tracing"). Nothing is built for it unless someone subscribes.
 // - 'hyperiondb-client:query', a TracingChannel: start, end, asyncStart, asyncEnd and error
 //   for every query (pool, transaction, checkout), with one context object per query:
-//   { id, sql, params, host, processId, command, rowCount, error }.
+//   { id, sql, params, host, processId, command, rowCount, durationMs, error }.
 // - 'hyperiondb-client:connect': { id, kind: 'connect' | 'begin', host, processId,
 //   durationMs } when a dedicated connection is handed out.
 // - 'hyperiondb-client:event': every failover event, as `onEvent` gets it.
@@ -255,13 +255,19 @@ let traceIds = 0
 // Runs `run(ctx)`, a query that fills `ctx.host` (an index into `hostNames`) and resolves to
 // its rows, as one traced operation.
 function traced(sql, params, processId, hostNames, run) {
-  const ctx = { id: ++traceIds, sql, params: params ?? [], host: null, processId, command: null, rowCount: null }
+  const ctx = { id: ++traceIds, sql, params: params ?? [], host: null, processId, command: null, rowCount: null, durationMs: null }
+  const started = performance.now()
   return queryTrace.tracePromise(async () => {
-    const rows = await run(ctx)
-    ctx.host = hostNames[ctx.host] ?? null
-    ctx.command = rows.command
-    ctx.rowCount = rows.rowCount
-    return rows
+    try {
+      const rows = await run(ctx)
+      ctx.command = rows.command
+      ctx.rowCount = rows.rowCount
+      return rows
+    } finally {
+      // Set before `error` / `asyncEnd` are published.
+      ctx.host = hostNames[ctx.host] ?? null
+      ctx.durationMs = performance.now() - started
+    }
   }, ctx)
 }
 

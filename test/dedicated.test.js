@@ -402,3 +402,15 @@ test('await using (Node 24 syntax): a transaction rolls back, a checkout is rele
   })
   assert.deepEqual(JSON.parse(out), { inUseInside: 1, inUseAfter: 0, rows: [201], afterEnd: 'POOL_CLOSED' })
 })
+
+test('COPY in a transaction: copyFrom rolled back with it, copyTo sees the uncommitted rows', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  await pool.query('truncate copy_t')
+  const tx = await pool.begin()
+  assert.equal(await tx.copyFrom('copy copy_t (id, label) from stdin', ['1\ta\n', '2\tb\n']), 2)
+  const parts = []
+  for await (const b of tx.copyTo('copy (select id, label from copy_t order by id) to stdout')) parts.push(b)
+  assert.equal(Buffer.concat(parts).toString(), '1\ta\n2\tb\n')
+  await tx.rollback()
+  assert.deepEqual(await pool.query('select count(*)::int as n from copy_t'), [{ n: 0 }])
+})

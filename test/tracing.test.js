@@ -51,6 +51,7 @@ test('a subscriber sees start and end for every query, in order, with matching i
   assert.deepEqual(ctxs.map((c) => c.rowCount), [1, 3000, null, 1, 1])
   assert.deepEqual(ctxs.map((c) => c.host), [primary, primary, null, primary, primary])
   assert.deepEqual(ctxs[0].params, [1])
+  for (const c of ctxs) assert.ok(typeof c.durationMs === 'number' && c.durationMs >= 0, `durationMs of ${c.sql}`)
   assert.equal(ctxs[2].error.code, '42703')
   assert.equal(typeof ctxs[4].processId, 'number')
 })
