@@ -91,6 +91,8 @@ test('failover events reach hyperiondb-client:event subscribers without an onEve
     await suite.cluster.failover({ mode: 'fence' })
     await pool.query('create temp table if not exists ev_t (x int)')
     assert.notEqual(suite.cluster.primaryIndex(), old)
+    // Events travel on their own thread-safe function: they may land after the query settled.
+    for (let i = 0; i < 100 && !events.some((e) => e.type === 'primary-found'); i++) await new Promise((r) => setTimeout(r, 10))
   } finally {
     dc.unsubscribe('hyperiondb-client:event', onEvent)
   }
