@@ -1,0 +1,257 @@
+'use strict'
+// What runs on a connection held alone: Transaction (pool.begin()) and Connection
+// (pool.connect()), with their streams, COPY, scripts and savepoints.
+
+const { rowsOf } = require('./rows.js')
+const { argumentError, checkSql, queryOptions, streamOptions, stoppable, abortedBefore, logQuery, ignore } = require('./calls.js')
+const { queryTrace, traced } = require('./tracing.js')
+
+// The native connection of a Transaction or a Connection (a symbol: both classes use it).
+const NATIVE = Symbol('native')
+const HOSTS = Symbol('hostNames')
+
+// COPY FROM data is handed to the native side in pieces of at least this many bytes: one
+// crossing (and one promise) per piece, not per row.
+const COPY_PIECE = 64 * 1024
+
+function copyChunk(chunk) {
+  if (typeof chunk === 'string') return Buffer.from(chunk)
+  if (Buffer.isBuffer(chunk)) return chunk
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  throw argumentError('copyFrom: the source must yield Buffers, Uint8Arrays or strings')
+}
+
+// A stream's rows, batch by batch: the cursor starts on the first next() (a stream never
+// iterated holds nothing), and is closed however the loop ends (`break`, a throw, the end).
+async function* cursorRows(start, arrays, signal, sql) {
+  if (signal !== undefined && signal.aborted) throw abortedBefore(signal, sql)
+  const cursor = start()
+  let onAbort
+  const aborted = signal === undefined ? undefined : new Promise((resolve, reject) => {
+    onAbort = () => reject(abortedBefore(signal, sql, 'the stream was aborted'))
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  if (aborted) aborted.catch(ignore)
+  try {
+    for (;;) {
+      const next = cursor.next()
+      const r = aborted ? await Promise.race([next, aborted]) : await next
+      if (r === null) return
+      const rows = r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
+      for (let i = 0; i < rows.length; i++) yield rows[i]
+    }
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort)
+    await cursor.close()
+  }
+}
+
+/**
+ * What runs on a connection held alone: a transaction (`pool.begin()`) or a checked-out
+ * connection (`pool.connect()`).
+ */
+class Dedicated {
+  #logger
+
+  constructor(native, logger, hostNames = []) {
+    this[NATIVE] = native
+    this[HOSTS] = hostNames
+    this.#logger = logger
+  }
+
+  /**
+   * Runs one statement. `options.timeoutMs` / `options.signal` cancel it on the server
+   * (which aborts a transaction; roll it back). `options.prepare: false` runs it unnamed.
+   */
+  async query(sql, params, options) {
+    checkSql(sql, params)
+    const opts = queryOptions(options)
+    const logger = this.#logger
+    const started = logger ? performance.now() : 0
+    try {
+      const arrays = opts.arrays === true
+      const run = (ctx) => stoppable(async (timeoutMs, abort) => {
+        const r = await this[NATIVE].query(sql, params ?? [], timeoutMs, abort, arrays, opts.prepare, ctx !== undefined)
+        return r.rest ? await rowsOf(r, arrays, ctx) : rowsOf(r, arrays, ctx)
+      }, opts, sql)
+      const rows = queryTrace.hasSubscribers
+        ? await traced(sql, params, this[NATIVE].processId() ?? null, this[HOSTS], run)
+        : await run(undefined)
+      if (logger) logQuery(logger, sql, started, rows, undefined)
+      return rows
+    } catch (e) {
+      if (logger) logQuery(logger, sql, started, undefined, e)
+      throw e
+    }
+  }
+
+  /**
+   * The rows of `sql` as an async iterable, read `options.batchSize` (default 1000) at a
+   * time through a portal: memory stays flat however large the result. Leaving the loop
+   * early closes the portal and frees the connection.
+   */
+  stream(sql, params, options) {
+    checkSql(sql, params)
+    const opts = streamOptions(options)
+    const native = this[NATIVE]
+    const arrays = opts.arrays === true
+    return cursorRows(() => native.stream(sql, params ?? [], opts.batchSize, arrays, opts.prepare), arrays, opts.signal, sql)
+  }
+
+  /**
+   * `COPY ... FROM STDIN` with the data of `source` (a Buffer or string, or an iterable or
+   * async iterable of them, a Node Readable included); resolves to the row count. A source
+   * that throws ends the COPY with CopyFail (nothing is copied) and the error is rethrown.
+   */
+  async copyFrom(sql, source) {
+    if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
+    const single = typeof source === 'string' || source instanceof Uint8Array
+    if (!single && (source === null || typeof source !== 'object' ||
+        (typeof source[Symbol.asyncIterator] !== 'function' && typeof source[Symbol.iterator] !== 'function'))) {
+      throw argumentError('copyFrom takes a Buffer, a string, or an (async) iterable of them, such as a Readable')
+    }
+    const w = await this[NATIVE].copyIn(sql)
+    try {
+      if (single) {
+        await w.write(copyChunk(source))
+      } else {
+        let pieces = []
+        let size = 0
+        for await (const chunk of source) {
+          const b = copyChunk(chunk)
+          pieces.push(b)
+          size += b.length
+          if (size >= COPY_PIECE) {
+            await w.write(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, size))
+            pieces = []
+            size = 0
+          }
+        }
+        if (size > 0) await w.write(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, size))
+      }
+    } catch (e) {
+      const reason = e !== null && typeof e === 'object' && typeof e.message === 'string' ? e.message : String(e)
+      await w.fail(`the source failed: ${reason}`)
+      throw e
+    }
+    return w.end()
+  }
+
+  /**
+   * `COPY ... TO STDOUT`: its data as an async iterable of Buffers (`Readable.from()` makes
+   * it a Readable). Leaving the loop early cancels the COPY and frees the connection.
+   */
+  copyTo(sql) {
+    if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
+    const native = this[NATIVE]
+    return (async function* copyOut() {
+      const r = native.copyOut(sql)
+      let ended = false
+      try {
+        for (;;) {
+          const d = await r.read()
+          if (!Buffer.isBuffer(d)) {
+            ended = true
+            return
+          }
+          yield d
+        }
+      } finally {
+        if (!ended) await r.close()
+      }
+    })()
+  }
+
+  /**
+   * Several statements separated by semicolons in one simple-protocol round trip (a
+   * migration); no parameters. Resolves to one result per statement (rows with `command`,
+   * `rowCount` and `fields`); the first error stops the rest.
+   */
+  async script(sql, options) {
+    if (typeof sql !== 'string') throw argumentError('script text must be a string')
+    const opts = queryOptions(options)
+    const results = await stoppable((timeoutMs, abort) => this[NATIVE].script(sql, timeoutMs, abort), opts, sql)
+    return results.map((r) => rowsOf(r, opts.arrays === true))
+  }
+}
+
+/**
+ * A transaction on one dedicated connection, from `pool.begin()`. Call `commit()` or
+ * `rollback()`; one abandoned without either is rolled back and its connection destroyed
+ * when it is garbage-collected (or at the end of an `await using` block).
+ */
+class Transaction extends Dedicated {
+  #finished = false
+  #savepoints = 0
+
+  get finished() {
+    return this.#finished
+  }
+
+  async commit() {
+    this.#finished = true
+    await this[NATIVE].commit()
+  }
+
+  async rollback() {
+    this.#finished = true
+    await this[NATIVE].rollback()
+  }
+
+  /**
+   * Runs `cb(tx)` inside a SAVEPOINT: released when it returns, rolled back to when it
+   * throws (the error is rethrown and the outer transaction goes on). Nests.
+   */
+  async savepoint(cb) {
+    if (typeof cb !== 'function') throw argumentError('savepoint takes a callback')
+    const name = `hyperion_sp_${++this.#savepoints}`
+    await this.query(`SAVEPOINT ${name}`)
+    let result
+    try {
+      result = await cb(this)
+    } catch (e) {
+      await this.query(`ROLLBACK TO SAVEPOINT ${name}`)
+      throw e
+    }
+    await this.query(`RELEASE SAVEPOINT ${name}`)
+    return result
+  }
+
+  /** `await using tx = await pool.begin()`: rolled back at the block's end unless finished. */
+  async [Symbol.asyncDispose]() {
+    if (this.#finished) return
+    await this.rollback().catch(ignore)
+  }
+}
+
+/**
+ * A connection checked out with `pool.connect()`, for the caller alone until `release()`
+ * (for ORMs and session state: SET, temporary tables, advisory locks). `release(err)` with
+ * an error closes the connection instead of giving it back; so does releasing it inside a
+ * transaction block.
+ */
+class Connection extends Dedicated {
+  #released = false
+
+  get released() {
+    return this.#released
+  }
+
+  /** The backend process id of the connection. */
+  get processId() {
+    return this[NATIVE].processId() ?? null
+  }
+
+  async release(err) {
+    if (this.#released) return
+    this.#released = true
+    await this[NATIVE].release(err !== undefined && err !== null && err !== false)
+  }
+
+  /** `await using c = await pool.connect()`: released at the block's end. */
+  async [Symbol.asyncDispose]() {
+    await this.release()
+  }
+}
+
+module.exports = { Dedicated, Transaction, Connection }
