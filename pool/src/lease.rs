@@ -54,9 +54,6 @@ pub(crate) struct Conn {
 /// way a checked-out connection would.
 const STALLED_MS: u64 = 100;
 
-/// How often a caller waiting for an exclusive connection looks at the slots itself.
-const RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
-
 impl Conn {
     pub(crate) fn in_flight(&self) -> u32 {
         self.client.state().in_flight()
@@ -381,34 +378,13 @@ impl Pool {
             }
             let got = {
                 let _waiting = Counted::new(&self.inner.waiting, Ordering::AcqRel);
-                loop {
-                    // A connection can become free without a lease coming back (a request
-                    // of the connection's own, such as the Close of evicted statements, was
-                    // the last in flight): nobody hands it over then, so a waiter also looks
-                    // at the slots itself every RECHECK, keeping its place in line.
-                    let until = deadline.min(Instant::now() + RECHECK);
-                    let got = match leave.as_mut() {
-                        Some(leave) => tokio::select! {
-                            biased;
-                            got = tokio::time::timeout_at(until.into(), &mut rx) => Some(got),
-                            _ = &mut *leave => None,
-                        },
-                        None => Some(tokio::time::timeout_at(until.into(), &mut rx).await),
-                    };
-                    if !matches!(got, Some(Err(_))) || Instant::now() >= deadline {
-                        break got;
-                    }
-                    if let Some(l) = self
-                        .inner
-                        .slots
-                        .take_first(|c| c.in_flight() == 0 && self.usable(c))
-                    {
-                        if let Some((id, conn)) = self.leave_line(&mut rx) {
-                            // Handed one as well: keep the first, give the other back.
-                            self.return_exclusive(id, &conn);
-                        }
-                        return Ok(self.lease(l));
-                    }
+                match leave.as_mut() {
+                    Some(leave) => tokio::select! {
+                        biased;
+                        got = tokio::time::timeout_at(deadline.into(), &mut rx) => Some(got),
+                        _ = leave => None,
+                    },
+                    None => Some(tokio::time::timeout_at(deadline.into(), &mut rx).await),
                 }
             };
             let Some(got) = got else {

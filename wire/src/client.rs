@@ -289,12 +289,34 @@ impl Client {
             }
         }
         frontend::sync(&mut buf);
+        // Queued now, ahead of the request of the caller that evicted them: its response
+        // then comes after the Close's, so when that caller gives the connection back nothing
+        // of the connection's own is still in flight (a spawned send could land later, and
+        // the connection would become idle with no lease coming back to say so).
+        let (sink, rx) = oneshot::channel();
+        let req = Request::Batch {
+            bytes: buf.freeze(),
+            syncs: 1,
+            sink,
+            stream: None,
+            copy: None,
+        };
+        let queued = match self.inner.tx.try_send(req) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(req)) => Some(req),
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let client = self.clone();
+        let tx = self.inner.tx.clone();
         rt.spawn(async move {
-            let _ = client.send(buf.freeze(), 1, None).await;
+            // A full pipeline: the Close waits its turn (nobody waits for its answer).
+            if let Some(req) = queued {
+                let _ = tx.send(req).await;
+            }
+            // The loop skips a request whose receiver is gone: hold it until answered.
+            let _ = rx.await;
         });
     }
 
