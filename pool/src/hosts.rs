@@ -8,7 +8,7 @@
 //! seen healthy again. This is the shape of Npgsql's per-host state and of AWS's connection
 //! tracker: one view, kept without locks on the hot path (a few atomics per host).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -100,6 +100,22 @@ struct Entry {
     quiet_until_ms: AtomicU64,
     /// A discovery probe of this host is under way.
     probing: AtomicBool,
+    /// Connection attempts to this host under way (routing spreads new connections by them).
+    opening: AtomicU32,
+}
+
+/// An attempt to connect to one host, counted in the view while it lasts.
+pub struct OpenAttempt<'a> {
+    hosts: &'a Hosts,
+    i: usize,
+}
+
+impl Drop for OpenAttempt<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.hosts.entries.get(self.i) {
+            e.opening.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// What `pool.hosts()` reports of one host.
@@ -243,6 +259,21 @@ impl Hosts {
         if let Some(e) = self.entries.get(i) {
             e.quiet_until_ms.store(until_ms, Ordering::Release);
         }
+    }
+
+    /// Connection attempts to host `i` under way.
+    pub fn opening(&self, i: usize) -> u32 {
+        self.entries
+            .get(i)
+            .map_or(0, |e| e.opening.load(Ordering::Acquire))
+    }
+
+    /// Counts an attempt to connect to host `i` until the returned guard drops.
+    pub fn begin_open(&self, i: usize) -> OpenAttempt<'_> {
+        if let Some(e) = self.entries.get(i) {
+            e.opening.fetch_add(1, Ordering::AcqRel);
+        }
+        OpenAttempt { hosts: self, i }
     }
 
     pub fn info(&self, i: usize) -> HostInfo {

@@ -533,7 +533,7 @@ impl Pool {
         let opened = loop {
             let hint = self.inner.primary_hint.load(Ordering::Relaxed);
             let hint = (hint != NO_HINT).then_some(hint);
-            match route::connect_for(cfg, hint, &self.inner.hosts).await {
+            match route::connect_for(cfg, hint, &self.inner.hosts, || self.open_per_host()).await {
                 Ok((client, host)) => {
                     if cfg.mode == Mode::ReadWrite {
                         self.inner.primary_hint.store(host, Ordering::Relaxed);
@@ -651,6 +651,17 @@ impl Pool {
         let mut conns = self.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
         conns.retain(|w| w.strong_count() > 0);
         conns.push(Arc::downgrade(conn));
+    }
+
+    /// How many live connections the pool has to each host, by host index.
+    fn open_per_host(&self) -> Vec<usize> {
+        let mut open = vec![0; self.inner.config.hosts.len()];
+        for c in self.unpooled() {
+            if let Some(n) = open.get_mut(c.host).filter(|_| !c.client.is_closed()) {
+                *n += 1;
+            }
+        }
+        open
     }
 
     /// Every live connection the pool opened, pooled or not.

@@ -298,11 +298,12 @@ impl Hub {
     async fn open(self: &Arc<Self>, pool: &Pool) -> Result<Arc<Conn>, Failure> {
         let hint = pool.inner.primary_hint.load(Ordering::Relaxed);
         let hint = (hint != NO_HINT).then_some(hint);
-        let (client, host) = match route::connect_for(&self.config, hint, &pool.inner.hosts).await {
-            Ok(c) => c,
-            Err(RouteError::Fatal(e)) => return Err(Failure::Fatal(Error::Wire(e))),
-            Err(RouteError::NoMatch(last)) => return Err(Failure::Retry(last)),
-        };
+        let (client, host) =
+            match route::connect_for(&self.config, hint, &pool.inner.hosts, Vec::new).await {
+                Ok(c) => c,
+                Err(RouteError::Fatal(e)) => return Err(Failure::Fatal(Error::Wire(e))),
+                Err(RouteError::NoMatch(last)) => return Err(Failure::Retry(last)),
+            };
         let hub = Arc::downgrade(self);
         client.on_notification(Some(Box::new(move |n| {
             if let Some(hub) = hub.upgrade() {

@@ -33,6 +33,40 @@ pub async fn probe_host(config: &PoolConfig, i: usize, timeout: Duration) -> Res
     role?
 }
 
+/// prefer-standby looks for a standby first.
+fn first_pass(mode: Mode) -> Mode {
+    match mode {
+        Mode::PreferStandby => Mode::ReadOnly,
+        m => m,
+    }
+}
+
+/// The order in which `connect_for` tries the `n` hosts (see there).
+fn candidates(
+    mode: Mode,
+    n: usize,
+    preferred: Option<usize>,
+    view: &Hosts,
+    open: &[usize],
+) -> Vec<usize> {
+    let fit = first_pass(mode);
+    let mut order: Vec<usize> = (0..n)
+        .filter(|&i| view.state(i) != HostState::Unreachable)
+        .collect();
+    if mode == Mode::ReadWrite {
+        if let Some(at) = preferred.and_then(|p| order.iter().position(|&i| i == p)) {
+            order.rotate_left(at);
+        }
+        // A stable sort keeps the preferred host first among equals.
+        order.sort_by_key(|&i| !fits(fit, view.state(i)));
+    } else {
+        order.shuffle(&mut rand::thread_rng());
+        let load = |i: usize| open.get(i).copied().unwrap_or(0) + view.opening(i) as usize;
+        order.sort_by_key(|&i| (!fits(fit, view.state(i)), load(i)));
+    }
+    order
+}
+
 /// Why no connection could be made.
 #[derive(Debug)]
 pub enum RouteError {
@@ -46,37 +80,34 @@ pub enum RouteError {
 /// pools pass the last known primary). The host view orders the rest: hosts seen in a state
 /// that does not fit the mode go last, and hosts seen unreachable are skipped (discovery
 /// probes them and brings them back: a dead host must not cost every checkout a connect
-/// timeout). What each attempt finds is recorded in the view.
+/// timeout). Among the hosts that fit, pools that read from standbys go to the one with the
+/// fewest connections, counting `open()` (the caller's connections per host) and attempts under
+/// way, so reads spread over the standbys instead of landing where a random pick piles them;
+/// ties are broken at random. The order is made again before each attempt: a host found not
+/// to fit on the way moves back, and other callers' attempts meanwhile count. What each
+/// attempt finds is recorded in the view.
 pub async fn connect_for(
     config: &PoolConfig,
     preferred: Option<usize>,
     view: &Hosts,
+    open: impl Fn() -> Vec<usize>,
 ) -> Result<(Client, usize), RouteError> {
+    let first_pass = first_pass(config.mode);
     let n = config.hosts.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    match config.mode {
-        Mode::ReadWrite => {
-            if let Some(p) = preferred.filter(|&p| p < n) {
-                order.rotate_left(p);
-            }
-        }
-        _ => order.shuffle(&mut rand::thread_rng()),
-    }
-    order.retain(|&i| view.state(i) != HostState::Unreachable);
-    // A stable sort keeps the preferred host, or the shuffle, first among equals.
-    order.sort_by_key(|&i| !fits(config.mode, view.state(i)));
-    let first_pass = match config.mode {
-        Mode::PreferStandby => Mode::ReadOnly,
-        m => m,
-    };
+    let mut tried = vec![false; n];
     let mut last_error = None;
     // prefer-standby: a primary found while looking for standbys is kept as the fallback,
     // so the second pass costs no reconnect.
     let mut fallback: Option<(Client, usize)> = None;
-    for &i in &order {
+    while let Some(i) = candidates(config.mode, n, preferred, view, &open())
+        .into_iter()
+        .find(|&i| !tried[i])
+    {
+        tried[i] = true;
         let Some(host) = config.hosts.get(i) else {
             continue;
         };
+        let attempt = view.begin_open(i);
         let client = match config.connect(host).await {
             Ok(c) => c,
             Err(e) if e.is_fatal_config() => return Err(RouteError::Fatal(e)),
@@ -102,6 +133,7 @@ pub async fn connect_for(
             if let Some((c, _)) = fallback.take() {
                 c.close();
             }
+            drop(attempt);
             return Ok((client, i));
         }
         if config.mode == Mode::PreferStandby && fallback.is_none() {
@@ -111,4 +143,66 @@ pub async fn connect_for(
         }
     }
     fallback.ok_or(RouteError::NoMatch(last_error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(states: &[HostState]) -> Hosts {
+        let hosts = Hosts::new((0..states.len()).map(|i| format!("h{i}:5432")).collect());
+        for (i, &s) in states.iter().enumerate() {
+            hosts.set(i, s);
+        }
+        hosts
+    }
+
+    #[test]
+    fn standby_reads_go_to_the_least_loaded_standby() {
+        use HostState::*;
+        let v = view(&[Primary, Standby, Standby, Unreachable]);
+        for _ in 0..50 {
+            assert_eq!(
+                candidates(Mode::ReadOnly, 4, None, &v, &[5, 3, 1, 0]),
+                [2, 1, 0]
+            );
+            assert_eq!(
+                candidates(Mode::ReadOnly, 4, None, &v, &[0, 1, 3, 0]),
+                [1, 2, 0]
+            );
+            // prefer-standby tries the standbys first, the primary after them.
+            assert_eq!(
+                candidates(Mode::PreferStandby, 4, None, &v, &[0, 2, 2]).last(),
+                Some(&0)
+            );
+            assert_eq!(candidates(Mode::Any, 4, None, &v, &[1, 0, 2]), [1, 0, 2]);
+        }
+        // Attempts under way count as connections.
+        let _a = v.begin_open(2);
+        let _b = v.begin_open(2);
+        assert_eq!(
+            candidates(Mode::ReadOnly, 4, None, &v, &[0, 1, 0]),
+            [1, 2, 0]
+        );
+        drop((_a, _b));
+        assert_eq!(v.opening(2), 0);
+        // Ties are broken at random: both standbys come first over a few tries.
+        let firsts: std::collections::HashSet<usize> = (0..64)
+            .map(|_| candidates(Mode::ReadOnly, 4, None, &v, &[])[0])
+            .collect();
+        assert_eq!(firsts, [1, 2].into());
+    }
+
+    #[test]
+    fn writes_try_the_last_primary_first_and_load_does_not_matter() {
+        use HostState::*;
+        let v = view(&[Standby, Unknown, Primary]);
+        assert_eq!(
+            candidates(Mode::ReadWrite, 3, Some(2), &v, &[0, 0, 9]),
+            [2, 1, 0]
+        );
+        assert_eq!(candidates(Mode::ReadWrite, 3, None, &v, &[]), [1, 2, 0]);
+        let v = view(&[Standby, Unreachable, Primary]);
+        assert_eq!(candidates(Mode::ReadWrite, 3, Some(1), &v, &[]), [2, 0]);
+    }
 }
