@@ -114,6 +114,10 @@ async function stoppable(call, opts, sql) {
 
 // The third argument of stream(): query options plus `batchSize` (rows per round trip).
 function streamOptions(options) {
+  if (options && options.timeoutMs !== undefined) {
+    // A stream's length is its reader's pace: a deadline for all of it is the caller's signal.
+    throw argumentError('timeoutMs is not a stream option: pass signal: AbortSignal.timeout(ms) to bound a stream')
+  }
   const opts = queryOptions(options)
   const batchSize = options && options.batchSize
   if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 0x7fffffff)) {

@@ -28,7 +28,11 @@ async function* cursorRows(start, arrays, signal, sql) {
   const cursor = start()
   let onAbort
   const aborted = signal === undefined ? undefined : new Promise((resolve, reject) => {
-    onAbort = () => reject(abortedBefore(signal, sql, 'the stream was aborted'))
+    onAbort = () => {
+      // A batch being read in the stream's own transaction is cancelled on the server.
+      cursor.abort()
+      reject(abortedBefore(signal, sql, 'the stream was aborted'))
+    }
     signal.addEventListener('abort', onAbort, { once: true })
   })
   if (aborted) aborted.catch(ignore)

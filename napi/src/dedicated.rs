@@ -5,6 +5,11 @@
 //! Every operation locks the connection for its whole length (a stream until its last batch
 //! or its close, a COPY until its end), so two calls made at once from JS run one after the
 //! other and can never interleave their messages on the socket.
+//!
+//! A stream or a COPY stays open between calls, so a call made while one is open would wait
+//! for it, and the loop that reads the stream would wait for the call: that call fails at
+//! once with `CONNECTION_BUSY` instead. COMMIT, ROLLBACK and release close what is open
+//! first (the `Open` slot), so they never wait on a loop that was left without closing.
 
 use crate::errors::Failure;
 use crate::params::JsParams;
@@ -19,7 +24,9 @@ use napi::bindgen_prelude::Buffer;
 use napi::{Env, JsObject, JsUnknown};
 use napi_derive::napi;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedMutexGuard};
 
@@ -40,11 +47,65 @@ impl Held {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Held>>>;
 
+/// Closes the stream or COPY open on a connection.
+type Closer = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// What is open on a connection between calls (a stream or a COPY), by a number of its own.
+#[derive(Clone, Default)]
+struct Open {
+    slot: Arc<Mutex<Option<(u64, Closer)>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Open {
+    /// Fails when something is open already.
+    fn check(&self) -> Result<(), Failure> {
+        match self.slot.lock() {
+            Ok(s) if s.is_some() => Err(Failure::client(
+                "CONNECTION_BUSY",
+                "a stream or COPY is open on this connection: read it to its end or leave its loop first",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records what is now open; the number to `clear` it with.
+    fn set(&self, close: Closer) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut s) = self.slot.lock() {
+            *s = Some((id, close));
+        }
+        id
+    }
+
+    /// `id` is over.
+    fn clear(&self, id: u64) {
+        if let Ok(mut s) = self.slot.lock() {
+            if s.as_ref().is_some_and(|(open, _)| *open == id) {
+                *s = None;
+            }
+        }
+    }
+
+    /// Closes whatever is open, and waits until it is.
+    async fn close(&self) {
+        let close = self
+            .slot
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|(_, c)| c.clone()));
+        if let Some(close) = close {
+            close().await;
+        }
+    }
+}
+
 /// A dedicated connection. Dropping it (garbage collection) without COMMIT, ROLLBACK or
 /// release gives its connection back; one left inside a transaction is destroyed.
 #[napi]
 pub struct NativeConnection {
     held: Slot,
+    open: Open,
     types: Arc<TypeCache>,
     int8: Int8,
     settler: Settler,
@@ -57,6 +118,7 @@ impl NativeConnection {
         NativeConnection {
             tx: matches!(held, Held::Tx(_)),
             held: Arc::new(tokio::sync::Mutex::new(Some(held))),
+            open: Open::default(),
             types,
             int8,
             settler,
@@ -111,6 +173,9 @@ impl NativeConnection {
         trace: Option<bool>,
     ) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
+        self.open
+            .check()
+            .map_err(|f| f.with_query(&sql).throw(&env))?;
         let params = read_params(&env, &sql, params, &self.types)?;
         let cancel = cancellation(timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
         let held = self.held.clone();
@@ -125,7 +190,9 @@ impl NativeConnection {
             trace.unwrap_or(false),
             move |streaming| {
                 Box::pin(async move {
-                    let guard = held.lock().await;
+                    // The timeout and the signal count from the call: waiting for the
+                    // connection's turn (another statement) is included.
+                    let guard = cancel.before_sending(held.lock()).await?;
                     let c = conn(&guard, tx)?;
                     Ok(c.query(&sql, &params, Some(&streaming), &cancel, prepare)
                         .await?)
@@ -144,13 +211,16 @@ impl NativeConnection {
         abort: Option<&AbortHandle>,
     ) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
+        self.open
+            .check()
+            .map_err(|f| f.with_query(&sql).throw(&env))?;
         let cancel = cancellation(timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
         let held = self.held.clone();
         let tx = self.tx;
         let types = self.types.clone();
         let int8 = self.int8;
         self.settler.spawn(&env, Some(sql.clone()), async move {
-            let guard = held.lock().await;
+            let guard = cancel.before_sending(held.lock()).await?;
             let results = conn(&guard, tx)?.script(&sql, &cancel).await?;
             drop(guard);
             let types = types.load();
@@ -176,9 +246,16 @@ impl NativeConnection {
         prepare: Option<bool>,
     ) -> napi::Result<NativeCursor> {
         let sql: Arc<str> = sql.into();
+        self.open
+            .check()
+            .map_err(|f| f.with_query(&sql).throw(&env))?;
         let params = read_params(&env, &sql, params, &self.types)?;
         let (tx, rx) = mpsc::channel(1);
         let (done_tx, done) = oneshot::channel();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let done = Arc::new(Mutex::new(Some(done)));
+        let abort = Arc::new(Notify::new());
+        let id = self.open.set(stream_closer(&rx, &done));
         let job = StreamJob {
             held: self.held.clone(),
             types: self.types.clone(),
@@ -189,14 +266,21 @@ impl NativeConnection {
             batch: batch_rows.unwrap_or(DEFAULT_BATCH_ROWS).max(1),
             columns: columns.unwrap_or(false),
             prepare,
+            abort: abort.clone(),
         };
+        let open = self.open.clone();
         napi::bindgen_prelude::spawn(async move {
-            job.run(tx).await;
+            job.run(&tx).await;
+            // Over before JS can see the end (the channel closing), so the next call on the
+            // connection does not find it busy.
+            open.clear(id);
+            drop(tx);
             let _ = done_tx.send(());
         });
         Ok(NativeCursor {
-            rx: Arc::new(tokio::sync::Mutex::new(rx)),
-            done: Arc::new(Mutex::new(Some(done))),
+            rx,
+            done,
+            abort,
             settler: self.settler.clone(),
             query: sql,
         })
@@ -206,14 +290,39 @@ impl NativeConnection {
     #[napi(ts_return_type = "Promise<NativeCopyIn>")]
     pub fn copy_in(&self, env: Env, sql: String) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
+        self.check_copy(&env, &sql)?;
         let held = self.held.clone();
         let tx = self.tx;
         let settler = self.settler.clone();
+        let inner: CopyInSlot = Arc::new(tokio::sync::Mutex::new(CopyInState::Starting));
+        let id = self.open.set(copy_in_closer(&inner));
+        let open = self.open.clone();
         self.settler.spawn(&env, Some(sql.clone()), async move {
             let guard = held.lock_owned().await;
-            let copy = conn(&guard, tx)?.copy_in(&sql).await?;
+            let started = match conn(&guard, tx) {
+                Ok(c) => c.copy_in(&sql).await.map_err(Failure::from),
+                Err(f) => Err(f),
+            };
+            let mut state = inner.lock().await;
+            match (started, &*state) {
+                (Ok(copy), CopyInState::Starting) => {
+                    *state = CopyInState::Running(copy, guard, open, id);
+                }
+                (Ok(copy), _) => {
+                    // Closed while it started (COMMIT, ROLLBACK or release came first).
+                    let _ = copy.fail("the connection was released").await;
+                    open.clear(id);
+                    return Err(copy_ended());
+                }
+                (Err(f), _) => {
+                    *state = CopyInState::Over;
+                    open.clear(id);
+                    return Err(f);
+                }
+            }
+            drop(state);
             Ok(NativeCopyIn {
-                inner: Arc::new(tokio::sync::Mutex::new(Some((copy, guard)))),
+                inner,
                 settler,
                 query: sql,
             })
@@ -222,61 +331,91 @@ impl NativeConnection {
 
     /// Starts a `COPY ... TO STDOUT`; `read()` its data.
     #[napi]
-    pub fn copy_out(&self, sql: String) -> NativeCopyOut {
+    pub fn copy_out(&self, env: Env, sql: String) -> napi::Result<NativeCopyOut> {
         let sql: Arc<str> = sql.into();
+        self.check_copy(&env, &sql)?;
         let shared = Arc::new(CopyOutShared {
             queue: Mutex::new(VecDeque::new()),
             filling: Mutex::new(Vec::new()),
             ready: Notify::new(),
             flow: Flow::new(COPY_OUT_WINDOW),
             end: Mutex::new(None),
-            cancel: Mutex::new(None),
-            finished: AtomicBool::new(false),
+            stop: Notify::new(),
         });
+        let (done_tx, done) = oneshot::channel();
+        let done: Done = Arc::new(Mutex::new(Some(done)));
+        let id = self.open.set(copy_out_closer(&shared, &done));
+        let open = self.open.clone();
         let held = self.held.clone();
         let tx = self.tx;
         let job = shared.clone();
         let query = sql.clone();
-        let (done_tx, done) = oneshot::channel();
         napi::bindgen_prelude::spawn(async move {
             let guard = held.lock().await;
             let result = match conn(&guard, tx) {
                 // Closed before it started: nothing to run.
                 Ok(_) if job.flow.is_closed() => Ok(QueryResult::default()),
                 Ok(c) => {
-                    if let Ok(mut t) = job.cancel.lock() {
-                        *t = Some(c.cancel_token());
-                    }
                     let sink = job.clone();
-                    c.copy_out(&query, job.flow.clone(), move |data| sink.push(data))
-                        .await
-                        .map_err(Failure::from)
+                    let copy = c.copy_out(&query, job.flow.clone(), move |data| sink.push(data));
+                    tokio::pin!(copy);
+                    let result = tokio::select! {
+                        biased;
+                        r = &mut copy => r,
+                        () = job.stop.notified() => {
+                            // The reader left. Outside a transaction block the COPY is
+                            // cancelled (the connection is destroyed if the cancel cannot be
+                            // delivered); inside one, its rest is read and dropped, since a
+                            // cancel would abort the caller's transaction.
+                            if !c.in_transaction() {
+                                c.cancel_running().await;
+                            }
+                            copy.await
+                        }
+                    };
+                    result.map_err(Failure::from)
                 }
                 Err(f) => Err(f),
             };
-            job.finished.store(true, Ordering::Release);
             job.flush();
             drop(guard);
             if let Ok(mut end) = job.end.lock() {
                 *end = Some(result.map(|r| r.rows_affected()));
             }
+            open.clear(id);
             job.ready.notify_one();
             let _ = done_tx.send(());
         });
-        NativeCopyOut {
+        Ok(NativeCopyOut {
             shared,
-            done: Arc::new(Mutex::new(Some(done))),
+            done,
             settler: self.settler.clone(),
             query: sql,
+        })
+    }
+
+    /// Refuses, before anything is sent, a COPY the simple Query would run as something else
+    /// (another statement, or more than one), and a COPY while another is open.
+    fn check_copy(&self, env: &Env, sql: &Arc<str>) -> napi::Result<()> {
+        if let Err(why) = hyperion_wire::sql_text::single_copy(sql) {
+            return Err(Failure::client(
+                "INVALID_ARGUMENT",
+                format!("copyFrom and copyTo take one COPY statement: {why}"),
+            )
+            .with_query(sql)
+            .throw(env));
         }
+        self.open.check().map_err(|f| f.with_query(sql).throw(env))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn commit(&self, env: Env) -> napi::Result<JsObject> {
         let held = self.held.clone();
         let tx = self.tx;
+        let open = self.open.clone();
         self.settler
             .spawn(&env, Some(Arc::from("COMMIT")), async move {
+                open.close().await;
                 match held.lock().await.take() {
                     Some(Held::Tx(t)) => Ok(t.commit().await?),
                     other => Err(not_a_transaction(other, tx)),
@@ -288,8 +427,10 @@ impl NativeConnection {
     pub fn rollback(&self, env: Env) -> napi::Result<JsObject> {
         let held = self.held.clone();
         let tx = self.tx;
+        let open = self.open.clone();
         self.settler
             .spawn(&env, Some(Arc::from("ROLLBACK")), async move {
+                open.close().await;
                 match held.lock().await.take() {
                     Some(Held::Tx(t)) => Ok(t.rollback().await?),
                     other => Err(not_a_transaction(other, tx)),
@@ -303,7 +444,9 @@ impl NativeConnection {
     pub fn release(&self, env: Env, destroy: Option<bool>) -> napi::Result<JsObject> {
         let held = self.held.clone();
         let tx = self.tx;
+        let open = self.open.clone();
         self.settler.spawn(&env, None, async move {
+            open.close().await;
             match held.lock().await.take() {
                 Some(Held::Session(s)) if destroy == Some(true) => s.destroy(),
                 Some(Held::Session(s)) => s.release(),
@@ -395,12 +538,13 @@ struct StreamJob {
     batch: u32,
     columns: bool,
     prepare: Option<bool>,
+    abort: Arc<Notify>,
 }
 
 impl StreamJob {
     /// Opens the stream and sends its batches, one read ahead of JS (the channel holds
     /// one); ends when the rows do, on an error, or when JS closes the receiver.
-    async fn run(self, tx: mpsc::Sender<Result<Chunk, Failure>>) {
+    async fn run(self, tx: &mpsc::Sender<Result<Chunk, Failure>>) {
         let guard = self.held.lock().await;
         let c = match conn(&guard, self.tx) {
             Ok(c) => c,
@@ -409,10 +553,21 @@ impl StreamJob {
                 return;
             }
         };
-        let mut cursor: Cursor = match c
-            .stream(&self.sql, &self.params, self.batch, self.prepare)
-            .await
-        {
+        // Cancelling is for a stream in a transaction of its own (see `NativeCursor::abort`).
+        let own_tx = !c.in_transaction();
+        let mut aborted = false;
+        let start = c.stream(&self.sql, &self.params, self.batch, self.prepare);
+        tokio::pin!(start);
+        let started = tokio::select! {
+            biased;
+            s = &mut start => s,
+            () = self.abort.notified(), if own_tx => {
+                aborted = true;
+                c.cancel_running().await;
+                start.await
+            }
+        };
+        let mut cursor: Cursor = match started {
             Ok(cursor) => cursor,
             Err(e) => {
                 let _ = tx.send(Err(e.into())).await;
@@ -420,7 +575,18 @@ impl StreamJob {
             }
         };
         loop {
-            let chunk = match cursor.next(c).await {
+            let next = cursor.next(c);
+            tokio::pin!(next);
+            let batch = tokio::select! {
+                biased;
+                b = &mut next => b,
+                () = self.abort.notified(), if own_tx && !aborted => {
+                    aborted = true;
+                    c.cancel_running().await;
+                    next.await
+                }
+            };
+            let chunk = match batch {
                 Ok(None) => break,
                 Ok(Some(batch)) => whole(batch, &self.types.load(), self.int8, self.columns),
                 Err(e) => Err(e.into()),
@@ -437,11 +603,34 @@ impl StreamJob {
     }
 }
 
+type Batches = Arc<tokio::sync::Mutex<mpsc::Receiver<Result<Chunk, Failure>>>>;
+type Done = Arc<Mutex<Option<oneshot::Receiver<()>>>>;
+
+/// Closes a stream: no more batches are taken, and the job closes the portal.
+fn stream_closer(rx: &Batches, done: &Done) -> Closer {
+    let (rx, done) = (rx.clone(), done.clone());
+    Arc::new(move || {
+        let (rx, done) = (rx.clone(), done.clone());
+        Box::pin(close_stream(rx, done))
+    })
+}
+
+async fn close_stream(rx: Batches, done: Done) {
+    // Taken before waiting for the receiver, which a `next()` may hold until its batch comes.
+    let done = done.lock().ok().and_then(|mut d| d.take());
+    rx.lock().await.close();
+    if let Some(done) = done {
+        let _ = done.await;
+    }
+}
+
 /// A row stream: `next()` resolves to the next batch (a result like a query's) or null.
 #[napi]
 pub struct NativeCursor {
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Result<Chunk, Failure>>>>,
-    done: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+    rx: Batches,
+    done: Done,
+    /// Stops the batch being read (`abort()`).
+    abort: Arc<Notify>,
     settler: Settler,
     query: Arc<str>,
 }
@@ -496,23 +685,66 @@ impl NativeCursor {
     /// Stops the stream: the portal is closed and the connection free once this resolves.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close(&self, env: Env) -> napi::Result<JsObject> {
-        let rx = self.rx.clone();
-        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        let (rx, done) = (self.rx.clone(), self.done.clone());
         self.settler.spawn(&env, None, async move {
-            rx.lock().await.close();
-            if let Some(done) = done {
-                let _ = done.await;
-            }
+            close_stream(rx, done).await;
             Ok(())
         })
     }
+
+    /// The caller's signal fired: a batch being read in the stream's own transaction is
+    /// cancelled on the server rather than waited for (inside the caller's transaction it is
+    /// waited for: a cancel would abort that transaction). `close()` still follows.
+    #[napi]
+    pub fn abort(&self) {
+        self.abort.notify_one();
+    }
+}
+
+/// Where a COPY FROM STDIN is.
+enum CopyInState {
+    /// Asked for; the server has not taken it yet.
+    Starting,
+    /// Taking data: the COPY, the connection it holds, and its place in the `Open` slot.
+    Running(CopyIn, OwnedMutexGuard<Option<Held>>, Open, u64),
+    /// Ended, failed, or closed.
+    Over,
+}
+
+type CopyInSlot = Arc<tokio::sync::Mutex<CopyInState>>;
+
+impl CopyInState {
+    /// The running COPY, taken (the state is `Over` after).
+    fn take(&mut self) -> Option<(CopyIn, OwnedMutexGuard<Option<Held>>, Open, u64)> {
+        match std::mem::replace(self, CopyInState::Over) {
+            CopyInState::Running(copy, guard, open, id) => Some((copy, guard, open, id)),
+            _ => None,
+        }
+    }
+}
+
+/// Ends a COPY FROM STDIN that was left open with CopyFail: nothing is copied.
+fn copy_in_closer(inner: &CopyInSlot) -> Closer {
+    let inner = inner.clone();
+    Arc::new(move || {
+        let inner = inner.clone();
+        Box::pin(async move {
+            let running = inner.lock().await.take();
+            if let Some((copy, guard, open, id)) = running {
+                let _ = copy
+                    .fail("the COPY was left unfinished: the connection was released")
+                    .await;
+                drop(guard);
+                open.clear(id);
+            }
+        })
+    })
 }
 
 /// A COPY FROM STDIN in progress.
 #[napi]
 pub struct NativeCopyIn {
-    #[allow(clippy::type_complexity)]
-    inner: Arc<tokio::sync::Mutex<Option<(CopyIn, OwnedMutexGuard<Option<Held>>)>>>,
+    inner: CopyInSlot,
     settler: Settler,
     query: Arc<str>,
 }
@@ -552,11 +784,17 @@ impl NativeCopyIn {
         let inner = self.inner.clone();
         self.settler
             .spawn(&env, Some(self.query.clone()), async move {
-                let mut guard = inner.lock().await;
-                let (copy, _) = guard.as_mut().ok_or_else(copy_ended)?;
+                let mut state = inner.lock().await;
+                let CopyInState::Running(copy, ..) = &mut *state else {
+                    return Err(copy_ended());
+                };
                 let sent = copy.send(&data).await;
                 if sent.is_err() {
-                    guard.take(); // the server refused the data: the COPY is over
+                    // The server refused the data: the COPY is over.
+                    if let Some((_, guard, open, id)) = state.take() {
+                        drop(guard);
+                        open.clear(id);
+                    }
                 }
                 Ok(sent.map_err(hyperion_pool::Error::from)?)
             })
@@ -568,9 +806,10 @@ impl NativeCopyIn {
         let inner = self.inner.clone();
         self.settler
             .spawn(&env, Some(self.query.clone()), async move {
-                let (copy, conn) = inner.lock().await.take().ok_or_else(copy_ended)?;
+                let (copy, guard, open, id) = inner.lock().await.take().ok_or_else(copy_ended)?;
                 let result = copy.finish().await;
-                drop(conn);
+                drop(guard);
+                open.clear(id);
                 Ok(Count(
                     result.map_err(hyperion_pool::Error::from)?.rows_affected(),
                 ))
@@ -582,10 +821,12 @@ impl NativeCopyIn {
     pub fn fail(&self, env: Env, reason: String) -> napi::Result<JsObject> {
         let inner = self.inner.clone();
         self.settler.spawn(&env, None, async move {
-            if let Some((copy, conn)) = inner.lock().await.take() {
+            let running = inner.lock().await.take();
+            if let Some((copy, guard, open, id)) = running {
                 // The server's answer is the error CopyFail asked for.
                 let _ = copy.fail(&reason).await;
-                drop(conn);
+                drop(guard);
+                open.clear(id);
             }
             Ok(())
         })
@@ -603,9 +844,8 @@ struct CopyOutShared {
     flow: Arc<Flow>,
     /// The COPY's outcome once it is over: the row count, or the error.
     end: Mutex<Option<Result<Option<u64>, Failure>>>,
-    cancel: Mutex<Option<hyperion_wire::CancelToken>>,
-    /// The COPY is over on the connection (nothing left to cancel).
-    finished: AtomicBool,
+    /// The reader left before the end: the job stops the COPY.
+    stop: Notify,
 }
 
 impl CopyOutShared {
@@ -678,13 +918,46 @@ impl Settled for CopyRead {
     }
 }
 
+/// Stops a COPY TO whose reader left: what is queued is dropped, the rest is not kept, and
+/// the job cancels the COPY (or, inside a transaction, reads it to its end); resolves once
+/// the connection is usable again.
+async fn close_copy_out(shared: Arc<CopyOutShared>, done: Done) {
+    let done = done.lock().ok().and_then(|mut d| d.take());
+    shared.flow.close();
+    if let Ok(mut q) = shared.queue.lock() {
+        q.clear();
+    }
+    shared.stop.notify_one();
+    if let Some(done) = done {
+        let _ = done.await;
+    }
+}
+
+fn copy_out_closer(shared: &Arc<CopyOutShared>, done: &Done) -> Closer {
+    let (shared, done) = (shared.clone(), done.clone());
+    Arc::new(move || Box::pin(close_copy_out(shared.clone(), done.clone())))
+}
+
 /// A COPY TO STDOUT in progress.
 #[napi]
 pub struct NativeCopyOut {
     shared: Arc<CopyOutShared>,
-    done: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+    done: Done,
     settler: Settler,
     query: Arc<str>,
+}
+
+/// A COPY TO whose reader was dropped without `close()` (an iterator left to the garbage
+/// collector) is stopped all the same: otherwise it would hold its connection for good once
+/// the data waiting for the reader filled the window.
+impl Drop for NativeCopyOut {
+    fn drop(&mut self) {
+        let (shared, done) = (self.shared.clone(), self.done.clone());
+        let over = shared.end.lock().map_or(true, |e| e.is_some());
+        if !over {
+            crate::spawn_detached(close_copy_out(shared, done));
+        }
+    }
 }
 
 #[napi]
@@ -710,25 +983,12 @@ impl NativeCopyOut {
             })
     }
 
-    /// Stops a COPY TO before its end: cancels it on the server and discards the rest;
-    /// resolves once the connection is usable again.
+    /// Stops a COPY TO before its end (see `close_copy_out`).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close(&self, env: Env) -> napi::Result<JsObject> {
-        let shared = self.shared.clone();
-        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        let (shared, done) = (self.shared.clone(), self.done.clone());
         self.settler.spawn(&env, None, async move {
-            shared.flow.close();
-            if let Ok(mut q) = shared.queue.lock() {
-                q.clear();
-            }
-            let finished = shared.finished.load(Ordering::Acquire);
-            let token = shared.cancel.lock().ok().and_then(|mut t| t.take());
-            if let (false, Some(token)) = (finished, token) {
-                let _ = token.cancel(hyperion_pool::CANCEL_GRACE).await;
-            }
-            if let Some(done) = done {
-                let _ = done.await;
-            }
+            close_copy_out(shared, done).await;
             Ok(())
         })
     }

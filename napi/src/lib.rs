@@ -41,6 +41,17 @@ use napi_derive::napi;
 /// system call, and the JS thread woken once per worker's batch of results instead of once
 /// per batch): W4 on two workers made 4,101 event-loop wake-ups for 5,500 inserts, on one
 /// worker 143.
+static RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
+/// Runs `fut` on the runtime with nobody waiting for it, from anywhere, even a finalizer at
+/// the environment's teardown (napi-rs's `spawn` panics once its runtime is gone; a handle's
+/// spawn then just drops the task).
+pub(crate) fn spawn_detached(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Some(rt) = RUNTIME.get() {
+        rt.spawn(fut);
+    }
+}
+
 #[napi::module_init]
 fn init_runtime() {
     let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -48,6 +59,7 @@ fn init_runtime() {
         b.worker_threads(1);
     }
     if let Ok(rt) = b.thread_name("hyperiondb-io").enable_all().build() {
+        let _ = RUNTIME.set(rt.handle().clone());
         napi::bindgen_prelude::create_custom_tokio_runtime(rt);
     }
     // Else napi-rs makes its default runtime on first use.

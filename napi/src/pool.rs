@@ -104,6 +104,7 @@ pub(crate) fn cancellation(
     Ok(Cancellation {
         timeout,
         abort: abort.map(|a| a.abort.clone()),
+        called: Some(std::time::Instant::now()),
     })
 }
 

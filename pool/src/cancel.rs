@@ -71,11 +71,33 @@ pub struct Cancellation {
     /// Stop the query this long after it was called (connection wait included).
     pub timeout: Option<Duration>,
     pub abort: Option<Abort>,
+    /// When the call was made, if not when the pool starts on it: a call on a dedicated
+    /// connection may first wait for the connection's turn (another statement, a stream).
+    pub called: Option<Instant>,
 }
 
 impl Cancellation {
     pub fn is_none(&self) -> bool {
         self.timeout.is_none() && self.abort.is_none()
+    }
+
+    /// Where the timeout counts from, for work that starts now.
+    pub(crate) fn start(&self) -> Instant {
+        self.called.unwrap_or_else(Instant::now)
+    }
+
+    /// Waits for `ready` (a wait before anything is sent, such as a dedicated connection's
+    /// turn) unless the stop fires first: then fails with the stop, as not sent.
+    pub async fn before_sending<T>(&self, ready: impl Future<Output = T>) -> Result<T, Error> {
+        let Some(stopper) = Stopper::new(self, self.start()) else {
+            return Ok(ready.await);
+        };
+        stopper.check()?;
+        tokio::select! {
+            biased;
+            out = ready => Ok(out),
+            stop = stopper.fired() => Err(Error::not_sent(stop)),
+        }
     }
 }
 
@@ -247,6 +269,7 @@ mod tests {
             &Cancellation {
                 timeout: None,
                 abort: Some(b.clone()),
+                called: None,
             },
             Instant::now(),
         )

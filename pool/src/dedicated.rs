@@ -149,7 +149,7 @@ impl Dedicated {
         cancel: &Cancellation,
         work: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let Some(stopper) = Stopper::new(cancel, Instant::now()) else {
+        let Some(stopper) = Stopper::new(cancel, cancel.start()) else {
             return work.await;
         };
         stopper.check()?;
@@ -199,9 +199,13 @@ impl Dedicated {
         }
         .await;
         match opened {
-            Ok((stmt, first)) => Ok(Cursor {
+            Ok((_, first)) => Ok(Cursor {
                 portal,
-                stmt,
+                shape: QueryResult {
+                    columns: first.columns.clone(),
+                    formats: first.formats.clone(),
+                    ..QueryResult::default()
+                },
                 batch,
                 own_tx,
                 first: Some(first),
@@ -272,7 +276,8 @@ impl Dedicated {
 /// An open stream: a portal read one batch at a time ([`Dedicated::stream`]).
 pub struct Cursor {
     portal: String,
-    stmt: Arc<Statement>,
+    /// The columns and formats of the portal's rows (its first batch's, without rows).
+    shape: QueryResult,
     batch: i32,
     own_tx: bool,
     first: Option<QueryResult>,
@@ -292,7 +297,7 @@ impl Cursor {
                 on.lease.mark_head();
                 on.lease
                     .client()
-                    .fetch_portal(&self.stmt, &self.portal, self.batch)
+                    .fetch_portal(&self.shape, &self.portal, self.batch)
                     .await
                     .map_err(Error::from)
             }
@@ -345,7 +350,19 @@ impl Cursor {
                 .map_err(Error::from);
         }
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
-        let results = on.lease.client().simple_query(sql).await?;
+        let results = match on.lease.client().simple_query(sql).await {
+            Ok(results) => results,
+            // As for a transaction's COMMIT: a statement run as a stream may have written.
+            Err(e) if commit && e.is_closed() && !e.safe_to_retry() => {
+                on.lease.pool().suspect();
+                return Err(Error::InDoubt {
+                    reason: "the connection failed while the stream's COMMIT was in flight: its writes may or may not have committed"
+                        .into(),
+                    cause: Some(e),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         if results.last().is_some_and(|r| r.sync_replication_cancelled) {
             return Err(Error::InDoubt {
                 reason: "the stream's COMMIT returned after the server cancelled its wait for synchronous replication"

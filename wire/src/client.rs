@@ -439,10 +439,12 @@ impl Client {
         Ok(result)
     }
 
-    /// The next `max_rows` rows of an open portal of `stmt`.
+    /// The next `max_rows` rows of an open portal, whose first batch ([`Client::
+    /// open_portal`]) was `first`: its rows have that batch's columns and formats (an
+    /// unnamed statement's cached description may be older than the portal).
     pub async fn fetch_portal(
         &self,
-        stmt: &Statement,
+        first: &QueryResult,
         portal: &str,
         max_rows: i32,
     ) -> Result<QueryResult, Error> {
@@ -451,8 +453,8 @@ impl Client {
         frontend::sync(&mut buf);
         let resp = self.send(buf.freeze(), 1, None).await?.ok()?;
         let mut result = resp.results.into_iter().next().unwrap_or_default();
-        result.columns = None;
-        stmt.fill(&mut result);
+        result.columns = first.columns.clone();
+        result.formats = first.formats.clone();
         Ok(result)
     }
 

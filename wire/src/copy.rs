@@ -189,6 +189,7 @@ impl Client {
     /// Starts `sql`, a `COPY ... FROM STDIN`, and returns once the server is ready for the
     /// data. Only on a connection nobody else uses (see the module's documentation).
     pub async fn copy_in(&self, sql: &str) -> Result<CopyIn, Error> {
+        crate::sql_text::single_copy(sql).map_err(Error::unsupported)?;
         let mut buf = BytesMut::with_capacity(sql.len() + 6);
         frontend::query(sql, &mut buf)?;
         let (ready_tx, ready) = oneshot::channel();
@@ -225,6 +226,7 @@ impl Client {
         flow: Arc<Flow>,
         sink: impl FnMut(Bytes) + Send + 'static,
     ) -> Result<QueryResult, Error> {
+        crate::sql_text::single_copy(sql).map_err(Error::unsupported)?;
         let mut buf = BytesMut::with_capacity(sql.len() + 6);
         frontend::query(sql, &mut buf)?;
         let hook = CopyHook::Out {

@@ -30,6 +30,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Above this many buffered bytes the loop stops taking requests until the socket drains.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 
+/// Requests held while the pipeline is full ([`Connection::held`]); past it the channel's
+/// own bound holds the senders back.
+const MAX_HELD: usize = 16;
+
 /// Where the loop is in the connection's life. [`Phase::on`] holds every transition.
 ///
 /// A FATAL error or [`crate::Client::abort`] is not a phase: it is the shared
@@ -99,6 +103,11 @@ pub(crate) struct Connection<S> {
     abort: Option<oneshot::Receiver<String>>,
     /// Name + value bytes of the stored server parameters (see `admit_parameter`).
     parameter_bytes: usize,
+    /// Requests taken from the channel while the pipeline was full, taken first later (at
+    /// most [`MAX_HELD`]). The channel is read past a full pipeline because it also carries a
+    /// COPY's data, which the request filling the pipeline (the COPY itself, at depth 1)
+    /// waits for.
+    held: VecDeque<Request>,
 }
 
 /// What [`Connection::new`] needs besides the stream.
@@ -134,6 +143,7 @@ impl<S> Connection<S> {
             written: 0,
             abort: Some(channels.abort),
             parameter_bytes,
+            held: VecDeque::new(),
         }
     }
 }
@@ -253,10 +263,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // never written, so they fail as unsent (safe to retry) at shutdown.
         while self.phase.takes_requests()
             && !self.state.closed.load(Ordering::Acquire)
-            && self.pending.len() < self.depth
             && self.write_buf.len() < WRITE_HIGH_WATER
         {
-            match self.rx.poll_recv(cx) {
+            let full = self.pending.len() >= self.depth;
+            let next = match self.held.pop_front() {
+                Some(r) if !full => Poll::Ready(Some(r)),
+                held => {
+                    if let Some(r) = held {
+                        self.held.push_front(r);
+                    }
+                    if self.held.len() >= MAX_HELD {
+                        break;
+                    }
+                    self.rx.poll_recv(cx)
+                }
+            };
+            match next {
+                Poll::Ready(Some(r @ Request::Batch { .. })) if full => {
+                    self.held.push_back(r);
+                }
                 Poll::Ready(Some(Request::Batch {
                     bytes,
                     syncs,
@@ -447,7 +472,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         self.rx.close();
-        while let Ok(req) = self.rx.try_recv() {
+        let queued = std::iter::from_fn(|| self.rx.try_recv().ok());
+        for req in self.held.drain(..).chain(queued) {
             if let Request::Batch { sink, .. } = req {
                 let _ = sink.send(Err(error.with_sent(false)));
             }

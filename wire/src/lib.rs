@@ -29,6 +29,7 @@ pub mod frontend;
 pub mod plan;
 pub mod protocol_error;
 pub mod result;
+pub mod sql_text;
 pub mod sqlstate;
 pub mod ssl;
 pub mod statement_cache;

@@ -304,12 +304,24 @@ const MAX_RESULTS_PER_GROUP: usize = 4096;
 /// the caller asked for them).
 const MAX_RETAINED_PER_REQUEST: usize = 16 << 20;
 
-fn copy_unsupported() -> Error {
+/// The error for a COPY that started where it was not asked for: `copy_in` tells which way
+/// the server started it, `hook` what the caller asked for.
+fn copy_misplaced(copy_in: bool, hook: Option<&CopyHook>) -> Error {
+    let message = match (copy_in, hook) {
+        (true, Some(CopyHook::Out { .. })) => {
+            "copyTo takes a COPY ... TO STDOUT statement; this one is a COPY FROM STDIN: use copyFrom"
+        }
+        (false, Some(CopyHook::In(_))) => {
+            "copyFrom takes a COPY ... FROM STDIN statement; this one is a COPY TO STDOUT: use copyTo"
+        }
+        (true, _) => "COPY ... FROM STDIN runs through copyFrom, not query()",
+        (false, _) => "COPY ... TO STDOUT runs through copyTo, not query()",
+    };
     Error::db(ErrorFields {
         severity: "ERROR".into(),
         severity_nonlocalized: Some("ERROR".into()),
         code: crate::sqlstate::FEATURE_NOT_SUPPORTED.into(),
-        message: "COPY is not supported by hyperiondb-client yet".into(),
+        message: message.into(),
         ..Default::default()
     })
 }
@@ -438,7 +450,8 @@ impl Pending {
                 self.copy_out = true;
                 self.answered = true;
                 if !matches!(self.copy, Some(CopyHook::Out { .. })) {
-                    self.error.get_or_insert_with(copy_unsupported);
+                    let e = copy_misplaced(false, self.copy.as_ref());
+                    self.error.get_or_insert(e);
                 }
             }
             (Message::CopyData(data), _) if copy_out => {
@@ -520,7 +533,8 @@ impl Pending {
     /// CopyInResponse: COPY FROM STDIN is refused with a CopyFail, when that can be done
     /// without losing step with the server.
     fn refuse_copy_in(&mut self, e: Expect, alone: bool, out: &mut BytesMut) -> Result<(), Error> {
-        self.error.get_or_insert_with(copy_unsupported);
+        let refused = copy_misplaced(true, self.copy.as_ref());
+        self.error.get_or_insert(refused);
         self.answered = true;
         // In copy-in mode the server swallows every message but CopyData, CopyDone,
         // CopyFail, Flush and Sync: whatever was pipelined behind the COPY (another group,
@@ -533,10 +547,7 @@ impl Pending {
         if !nothing_behind {
             return Err(ProtocolErrorKind::CopyInSwallowedPipeline.into());
         }
-        frontend::copy_fail(
-            "COPY FROM STDIN is not supported by hyperiondb-client yet",
-            out,
-        )?;
+        frontend::copy_fail("COPY FROM STDIN runs through copyFrom", out)?;
         if e == Expect::Execute {
             // The Sync sent with the request was swallowed in copy mode, and after the
             // CopyFail the server discards up to the next Sync: this one.
