@@ -67,14 +67,15 @@ impl TypeCache {
     }
 
     /// The cached statement for `sql` on `client`, or a new one: described, its unknown types
-    /// resolved, its result formats chosen by the codec.
+    /// resolved, its result formats chosen by the codec. Concurrent first runs of `sql` on
+    /// one connection share one preparation (see `Client::prepare_with`).
     pub async fn prepare(&self, client: &Client, sql: &str) -> Result<Arc<Statement>, Error> {
-        if let Some(s) = client.cached(sql) {
-            return Ok(s);
-        }
-        let d = client.describe(sql).await?;
-        let formats = self.formats(client, &d).await?;
-        Ok(client.install(sql, d, formats))
+        client
+            .prepare_with(sql, |d| async move {
+                let formats = self.formats(client, &d).await?;
+                Ok((d, formats))
+            })
+            .await
     }
 
     /// `sql` prepared (cached on the connection, [`TypeCache::prepare`]) or, with `named`
