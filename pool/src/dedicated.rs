@@ -118,14 +118,29 @@ impl Dedicated {
         let client = self.lease.client();
         self.lease.mark_head();
         let work = async {
-            let stmt = self.statement(sql, prepare).await?;
-            if let Some(s) = streaming {
-                s.sink.host(self.lease.conn.host);
+            let types = self.lease.pool().types();
+            let mut retried = false;
+            loop {
+                let idle_before = client.state().transaction_status() == TransactionStatus::Idle;
+                let stmt = self.statement(sql, prepare).await?;
+                if let Some(s) = streaming {
+                    s.sink.host(self.lease.conn.host);
+                }
+                let stream = streaming.map(Streaming::row_stream);
+                match client.execute_streaming(&stmt, params, stream).await {
+                    Ok(result) => {
+                        self.check_columns(sql, &stmt, &result);
+                        return Ok(result);
+                    }
+                    // Refused at Bind as stale, outside a transaction block: nothing ran.
+                    // Inside one the error stands (the transaction is aborted), but the
+                    // stale statement is dropped all the same, for the next one.
+                    Err(e) if types.stale(client, sql, &stmt, &e, idle_before) && !retried => {
+                        retried = true;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
-            let stream = streaming.map(Streaming::row_stream);
-            let result = client.execute_streaming(&stmt, params, stream).await?;
-            self.check_columns(sql, &stmt, &result);
-            Ok(result)
         };
         self.stoppable(cancel, work).await
     }

@@ -14,7 +14,7 @@ use crate::lease::{Conn, Waiter};
 use crate::role;
 use crate::slots::Slots;
 use crate::types::TypeCache;
-use hyperion_wire::{Client, Params, QueryResult, RowStream};
+use hyperion_wire::{Client, Params, QueryResult, RowStream, TransactionStatus};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -339,9 +339,8 @@ impl Pool {
             if let Some(s) = streaming {
                 s.sink.host(lease.conn.host);
             }
-            let stream = streaming.map(Streaming::row_stream);
             let named = opts.prepare.unwrap_or(cfg.prepare);
-            let work = self.run(&lease.conn, sql, params, stream, named);
+            let work = self.run(&lease.conn, sql, params, streaming, named);
             let outcome = match &stopper {
                 None => work.await,
                 Some(s) => {
@@ -453,7 +452,7 @@ impl Pool {
         conn: &Conn,
         sql: &str,
         params: &P,
-        stream: Option<RowStream>,
+        streaming: Option<&Streaming>,
         named: bool,
     ) -> Outcome {
         let cfg = &self.inner.config;
@@ -464,36 +463,45 @@ impl Pool {
         let probe = role::needs_probe(cfg.mode, state)
             && (interval == 0
                 || now.saturating_sub(conn.validated_at_ms.load(Ordering::Relaxed)) >= interval);
-        let result = if probe {
-            let stmt = match self.inner.types.statement(&conn.client, sql, named).await {
+        let types = &self.inner.types;
+        let mut retried = false;
+        let result = loop {
+            let idle_before = state.transaction_status() == TransactionStatus::Idle;
+            let stmt = match types.statement(&conn.client, sql, named).await {
                 Ok(s) => s,
                 Err(e) => return Outcome::Done(Err(e)),
             };
-            match conn
-                .client
-                .execute_after(role::PROBE_SQL, &stmt, params, stream)
-                .await
-            {
-                Err(e) => return Outcome::Done(Err(e)),
-                Ok((Err(e), _)) => return Outcome::Done(Err(e)),
-                Ok((Ok(probed), executed)) => {
-                    if !role::probe_says_writable(&probed) {
-                        return Outcome::Fenced;
+            let stream = streaming.map(Streaming::row_stream);
+            // The probe goes with the first attempt; a second one (below) follows its answer.
+            let r = if probe && !retried {
+                match conn
+                    .client
+                    .execute_after(role::PROBE_SQL, &stmt, params, stream)
+                    .await
+                {
+                    Err(e) => return Outcome::Done(Err(e)),
+                    Ok((Err(e), _)) => return Outcome::Done(Err(e)),
+                    Ok((Ok(probed), executed)) => {
+                        if !role::probe_says_writable(&probed) {
+                            return Outcome::Fenced;
+                        }
+                        executed
                     }
-                    executed
                 }
-            }
-        } else {
-            match self.inner.types.statement(&conn.client, sql, named).await {
-                Ok(stmt) => {
-                    let r = conn.client.execute_streaming(&stmt, params, stream).await;
-                    if let Ok(result) = &r {
-                        self.inner.types.check_unnamed(sql, &stmt, result);
-                    }
-                    r
+            } else {
+                conn.client.execute_streaming(&stmt, params, stream).await
+            };
+            match &r {
+                Ok(result) => types.check_unnamed(sql, &stmt, result),
+                // Refused at Bind as stale: nothing ran (no row was streamed either); once
+                // described again it runs.
+                Err(e) if types.stale(&conn.client, sql, &stmt, e, idle_before) && !retried => {
+                    retried = true;
+                    continue;
                 }
-                Err(e) => Err(e),
+                Err(_) => {}
             }
+            break r;
         };
         if self.fenced(&conn.client) {
             // A fence can reach the session after its statement's transaction began:

@@ -8,7 +8,7 @@
 
 use arc_swap::ArcSwap;
 use hyperion_codec::{column_format, Types};
-use hyperion_wire::{Client, Described, Error, QueryResult, Statement};
+use hyperion_wire::{Client, Described, Error, QueryResult, Statement, TransactionStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -67,14 +67,15 @@ impl TypeCache {
     }
 
     /// The cached statement for `sql` on `client`, or a new one: described, its unknown types
-    /// resolved, its result formats chosen by the codec.
+    /// resolved, its result formats chosen by the codec. Concurrent first runs of `sql` on
+    /// one connection share one preparation (see `Client::prepare_with`).
     pub async fn prepare(&self, client: &Client, sql: &str) -> Result<Arc<Statement>, Error> {
-        if let Some(s) = client.cached(sql) {
-            return Ok(s);
-        }
-        let d = client.describe(sql).await?;
-        let formats = self.formats(client, &d).await?;
-        Ok(client.install(sql, d, formats))
+        client
+            .prepare_with(sql, |d| async move {
+                let formats = self.formats(client, &d).await?;
+                Ok((d, formats))
+            })
+            .await
     }
 
     /// `sql` prepared (cached on the connection, [`TypeCache::prepare`]) or, with `named`
@@ -117,7 +118,61 @@ impl TypeCache {
                 .zip(stmt.columns().iter())
                 .all(|(a, b)| a.type_oid == b.type_oid);
         if !same {
-            if let Ok(mut m) = self.unnamed.lock() {
+            self.forget_unnamed(sql, stmt);
+        }
+    }
+
+    /// After `stmt` failed with `e` on `client`: when the server refused it because our
+    /// description of it is stale (the schema, or the session's `search_path`, changed since
+    /// it was described), the description is dropped, so the next run describes or prepares
+    /// it again. Returns whether running it again now is safe: the refusal came before
+    /// anything ran, and no transaction block was open (`idle_before`: none was when the
+    /// statement was sent), which the error would have aborted.
+    ///
+    /// PostgreSQL refuses a stale prepared statement with 0A000 "cached plan must not change
+    /// result type" at every Bind, for the life of the statement: pgx drops it the same way.
+    /// A stale unnamed description fails its Bind with 08P01 when the column count changed
+    /// ("bind message has 2 result formats but query has 3 columns"). Some errors that may
+    /// also come from a stale description are not recognised as such here (a parameter type
+    /// that no longer fits fails at Parse, with no sign of the phase): for them, an unnamed
+    /// statement's description is dropped on any error of class 42 (undefined column, type
+    /// mismatch), without a retry.
+    pub fn stale(
+        &self,
+        client: &Client,
+        sql: &str,
+        stmt: &Arc<Statement>,
+        e: &Error,
+        idle_before: bool,
+    ) -> bool {
+        let Some(db) = e.as_db() else { return false };
+        let refused = if stmt.is_unnamed() {
+            db.code == "08P01"
+                && match db.routine.as_deref() {
+                    // Bind's own checks, and its result formats' (PortalSetResultFormat).
+                    Some(r) => matches!(r, "exec_bind_message" | "PortalSetResultFormat"),
+                    None => db.message.starts_with("bind message"),
+                }
+        } else {
+            db.code == "0A000"
+                && db.where_.is_none()
+                && (db.routine.as_deref() == Some("RevalidateCachedQuery")
+                    || db
+                        .message
+                        .contains("cached plan must not change result type"))
+        };
+        if stmt.is_unnamed() && (refused || db.code.starts_with("42")) {
+            self.forget_unnamed(sql, stmt);
+        } else if refused {
+            client.forget(sql, stmt);
+        }
+        refused && idle_before && client.state().transaction_status() == TransactionStatus::Idle
+    }
+
+    /// Drops the description kept for the unnamed `sql`, if it is still `stmt`.
+    fn forget_unnamed(&self, sql: &str, stmt: &Statement) {
+        if let Ok(mut m) = self.unnamed.lock() {
+            if m.get(sql).is_some_and(|s| std::ptr::eq(&**s, stmt)) {
                 m.remove(sql);
             }
         }

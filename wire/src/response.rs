@@ -50,6 +50,13 @@ impl RowStream {
         self
     }
 
+    /// The portal's own description (an unnamed statement's Describe): its columns and
+    /// their formats as the server states them.
+    fn described(&mut self, fields: &[Field]) {
+        self.columns = Some(fields.to_vec().into());
+        self.formats = fields.iter().map(|f| f.format).collect();
+    }
+
     /// Counts a row in; hands the buffered rows over once there are enough.
     fn row_added(&mut self, bytes: usize, rows: &mut Vec<DataRowBody>) {
         self.buffered += bytes;
@@ -410,7 +417,11 @@ impl Pending {
                 if of_statement {
                     self.response.row_description = Some(fields);
                 } else {
-                    // Describe of a portal: the columns of the result that follows.
+                    // Describe of a portal: the columns of the result that follows, which
+                    // its streamed rows are decoded by too (the statement's may be stale).
+                    if let Some(s) = self.stream.as_mut().filter(|_| self.syncs_left == 1) {
+                        s.described(&fields);
+                    }
                     self.open = false;
                     self.start_result(fields);
                 }

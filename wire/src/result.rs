@@ -69,12 +69,22 @@ impl Statement {
         &self.columns
     }
     /// Gives `result` the statement's columns and formats. An unnamed statement's result
-    /// keeps the columns its execution described, when the server sent them.
+    /// keeps the columns its execution described, when the server sent them, and their
+    /// formats as the server stated them: the description kept for the statement may be
+    /// older than a schema change (a single format in Bind applies to every column, however
+    /// many there are now).
     pub fn fill(&self, result: &mut QueryResult) {
-        if self.unnamed_sql.is_none() || result.columns.is_none() {
-            result.columns = Some(self.columns.clone());
+        match result
+            .columns
+            .as_ref()
+            .filter(|_| self.unnamed_sql.is_some())
+        {
+            Some(sent) => result.formats = sent.iter().map(|f| f.format).collect(),
+            None => {
+                result.columns = Some(self.columns.clone());
+                result.formats = self.result_formats.clone();
+            }
         }
-        result.formats = self.result_formats.clone();
     }
 
     /// The format each result column is requested in.
