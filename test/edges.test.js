@@ -128,7 +128,8 @@ test('copyTo left early inside a transaction keeps the transaction (the rest is 
   await pool.query('truncate edge_t')
   const tx = await pool.begin()
   await tx.query("insert into edge_t values (10, 'in tx')")
-  for await (const b of tx.copyTo('copy (select g from generate_series(1, 200000) g) to stdout')) {
+  // Far more than the 1 MiB window: the COPY is still running when the loop leaves.
+  for await (const b of tx.copyTo("copy (select g, repeat('x', 50) from generate_series(1, 2000000) g) to stdout")) {
     void b
     break
   }
