@@ -28,9 +28,12 @@ use napi::Env;
 /// The addon's Rust allocations go to mimalloc rather than glibc's malloc: a query's buffers
 /// are made on the I/O thread and freed on the JS thread, and glibc paid for that hand-over
 /// in `_int_free`/`malloc_consolidate` on both (about a tenth of the JS thread's samples on
-/// W2). mimalloc frees a block on its owning thread's page without a lock: W2 went from 13.9
-/// to 11.5 µs of client CPU a query. Local-dynamic TLS, since Node loads the addon with
-/// dlopen (initial-exec TLS in a dlopen'ed library can fail to load when static TLS is full).
+/// W2). mimalloc frees a block on its owning thread's page without a lock. Its v2 line: v3
+/// matched it on W2 but was slower and more variable on W3's large results (interleaved
+/// fresh processes, same server: W2 glibc 65-70k, v3 79-82k, v2 80-85k queries/s; W3 wide
+/// glibc 823-951k, v3 738-934k, v2 945-1079k rows/s). Local-dynamic TLS, since Node loads
+/// the addon with dlopen (initial-exec TLS in a dlopen'ed library can fail to load when
+/// static TLS is full).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use napi_derive::napi;
