@@ -179,12 +179,23 @@ test('40 transactions over a pool of 2: served in about the order they asked (FI
   assert.equal(order.length, 40)
   // The pool's line is first come, first served (pool/tests/lease.rs checks it exactly). From
   // JS, the 40 calls reach the line as their tasks run, which is nearly but not exactly call
-  // order, and two connections serve it: each transaction starts within a few places of its
-  // turn. Two places held on a quiet machine but missed under load (CI's matrix, 2 cores
-  // shared with the server: 3 of 5 runs), when the runtime runs the calls' tasks a little
-  // out of order; six still fails a pool that served the line any other way (LIFO puts the
-  // last caller first: 39 places off).
-  order.forEach((v, pos) => assert.ok(Math.abs(pos - v) <= 6, `transaction ${v} started ${pos}th: ${order}`))
+  // order, and two connections serve it. A bound on how far each one may start from its turn
+  // (two places, then six) kept failing under load (CI's matrix, 2 cores shared with the
+  // server), when the runtime runs a few calls' tasks out of order. What tells a line from
+  // any other service order is how the whole order runs: of all pairs of transactions, the
+  // share started in the order they were called. FIFO stays near 1 even with heavy local
+  // shuffles (swaps of up to 7 places, simulated: never below 0.80 in 10,000 tries), a random
+  // order is near 0.5 (0.7 is over 3 standard deviations out), LIFO (the last caller first)
+  // is 0.1.
+  let inOrder = 0
+  let pairs = 0
+  for (let a = 0; a < order.length; a++) {
+    for (let b = a + 1; b < order.length; b++) {
+      pairs++
+      if (order[a] < order[b]) inOrder++
+    }
+  }
+  assert.ok(inOrder / pairs >= 0.7, `${((100 * inOrder) / pairs).toFixed(1)}% of pairs in call order: ${order}`)
   assert.deepEqual(await p.query("select n from t_tx where k = 'load'"), [{ n: 39 }])
   const st = p.status()
   assert.equal(st.waiting, 0)
