@@ -1,6 +1,7 @@
 //! `NativeConnection`: a connection held exclusively, by a transaction (`pool.begin()`) or a
 //! checkout (`pool.connect()`), and what runs on one: statements, scripts, row streams
-//! (`NativeCursor`) and COPY (`NativeCopyIn`, `NativeCopyOut`).
+//! (`NativeCursor`) and COPY (started here; `NativeCopyIn` and `NativeCopyOut` are in
+//! `copy.rs`).
 //!
 //! Every operation locks the connection for its whole length (a stream until its last batch
 //! or its close, a COPY until its end), so two calls made at once from JS run one after the
@@ -11,6 +12,10 @@
 //! once with `CONNECTION_BUSY` instead. COMMIT, ROLLBACK and release close what is open
 //! first (the `Open` slot), so they never wait on a loop that was left without closing.
 
+use crate::copy::{
+    copy_ended, copy_in_closer, copy_out_closer, CopyHold, CopyInSlot, CopyInState, CopyOutShared,
+    NativeCopyIn, NativeCopyOut,
+};
 use crate::errors::Failure;
 use crate::params::JsParams;
 use crate::pool::{cancellation, read_params, AbortHandle};
@@ -19,16 +24,14 @@ use crate::settle::{Settled, Settler};
 use crate::stream;
 use hyperion_codec::Int8;
 use hyperion_pool::{Cursor, Dedicated, Session, Transaction, TypeCache};
-use hyperion_wire::{CopyIn, Flow, QueryResult};
-use napi::bindgen_prelude::Buffer;
+use hyperion_wire::QueryResult;
 use napi::{Env, JsObject, JsUnknown};
 use napi_derive::napi;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, Notify, OwnedMutexGuard};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// What a `NativeConnection` holds.
 pub enum Held {
@@ -48,11 +51,11 @@ impl Held {
 type Slot = Arc<tokio::sync::Mutex<Option<Held>>>;
 
 /// Closes the stream or COPY open on a connection.
-type Closer = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+pub(crate) type Closer = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// What is open on a connection between calls (a stream or a COPY), by a number of its own.
 #[derive(Clone, Default)]
-struct Open {
+pub(crate) struct Open {
     slot: Arc<Mutex<Option<(u64, Closer)>>>,
     next: Arc<AtomicU64>,
 }
@@ -79,7 +82,7 @@ impl Open {
     }
 
     /// `id` is over.
-    fn clear(&self, id: u64) {
+    pub(crate) fn clear(&self, id: u64) {
         if let Ok(mut s) = self.slot.lock() {
             if s.as_ref().is_some_and(|(open, _)| *open == id) {
                 *s = None;
@@ -152,10 +155,6 @@ fn conn(guard: &Option<Held>, tx: bool) -> Result<&Dedicated, Failure> {
 
 /// Rows a stream reads per batch unless told otherwise.
 const DEFAULT_BATCH_ROWS: u32 = 1000;
-/// Bytes of COPY TO data JS may have waiting before the connection stops reading.
-const COPY_OUT_WINDOW: usize = 1 << 20;
-/// COPY TO data crosses to JS in pieces of this size (the last one smaller).
-const COPY_OUT_PIECE: usize = 128 * 1024;
 
 #[napi]
 impl NativeConnection {
@@ -306,7 +305,7 @@ impl NativeConnection {
             let mut state = inner.lock().await;
             match (started, &*state) {
                 (Ok(copy), CopyInState::Starting) => {
-                    *state = CopyInState::Running(copy, guard, open, id);
+                    *state = CopyInState::Running(copy, CopyHold { guard, open, id });
                 }
                 (Ok(copy), _) => {
                     // Closed while it started (COMMIT, ROLLBACK or release came first).
@@ -334,14 +333,7 @@ impl NativeConnection {
     pub fn copy_out(&self, env: Env, sql: String) -> napi::Result<NativeCopyOut> {
         let sql: Arc<str> = sql.into();
         self.check_copy(&env, &sql)?;
-        let shared = Arc::new(CopyOutShared {
-            queue: Mutex::new(VecDeque::new()),
-            filling: Mutex::new(Vec::new()),
-            ready: Notify::new(),
-            flow: Flow::new(COPY_OUT_WINDOW),
-            end: Mutex::new(None),
-            stop: Notify::new(),
-        });
+        let shared = CopyOutShared::new();
         let (done_tx, done) = oneshot::channel();
         let done: Done = Arc::new(Mutex::new(Some(done)));
         let id = self.open.set(copy_out_closer(&shared, &done));
@@ -604,7 +596,7 @@ impl StreamJob {
 }
 
 type Batches = Arc<tokio::sync::Mutex<mpsc::Receiver<Result<Chunk, Failure>>>>;
-type Done = Arc<Mutex<Option<oneshot::Receiver<()>>>>;
+pub(crate) type Done = Arc<Mutex<Option<oneshot::Receiver<()>>>>;
 
 /// Closes a stream: no more batches are taken, and the job closes the portal.
 fn stream_closer(rx: &Batches, done: &Done) -> Closer {
@@ -636,7 +628,7 @@ pub struct NativeCursor {
 }
 
 /// `null` for JS.
-struct End;
+pub(crate) struct End;
 
 impl Settled for End {
     unsafe fn into_js(self, env: napi::sys::napi_env) -> Result<napi::sys::napi_value, Failure> {
@@ -698,298 +690,5 @@ impl NativeCursor {
     #[napi]
     pub fn abort(&self) {
         self.abort.notify_one();
-    }
-}
-
-/// Where a COPY FROM STDIN is.
-enum CopyInState {
-    /// Asked for; the server has not taken it yet.
-    Starting,
-    /// Taking data: the COPY, the connection it holds, and its place in the `Open` slot.
-    Running(CopyIn, OwnedMutexGuard<Option<Held>>, Open, u64),
-    /// Ended, failed, or closed.
-    Over,
-}
-
-type CopyInSlot = Arc<tokio::sync::Mutex<CopyInState>>;
-
-impl CopyInState {
-    /// The running COPY, taken (the state is `Over` after).
-    fn take(&mut self) -> Option<(CopyIn, OwnedMutexGuard<Option<Held>>, Open, u64)> {
-        match std::mem::replace(self, CopyInState::Over) {
-            CopyInState::Running(copy, guard, open, id) => Some((copy, guard, open, id)),
-            _ => None,
-        }
-    }
-}
-
-/// Ends a COPY FROM STDIN that was left open with CopyFail: nothing is copied.
-fn copy_in_closer(inner: &CopyInSlot) -> Closer {
-    let inner = inner.clone();
-    Arc::new(move || {
-        let inner = inner.clone();
-        Box::pin(async move {
-            let running = inner.lock().await.take();
-            if let Some((copy, guard, open, id)) = running {
-                let _ = copy
-                    .fail("the COPY was left unfinished: the connection was released")
-                    .await;
-                drop(guard);
-                open.clear(id);
-            }
-        })
-    })
-}
-
-/// A COPY FROM STDIN in progress.
-#[napi]
-pub struct NativeCopyIn {
-    inner: CopyInSlot,
-    settler: Settler,
-    query: Arc<str>,
-}
-
-impl Settled for NativeCopyIn {
-    unsafe fn into_js(self, env: napi::sys::napi_env) -> Result<napi::sys::napi_value, Failure> {
-        Ok(<NativeCopyIn as napi::bindgen_prelude::ToNapiValue>::to_napi_value(env, self)?)
-    }
-}
-
-fn copy_ended() -> Failure {
-    Failure::client("COPY_ENDED", "the COPY has already ended")
-}
-
-/// A row count for JS (`null` when the tag has none).
-struct Count(Option<u64>);
-
-impl Settled for Count {
-    unsafe fn into_js(self, env: napi::sys::napi_env) -> Result<napi::sys::napi_value, Failure> {
-        match self.0 {
-            Some(n) => {
-                let mut v = std::ptr::null_mut();
-                napi::sys::napi_create_double(env, n as f64, &mut v);
-                Ok(v)
-            }
-            None => End.into_js(env),
-        }
-    }
-}
-
-#[napi]
-impl NativeCopyIn {
-    /// Sends one chunk of data; resolves when the connection has taken it (backpressure).
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn write(&self, env: Env, data: Buffer) -> napi::Result<JsObject> {
-        let data: Vec<u8> = data.to_vec();
-        let inner = self.inner.clone();
-        self.settler
-            .spawn(&env, Some(self.query.clone()), async move {
-                let mut state = inner.lock().await;
-                let CopyInState::Running(copy, ..) = &mut *state else {
-                    return Err(copy_ended());
-                };
-                let sent = copy.send(&data).await;
-                if sent.is_err() {
-                    // The server refused the data: the COPY is over.
-                    if let Some((_, guard, open, id)) = state.take() {
-                        drop(guard);
-                        open.clear(id);
-                    }
-                }
-                Ok(sent.map_err(hyperion_pool::Error::from)?)
-            })
-    }
-
-    /// CopyDone: resolves to the number of rows copied.
-    #[napi(ts_return_type = "Promise<number | null>")]
-    pub fn end(&self, env: Env) -> napi::Result<JsObject> {
-        let inner = self.inner.clone();
-        self.settler
-            .spawn(&env, Some(self.query.clone()), async move {
-                let (copy, guard, open, id) = inner.lock().await.take().ok_or_else(copy_ended)?;
-                let result = copy.finish().await;
-                drop(guard);
-                open.clear(id);
-                Ok(Count(
-                    result.map_err(hyperion_pool::Error::from)?.rows_affected(),
-                ))
-            })
-    }
-
-    /// CopyFail: the server rolls the COPY back; resolves once the connection is usable.
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn fail(&self, env: Env, reason: String) -> napi::Result<JsObject> {
-        let inner = self.inner.clone();
-        self.settler.spawn(&env, None, async move {
-            let running = inner.lock().await.take();
-            if let Some((copy, guard, open, id)) = running {
-                // The server's answer is the error CopyFail asked for.
-                let _ = copy.fail(&reason).await;
-                drop(guard);
-                open.clear(id);
-            }
-            Ok(())
-        })
-    }
-}
-
-struct CopyOutShared {
-    /// Pieces of at least [`COPY_OUT_PIECE`] bytes (the last one: what was left), in order.
-    queue: Mutex<VecDeque<Vec<u8>>>,
-    /// The piece being filled. A text COPY sends a CopyData per row: queuing each, and waking
-    /// the reader for each, made a read of a few rows at a time (S3 ran at 0.87x
-    /// pg-copy-streams).
-    filling: Mutex<Vec<u8>>,
-    ready: Notify,
-    flow: Arc<Flow>,
-    /// The COPY's outcome once it is over: the row count, or the error.
-    end: Mutex<Option<Result<Option<u64>, Failure>>>,
-    /// The reader left before the end: the job stops the COPY.
-    stop: Notify,
-}
-
-impl CopyOutShared {
-    fn push(&self, data: bytes::Bytes) {
-        let full = match self.filling.lock() {
-            Ok(mut f) => {
-                f.extend_from_slice(&data);
-                (f.len() >= COPY_OUT_PIECE)
-                    .then(|| std::mem::replace(&mut *f, Vec::with_capacity(COPY_OUT_PIECE)))
-            }
-            Err(_) => None,
-        };
-        if let Some(piece) = full {
-            self.queue_piece(piece);
-        }
-    }
-
-    /// The COPY is over: what is left in the piece being filled is queued.
-    fn flush(&self) {
-        let rest = self
-            .filling
-            .lock()
-            .ok()
-            .map(|mut f| std::mem::take(&mut *f));
-        if let Some(piece) = rest.filter(|r| !r.is_empty()) {
-            self.queue_piece(piece);
-        }
-    }
-
-    fn queue_piece(&self, piece: Vec<u8>) {
-        if let Ok(mut q) = self.queue.lock() {
-            q.push_back(piece);
-        }
-        self.ready.notify_one();
-    }
-
-    /// The next piece, if one is queued.
-    fn take(&self) -> Option<Vec<u8>> {
-        let piece = self.queue.lock().ok()?.pop_front()?;
-        self.flow.consumed(piece.len());
-        Some(piece)
-    }
-}
-
-/// Data read from a COPY TO.
-enum CopyRead {
-    Data(Vec<u8>),
-    End(Option<u64>),
-}
-
-impl Settled for CopyRead {
-    unsafe fn into_js(self, env: napi::sys::napi_env) -> Result<napi::sys::napi_value, Failure> {
-        match self {
-            CopyRead::Data(d) => Ok(
-                <Buffer as napi::bindgen_prelude::ToNapiValue>::to_napi_value(
-                    env,
-                    Buffer::from(d),
-                )?,
-            ),
-            // The end: `{ rowCount }`.
-            CopyRead::End(n) => {
-                let mut obj = std::ptr::null_mut();
-                napi::sys::napi_create_object(env, &mut obj);
-                let count = Count(n).into_js(env)?;
-                let key = c"rowCount";
-                napi::sys::napi_set_named_property(env, obj, key.as_ptr(), count);
-                Ok(obj)
-            }
-        }
-    }
-}
-
-/// Stops a COPY TO whose reader left: what is queued is dropped, the rest is not kept, and
-/// the job cancels the COPY (or, inside a transaction, reads it to its end); resolves once
-/// the connection is usable again.
-async fn close_copy_out(shared: Arc<CopyOutShared>, done: Done) {
-    let done = done.lock().ok().and_then(|mut d| d.take());
-    shared.flow.close();
-    if let Ok(mut q) = shared.queue.lock() {
-        q.clear();
-    }
-    shared.stop.notify_one();
-    if let Some(done) = done {
-        let _ = done.await;
-    }
-}
-
-fn copy_out_closer(shared: &Arc<CopyOutShared>, done: &Done) -> Closer {
-    let (shared, done) = (shared.clone(), done.clone());
-    Arc::new(move || Box::pin(close_copy_out(shared.clone(), done.clone())))
-}
-
-/// A COPY TO STDOUT in progress.
-#[napi]
-pub struct NativeCopyOut {
-    shared: Arc<CopyOutShared>,
-    done: Done,
-    settler: Settler,
-    query: Arc<str>,
-}
-
-/// A COPY TO whose reader was dropped without `close()` (an iterator left to the garbage
-/// collector) is stopped all the same: otherwise it would hold its connection for good once
-/// the data waiting for the reader filled the window.
-impl Drop for NativeCopyOut {
-    fn drop(&mut self) {
-        let (shared, done) = (self.shared.clone(), self.done.clone());
-        let over = shared.end.lock().map_or(true, |e| e.is_some());
-        if !over {
-            crate::spawn_detached(close_copy_out(shared, done));
-        }
-    }
-}
-
-#[napi]
-impl NativeCopyOut {
-    /// The next data (a Buffer of one or more CopyData messages' bytes), or at the end
-    /// `{ rowCount }`.
-    #[napi(ts_return_type = "Promise<Buffer | { rowCount: number | null }>")]
-    pub fn read(&self, env: Env) -> napi::Result<JsObject> {
-        let shared = self.shared.clone();
-        self.settler
-            .spawn(&env, Some(self.query.clone()), async move {
-                loop {
-                    let notified = shared.ready.notified();
-                    if let Some(data) = shared.take() {
-                        return Ok(CopyRead::Data(data));
-                    }
-                    let end = shared.end.lock().ok().and_then(|mut e| e.take());
-                    if let Some(end) = end {
-                        return Ok(CopyRead::End(end?));
-                    }
-                    notified.await;
-                }
-            })
-    }
-
-    /// Stops a COPY TO before its end (see `close_copy_out`).
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn close(&self, env: Env) -> napi::Result<JsObject> {
-        let (shared, done) = (self.shared.clone(), self.done.clone());
-        self.settler.spawn(&env, None, async move {
-            close_copy_out(shared, done).await;
-            Ok(())
-        })
     }
 }

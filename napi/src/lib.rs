@@ -6,6 +6,7 @@
 //! becomes JS values in one pass per column ([`rows`]), in batches while a large result is
 //! still arriving ([`stream`]).
 
+mod copy;
 mod dedicated;
 mod errors;
 mod insert;
