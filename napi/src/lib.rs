@@ -23,6 +23,7 @@ pub use rows::column_kinds;
 mod rows;
 mod settle;
 mod stream;
+mod uvloop;
 
 use napi::Env;
 
@@ -54,6 +55,11 @@ pub(crate) fn spawn_detached(fut: impl std::future::Future<Output = ()> + Send +
     if let Some(rt) = RUNTIME.get() {
         rt.spawn(fut);
     }
+}
+
+/// The I/O runtime, once the module is initialised.
+pub(crate) fn runtime() -> Option<tokio::runtime::Handle> {
+    RUNTIME.get().cloned()
 }
 
 #[napi::module_init]

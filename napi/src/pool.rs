@@ -176,10 +176,11 @@ impl NativePool {
                 .throw(&env)
             })?,
         };
-        let (cfg, warnings) = config(options, &process_env)
+        let (mut cfg, warnings) = config(options, &process_env)
             .map_err(|m| Failure::client("INVALID_CONFIG", m).throw(&env))?;
-        let pool = Pool::new(cfg).map_err(|e| Failure::from(e).throw(&env))?;
         let settler = Settler::new(&env).map_err(|f| f.throw(&env))?;
+        cfg.runner = settler.runner();
+        let pool = Pool::new(cfg).map_err(|e| Failure::from(e).throw(&env))?;
         Ok(NativePool {
             pool,
             int8,

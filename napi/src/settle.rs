@@ -78,14 +78,32 @@ impl Shared {
 
     /// Queues a settled promise; the first job queued wakes the JS thread. Called from any
     /// thread. The mutex is held across the call, so Node cannot free the function under it.
-    fn push(&self, job: Job) {
+    /// A task of the JS thread's executor settles at the end of its round instead
+    /// (`uvloop`), without waking anything.
+    fn push(self: &Arc<Self>, job: Job) {
         let mut s = self.state();
         if s.tsfn.is_null() {
             return; // the environment is gone, and the promise with it
         }
         let wake = s.jobs.is_empty();
         s.jobs.push(job);
-        if wake {
+        if !wake {
+            return;
+        }
+        let me = self.clone();
+        let settle_here = Box::new(move |env: sys::napi_env| {
+            // SAFETY: on the JS thread with its env (`uvloop` runs this in a callback
+            // scope); `me` keeps the context alive.
+            unsafe {
+                call_js(
+                    env,
+                    ptr::null_mut(),
+                    Arc::as_ptr(&me) as *mut c_void,
+                    ptr::null_mut(),
+                )
+            }
+        });
+        if crate::uvloop::after_poll(settle_here).is_err() {
             // SAFETY: `tsfn` is live (not finalized: checked under the mutex). Non-blocking
             // on an unbounded queue never waits.
             unsafe {
@@ -125,6 +143,8 @@ impl Drop for Handle {
 #[derive(Clone)]
 pub struct Settler {
     handle: Arc<Handle>,
+    /// The JS thread's executor (`uvloop`); `None`: futures run on the tokio runtime.
+    executor: Option<crate::uvloop::Executor>,
 }
 
 impl Settler {
@@ -172,7 +192,14 @@ impl Settler {
         shared.state().tsfn = tsfn;
         Ok(Settler {
             handle: Arc::new(Handle { shared }),
+            executor: crate::uvloop::executor(raw),
         })
+    }
+
+    /// Where a pool's plain TCP connections run their protocol loops: the JS thread's
+    /// executor when there is one.
+    pub fn runner(&self) -> Option<hyperion_wire::runner::Runner> {
+        self.executor.as_ref().map(|e| e.runner())
     }
 
     /// Calls `hook(notice)` for every notice of a value this settler settles (`Settled::
@@ -224,7 +251,7 @@ impl Settler {
             deferred,
             query,
         };
-        napi::bindgen_prelude::spawn(async move {
+        let task = async move {
             let outcome = fut.await;
             promised.settle(Box::new(move |env, hook| {
                 // SAFETY: called on the JS thread by `call_js` with its env.
@@ -240,7 +267,13 @@ impl Settler {
                     }
                 }
             }));
-        });
+        };
+        match &self.executor {
+            Some(e) => e.spawn(task),
+            None => {
+                napi::bindgen_prelude::spawn(task);
+            }
+        }
         // SAFETY: `promise` was just created on this env.
         Ok(unsafe { JsObject::from_raw_unchecked(raw, promise) })
     }
@@ -261,11 +294,14 @@ unsafe impl Send for Promised {}
 impl Promised {
     fn settle(&mut self, settle: Settle) {
         if let Some(handle) = self.handle.take() {
-            handle.shared.push(Job {
-                deferred: self.deferred,
-                settle,
-                query: self.query.take(),
-            });
+            Shared::push(
+                &handle.shared,
+                Job {
+                    deferred: self.deferred,
+                    settle,
+                    query: self.query.take(),
+                },
+            );
         }
     }
 }

@@ -138,6 +138,9 @@ pub struct PoolConfig {
     pub max_lifetime: Option<Duration>,
     /// How connections are opened; `None`: TCP.
     pub connector: Option<Connector>,
+    /// Where plain TCP connections' protocol loops run; `None`: on the tokio runtime
+    /// ([`hyperion_wire::runner`]).
+    pub runner: Option<hyperion_wire::runner::Runner>,
     /// TLS (`sslmode` and the rest); default `prefer`, as libpq.
     pub ssl: hyperion_wire::SslConfig,
     pub channel_binding: hyperion_wire::ChannelBindingMode,
@@ -173,6 +176,7 @@ impl PoolConfig {
             min_connections: 1,
             max_lifetime: Some(Duration::from_secs(1800)),
             connector: None,
+            runner: None,
             ssl: hyperion_wire::SslConfig::default(),
             channel_binding: hyperion_wire::ChannelBindingMode::default(),
             max_protocol_version: hyperion_wire::ProtocolVersion::V3_0,
@@ -211,6 +215,7 @@ impl PoolConfig {
         c.channel_binding = self.channel_binding;
         c.max_protocol_version = self.max_protocol_version;
         c.require_auth = self.require_auth.clone();
+        c.runner = self.runner.clone();
         c
     }
 }

@@ -265,8 +265,11 @@ impl Pool {
             })
         });
         match best {
-            Some(l) if l.item.in_flight() == 0 => {
-                // Idle (or joined in the same instant as another query): the head starts now.
+            // Idle: no request in flight, and no other lease (a query that took the
+            // connection an instant ago may not have handed its request to the loop yet:
+            // on the JS thread's executor the loop runs after every query of the turn).
+            Some(l) if l.item.in_flight() == 0 && self.inner.slots.shared(l.id) <= 1 => {
+                // The head starts now.
                 l.item.head_since_ms.store(now, Ordering::Relaxed);
                 Some(Ok(l))
             }

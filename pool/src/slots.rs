@@ -185,6 +185,18 @@ impl<T> Slots<T> {
         }
     }
 
+    /// How many shared leases slot `id` holds now (0 once its item is gone).
+    pub fn shared(&self, id: SlotId) -> u32 {
+        let Some(slot) = self.slots.get(id.index) else {
+            return 0;
+        };
+        let w = slot.word.load(Ordering::Acquire);
+        if generation(w) != id.generation || phase(w) != READY {
+            return 0;
+        }
+        (w & SHARED_MASK) as u32
+    }
+
     /// A shared lease on slot `index`, if it is ready and not held exclusively.
     pub fn try_share(&self, index: usize) -> Option<SlotLease<T>> {
         let slot = self.slots.get(index)?;

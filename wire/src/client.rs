@@ -746,7 +746,7 @@ async fn connect_inner(config: &Config) -> Result<Client, Error> {
     }
     let stream = connect_tcp(config).await?;
     if !config.ssl.tries_tls() {
-        return connect_transport(stream, config, Transport::plain(), None).await;
+        return connect_plain_tcp(stream, config).await;
     }
     let setup = Arc::new(tls::setup(config)?);
     let refused = match tls::negotiate(stream, &setup, &config.host).await {
@@ -761,9 +761,7 @@ async fn connect_inner(config: &Config) -> Result<Client, Error> {
         Err(e) => Err(e),
     };
     match (config.ssl.without_tls(), refused) {
-        (WithoutTls::Plain, Ok(stream)) => {
-            connect_transport(stream, config, Transport::plain(), None).await
-        }
+        (WithoutTls::Plain, Ok(stream)) => connect_plain_tcp(stream, config).await,
         (WithoutTls::Refuse, Ok(_)) => Err(Error::unsupported(format!(
             "{} does not support TLS (it answered 'N' to SSLRequest), and sslmode={} requires it",
             config.host,
@@ -775,7 +773,7 @@ async fn connect_inner(config: &Config) -> Result<Client, Error> {
             if config.ssl.mode == SslMode::Prefer && !e.is_fatal_config() =>
         {
             let stream = connect_tcp(config).await?;
-            connect_transport(stream, config, Transport::plain(), None).await
+            connect_plain_tcp(stream, config).await
         }
         (_, Err(e)) => Err(e.at_startup()),
     }
@@ -832,6 +830,58 @@ where
     let (stream, read_buf, info) = startup(stream, config, &transport)
         .await
         .map_err(|e| e.at_startup())?;
+    let (client, parts) = assemble(config, info, tls);
+    tokio::spawn(parts.into_loop(stream, read_buf));
+    Ok(client)
+}
+
+/// A plain TCP connection: its loop runs where `config.runner` says, else on the runtime.
+async fn connect_plain_tcp(stream: TcpStream, config: &Config) -> Result<Client, Error> {
+    let Some(runner) = &config.runner else {
+        return connect_transport(stream, config, Transport::plain(), None).await;
+    };
+    let (stream, read_buf, info) = startup(stream, config, &Transport::plain())
+        .await
+        .map_err(|e| e.at_startup())?;
+    let stream = stream
+        .into_std()
+        .and_then(|s| runner.0.adopt(s))
+        .map_err(|e| Error::connect(format!("handing over the socket to {}: {e}", config.host)))?;
+    let (client, parts) = assemble(config, info, None);
+    runner.0.spawn(Box::pin(parts.into_loop(stream, read_buf)));
+    Ok(client)
+}
+
+/// What a protocol loop needs besides its stream and the bytes read past startup.
+struct LoopParts {
+    channels: Channels,
+    depth: usize,
+    max_message_len: usize,
+    parameter_bytes: usize,
+}
+
+impl LoopParts {
+    fn into_loop<S>(self, stream: S, read_buf: BytesMut) -> Connection<S>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        Connection::new(
+            stream,
+            read_buf,
+            self.channels,
+            self.depth,
+            self.max_message_len,
+            self.parameter_bytes,
+        )
+    }
+}
+
+/// The client of a connection whose startup is done, and the parts of its loop.
+fn assemble(
+    config: &Config,
+    info: crate::startup::StartupInfo,
+    tls: Option<Arc<TlsSetup>>,
+) -> (Client, LoopParts) {
     let state = Arc::new(ConnectionState::default());
     for (k, v) in &info.parameters {
         state.apply_parameter(k, v);
@@ -845,21 +895,18 @@ where
     let depth = config.pipeline_depth.max(1);
     let (tx, rx) = mpsc::channel(depth);
     let (abort_tx, abort_rx) = oneshot::channel();
-    let channels = Channels {
-        rx,
-        abort: abort_rx,
-        state: state.clone(),
-        parameters: parameters.clone(),
-    };
-    tokio::spawn(Connection::new(
-        stream,
-        read_buf,
-        channels,
+    let parts = LoopParts {
+        channels: Channels {
+            rx,
+            abort: abort_rx,
+            state: state.clone(),
+            parameters: parameters.clone(),
+        },
         depth,
-        config.max_message_len,
-        info.parameter_bytes,
-    ));
-    Ok(Client {
+        max_message_len: config.max_message_len,
+        parameter_bytes: info.parameter_bytes,
+    };
+    let client = Client {
         inner: Arc::new(ClientInner {
             tx,
             state,
@@ -878,5 +925,6 @@ where
             protocol_minor: info.protocol_minor,
             abort: Mutex::new(Some(abort_tx)),
         }),
-    })
+    };
+    (client, parts)
 }

@@ -190,6 +190,10 @@ pub struct Config {
     pub statement_cache_size: usize,
     /// The newest protocol version asked for (default 3.0).
     pub max_protocol_version: ProtocolVersion,
+    /// Where a plain TCP connection's protocol loop runs; `None`: on the tokio runtime
+    /// ([`crate::runner`]).
+    #[cfg(feature = "driver")]
+    pub runner: Option<crate::runner::Runner>,
 }
 
 /// TCP keepalive timing: after `idle` without traffic, a probe every `interval`; after
@@ -236,6 +240,8 @@ impl Config {
             require_auth: RequireAuth::default(),
             statement_cache_size: crate::statement_cache::DEFAULT_STATEMENT_CACHE_SIZE,
             max_protocol_version: ProtocolVersion::V3_0,
+            #[cfg(feature = "driver")]
+            runner: None,
         }
     }
 }

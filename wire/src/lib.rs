@@ -49,6 +49,8 @@ mod notification;
 #[cfg(feature = "driver")]
 mod response;
 #[cfg(feature = "driver")]
+pub mod runner;
+#[cfg(feature = "driver")]
 pub mod socket;
 // Lets `test_support` name this crate as its users do, so the same file also serves as the
 // integration tests' `support` module.

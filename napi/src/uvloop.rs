@@ -1,0 +1,735 @@
+//! The JS thread's own executor: queries and plain TCP connections' protocol loops run on
+//! the thread that calls them, driven by Node's event loop (libuv), as Bun and node-postgres
+//! do their socket I/O.
+//!
+//! On the tokio runtime, every query crossed threads twice: the JS thread woke the I/O thread
+//! (a futex or an eventfd write), and the I/O thread woke the JS thread (the thread-safe
+//! function's `uv_async_send`), each a system call and a context switch, and each side
+//! slept in its own `epoll_wait`. Here a query is a task polled on the JS thread; its request
+//! reaches the connection's loop (another task here) and is written to the socket before the
+//! event loop next blocks, and the answer is read when libuv says the socket is readable,
+//! and the promise settled in the same callback. Work that wants another thread still gets
+//! one: the tokio runtime stays entered while a task is polled, so timers, connects, TLS
+//! connections and the decoding of large results (`stream.rs`) run there and wake tasks
+//! here with `uv_async_send`.
+//!
+//! When tasks run:
+//! - a `prepare` handle runs the queue once per event-loop turn, just before libuv blocks:
+//!   everything JS started in that turn goes out together (256 queries issued in one turn
+//!   are one write per connection);
+//! - a socket's `poll` handle runs it when the socket is ready;
+//! - an `async` handle runs it when another thread woke a task.
+//!
+//! Settled promises are resolved inside a callback scope, whose end runs the microtasks (the
+//! next sequential query is then written in the same callback).
+//!
+//! `HYPERION_IO=thread` turns this off: everything runs on the tokio runtime as before.
+
+use napi::sys;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::raw::{c_int, c_void};
+use std::pin::Pin;
+use std::ptr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+// libuv, as Node exports it to addons. Handles are opaque blocks of `uv_handle_size` bytes
+// whose first field is `void* data`.
+extern "C" {
+    fn uv_handle_size(kind: c_int) -> usize;
+    fn uv_prepare_init(lp: *mut c_void, h: *mut c_void) -> c_int;
+    fn uv_prepare_start(h: *mut c_void, cb: unsafe extern "C" fn(*mut c_void)) -> c_int;
+    fn uv_idle_init(lp: *mut c_void, h: *mut c_void) -> c_int;
+    fn uv_idle_start(h: *mut c_void, cb: unsafe extern "C" fn(*mut c_void)) -> c_int;
+    fn uv_idle_stop(h: *mut c_void) -> c_int;
+    fn uv_async_init(
+        lp: *mut c_void,
+        h: *mut c_void,
+        cb: unsafe extern "C" fn(*mut c_void),
+    ) -> c_int;
+    fn uv_async_send(h: *mut c_void) -> c_int;
+    fn uv_poll_init(lp: *mut c_void, h: *mut c_void, fd: c_int) -> c_int;
+    fn uv_poll_start(
+        h: *mut c_void,
+        events: c_int,
+        cb: unsafe extern "C" fn(*mut c_void, c_int, c_int),
+    ) -> c_int;
+    fn uv_poll_stop(h: *mut c_void) -> c_int;
+    fn uv_close(h: *mut c_void, cb: unsafe extern "C" fn(*mut c_void));
+    fn uv_unref(h: *mut c_void);
+}
+
+const UV_ASYNC: c_int = 1;
+const UV_IDLE: c_int = 6;
+const UV_POLL: c_int = 8;
+const UV_PREPARE: c_int = 9;
+const UV_READABLE: c_int = 1;
+const UV_WRITABLE: c_int = 2;
+
+/// Storage for one libuv handle (the largest we make, `uv_poll_t`, is 160 bytes on 64-bit
+/// Linux; `init` checks `uv_handle_size`).
+#[repr(C, align(16))]
+struct HandleMem([u8; 256]);
+
+fn new_handle(data: *mut c_void) -> *mut c_void {
+    let h = Box::into_raw(Box::new(HandleMem([0; 256]))) as *mut c_void;
+    // SAFETY: the first field of every libuv handle is `void* data`.
+    unsafe { *(h as *mut *mut c_void) = data };
+    h
+}
+
+unsafe fn handle_data(h: *mut c_void) -> *mut c_void {
+    // SAFETY: as in `new_handle`.
+    unsafe { *(h as *mut *mut c_void) }
+}
+
+unsafe extern "C" fn free_handle(h: *mut c_void) {
+    // SAFETY: made by `new_handle`; libuv is done with it (its close callback).
+    drop(unsafe { Box::from_raw(h as *mut HandleMem) });
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What any thread may touch.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The runtime entered while tasks are polled.
+    rt: tokio::runtime::Handle,
+}
+
+struct Queue {
+    tasks: VecDeque<Arc<Task>>,
+    /// The `async` handle; null once the environment is torn down.
+    wake: *mut c_void,
+}
+
+// SAFETY: `wake` is only passed to `uv_async_send` (thread-safe) under the mutex, and closed
+// on the JS thread after being nulled under it.
+unsafe impl Send for Queue {}
+
+struct Task {
+    future: Mutex<Option<BoxFuture>>,
+    queued: AtomicBool,
+    exec: Arc<Shared>,
+}
+
+impl Task {
+    fn schedule(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut q = self.exec.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.wake.is_null() {
+            return; // torn down: the task stays queued, never polled again
+        }
+        q.tasks.push_back(self.clone());
+        if !on_js_thread(&self.exec) {
+            // SAFETY: live handle (non-null under the mutex); thread-safe call. libuv
+            // coalesces: only the first send before the callback writes to the eventfd.
+            unsafe { uv_async_send(q.wake) };
+        }
+        // On the JS thread the `prepare` handle runs the queue before the loop blocks.
+    }
+
+    /// On the JS thread.
+    fn poll(self: Arc<Self>) {
+        self.queued.store(false, Ordering::Release);
+        let waker = Waker::from(self.clone());
+        let mut slot = self.future.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = slot.as_mut() {
+            // A panic must not unwind into libuv (an abort of the process): the task ends
+            // there, and dropping it rejects its promise (`settle.rs`'s `Promised`), as a
+            // panicking tokio task did.
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                f.as_mut().poll(&mut Context::from_waker(&waker))
+            }));
+            if !matches!(polled, Ok(Poll::Pending)) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+impl Wake for Task {
+    fn wake(self: Arc<Self>) {
+        self.schedule();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.schedule();
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        let f = self
+            .future
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(f) = f {
+            if !on_js_thread(&self.exec) {
+                // A task unfinished whose last waker went away on another thread: its
+                // sockets' handles may only be touched on the JS thread. Never polled again.
+                std::mem::forget(f);
+            }
+        }
+    }
+}
+
+/// Work for the end of a round of polling, on the JS thread with its env.
+pub type AfterPoll = Box<dyn FnOnce(sys::napi_env)>;
+
+/// What only the JS thread touches.
+struct Local {
+    shared: Arc<Shared>,
+    env: sys::napi_env,
+    uv_loop: *mut c_void,
+    prepare: *mut c_void,
+    /// Started when a run stops at its time budget: the rest runs in the next turn.
+    idle: *mut c_void,
+    async_context: sys::napi_async_context,
+    resource: sys::napi_ref,
+    /// A run is under way (no nesting: the callbacks that run come from libuv only).
+    running: Cell<bool>,
+    /// Torn down: nothing runs, sockets are left to the process.
+    closed: Cell<bool>,
+    /// Work for the end of this round of polling, in a callback scope (promises to settle).
+    after: RefCell<Vec<AfterPoll>>,
+    /// The sockets with a `poll` handle, closed at teardown: Node refuses to close a
+    /// worker's loop with handles open.
+    ios: RefCell<std::collections::HashSet<usize>>,
+}
+
+thread_local! {
+    /// Behind an `Rc`, so a run holds it while what it calls looks it up again.
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+fn local() -> Option<Rc<Local>> {
+    LOCAL.with(|l| l.borrow().clone())
+}
+
+fn on_js_thread(shared: &Arc<Shared>) -> bool {
+    LOCAL.with(|l| {
+        l.borrow()
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(&c.shared, shared))
+    })
+}
+
+/// Whether this executor is on (unless `HYPERION_IO=thread`).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("HYPERION_IO").map_or(true, |v| v != "thread"))
+}
+
+/// The JS thread's executor; made on first use. `None`: this platform or Node cannot give
+/// one (the caller then uses the runtime).
+pub fn executor(env: sys::napi_env) -> Option<Executor> {
+    if !enabled() {
+        return None;
+    }
+    if let Some(l) = local() {
+        return (!l.closed.get()).then(|| Executor {
+            shared: l.shared.clone(),
+        });
+    }
+    // SAFETY: on the JS thread with a live env (callers are napi methods).
+    let made = unsafe { init(env) };
+    made.map(|shared| Executor { shared })
+}
+
+unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
+    let rt = crate::runtime()?;
+    // SAFETY (whole function): JS thread, live env; handles made here are closed in
+    // `teardown`.
+    unsafe {
+        for kind in [UV_ASYNC, UV_IDLE, UV_POLL, UV_PREPARE] {
+            if uv_handle_size(kind) > std::mem::size_of::<HandleMem>() {
+                return None;
+            }
+        }
+        let mut uv_loop = ptr::null_mut();
+        if sys::napi_get_uv_event_loop(env, &mut uv_loop) != sys::Status::napi_ok
+            || uv_loop.is_null()
+        {
+            return None;
+        }
+        let uv_loop = uv_loop as *mut c_void;
+        let mut name = ptr::null_mut();
+        sys::napi_create_string_utf8(env, c"hyperiondb-client".as_ptr(), 17, &mut name);
+        let mut resource = ptr::null_mut();
+        sys::napi_create_object(env, &mut resource);
+        let mut resource_ref = ptr::null_mut();
+        sys::napi_create_reference(env, resource, 1, &mut resource_ref);
+        let mut async_context = ptr::null_mut();
+        if sys::napi_async_init(env, resource, name, &mut async_context) != sys::Status::napi_ok {
+            return None;
+        }
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                tasks: VecDeque::new(),
+                wake: ptr::null_mut(),
+            }),
+            rt,
+        });
+        let wake = new_handle(ptr::null_mut());
+        uv_async_init(uv_loop, wake, on_async);
+        uv_unref(wake);
+        let prepare = new_handle(ptr::null_mut());
+        uv_prepare_init(uv_loop, prepare);
+        uv_prepare_start(prepare, on_prepare);
+        uv_unref(prepare);
+        let idle = new_handle(ptr::null_mut());
+        uv_idle_init(uv_loop, idle);
+        shared.queue.lock().unwrap_or_else(|e| e.into_inner()).wake = wake;
+        let cell = Rc::new(Local {
+            shared: shared.clone(),
+            env,
+            uv_loop,
+            prepare,
+            idle,
+            async_context,
+            resource: resource_ref,
+            running: Cell::new(false),
+            closed: Cell::new(false),
+            after: RefCell::new(Vec::new()),
+            ios: RefCell::new(std::collections::HashSet::new()),
+        });
+        LOCAL.with(|l| *l.borrow_mut() = Some(cell));
+        sys::napi_add_env_cleanup_hook(env, Some(teardown), ptr::null_mut());
+        Some(shared)
+    }
+}
+
+unsafe extern "C" fn teardown(_arg: *mut c_void) {
+    let Some(l) = local() else { return };
+    l.closed.set(true);
+    let (tasks, wake) = {
+        let mut q = l.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            std::mem::take(&mut q.tasks),
+            std::mem::replace(&mut q.wake, ptr::null_mut()),
+        )
+    };
+    // SAFETY: JS thread; the handles are live and closed once (a socket's is nulled, so its
+    // stream's drop leaves it alone).
+    unsafe {
+        uv_close(wake, free_handle);
+        uv_close(l.prepare, free_handle);
+        uv_close(l.idle, free_handle);
+        for io in l.ios.borrow_mut().drain() {
+            let io = &mut *(io as *mut Io);
+            uv_close(io.handle, free_handle);
+            io.handle = ptr::null_mut();
+            io.events = 0;
+        }
+    }
+    // Queued tasks are dropped here, on the JS thread; their sockets see `closed`.
+    drop(tasks);
+}
+
+unsafe extern "C" fn on_prepare(_h: *mut c_void) {
+    run();
+}
+
+unsafe extern "C" fn on_async(_h: *mut c_void) {
+    run();
+}
+
+unsafe extern "C" fn on_idle(h: *mut c_void) {
+    // SAFETY: our live idle handle, on the JS thread.
+    unsafe { uv_idle_stop(h) };
+    run();
+}
+
+/// How long one run may keep the event loop before it lets timers and other I/O have a
+/// turn (as `rows.js` does between the chunks of a large result). A burst of ten thousand
+/// queries started in one turn is then not one long block.
+const RUN_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// Polls every queued task until none is left, settling promises after each round; past
+/// [`RUN_BUDGET`] the rest waits for the next turn of the event loop.
+fn run() {
+    let Some(l) = local() else { return };
+    let l = &*l;
+    if l.running.get() || l.closed.get() {
+        return;
+    }
+    l.running.set(true);
+    let _rt = l.shared.rt.enter();
+    let started = std::time::Instant::now();
+    let mut over = false;
+    loop {
+        let mut batch = std::mem::take(
+            &mut l
+                .shared
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .tasks,
+        );
+        if batch.is_empty() && l.after.borrow().is_empty() {
+            break;
+        }
+        let mut polled = 0u32;
+        while let Some(task) = batch.pop_front() {
+            task.poll();
+            polled += 1;
+            if polled % 64 == 0 && started.elapsed() > RUN_BUDGET {
+                over = true;
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            // Back at the front, in order, ahead of whatever this round woke.
+            let mut q = l.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            batch.append(&mut q.tasks);
+            q.tasks = batch;
+        }
+        let after = std::mem::take(&mut *l.after.borrow_mut());
+        if !after.is_empty() {
+            // SAFETY: JS thread, live env, outside any JS frame (a libuv callback). The
+            // callback scope's close runs the microtasks (`await`s resumed by these
+            // settlements), which may start more tasks: the loop polls them next.
+            unsafe { in_callback_scope(l, after) };
+        }
+        if over || started.elapsed() > RUN_BUDGET {
+            // SAFETY: JS thread, our live handle (not closed: `closed` is false).
+            unsafe { uv_idle_start(l.idle, on_idle) };
+            break;
+        }
+    }
+    l.running.set(false);
+}
+
+unsafe fn in_callback_scope(l: &Local, work: Vec<AfterPoll>) {
+    let env = l.env;
+    // SAFETY: as `run` says.
+    unsafe {
+        let mut hs = ptr::null_mut();
+        sys::napi_open_handle_scope(env, &mut hs);
+        let mut resource = ptr::null_mut();
+        sys::napi_get_reference_value(env, l.resource, &mut resource);
+        let mut scope = ptr::null_mut();
+        let opened = sys::napi_open_callback_scope(env, resource, l.async_context, &mut scope)
+            == sys::Status::napi_ok;
+        for w in work {
+            w(env);
+        }
+        if opened {
+            sys::napi_close_callback_scope(env, scope);
+        }
+        sys::napi_close_handle_scope(env, hs);
+    }
+}
+
+/// Runs `f` at the end of this round of polling, inside a callback scope; `Err(f)` when not
+/// called from a task being polled on this thread's executor.
+pub fn after_poll(f: Box<dyn FnOnce(sys::napi_env)>) -> Result<(), Box<dyn FnOnce(sys::napi_env)>> {
+    match local() {
+        Some(l) if l.running.get() => {
+            l.after.borrow_mut().push(f);
+            Ok(())
+        }
+        _ => Err(f),
+    }
+}
+
+/// A handle to the JS thread's executor, usable from any thread.
+#[derive(Clone)]
+pub struct Executor {
+    shared: Arc<Shared>,
+}
+
+impl Executor {
+    /// Runs `fut` on the JS thread.
+    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let task = Arc::new(Task {
+            future: Mutex::new(Some(Box::pin(fut))),
+            queued: AtomicBool::new(false),
+            exec: self.shared.clone(),
+        });
+        task.schedule();
+    }
+
+    /// The protocol-loop runner for a pool's configuration.
+    pub fn runner(&self) -> hyperion_wire::runner::Runner {
+        hyperion_wire::runner::Runner(Arc::new(Runner {
+            exec: Arc::downgrade(&self.shared),
+        }))
+    }
+}
+
+struct Runner {
+    exec: Weak<Shared>,
+}
+
+impl hyperion_wire::runner::LoopRunner for Runner {
+    fn adopt(
+        &self,
+        socket: std::net::TcpStream,
+    ) -> io::Result<Box<dyn hyperion_wire::runner::LoopStream>> {
+        socket.set_nonblocking(true)?;
+        Ok(Box::new(UvStream {
+            sock: Some(socket),
+            io: Box::into_raw(Box::new(Io {
+                handle: ptr::null_mut(),
+                read: None,
+                write: None,
+                events: 0,
+                read_on: false,
+                write_on: false,
+            })),
+        }))
+    }
+
+    fn spawn(&self, task: hyperion_wire::runner::LoopTask) {
+        if let Some(shared) = self.exec.upgrade() {
+            Executor { shared }.spawn(task);
+        }
+    }
+}
+
+/// The readiness state of one socket; JS thread only (its `poll` handle's `data`).
+struct Io {
+    /// The `poll` handle, made on first need (on the JS thread: `adopt` may run elsewhere).
+    handle: *mut c_void,
+    read: Option<Waker>,
+    write: Option<Waker>,
+    /// The events the handle is started for.
+    events: c_int,
+    /// Readable interest stays on while the loop keeps reading (it reads to `EAGAIN` each
+    /// time it is woken), so a steady stream costs no `epoll_ctl`; it is dropped when the
+    /// socket turns readable with nobody waiting (a paused COPY TO), else level-triggered
+    /// polling would spin.
+    read_on: bool,
+    write_on: bool,
+}
+
+impl Io {
+    /// Starts or stops the handle for the events wanted. On the JS thread.
+    fn apply(&mut self, fd: c_int) -> io::Result<()> {
+        let want = (if self.read_on { UV_READABLE } else { 0 })
+            | (if self.write_on { UV_WRITABLE } else { 0 });
+        if want == self.events {
+            return Ok(());
+        }
+        let l = local().ok_or_else(|| io::Error::other("not on the JS thread"))?;
+        if l.closed.get() {
+            return Err(io::Error::other("the environment is shutting down"));
+        }
+        // SAFETY: JS thread; `handle` is ours and live (closed only in `UvStream::drop`).
+        unsafe {
+            if self.handle.is_null() {
+                let h = new_handle(self as *mut Io as *mut c_void);
+                let rc = uv_poll_init(l.uv_loop, h, fd);
+                if rc != 0 {
+                    free_handle(h);
+                    return Err(io::Error::other(format!("uv_poll_init failed ({rc})")));
+                }
+                uv_unref(h);
+                self.handle = h;
+                l.ios.borrow_mut().insert(self as *mut Io as usize);
+            }
+            let rc = if want == 0 {
+                uv_poll_stop(self.handle)
+            } else {
+                uv_poll_start(self.handle, want, on_poll)
+            };
+            if rc != 0 {
+                return Err(io::Error::other(format!("uv_poll_start failed ({rc})")));
+            }
+        }
+        self.events = want;
+        Ok(())
+    }
+}
+
+unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
+    // SAFETY: the handle's data is its live `Io` (freed only after the handle is closed,
+    // after which libuv calls nothing but the close callback).
+    let io = unsafe { &mut *(handle_data(h) as *mut Io) };
+    let fd = {
+        let mut fd: c_int = -1;
+        // SAFETY: a live poll handle.
+        unsafe { uv_fileno(h, &mut fd) };
+        fd
+    };
+    if status < 0 {
+        // An error on the socket: both sides find it when they try.
+        for w in [io.read.take(), io.write.take()].into_iter().flatten() {
+            w.wake();
+        }
+    } else {
+        if events & UV_READABLE != 0 {
+            match io.read.take() {
+                Some(w) => w.wake(),
+                None => io.read_on = false,
+            }
+        }
+        if events & UV_WRITABLE != 0 {
+            io.write_on = false;
+            if let Some(w) = io.write.take() {
+                w.wake();
+            }
+        }
+        let _ = io.apply(fd);
+    }
+    // `io` may be freed by this run (its loop ends): not touched after.
+    run();
+}
+
+extern "C" {
+    fn uv_fileno(h: *mut c_void, fd: *mut c_int) -> c_int;
+}
+
+/// A non-blocking TCP socket read and written on the JS thread, woken by libuv.
+struct UvStream {
+    sock: Option<std::net::TcpStream>,
+    io: *mut Io,
+}
+
+// SAFETY: `io` is only touched on the JS thread: the executor polls (and drops) the protocol
+// loop that owns this stream there only (`Task::drop` forgets a future left elsewhere).
+unsafe impl Send for UvStream {}
+
+impl UvStream {
+    fn fd(&self) -> c_int {
+        self.sock.as_ref().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    fn io(&mut self) -> &mut Io {
+        // SAFETY: ours until drop; JS thread only (see `Send`).
+        unsafe { &mut *self.io }
+    }
+}
+
+impl AsyncRead for UvStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let fd = this.fd();
+        loop {
+            // SAFETY: reads into the buffer's unfilled part; `n` bytes are then initialised.
+            let n = unsafe {
+                let dst = buf.unfilled_mut();
+                libc::read(fd, dst.as_mut_ptr() as *mut c_void, dst.len())
+            };
+            if n >= 0 {
+                let n = n as usize;
+                // SAFETY: the kernel wrote `n` bytes.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    let io = this.io();
+                    io.read = Some(cx.waker().clone());
+                    io.read_on = true;
+                    return match io.apply(fd) {
+                        Ok(()) => Poll::Pending,
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                }
+                _ => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for UvStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let fd = this.fd();
+        loop {
+            // SAFETY: writes from a live slice. MSG_NOSIGNAL: a closed peer is an EPIPE
+            // error, not a SIGPIPE.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    data.as_ptr() as *const c_void,
+                    data.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Poll::Ready(Ok(n as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    let io = this.io();
+                    io.write = Some(cx.waker().clone());
+                    io.write_on = true;
+                    return match io.apply(fd) {
+                        Ok(()) => Poll::Pending,
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                }
+                _ => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = match &self.sock {
+            Some(s) => s.shutdown(std::net::Shutdown::Write),
+            None => Ok(()),
+        };
+        Poll::Ready(r.or_else(|e| {
+            if e.kind() == io::ErrorKind::NotConnected {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }))
+    }
+}
+
+impl Drop for UvStream {
+    fn drop(&mut self) {
+        // SAFETY: ours; JS thread (see `Send`).
+        let io = unsafe { Box::from_raw(self.io) };
+        if io.handle.is_null() {
+            return; // never polled, or closed at teardown: the socket just closes
+        }
+        match local() {
+            Some(l) => {
+                l.ios.borrow_mut().remove(&(self.io as usize));
+                // SAFETY: JS thread, our live handle, closed once; libuv forgets the fd at
+                // once (before the socket is closed, below) and calls nothing more but
+                // `free_handle`.
+                unsafe { uv_close(io.handle, free_handle) };
+            }
+            // Not the JS thread (cannot happen: see `Send`): leave the handle and its fd.
+            None => {
+                std::mem::forget(self.sock.take());
+                std::mem::forget(io);
+            }
+        }
+    }
+}
