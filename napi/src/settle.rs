@@ -8,6 +8,10 @@
 //! carries them all: a finished future queues its result, the first one queued wakes the JS
 //! thread, and that wake-up settles everything queued by then.
 //!
+//! A future run by the JS thread's own executor (`uvloop.rs`, the default) needs no wake-up:
+//! it finishes on the JS thread, and its promise is settled at the end of the executor's
+//! round, with the same code (`call_js`) inside a callback scope.
+//!
 //! The thread-safe function keeps the event loop alive only while a promise is pending (it
 //! is referenced on the JS thread when the first one starts and unreferenced when the last
 //! one is settled), so an idle pool does not keep a process from exiting.
