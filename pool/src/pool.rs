@@ -325,7 +325,10 @@ impl Pool {
         loop {
             let lease = match &stopper {
                 None => self.acquire_shared(start, deadline).await?,
-                Some(s) => self.acquire_stoppable(s, start, deadline).await?,
+                // The paths a query that can be stopped takes are boxed, here and below:
+                // inline, their state machines made every query's future several KB that
+                // were allocated and copied per query (6.5 KB in all).
+                Some(s) => Box::pin(self.acquire_stoppable(s, start, deadline)).await?,
             };
             if lease.exclusive {
                 lease.mark_head();
@@ -344,10 +347,10 @@ impl Pool {
             let outcome = match &stopper {
                 None => work.await,
                 Some(s) => {
-                    s.run(&lease, work, |o| match o {
+                    Box::pin(s.run(&lease, work, |o| match o {
                         Outcome::Done(Err(e)) => Some(Error::Wire(e.clone())),
                         _ => None,
-                    })
+                    }))
                     .await?
                 }
             };
@@ -467,17 +470,25 @@ impl Pool {
         let mut retried = false;
         let result = loop {
             let idle_before = state.transaction_status() == TransactionStatus::Idle;
-            let stmt = match types.statement(&conn.client, sql, named).await {
+            // A cached statement without an await; preparing one (a round trip, type
+            // lookups) is boxed, so its state machine is not part of every query's future.
+            let cached = types.cached(&conn.client, sql, named);
+            let stmt = match cached {
+                Some(s) => Ok(s),
+                None => Box::pin(types.statement(&conn.client, sql, named)).await,
+            };
+            let stmt = match stmt {
                 Ok(s) => s,
                 Err(e) => return Outcome::Done(Err(e)),
             };
             let stream = streaming.map(Streaming::row_stream);
             // The probe goes with the first attempt; a second one (below) follows its answer.
             let r = if probe && !retried {
-                match conn
-                    .client
-                    .execute_after(role::PROBE_SQL, &stmt, params, stream)
-                    .await
+                match Box::pin(
+                    conn.client
+                        .execute_after(role::PROBE_SQL, &stmt, params, stream),
+                )
+                .await
                 {
                     Err(e) => return Outcome::Done(Err(e)),
                     Ok((Err(e), _)) => return Outcome::Done(Err(e)),

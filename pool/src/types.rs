@@ -78,6 +78,15 @@ impl TypeCache {
             .await
     }
 
+    /// [`TypeCache::statement`]'s answer when it needs no round trip.
+    pub fn cached(&self, client: &Client, sql: &str, named: bool) -> Option<Arc<Statement>> {
+        if named {
+            client.cached_for_use(sql)
+        } else {
+            self.unnamed.lock().ok().and_then(|m| m.get(sql).cloned())
+        }
+    }
+
     /// `sql` prepared (cached on the connection, [`TypeCache::prepare`]) or, with `named`
     /// false, as an unnamed statement that every execution parses again: nothing stays
     /// prepared on the server (PgBouncer's transaction mode). Its description is kept here,

@@ -331,6 +331,19 @@ impl Client {
         }
     }
 
+    /// The cached statement for `sql`, without waiting: the common case of
+    /// [`Client::prepare_with`], for callers that keep the preparation off their hot path.
+    /// Statements due to be closed are queued first, as there.
+    pub fn cached_for_use(&self, sql: &str) -> Option<Arc<Statement>> {
+        let (hit, close) = {
+            let mut cache = self.cache();
+            let close = cache.settle();
+            (cache.get(sql), close)
+        };
+        self.close_statements(&close);
+        hit
+    }
+
     /// The cached statement for `sql`, or the duty to prepare it. One preparation per SQL
     /// text at a time: concurrent first runs each parsing their own statement would leave
     /// all but one prepared on the server. A caller that misses while another prepares the
