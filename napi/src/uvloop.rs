@@ -214,15 +214,19 @@ thread_local! {
 }
 
 fn local() -> Option<Rc<Local>> {
-    LOCAL.with(|l| l.borrow().clone())
+    // `try_with`: a task dropped while a thread's locals are being destroyed (a runtime
+    // thread at exit) must not panic in a destructor.
+    LOCAL.try_with(|l| l.borrow().clone()).ok().flatten()
 }
 
 fn on_js_thread(shared: &Arc<Shared>) -> bool {
-    LOCAL.with(|l| {
-        l.borrow()
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(&c.shared, shared))
-    })
+    LOCAL
+        .try_with(|l| {
+            l.borrow()
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(&c.shared, shared))
+        })
+        .unwrap_or(false)
 }
 
 /// Whether this executor is on (unless `HYPERION_IO=thread`).
