@@ -5,7 +5,15 @@
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
-const { execFile } = require('node:child_process')
+const { execFile, spawn } = require('node:child_process')
+
+async function until(check, what) {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  assert.fail(`timed out waiting for ${what}`)
+}
 const { useCluster } = require('./support.js')
 
 const suite = useCluster({
@@ -79,4 +87,68 @@ test('a COPY TO whose reader pauses holds the server back without spinning the e
   let rows = 0
   for (let r = first; !r.done; r = await it.next()) rows += r.value.toString().split('\n').length - 1
   assert.equal(rows, 2000000)
+})
+
+test('LISTEN keeps its session, and its notifications, while the JS thread is busy', async () => {
+  const pool = suite.pool()
+  const got = []
+  await pool.listen('io_chan', (payload) => got.push(payload))
+  // Another process notifies while this one's JS thread is blocked for 3.5 s: the session's
+  // health check (every 1 s, 2 s to answer) must not tear it down with the notifications
+  // unread in its socket.
+  const code = `
+    const { createPool } = require(${JSON.stringify(require.resolve('../client.js'))})
+    const p = createPool({ ...JSON.parse(process.env.CONN), poolSize: 1 })
+    ;(async () => {
+      await p.query('select 1')
+      process.send('ready')
+      for (let i = 1; i <= 5; i++) {
+        await new Promise((r) => setTimeout(r, 400))
+        await p.query("select pg_notify('io_chan', $1)", ['n' + i])
+      }
+      await p.end()
+    })().catch((e) => { console.error(e); process.exit(1) })
+  `
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, CONN: JSON.stringify(suite.conn), HYPERION_IO: 'thread' } })
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  await new Promise((resolve) => child.on('message', resolve))
+  const end = Date.now() + 3500
+  while (Date.now() < end) { /* the JS thread is busy */ }
+  assert.equal(await exited, 0)
+  await until(async () => got.length === 5, 'the five notifications')
+  assert.deepEqual(got, ['n1', 'n2', 'n3', 'n4', 'n5'])
+})
+
+test('workers that exit without end() leave no session open; a worker after an exited one works', async () => {
+  // The main thread of the child never loads the client; workers use it in turn and exit
+  // with queries done but their pools open.
+  const code = `
+    const { Worker } = require('node:worker_threads')
+    const body = \`
+      const { parentPort, workerData } = require('node:worker_threads')
+      const { createPool } = require(workerData.client)
+      const p = createPool({ ...workerData.conn, poolSize: 3, applicationName: 'io-worker' })
+      Promise.all([1, 2, 3].map((i) => p.query('select pg_sleep(0.05), $1::int4 as v', [i])))
+        .then((r) => parentPort.postMessage(r.map((x) => x[0].v).join(',')), (e) => parentPort.postMessage('error ' + e.code + ' ' + e.message))
+    \`
+    ;(async () => {
+      for (let i = 0; i < 3; i++) {
+        const w = new Worker(body, { eval: true, workerData: { client: ${JSON.stringify(require.resolve('../client.js'))}, conn: JSON.parse(process.env.CONN) } })
+        w.on('message', (m) => console.log(m))
+        await new Promise((r) => w.on('exit', r))
+      }
+    })()
+  `
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', code], { env: { ...process.env, CONN: JSON.stringify(suite.conn) }, timeout: 60000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)))
+  })
+  assert.equal(out, '1,2,3\n1,2,3\n1,2,3\n')
+  const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
+  try {
+    await until(async () => (await admin.query(
+      "select count(*)::int as n from pg_stat_activity where application_name = 'io-worker'"
+    )).rows[0].n === '0', "the workers' sessions to close")
+  } finally {
+    await admin.end()
+  }
 })

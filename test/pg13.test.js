@@ -60,3 +60,20 @@ test('with a long validationIntervalMs, a write on the fenced connection gets 25
   assert.deepEqual(rows.map((r) => r.k), ['x', 'y'])
   await suite.cluster.heal()
 })
+
+test('a busy JS thread does not get a healthy host called down (the probe runs off the JS thread)', async () => {
+  // A statement waiting past 500 ms makes the pool probe the hosts. On 13 the probe is a
+  // query; run on the JS thread, it could not be answered while JS was busy, timed out,
+  // called the host unreachable and abandoned the statement that had long been answered.
+  const events = []
+  const p = pool({ acquireTimeoutMs: 5000, onEvent: (e) => events.push(e.type) })
+  await p.query('select 1')
+  const q = p.query('select pg_sleep(0.05), 42 as v')
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const until = Date.now() + 4000
+  while (Date.now() < until) { /* the JS thread is busy */ }
+  const rows = await q
+  assert.equal(rows[0].v, 42)
+  assert.deepEqual(await p.query('select 2 as v'), [{ v: 2 }])
+  assert.ok(!events.includes('host-down'), JSON.stringify(events))
+})

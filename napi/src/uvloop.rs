@@ -100,6 +100,10 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// What any thread may touch.
 struct Shared {
     queue: Mutex<Queue>,
+    /// The protocol loops' tasks, dropped at teardown: a loop waiting on its socket is kept
+    /// alive only by its own wakers, and would otherwise keep its socket (and the server's
+    /// session) open after a worker without `pool.end()` is gone.
+    loops: Mutex<Loops>,
     /// The runtime entered while tasks are polled.
     rt: tokio::runtime::Handle,
 }
@@ -113,6 +117,23 @@ struct Queue {
 // SAFETY: `wake` is only passed to `uv_async_send` (thread-safe) under the mutex, and closed
 // on the JS thread after being nulled under it.
 unsafe impl Send for Queue {}
+
+#[derive(Default)]
+struct Loops {
+    tasks: Vec<std::sync::Weak<Task>>,
+    /// Ended ones are swept out when the list reaches this length.
+    sweep_at: usize,
+}
+
+impl Loops {
+    fn add(&mut self, task: &Arc<Task>) {
+        if self.tasks.len() >= self.sweep_at {
+            self.tasks.retain(|t| t.strong_count() > 0);
+            self.sweep_at = (self.tasks.len() * 2).max(16);
+        }
+        self.tasks.push(Arc::downgrade(task));
+    }
+}
 
 struct Task {
     future: Mutex<Option<BoxFuture>>,
@@ -199,6 +220,8 @@ struct Local {
     resource: sys::napi_ref,
     /// A run is under way (no nesting: the callbacks that run come from libuv only).
     running: Cell<bool>,
+    /// When the run under way started.
+    run_started: Cell<Option<std::time::Instant>>,
     /// Torn down: nothing runs, sockets are left to the process.
     closed: Cell<bool>,
     /// Work for the end of this round of polling, in a callback scope (promises to settle).
@@ -252,7 +275,12 @@ pub fn executor(env: sys::napi_env) -> Option<Executor> {
 }
 
 unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
-    let rt = crate::runtime()?;
+    // The runtime napi-rs has entered for this call (a constructor): napi-rs replaces the
+    // runtime it was given once every environment that used it is gone (a first worker that
+    // exited), and a handle kept from module init would then point at a dead one.
+    let rt = tokio::runtime::Handle::try_current()
+        .ok()
+        .or_else(crate::runtime)?;
     // SAFETY (whole function): JS thread, live env; handles made here are closed in
     // `teardown`.
     unsafe {
@@ -283,6 +311,7 @@ unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
                 tasks: VecDeque::new(),
                 wake: ptr::null_mut(),
             }),
+            loops: Mutex::new(Loops::default()),
             rt,
         });
         let wake = new_handle(ptr::null_mut());
@@ -304,6 +333,7 @@ unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
             async_context,
             resource: resource_ref,
             running: Cell::new(false),
+            run_started: Cell::new(None),
             closed: Cell::new(false),
             after: RefCell::new(Vec::new()),
             ios: RefCell::new(std::collections::HashSet::new()),
@@ -337,8 +367,24 @@ unsafe extern "C" fn teardown(_arg: *mut c_void) {
             io.events = 0;
         }
     }
-    // Queued tasks are dropped here, on the JS thread; their sockets see `closed`.
+    // Queued tasks are dropped here, on the JS thread, and so is every protocol loop: their
+    // sockets close (their handles were closed above).
     drop(tasks);
+    let loops = std::mem::take(
+        &mut l
+            .shared
+            .loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tasks,
+    );
+    for task in loops.iter().filter_map(std::sync::Weak::upgrade) {
+        let future = match task.future.try_lock() {
+            Ok(mut f) => f.take(),
+            Err(_) => None, // being polled (cannot happen: teardown is not called from a poll)
+        };
+        drop(future);
+    }
 }
 
 unsafe extern "C" fn on_prepare(_h: *mut c_void) {
@@ -371,6 +417,7 @@ fn run() {
     l.running.set(true);
     let _rt = l.shared.rt.enter();
     let started = std::time::Instant::now();
+    l.run_started.set(Some(started));
     let mut over = false;
     loop {
         let mut batch = std::mem::take(
@@ -413,6 +460,16 @@ fn run() {
         }
     }
     l.running.set(false);
+    l.run_started.set(None);
+}
+
+/// The run under way has used its time: a socket that keeps data coming stops reading for
+/// this run (a protocol loop reads as long as there is data, and a server that never
+/// stops sending would otherwise hold the event loop; on tokio its task budget did this).
+fn over_budget() -> bool {
+    local()
+        .and_then(|l| l.run_started.get())
+        .is_some_and(|t| t.elapsed() > RUN_BUDGET)
 }
 
 unsafe fn in_callback_scope(l: &Local, work: Vec<AfterPoll>) {
@@ -457,12 +514,15 @@ pub struct Executor {
 impl Executor {
     /// Runs `fut` on the JS thread.
     pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
-        let task = Arc::new(Task {
-            future: Mutex::new(Some(Box::pin(fut))),
+        self.task(Box::pin(fut)).schedule();
+    }
+
+    fn task(&self, future: BoxFuture) -> Arc<Task> {
+        Arc::new(Task {
+            future: Mutex::new(Some(future)),
             queued: AtomicBool::new(false),
             exec: self.shared.clone(),
-        });
-        task.schedule();
+        })
     }
 
     /// The protocol-loop runner for a pool's configuration.
@@ -498,7 +558,13 @@ impl hyperion_wire::runner::LoopRunner for Runner {
 
     fn spawn(&self, task: hyperion_wire::runner::LoopTask) {
         if let Some(shared) = self.exec.upgrade() {
-            Executor { shared }.spawn(task);
+            let task = Executor { shared }.task(task);
+            task.exec
+                .loops
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(&task);
+            task.schedule();
         }
     }
 }
@@ -569,7 +635,11 @@ unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
         fd
     };
     if status < 0 {
-        // An error on the socket: both sides find it when they try.
+        // An error on the socket: libuv has stopped the handle, and both sides find the
+        // error when they try (a read or write that still answers EAGAIN starts it again).
+        io.events = 0;
+        io.read_on = false;
+        io.write_on = false;
         for w in [io.read.take(), io.write.take()].into_iter().flatten() {
             w.wake();
         }
@@ -625,6 +695,10 @@ impl AsyncRead for UvStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let fd = this.fd();
+        if over_budget() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         loop {
             // SAFETY: reads into the buffer's unfilled part; `n` bytes are then initialised.
             let n = unsafe {

@@ -187,7 +187,20 @@ impl PoolConfig {
 
     /// Opens a connection to `host` with this pool's settings.
     pub fn connect(&self, host: &Host) -> Connecting {
-        let config = self.connection(host);
+        self.connect_with(self.connection(host))
+    }
+
+    /// Opens a connection to `host` whose protocol loop runs on the tokio runtime, whatever
+    /// `runner` says: for a connection that must be answered while the JS thread is busy
+    /// (a probe, whose timeout would otherwise call a healthy host down; the LISTEN
+    /// session, whose health check would otherwise drop it and its notifications).
+    pub fn connect_on_runtime(&self, host: &Host) -> Connecting {
+        let mut config = self.connection(host);
+        config.runner = None;
+        self.connect_with(config)
+    }
+
+    fn connect_with(&self, config: hyperion_wire::Config) -> Connecting {
         match &self.connector {
             Some(c) => (c.0)(config),
             None => Box::pin(async move { hyperion_wire::connect(&config).await }),

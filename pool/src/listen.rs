@@ -109,6 +109,9 @@ impl Hub {
     pub(crate) fn new(config: &PoolConfig) -> Hub {
         let mut config = config.clone();
         config.mode = Mode::ReadWrite;
+        // The session is watched from the runtime (its health check has a deadline) and its
+        // notifications are read as they come: its loop must not wait for a busy JS thread.
+        config.runner = None;
         Hub {
             subs: Mutex::new(Subscribers::default()),
             session: tokio::sync::Mutex::new(Session {

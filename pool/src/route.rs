@@ -23,7 +23,7 @@ pub async fn probe_host(config: &PoolConfig, i: usize, timeout: Duration) -> Res
     let Some(host) = config.hosts.get(i) else {
         return Err(Error::connect(format!("no host number {i}")));
     };
-    let client = tokio::time::timeout(timeout, config.connect(host))
+    let client = tokio::time::timeout(timeout, config.connect_on_runtime(host))
         .await
         .map_err(|_| Error::connect_timeout(format!("probing {host} timed out")))??;
     let role = tokio::time::timeout(timeout, probe_role(&client))
