@@ -552,6 +552,7 @@ impl hyperion_wire::runner::LoopRunner for Runner {
                 events: 0,
                 read_on: false,
                 write_on: false,
+                blocked: false,
             })),
         }))
     }
@@ -583,6 +584,11 @@ struct Io {
     /// polling would spin.
     read_on: bool,
     write_on: bool,
+    /// A read answered `EAGAIN` and libuv has not said readable since: with readable
+    /// interest on, the next read waits for libuv instead of asking the kernel again (the
+    /// loop polls its socket after every write, before any answer can have come; that was
+    /// one wasted `read` per query).
+    blocked: bool,
 }
 
 impl Io {
@@ -640,11 +646,13 @@ unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
         io.events = 0;
         io.read_on = false;
         io.write_on = false;
+        io.blocked = false;
         for w in [io.read.take(), io.write.take()].into_iter().flatten() {
             w.wake();
         }
     } else {
         if events & UV_READABLE != 0 {
+            io.blocked = false;
             match io.read.take() {
                 Some(w) => w.wake(),
                 None => io.read_on = false,
@@ -699,6 +707,11 @@ impl AsyncRead for UvStream {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
+        let io = this.io();
+        if io.blocked && io.read_on {
+            io.read = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
         loop {
             // SAFETY: reads into the buffer's unfilled part; `n` bytes are then initialised.
             let n = unsafe {
@@ -719,6 +732,7 @@ impl AsyncRead for UvStream {
                     let io = this.io();
                     io.read = Some(cx.waker().clone());
                     io.read_on = true;
+                    io.blocked = true;
                     return match io.apply(fd) {
                         Ok(()) => Poll::Pending,
                         Err(e) => Poll::Ready(Err(e)),
