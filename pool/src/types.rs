@@ -81,7 +81,7 @@ impl TypeCache {
     /// [`TypeCache::statement`]'s answer when it needs no round trip.
     pub fn cached(&self, client: &Client, sql: &str, named: bool) -> Option<Arc<Statement>> {
         if named {
-            client.cached_for_use(sql)
+            client.cached(sql)
         } else {
             self.unnamed.lock().ok().and_then(|m| m.get(sql).cloned())
         }

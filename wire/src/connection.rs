@@ -6,7 +6,8 @@
 //! `cancel` and [`crate::result`] (what requests take and give back).
 
 pub use crate::cancel::CancelToken;
-pub use crate::client::{connect, connect_stream, Client};
+pub use crate::client::Client;
+pub use crate::connect::{connect, connect_stream};
 pub use crate::copy::{CopyIn, Flow};
 pub use crate::response::RowStream;
 pub use crate::result::{

@@ -9,7 +9,8 @@
 //! * a connection driver on top (the default `driver` feature): [`Client`] handles feed one
 //!   protocol loop per socket that reads and writes in the same poll, pipelines many
 //!   requests on the socket, keeps the server's parameter statuses and an explicit read-only
-//!   state, and caches prepared statements. Its parts: `client` (the request API),
+//!   state, and caches prepared statements. Its parts: `client` (the request API), `connect` (the socket, TLS, and where
+//!   the loop runs),
 //!   `startup` (startup and authentication), `driver` (the loop), `response` (one
 //!   request's bookkeeping), `state`, `cancel`; [`connection`] re-exports them under one
 //!   path.
@@ -38,6 +39,8 @@ pub mod statement_cache;
 mod cancel;
 #[cfg(feature = "driver")]
 mod client;
+#[cfg(feature = "driver")]
+mod connect;
 #[cfg(feature = "driver")]
 pub mod connection;
 #[cfg(feature = "driver")]
