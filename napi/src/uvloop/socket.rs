@@ -1,0 +1,310 @@
+//! The sockets of the JS thread's executor: a protocol loop's stream over a non-blocking fd,
+//! woken by a libuv `poll` handle, and the [`LoopRunner`] that hands sockets and loops to the
+//! executor (see the parent module for when things run).
+
+use super::{
+    free_handle, handle_data, local, new_handle, over_budget, run, uv_close, uv_poll_init,
+    uv_poll_start, uv_poll_stop, uv_unref, Executor, Shared, UV_READABLE, UV_WRITABLE,
+};
+use hyperion_wire::runner::LoopRunner;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::raw::{c_int, c_void};
+use std::pin::Pin;
+use std::ptr;
+use std::sync::Weak;
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pub(super) struct Runner {
+    pub(super) exec: Weak<Shared>,
+}
+
+impl LoopRunner for Runner {
+    fn adopt(
+        &self,
+        socket: std::net::TcpStream,
+    ) -> io::Result<Box<dyn hyperion_wire::runner::LoopStream>> {
+        socket.set_nonblocking(true)?;
+        Ok(Box::new(UvStream {
+            sock: Some(socket),
+            io: Box::into_raw(Box::new(Io {
+                handle: ptr::null_mut(),
+                read: None,
+                write: None,
+                events: 0,
+                read_on: false,
+                write_on: false,
+                blocked: false,
+            })),
+        }))
+    }
+
+    fn spawn(&self, task: hyperion_wire::runner::LoopTask) {
+        if let Some(shared) = self.exec.upgrade() {
+            let task = Executor { shared }.task(task);
+            task.exec
+                .loops
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(&task);
+            task.schedule();
+        }
+    }
+}
+
+/// The readiness state of one socket; JS thread only (its `poll` handle's `data`).
+pub(super) struct Io {
+    /// The `poll` handle, made on first need (on the JS thread: `adopt` may run elsewhere).
+    pub(super) handle: *mut c_void,
+    read: Option<Waker>,
+    write: Option<Waker>,
+    /// The events the handle is started for.
+    pub(super) events: c_int,
+    /// Readable interest stays on while the loop keeps reading (it reads to `EAGAIN` each
+    /// time it is woken), so a steady stream costs no `epoll_ctl`; it is dropped when the
+    /// socket turns readable with nobody waiting (a paused COPY TO), else level-triggered
+    /// polling would spin.
+    read_on: bool,
+    write_on: bool,
+    /// A read answered `EAGAIN` and libuv has not said readable since: with readable
+    /// interest on, the next read waits for libuv instead of asking the kernel again (the
+    /// loop polls its socket after every write, before any answer can have come; that was
+    /// one wasted `read` per query).
+    blocked: bool,
+}
+
+impl Io {
+    /// Starts or stops the handle for the events wanted. On the JS thread.
+    fn apply(&mut self, fd: c_int) -> io::Result<()> {
+        let want = (if self.read_on { UV_READABLE } else { 0 })
+            | (if self.write_on { UV_WRITABLE } else { 0 });
+        if want == self.events {
+            return Ok(());
+        }
+        let l = local().ok_or_else(|| io::Error::other("not on the JS thread"))?;
+        if l.closed.get() {
+            return Err(io::Error::other("the environment is shutting down"));
+        }
+        // SAFETY: JS thread; `handle` is ours and live (closed only in `UvStream::drop`).
+        unsafe {
+            if self.handle.is_null() {
+                let h = new_handle(self as *mut Io as *mut c_void);
+                let rc = uv_poll_init(l.uv_loop, h, fd);
+                if rc != 0 {
+                    free_handle(h);
+                    return Err(io::Error::other(format!("uv_poll_init failed ({rc})")));
+                }
+                uv_unref(h);
+                self.handle = h;
+                l.ios.borrow_mut().insert(self as *mut Io as usize);
+            }
+            let rc = if want == 0 {
+                uv_poll_stop(self.handle)
+            } else {
+                uv_poll_start(self.handle, want, on_poll)
+            };
+            if rc != 0 {
+                return Err(io::Error::other(format!("uv_poll_start failed ({rc})")));
+            }
+        }
+        self.events = want;
+        Ok(())
+    }
+}
+
+unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
+    // SAFETY: the handle's data is its live `Io` (freed only after the handle is closed,
+    // after which libuv calls nothing but the close callback).
+    let io = unsafe { &mut *(handle_data(h) as *mut Io) };
+    let fd = {
+        let mut fd: c_int = -1;
+        // SAFETY: a live poll handle.
+        unsafe { uv_fileno(h, &mut fd) };
+        fd
+    };
+    if status < 0 {
+        // An error on the socket: libuv has stopped the handle, and both sides find the
+        // error when they try (a read or write that still answers EAGAIN starts it again).
+        io.events = 0;
+        io.read_on = false;
+        io.write_on = false;
+        io.blocked = false;
+        for w in [io.read.take(), io.write.take()].into_iter().flatten() {
+            w.wake();
+        }
+    } else {
+        if events & UV_READABLE != 0 {
+            io.blocked = false;
+            match io.read.take() {
+                Some(w) => w.wake(),
+                None => io.read_on = false,
+            }
+        }
+        if events & UV_WRITABLE != 0 {
+            io.write_on = false;
+            if let Some(w) = io.write.take() {
+                w.wake();
+            }
+        }
+        let _ = io.apply(fd);
+    }
+    // `io` may be freed by this run (its loop ends): not touched after.
+    run();
+}
+
+extern "C" {
+    fn uv_fileno(h: *mut c_void, fd: *mut c_int) -> c_int;
+}
+
+/// A non-blocking TCP socket read and written on the JS thread, woken by libuv.
+struct UvStream {
+    sock: Option<std::net::TcpStream>,
+    io: *mut Io,
+}
+
+// SAFETY: `io` is only touched on the JS thread: the executor polls (and drops) the protocol
+// loop that owns this stream there only (`Task::drop` forgets a future left elsewhere).
+unsafe impl Send for UvStream {}
+
+impl UvStream {
+    fn fd(&self) -> c_int {
+        self.sock.as_ref().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    fn io(&mut self) -> &mut Io {
+        // SAFETY: ours until drop; JS thread only (see `Send`).
+        unsafe { &mut *self.io }
+    }
+}
+
+impl AsyncRead for UvStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let fd = this.fd();
+        if over_budget() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let io = this.io();
+        if io.blocked && io.read_on {
+            io.read = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        loop {
+            // SAFETY: reads into the buffer's unfilled part; `n` bytes are then initialised.
+            let n = unsafe {
+                let dst = buf.unfilled_mut();
+                libc::read(fd, dst.as_mut_ptr() as *mut c_void, dst.len())
+            };
+            if n >= 0 {
+                let n = n as usize;
+                // SAFETY: the kernel wrote `n` bytes.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    let io = this.io();
+                    io.read = Some(cx.waker().clone());
+                    io.read_on = true;
+                    io.blocked = true;
+                    return match io.apply(fd) {
+                        Ok(()) => Poll::Pending,
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                }
+                _ => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for UvStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let fd = this.fd();
+        loop {
+            // SAFETY: writes from a live slice. MSG_NOSIGNAL: a closed peer is an EPIPE
+            // error, not a SIGPIPE.
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    data.as_ptr() as *const c_void,
+                    data.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Poll::Ready(Ok(n as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    let io = this.io();
+                    io.write = Some(cx.waker().clone());
+                    io.write_on = true;
+                    return match io.apply(fd) {
+                        Ok(()) => Poll::Pending,
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                }
+                _ => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = match &self.sock {
+            Some(s) => s.shutdown(std::net::Shutdown::Write),
+            None => Ok(()),
+        };
+        Poll::Ready(r.or_else(|e| {
+            if e.kind() == io::ErrorKind::NotConnected {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }))
+    }
+}
+
+impl Drop for UvStream {
+    fn drop(&mut self) {
+        // SAFETY: ours; JS thread (see `Send`).
+        let io = unsafe { Box::from_raw(self.io) };
+        if io.handle.is_null() {
+            return; // never polled, or closed at teardown: the socket just closes
+        }
+        match local() {
+            Some(l) => {
+                l.ios.borrow_mut().remove(&(self.io as usize));
+                // SAFETY: JS thread, our live handle, closed once; libuv forgets the fd at
+                // once (before the socket is closed, below) and calls nothing more but
+                // `free_handle`.
+                unsafe { uv_close(io.handle, free_handle) };
+            }
+            // Not the JS thread (cannot happen: see `Send`): leave the handle and its fd.
+            None => {
+                std::mem::forget(self.sock.take());
+                std::mem::forget(io);
+            }
+        }
+    }
+}
