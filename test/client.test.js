@@ -5,7 +5,7 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { PASSWORDS } = require('./cluster.js')
-const { useCluster } = require('./support.js')
+const { until, useCluster } = require('./support.js')
 const { createPool, hello } = require('../client.js')
 
 let primaryHost
@@ -18,13 +18,6 @@ const suite = useCluster({
 const pool = suite.pool
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-async function until(check, what) {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return
-    await sleep(10)
-  }
-  assert.fail(`timed out waiting for ${what}`)
-}
 
 // Server sessions of `applicationName` on the primary, seen by an admin session.
 async function sessions(applicationName) {

@@ -6,15 +6,7 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { execFile, spawn } = require('node:child_process')
-
-async function until(check, what) {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  assert.fail(`timed out waiting for ${what}`)
-}
-const { useCluster } = require('./support.js')
+const { useCluster, until } = require('./support.js')
 
 const suite = useCluster({
   async setup(s) {

@@ -145,4 +145,14 @@ function runWireTests(cluster, target, passed) {
   assert.match(out, new RegExp(`test result: ok\\. ${passed} passed; 0 failed`), out)
 }
 
-module.exports = { useCluster, tcpProxy, runWireTests }
+// Polls `check` every 10 ms for up to 5 s; fails naming `what`.
+async function until(check, what) {
+  const assert = require('node:assert/strict')
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  assert.fail(`timed out waiting for ${what}`)
+}
+
+module.exports = { useCluster, tcpProxy, runWireTests, until }
