@@ -28,24 +28,26 @@ function key(name) {
   return name === '__proto__' ? `[${quoted}]` : quoted
 }
 
-// The expression for one value of a column (or, kind `shaped`, of a json column of flat
-// objects: its members are columns of their own, kinds below plus `null`, null in every row
-// so far; see napi/src/rows/shaped.rs). `id` names the variables, `src` and `nulls` are the expressions
-// of the column's data and NULL map, `sub` the column itself (for `o`). Returns the
-// declarations to hoist out of the row loop and the expression per row.
+// The expression for one value of a column (or, kinds `shaped` and `array`, of a json
+// column of documents of one shape: each place in the shape is a column of its own, of the
+// kinds below plus `null`, null in every row so far, and nested `shaped` and `array`; see
+// napi/src/rows/shaped.rs). `id` names the variables, `src` and `nulls` are the expressions
+// of the column's data and NULL map, `sub` the column itself (for the containers). Returns
+// the declarations to hoist out of the row loop and the expression per row.
 function field(kind, id, src, nulls, sub) {
   let prelude = `const v${id} = ${src};`
   let expr
   switch (kind) {
-    case K.shaped: {
+    case K.shaped:
+    case K.array: {
       prelude = `const m${id} = ${src}.cols, n${id} = ${src}.nulls;`
-      const members = []
+      const places = []
       for (let k = 0; k < sub.kinds.length; k++) {
-        const f = field(sub.kinds[k], `${id}_${k}`, `m${id}[${k}]`, `n${id}[${k}]`)
+        const f = field(sub.kinds[k], `${id}_${k}`, `m${id}[${k}]`, `n${id}[${k}]`, sub.cols[k])
         prelude += f.prelude
-        members.push(`${key(sub.names[k])}: ${f.expr}`)
+        places.push(kind === K.array ? f.expr : `${key(sub.names[k])}: ${f.expr}`)
       }
-      expr = `{${members.join(', ')}}`
+      expr = kind === K.array ? `[${places.join(', ')}]` : `{${places.join(', ')}}`
       break
     }
     case K.null:
@@ -132,14 +134,17 @@ function parseJson(text, n) {
 function reader(kind, src, nulls, sub, n) {
   let get
   switch (kind) {
-    case K.shaped: {
+    case K.shaped:
+    case K.array: {
       const names = sub.names
       const reads = Array.from(sub.kinds, (k, j) => reader(k, src.cols[j], src.nulls[j], src.cols[j], n))
-      get = (i) => {
-        const o = {}
-        for (let j = 0; j < reads.length; j++) define(o, names[j], reads[j](i))
-        return o
-      }
+      get = kind === K.array
+        ? (i) => reads.map((read) => read(i))
+        : (i) => {
+            const o = {}
+            for (let j = 0; j < reads.length; j++) define(o, names[j], reads[j](i))
+            return o
+          }
       break
     }
     case K.null:
@@ -235,13 +240,18 @@ function builder(shape, make) {
   return build
 }
 
+// The kinds and names of a chunk or a json container, with those of the containers in it.
+function signature(c) {
+  return [c.kinds, c.names, c.cols.map((col, i) => (c.kinds[i] === K.shaped || c.kinds[i] === K.array ? signature(col) : 0))]
+}
+
 // Appends the rows of one chunk of columns to `rows` (as arrays with `arrays`).
 function append(rows, r, arrays) {
   if (r.names.length === 0) return rows
   // Keys of json members may hold any character but the control characters: with them the
   // shape is JSON (which no kinds string starts like). Array rows' shapes start with \u0001.
-  let shape = r.kinds.includes(K.shaped)
-    ? JSON.stringify([r.kinds, r.names, r.cols.map((c, i) => (r.kinds[i] === K.shaped ? [c.kinds, c.names] : 0))])
+  let shape = r.kinds.includes(K.shaped) || r.kinds.includes(K.array)
+    ? JSON.stringify(signature(r))
     : r.kinds + '\u0000' + r.names.join('\u0000')
   if (arrays) shape = '\u0001' + shape
   const make = CAN_COMPILE ? () => compile(r.kinds, r.names, r.cols, arrays) : () => interpret(r.kinds, r.names, arrays)

@@ -18,7 +18,7 @@ use hyperion_codec::array::{
 };
 use hyperion_codec::datetime::{civil_to_days, days_to_civil};
 use hyperion_codec::decode::json_single_value;
-use hyperion_codec::json::{flat_object, Flat};
+use hyperion_codec::json::{Cursor, Flat, Token};
 use hyperion_codec::numeric::{numeric_from_str, numeric_to_string};
 use hyperion_codec::{
     encode_param, oid, param_format, result_format, DecodeError, Decoder, Output, Param, Scalar,
@@ -919,62 +919,111 @@ pub fn check_json_text(text: &[u8]) {
             String::from_utf8_lossy(text)
         );
     }
-    check_flat_object(text);
+    check_cursor(text);
     check_json_pair(text, text);
     if let Some(i) = text.iter().position(|&b| b == 0xff) {
         check_json_pair(&text[..i], &text[i + 1..]);
     }
 }
 
-/// `flat_object` against a real parser: what it reads is a JSON object (RFC 8259) whose
-/// members are the scalars it reported, numbers equal to the parser's where the parser is
-/// exact (in short texts; see [`parse_json`]).
-fn check_flat_object(text: &[u8]) {
+/// A document as [`Cursor`] reads it.
+enum Doc<'a> {
+    Scalar(Flat<'a>),
+    Object(Vec<(&'a str, Doc<'a>)>),
+    Array(Vec<Doc<'a>>),
+}
+
+/// The document at the cursor, to a depth of 64 (deeper: `None`, as for a text the
+/// cursor refuses; the cursor itself keeps no stack, its callers do).
+fn read_doc<'a>(c: &mut Cursor<'a>, depth: usize) -> Option<Doc<'a>> {
+    Some(match c.value()? {
+        Token::Scalar(v) => Doc::Scalar(v),
+        _ if depth >= 64 => return None,
+        Token::Object => {
+            let mut members = Vec::new();
+            while let Some(k) = c.key(members.is_empty())? {
+                members.push((k, read_doc(c, depth + 1)?));
+            }
+            Doc::Object(members)
+        }
+        Token::Array => {
+            let mut items = Vec::new();
+            while c.item(items.is_empty())? {
+                items.push(read_doc(c, depth + 1)?);
+            }
+            Doc::Array(items)
+        }
+    })
+}
+
+/// `Cursor` against a real parser: a text it reads whole is one JSON text (RFC 8259), and
+/// what it read is the parser's tree: the same containers, keys, items and scalars, numbers
+/// equal where the parser is exact (in short texts; see [`parse_json`]).
+fn check_cursor(text: &[u8]) {
     let Some(text) = utf8(text) else { return };
-    let mut members = Vec::new();
-    let Some(n) = flat_object(text, |_, k, v| {
-        members.push((k, v));
-        true
-    }) else {
+    let mut c = Cursor::new(text);
+    let Some(doc) = read_doc(&mut c, 0) else {
         return;
     };
-    assert_eq!(n, members.len());
+    if !c.at_end() {
+        return;
+    }
     assert!(
         strict_json(text.as_bytes()),
-        "flat_object read a text that is not JSON: {text:?}"
+        "Cursor read a text that is not JSON: {text:?}"
     );
     let Some(parsed) = parse_json(text.as_bytes()) else {
         return; // a number beyond the oracle (1e400)
     };
-    let object = parsed.as_object().expect("flat_object read a JSON object");
-    let mut keys: Vec<&str> = members.iter().map(|(k, _)| *k).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let repeated = keys.len() != members.len();
-    if !repeated {
-        // (simd-json keeps every repeated key: its count says nothing then)
-        assert_eq!(object.len(), keys.len(), "{text:?}");
-    }
-    for (k, v) in &members {
-        let got = object.get(*k).expect("every key is in the object");
-        if repeated {
-            continue; // which repeated value the parser kept is its own business
+    same_doc(&doc, &parsed, text);
+}
+
+fn same_doc(doc: &Doc<'_>, want: &OwnedValue, text: &str) {
+    match doc {
+        Doc::Scalar(Flat::Str(s)) => assert_eq!(want.as_str(), Some(*s), "{text:?}"),
+        Doc::Scalar(Flat::Bool(b)) => assert_eq!(want.as_bool(), Some(*b), "{text:?}"),
+        Doc::Scalar(Flat::Null) => assert!(want.is_null(), "{text:?}"),
+        Doc::Scalar(Flat::Number(x)) => {
+            let exact = want
+                .as_i64()
+                .map(|i| i as f64)
+                .or_else(|| want.as_u64().map(|u| u as f64))
+                .or_else(|| want.as_f64());
+            let exact =
+                exact.unwrap_or_else(|| panic!("{text:?}: a number where the parser has {want:?}"));
+            // The oracle misreads long numbers past byte ~59 (see `parse_json`); it drops
+            // the sign of an integer -0.
+            if text.len() <= 56 {
+                assert!(exact == *x, "{text:?}: {x} where the parser has {exact}");
+            }
         }
-        match *v {
-            Flat::Str(s) => assert_eq!(got.as_str(), Some(s), "{text:?}"),
-            Flat::Bool(b) => assert_eq!(got.as_bool(), Some(b), "{text:?}"),
-            Flat::Null => assert!(got.is_null(), "{text:?}"),
-            Flat::Number(x) => {
-                let want = got
-                    .as_i64()
-                    .map(|i| i as f64)
-                    .or_else(|| got.as_u64().map(|u| u as f64))
-                    .or_else(|| got.as_f64());
-                // The oracle misreads long numbers past byte ~59 (see `parse_json`).
-                if let Some(want) = want.filter(|_| text.len() <= 56) {
-                    // The parser drops the sign of an integer -0.
-                    assert!(want == x, "{text:?}: {x} where the parser has {want}");
-                }
+        Doc::Array(items) => {
+            let got = want
+                .as_array()
+                .unwrap_or_else(|| panic!("{text:?}: an array where the parser has {want:?}"));
+            assert_eq!(got.len(), items.len(), "{text:?}");
+            for (d, w) in items.iter().zip(got.iter()) {
+                same_doc(d, w, text);
+            }
+        }
+        Doc::Object(members) => {
+            let object = want
+                .as_object()
+                .unwrap_or_else(|| panic!("{text:?}: an object where the parser has {want:?}"));
+            let mut keys: Vec<&str> = members.iter().map(|(k, _)| *k).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            if keys.len() != members.len() {
+                // Which repeated value the parser kept is its own business (simd-json keeps
+                // every repeated key: its count says nothing then).
+                return;
+            }
+            assert_eq!(object.len(), keys.len(), "{text:?}");
+            for (k, d) in members {
+                let w = object
+                    .get(*k)
+                    .unwrap_or_else(|| panic!("{text:?}: no key {k:?} in the parser's object"));
+                same_doc(d, w, text);
             }
         }
     }

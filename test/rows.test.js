@@ -2,7 +2,7 @@
 // rows.js builds row objects with compiled code where the process allows it and with
 // closures where it does not (`node --disallow-code-generation-from-strings`). Both must
 // produce the same rows: checked on a synthetic columnar result holding every column kind,
-// NULLs, a shaped json column and awkward names, built here and in a child process that
+// NULLs, a shaped json column (with an array and an object nested in it) and awkward names, built here and in a child process that
 // forbids code generation. No server needed.
 
 const test = require('node:test')
@@ -25,11 +25,18 @@ function rowsOfSynthetic() {
   const texts = ['a', '', 'héllo', 'x'.repeat(3), '\u0000z']
   const bytes = [Buffer.from([1, 2]), Buffer.alloc(0), Buffer.from('abc'), Buffer.from([255]), Buffer.from([0])]
   const nullsAt = (...at) => Uint8Array.from({ length: n }, (_, i) => (at.includes(i) ? 1 : 0))
+  // An array of a bool and an object in each place: null in row 3, its object in row 1.
+  const pair = {
+    kinds: K.bool + K.shaped,
+    names: null,
+    cols: [Uint8Array.from([1, 0, 1, 0, 1]), { kinds: K.float64, names: ['x'], cols: [Float64Array.from([0.5, 0, -2, 0, 1e-9])], nulls: [null] }],
+    nulls: [null, nullsAt(1)],
+  }
   const shaped = {
-    kinds: K.int32 + K.text + K.null,
-    names: ['id', 'label', 'never'],
-    cols: [Int32Array.from([1, 2, 3, 4, 5]), [texts.join(''), offsets(texts)], null],
-    nulls: [nullsAt(2), null, null],
+    kinds: K.int32 + K.text + K.null + K.array,
+    names: ['id', 'label', 'never', 'pair'],
+    cols: [Int32Array.from([1, 2, 3, 4, 5]), [texts.join(''), offsets(texts)], null, pair],
+    nulls: [nullsAt(2), null, null, nullsAt(3)],
   }
   const cols = [
     Uint8Array.from([1, 0, 1, 0, 1]),
@@ -82,6 +89,10 @@ test('rows built without code generation are the rows built with it', () => {
   assert.deepStrictEqual(Object.fromEntries(fast.rows[1].entries).int, { number: "-1" })
   assert.deepStrictEqual(Object.fromEntries(fast.rows[4].entries).shaped, null)
   assert.deepStrictEqual(Object.fromEntries(fast.rows[2].entries).shaped.entries[0], ['id', null])
+  const pairOf = (i) => Object.fromEntries(Object.fromEntries(fast.rows[i].entries).shaped.entries).pair
+  assert.deepStrictEqual(pairOf(0), { proto: 'Array', entries: [['0', { boolean: true }], ['1', { proto: 'Object', entries: [['x', { number: '0.5' }]] }]] })
+  assert.deepStrictEqual(pairOf(1).entries[1], ['1', null])
+  assert.deepStrictEqual(pairOf(3), null)
 })
 
 test("rowMode 'array' rows are the same values in column order, with and without code generation", () => {

@@ -282,10 +282,10 @@ test('text and enum columns of repeated values, and of values that stop repeatin
   }
 })
 
-// A large result's json column of flat objects is built member by member
+// A large result's json column of documents of one shape is built place by place
 // (napi/src/rows/shaped.rs); every other json value is parsed as JSON text. Both must give
 // what JSON.parse gives for the server's own text of the value, in every column below.
-test('json columns of flat objects, and of anything else, decode as JSON.parse does', async () => {
+test('json columns of one shape, and of anything else, decode as JSON.parse does', async () => {
   const pool = suite.pool({ poolSize: 1 })
   const obj = (i) => `jsonb_build_object('n', ${i}, 'f', ${i} + 0.5, 'b', ${i} % 2 = 0, 't', 'k' || (${i} % 10), 'u', 'é😀' || ${i}, 'e', '')`
   const columns = {
@@ -300,6 +300,23 @@ test('json columns of flat objects, and of anything else, decode as JSON.parse d
     keys: `case when i = 200 then '{"other": 1}'::jsonb else jsonb_build_object('k', i) end`,
     kinds: `jsonb_build_object('k', case when i = 250 then to_jsonb('s'::text) else to_jsonb(i) end)`,
     nested: `case when i = 120 then '{"a": {"b": [1]}}'::jsonb else jsonb_build_object('a', i) end`,
+    // nested objects and arrays of one shape: nulls at every depth, an object that is null
+    // at first, mixed kinds by position, empty containers, nested arrays
+    deep: `case when i % 11 = 0 then null else jsonb_build_object('id', i, 'tags', jsonb_build_array('t' || (i % 7), i % 13, i % 2 = 0),
+      'meta', case when i % 17 = 0 then null else jsonb_build_object('r', i / 8.0, 'p', case when i % 3 = 0 then null else i - 1 end,
+        'f', jsonb_build_object('a', i % 2 = 1, 'b', null), 'path', jsonb_build_array(jsonb_build_object('k', i % 5, 'v', -i * 0.5)))
+      end, 'late', case when i < 50 then null else jsonb_build_object('x', 'é😀' || i, 'e', '{}'::jsonb, 'l', '[]'::jsonb) end,
+      'grid', jsonb_build_array(jsonb_build_array(i, i + 1), jsonb_build_array(null, -i))) end`,
+    // arrays at the top level
+    tuple: `jsonb_build_array(i, 'x' || i, i % 2 = 0, null, jsonb_build_object('n', i))`,
+    // arrays whose length changes midway, and from row to row: JSON text
+    lengths: `case when i < 150 then jsonb_build_array(i) else jsonb_build_array(i, i) end`,
+    ragged: `to_jsonb(array_fill(i, array[i % 4]))`,
+    // deeper than the shaped path goes, and wider
+    deeper: `('${'['.repeat(20)}' || i || '${']'.repeat(20)}')::jsonb`,
+    wider: `('[' || repeat(i || ',', 300) || i || ']')::jsonb`,
+    // a document that is JSON null, not SQL NULL
+    jsonnull: `case when i % 50 = 0 then 'null'::jsonb else jsonb_build_object('a', i) end`,
     escaped: `jsonb_build_object('q', 'say "hi" ' || i, 'tab', E'\t')`,
     duplicate: `'{"a": 1, "a": 2}'::json`,
     scalar: `to_jsonb(i)`,
@@ -317,7 +334,7 @@ test('json columns of flat objects, and of anything else, decode as JSON.parse d
       assert.deepStrictEqual(r[n], want, `${n}: ${text}`)
       if (want !== null && typeof want === 'object') {
         assert.deepStrictEqual(Object.keys(r[n]), Object.keys(want), `${n} key order`)
-        assert.equal(Object.getPrototypeOf(r[n]), Object.prototype)
+        assert.equal(Object.getPrototypeOf(r[n]), Object.getPrototypeOf(want))
       }
     }
     assert.ok(Object.is(r.numbers['1'], -0))

@@ -1,14 +1,15 @@
-//! Flat JSON objects: the common json/jsonb value that is one object of scalar members.
+//! JSON documents of one fixed shape: the common json/jsonb value.
 //!
 //! A large result's json column is normally joined into one JSON array and parsed at once
-//! by the JS engine. When every value is an object of scalars (numbers, strings, booleans,
-//! nulls), the members can instead travel like columns and the objects be built in JS from
-//! one compiled literal, the way rows are: no JSON parsing on the JS thread at all.
-//! [`flat_object`] recognises such a value and reads its members; anything else (nesting,
-//! escapes, a text the JS parser would refuse) is left to the JSON parser, so the values a
-//! user sees never depend on which way they came.
+//! by the JS engine. When every value has the same shape (objects with the same keys in the
+//! same order, arrays of the same length, scalars of one kind at each place, any of them
+//! possibly null), the scalars can instead travel like columns and the documents be built in
+//! JS from one compiled literal, the way rows are: no JSON parsing on the JS thread at all.
+//! [`Cursor`] reads such a value token by token; anything it does not read (escapes, a
+//! text the JS parser would refuse) is left to the JSON parser, so the values a user sees
+//! never depend on which way they came.
 
-/// A member's value in a flat object.
+/// A scalar in a document.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Flat<'a> {
     /// The number `JSON.parse` gives for the member's text (round to nearest, like it).
@@ -19,41 +20,86 @@ pub enum Flat<'a> {
     Null,
 }
 
-/// Reads `text` as one JSON object whose member values are all scalars and whose keys and
-/// strings hold no escape sequence, calling `member(index, key, value)` for each member in
-/// order. Stops at the first member for which `member` returns false. Returns the number of
-/// members, or `None` if the text is anything else, or `member` stopped it.
-pub fn flat_object<'a>(
+/// The start of a value: a whole scalar, or the opening bracket of a container (whose
+/// members [`Cursor::key`] and [`Cursor::item`] then read).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Token<'a> {
+    Scalar(Flat<'a>),
+    Object,
+    Array,
+}
+
+/// Reads one JSON text token by token. Every method returns `None` on anything that is not
+/// JSON (RFC 8259) or that the cursor leaves to a full parser: strings (keys included) with
+/// an escape sequence. The caller keeps the nesting: after [`Token::Object`], call
+/// [`Cursor::key`] until it gives `Some(None)`, reading each member's value in between;
+/// after [`Token::Array`], the same with [`Cursor::item`].
+pub struct Cursor<'a> {
     text: &'a str,
-    mut member: impl FnMut(usize, &'a str, Flat<'a>) -> bool,
-) -> Option<usize> {
-    let b = text.as_bytes();
-    let mut p = skip_ws(b, 0);
-    if b.get(p) != Some(&b'{') {
-        return None;
+    p: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(text: &'a str) -> Cursor<'a> {
+        Cursor { text, p: 0 }
     }
-    p = skip_ws(b, p + 1);
-    let mut n = 0;
-    if b.get(p) == Some(&b'}') {
-        return (skip_ws(b, p + 1) == b.len()).then_some(0);
+
+    /// The next value's start.
+    pub fn value(&mut self) -> Option<Token<'a>> {
+        let b = self.text.as_bytes();
+        let p = skip_ws(b, self.p);
+        let (token, q) = match *b.get(p)? {
+            b'{' => (Token::Object, p + 1),
+            b'[' => (Token::Array, p + 1),
+            _ => scalar(self.text, p).map(|(v, q)| (Token::Scalar(v), q))?,
+        };
+        self.p = q;
+        Some(token)
     }
-    loop {
-        let (key, q) = string(text, p)?;
-        p = skip_ws(b, q);
-        if b.get(p) != Some(&b':') {
+
+    /// In an object, before its first member (`first`) or after a member's value: the next
+    /// member's key (its colon read), or `Some(None)` at the closing brace.
+    pub fn key(&mut self, first: bool) -> Option<Option<&'a str>> {
+        if !self.next(first, b'}')? {
+            return Some(None);
+        }
+        let b = self.text.as_bytes();
+        let (key, q) = string(self.text, skip_ws(b, self.p))?;
+        let q = skip_ws(b, q);
+        if b.get(q) != Some(&b':') {
             return None;
         }
-        p = skip_ws(b, p + 1);
-        let (value, q) = scalar(text, p)?;
-        if !member(n, key, value) {
-            return None;
-        }
-        n += 1;
-        p = skip_ws(b, q);
-        match b.get(p) {
-            Some(b',') => p = skip_ws(b, p + 1),
-            Some(b'}') => return (skip_ws(b, p + 1) == b.len()).then_some(n),
-            _ => return None,
+        self.p = q + 1;
+        Some(Some(key))
+    }
+
+    /// In an array, before its first item (`first`) or after an item: whether another item
+    /// follows (`false` at the closing bracket).
+    pub fn item(&mut self, first: bool) -> Option<bool> {
+        self.next(first, b']')
+    }
+
+    /// Whether only whitespace is left.
+    pub fn at_end(&self) -> bool {
+        skip_ws(self.text.as_bytes(), self.p) == self.text.len()
+    }
+
+    /// Reads the closing bracket `close` (then false) or, when not `first`, the comma before
+    /// the next member (then true).
+    fn next(&mut self, first: bool, close: u8) -> Option<bool> {
+        let b = self.text.as_bytes();
+        let p = skip_ws(b, self.p);
+        match *b.get(p)? {
+            c if c == close => {
+                self.p = p + 1;
+                Some(false)
+            }
+            b',' if !first => {
+                self.p = p + 1;
+                Some(true)
+            }
+            _ if first => Some(true),
+            _ => None,
         }
     }
 }
@@ -140,43 +186,99 @@ fn number_end(b: &[u8], mut p: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn members(text: &str) -> Option<Vec<(String, Flat<'_>)>> {
-        let mut out = Vec::new();
-        flat_object(text, |i, k, v| {
-            assert_eq!(i, out.len());
-            out.push((k.to_string(), v));
-            true
-        })
-        .map(|n| {
-            assert_eq!(n, out.len());
-            out
+    #[derive(Debug, PartialEq, Clone)]
+    enum Tree {
+        Num(f64),
+        Str(String),
+        Bool(bool),
+        Null,
+        Obj(Vec<(String, Tree)>),
+        Arr(Vec<Tree>),
+    }
+
+    fn read(c: &mut Cursor<'_>) -> Option<Tree> {
+        Some(match c.value()? {
+            Token::Scalar(Flat::Number(x)) => Tree::Num(x),
+            Token::Scalar(Flat::Str(s)) => Tree::Str(s.into()),
+            Token::Scalar(Flat::Bool(b)) => Tree::Bool(b),
+            Token::Scalar(Flat::Null) => Tree::Null,
+            Token::Object => {
+                let mut members = Vec::new();
+                while let Some(k) = c.key(members.is_empty())? {
+                    members.push((k.to_string(), read(c)?));
+                }
+                Tree::Obj(members)
+            }
+            Token::Array => {
+                let mut items = Vec::new();
+                while c.item(items.is_empty())? {
+                    items.push(read(c)?);
+                }
+                Tree::Arr(items)
+            }
         })
     }
 
+    fn doc(text: &str) -> Option<Tree> {
+        let mut c = Cursor::new(text);
+        let t = read(&mut c)?;
+        c.at_end().then_some(t)
+    }
+
+    fn obj(members: &[(&str, Tree)]) -> Tree {
+        Tree::Obj(
+            members
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
     #[test]
-    fn reads_flat_objects() {
-        assert_eq!(members("{}"), Some(vec![]));
-        assert_eq!(members(" { } "), Some(vec![]));
+    fn reads_objects_arrays_and_scalars() {
+        assert_eq!(doc("{}"), Some(obj(&[])));
+        assert_eq!(doc(" { } "), Some(obj(&[])));
+        assert_eq!(doc(" [ ] "), Some(Tree::Arr(vec![])));
+        assert_eq!(doc("7"), Some(Tree::Num(7.0)));
+        assert_eq!(doc(" null "), Some(Tree::Null));
         assert_eq!(
-            members(r#"{"id": 7, "tag": "k7", "ok": true, "no": false, "z": null}"#),
-            Some(vec![
-                ("id".into(), Flat::Number(7.0)),
-                ("tag".into(), Flat::Str("k7")),
-                ("ok".into(), Flat::Bool(true)),
-                ("no".into(), Flat::Bool(false)),
-                ("z".into(), Flat::Null),
-            ])
+            doc(r#"{"id": 7, "tag": "k7", "ok": true, "no": false, "z": null}"#),
+            Some(obj(&[
+                ("id", Tree::Num(7.0)),
+                ("tag", Tree::Str("k7".into())),
+                ("ok", Tree::Bool(true)),
+                ("no", Tree::Bool(false)),
+                ("z", Tree::Null),
+            ]))
         );
         assert_eq!(
-            members("{\"é\":\"ü😀\"}"),
-            Some(vec![("é".into(), Flat::Str("ü😀"))])
+            doc("{\"é\":\"ü😀\"}"),
+            Some(obj(&[("é", Tree::Str("ü😀".into()))]))
+        );
+        assert_eq!(
+            doc(r#"{"a": {"b": [1, [], {}, "x"]}, "c": [null, true]}"#),
+            Some(obj(&[
+                (
+                    "a",
+                    obj(&[(
+                        "b",
+                        Tree::Arr(vec![
+                            Tree::Num(1.0),
+                            Tree::Arr(vec![]),
+                            obj(&[]),
+                            Tree::Str("x".into())
+                        ])
+                    )])
+                ),
+                ("c", Tree::Arr(vec![Tree::Null, Tree::Bool(true)])),
+            ]))
         );
     }
 
     #[test]
     fn numbers_follow_json_grammar_and_round_like_json_parse() {
-        let num = |t: &str| match members(&format!("{{\"n\":{t}}}"))?.first()?.1 {
-            Flat::Number(v) => Some(v),
+        let num = |t: &str| match doc(t)? {
+            Tree::Num(v) => Some(v),
             _ => None,
         };
         assert_eq!(num("0"), Some(0.0));
@@ -197,30 +299,28 @@ mod tests {
     fn leaves_everything_else_to_the_json_parser() {
         for text in [
             "",
-            "[]",
-            "1",
-            "\"s\"",
             "{",
+            "[",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "]",
             "{\"a\"}",
             "{\"a\":}",
             "{\"a\":1,}",
+            "{,\"a\":1}",
             "{\"a\":1 \"b\":2}",
             "{\"a\":1}x",
-            "{\"a\":{\"b\":1}}",
-            "{\"a\":[1]}",
+            "{\"a\":[1}",
             "{\"a\":\"x\\\"y\"}",
             "{\"a\\n\":1}",
             "{\"a\":\"tab\there\"}",
             "{\"a\":tru}",
             "{\"a\":nul}",
             "{a:1}",
+            "[\"\\u0041\"]",
         ] {
-            assert_eq!(members(text), None, "{text:?}");
+            assert_eq!(doc(text), None, "{text:?}");
         }
-    }
-
-    #[test]
-    fn the_callback_can_refuse_a_member() {
-        assert_eq!(flat_object(r#"{"a":1,"b":2}"#, |i, _, _| i == 0), None);
     }
 }

@@ -14,7 +14,8 @@
 //! | `d`  | text types and enums while their values repeat | `[Array of strings, Uint8Array]`: the distinct values and an index per row (`rows/strings.rs`) |
 //! | `s`  | strings (text types and enums that do not repeat, numeric, uuid, dates and times) | `[string, Uint32Array]`: all values in one string, UTF-16 offsets |
 //! | `y`  | bytea | `[Buffer, Uint32Array]`: all values in one Buffer, byte offsets |
-//! | `o`  | json, jsonb whose values are all flat objects of one shape | `{ kinds, names, cols, nulls }`: the members as columns (`rows/shaped.rs`) |
+//! | `o`  | json, jsonb whose values are all objects of one shape | `{ kinds, names, cols, nulls }`: the members as columns, nested containers as `o` and `a` (`rows/shaped.rs`) |
+//! | `a`  | json, jsonb whose values are all arrays of one shape | `{ kinds, names: null, cols, nulls }`: the items as columns |
 //! | `j`  | other json, jsonb | one string holding a JSON array of the values (`null` for NULL) |
 //! | `v`  | arrays, and anything too large for one string | an `Array` of finished values |
 //!

@@ -79,7 +79,7 @@ pub(super) enum Column {
     Json(String),
     /// Text as it came (text types, enums): a table while values repeat (`strings.rs`).
     Strings(strings::Strings),
-    /// A json column of flat objects, member by member (`shaped.rs`).
+    /// A json column of documents of one shape, place by place (`shaped.rs`).
     Shaped(shaped::Shaped),
     /// Built value by value on the JS thread from the kept frames.
     Values,
@@ -96,7 +96,7 @@ impl Column {
             Column::Bytes { .. } => Kind::Bytes,
             Column::Json(_) => Kind::Json,
             Column::Strings(s) => s.kind(),
-            Column::Shaped(_) => Kind::Shaped,
+            Column::Shaped(shaped) => shaped.kind(),
             Column::Values => Kind::Values,
         }
     }
@@ -244,7 +244,7 @@ impl Builder {
         Ok(false)
     }
 
-    /// Turns a column of flat objects that met another value into JSON text, from its
+    /// Turns a column of documents of one shape that met another value into JSON text, from its
     /// values in rows `..=upto` of `rows` (column `index`).
     fn redo_as_json(&mut self, rows: &[DataRowBody], index: usize, upto: usize) -> JsResult<()> {
         self.column = Column::Json(String::from("["));
@@ -363,14 +363,61 @@ mod tests {
     }
 
     #[test]
-    fn a_json_column_of_flat_objects_asks_to_be_redone_when_another_value_comes() {
-        let mut b = builder(JSON, Format::Text, 2);
-        assert_eq!(b.column.kind(), Kind::Shaped);
-        assert!(!b.push(0, Some(br#"{"id":1,"tag":"x"}"#)).unwrap());
-        assert!(
-            b.push(1, Some(b"[1,2]")).unwrap(),
-            "an array ends the shape"
+    fn a_json_column_of_one_shape_asks_to_be_redone_when_another_shape_comes() {
+        let redo = |values: &[&str]| {
+            let mut b = builder(JSON, Format::Text, values.len());
+            let mut answers = Vec::new();
+            for (i, v) in values.iter().enumerate() {
+                answers.push(b.push(i, Some(v.as_bytes())).unwrap());
+                if i == 0 {
+                    assert_eq!(
+                        b.column.kind(),
+                        if v.starts_with('[') {
+                            Kind::Array
+                        } else {
+                            Kind::Shaped
+                        }
+                    );
+                }
+            }
+            answers
+        };
+        let doc = |i: u32| {
+            format!(r#"{{"id":{i},"tags":["t{i}",{i}],"m":{{"a":null,"p":[{{"k":true}}]}}}}"#)
+        };
+        let (one, two) = (doc(1), doc(2));
+        assert_eq!(
+            redo(&[
+                &one,
+                &two,
+                r#"{"id":null,"tags":null,"m":{"a":1,"p":null}}"#
+            ]),
+            [false; 3]
         );
+        assert_eq!(redo(&["[1,\"x\"]", "[2,null]"]), [false, false]);
+        for other in [
+            r#"{"id":3,"tags":["t3",3,4],"m":{"a":null,"p":[{"k":true}]}}"#, // a longer array
+            r#"{"id":3,"tags":["t3"],"m":{"a":null,"p":[{"k":true}]}}"#,     // a shorter one
+            r#"{"id":3,"tags":["t3",3],"m":{"a":null,"p":[{"j":true}]}}"#,   // another key
+            r#"{"id":3,"tags":["t3",3],"m":{"a":null,"p":[{"k":1}]}}"#,      // another kind
+            r#"{"id":3,"tags":["t3",3],"m":{"a":null,"p":[[true]]}}"#, // an array for an object
+            r#"{"id":"3","tags":["t3",3],"m":{"a":null,"p":[{"k":true}]}}"#, // a string for a number
+            "[1]",
+            "7",
+            "null", // a document that is JSON null (not SQL NULL) goes as JSON text
+        ] {
+            assert_eq!(redo(&[&one, other]), [false, true], "{other}");
+        }
+        // Too deep, or too many places, from the first value on.
+        let deep = format!("{}1{}", "[".repeat(17), "]".repeat(17));
+        assert_eq!(redo(&[&deep]), [true]);
+        assert_eq!(
+            redo(&[&format!("{}1{}", "[".repeat(16), "]".repeat(16))]),
+            [false]
+        );
+        let wide = |n: usize| format!("[{}]", vec!["1"; n].join(","));
+        assert_eq!(redo(&[&wide(256)]), [false]);
+        assert_eq!(redo(&[&wide(257)]), [true]);
     }
 
     #[test]

@@ -15,17 +15,19 @@ pub enum Kind {
     Table,
     Text,
     Bytes,
-    /// A json column of flat objects of one shape, member by member.
+    /// A json column (or a place in one) of objects of one shape, place by place.
     Shaped,
+    /// A json column (or a place in one) of arrays of one shape, item by item.
+    Array,
     Json,
     /// Finished values built one by one on the JS thread.
     Values,
-    /// A member of a shaped column that was null in every row so far.
+    /// A place in a shaped column that was null in every row so far.
     Null,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Bool,
         Kind::Int32,
         Kind::Float64,
@@ -34,6 +36,7 @@ impl Kind {
         Kind::Text,
         Kind::Bytes,
         Kind::Shaped,
+        Kind::Array,
         Kind::Json,
         Kind::Values,
         Kind::Null,
@@ -51,6 +54,7 @@ impl Kind {
             Kind::Text => 's',
             Kind::Bytes => 'y',
             Kind::Shaped => 'o',
+            Kind::Array => 'a',
             Kind::Json => 'j',
             Kind::Values => 'v',
             Kind::Null => 'n',
@@ -68,6 +72,7 @@ impl Kind {
             Kind::Text => "text",
             Kind::Bytes => "bytes",
             Kind::Shaped => "shaped",
+            Kind::Array => "array",
             Kind::Json => "json",
             Kind::Values => "values",
             Kind::Null => "null",
@@ -77,7 +82,7 @@ impl Kind {
 
 /// `{ bool: 'b', int32: 'i', ... }`: the letter of each column kind, by name.
 #[napi(
-    ts_return_type = "Readonly<Record<'bool' | 'int32' | 'float64' | 'bigint64' | 'table' | 'text' | 'bytes' | 'shaped' | 'json' | 'values' | 'null', string>>"
+    ts_return_type = "Readonly<Record<'bool' | 'int32' | 'float64' | 'bigint64' | 'table' | 'text' | 'bytes' | 'shaped' | 'array' | 'json' | 'values' | 'null', string>>"
 )]
 pub fn column_kinds(env: Env) -> napi::Result<JsObject> {
     let mut kinds = env.create_object()?;

@@ -1,33 +1,43 @@
-//! A json/jsonb column of flat objects, member by member.
+//! A json/jsonb column of documents of one shape, scalar by scalar.
 //!
-//! While every value of a batch's json column is an object of scalars with the same keys in
-//! the same order (`hyperion_codec::json::flat_object`), its members are kept like columns:
-//! numbers in an `f64` column (`i32` when all are int32), booleans as 0/1, strings as a
-//! table while they repeat, else joined (`strings.rs`). `rows.js` then builds each object
-//! inside the row literal: kind `o`. The first value that does not fit ends it, and the
-//! column is redone as JSON text (kind `j`).
+//! While every value of a batch's json column has the same shape (objects with the same
+//! keys in the same order, arrays of the same length, at each place scalars of one kind,
+//! any place possibly null; read with `hyperion_codec::json::Cursor`), the scalars at each
+//! place are kept like columns: numbers in an `f64` column (`i32` when all are int32),
+//! booleans as 0/1, strings as a table while they repeat, else joined (`strings.rs`).
+//! `rows.js` then builds each document inside the row literal, nested literals and all:
+//! kind `o` for an object, `a` for an array. The first value that does not fit ends it, and
+//! the column is redone as JSON text (kind `j`).
 
 use super::js::{typed, Ctx};
 use super::kind::Kind;
 use super::strings::Strings;
-use hyperion_codec::json::{flat_object, Flat};
+use hyperion_codec::json::{Cursor, Flat, Token};
 use napi::sys;
+
+/// Containers nested deeper than this go as JSON text (the literal is compiled once per
+/// shape; a deep one is rare and costs the compiler more than it saves).
+const MAX_DEPTH: usize = 16;
+/// Places (members and items, at every depth) a shape may have before the column goes as
+/// JSON text: a literal of thousands of properties compiles slowly and builds no faster.
+const MAX_PLACES: usize = 256;
 
 #[derive(Default)]
 pub(super) struct Shaped {
-    keys: Vec<Box<str>>,
-    members: Vec<Member>,
-    /// Values pushed (objects and SQL NULLs).
+    /// An object or an array once a document came; unset while every value was SQL NULL.
+    root: Node,
+    /// Values pushed (documents and SQL NULLs).
     rows: usize,
-    /// The first object fixed the keys.
-    keyed: bool,
+    /// Places defined so far, against [`MAX_PLACES`].
+    places: usize,
 }
 
+/// One place in the shape: the value found there in each row.
 #[derive(Default)]
-struct Member {
-    values: Values,
-    /// 1 where the member is JSON null; `None` while it never was.
+struct Node {
+    /// 1 where the value is JSON null; `None` while it never was.
     nulls: Option<Vec<u8>>,
+    values: Values,
 }
 
 #[derive(Default)]
@@ -41,155 +51,280 @@ enum Values {
     Number(Vec<f64>, bool),
     Bool(Vec<u8>),
     Str(Strings),
+    Object(Vec<(Box<str>, Node)>),
+    Array(Vec<Node>),
 }
 
-impl Values {
-    /// The values for a member first seen at row `rows` (earlier rows get placeholders; their
-    /// null map or the column's says what they are).
-    fn first(v: Flat<'_>, rows: usize) -> Values {
-        match v {
-            Flat::Number(_) => Values::Number(vec![0.0; rows], true),
-            Flat::Bool(_) => Values::Bool(vec![0; rows]),
-            Flat::Str(_) => Values::Str(Strings::table(rows)),
-            Flat::Null => Values::Unset,
+/// What one document's reading needs besides the node it is at.
+struct Read<'c, 'a> {
+    cursor: &'c mut Cursor<'a>,
+    /// The row being read: rows before it that a new place never saw get placeholders.
+    row: usize,
+    places: &'c mut usize,
+}
+
+impl Node {
+    /// Reads the value starting with `token` into this place; `None` if it does not fit.
+    fn push(&mut self, token: Token<'_>, r: &mut Read<'_, '_>, depth: usize) -> Option<()> {
+        if token == Token::Scalar(Flat::Null) {
+            self.nulls.get_or_insert_with(|| vec![0; r.row]).push(1);
+            self.values.placeholder();
+            return Some(());
+        }
+        if let Some(z) = &mut self.nulls {
+            z.push(0);
+        }
+        let define = matches!(self.values, Values::Unset);
+        match (&mut self.values, token) {
+            (Values::Unset, Token::Scalar(v)) => {
+                self.values = match v {
+                    Flat::Number(_) => Values::Number(vec![0.0; r.row], true),
+                    Flat::Bool(_) => Values::Bool(vec![0; r.row]),
+                    Flat::Str(_) => Values::Str(Strings::table(r.row)),
+                    Flat::Null => unreachable!("null is handled above"),
+                };
+                self.values.scalar(v)
+            }
+            (v, Token::Scalar(x)) => v.scalar(x),
+            (Values::Unset, Token::Object) | (Values::Object(_), Token::Object) => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                let members = match &mut self.values {
+                    Values::Object(members) => members,
+                    values => {
+                        *values = Values::Object(Vec::new());
+                        let Values::Object(members) = values else {
+                            unreachable!()
+                        };
+                        members
+                    }
+                };
+                let mut i = 0;
+                while let Some(key) = r.cursor.key(i == 0)? {
+                    if define {
+                        *r.places += 1;
+                        if *r.places > MAX_PLACES {
+                            return None;
+                        }
+                        // A repeated key (json, not jsonb) is a repeated property of the
+                        // literal: the last value wins, at the first one's place, as in
+                        // JSON.parse.
+                        members.push((key.into(), Node::default()));
+                    } else if members.get(i).map(|(k, _)| &**k) != Some(key) {
+                        return None;
+                    }
+                    let token = r.cursor.value()?;
+                    members[i].1.push(token, r, depth + 1)?;
+                    i += 1;
+                }
+                (i == members.len()).then_some(())
+            }
+            (Values::Unset, Token::Array) | (Values::Array(_), Token::Array) => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                let items = match &mut self.values {
+                    Values::Array(items) => items,
+                    values => {
+                        *values = Values::Array(Vec::new());
+                        let Values::Array(items) = values else {
+                            unreachable!()
+                        };
+                        items
+                    }
+                };
+                let mut i = 0;
+                while r.cursor.item(i == 0)? {
+                    if define {
+                        *r.places += 1;
+                        if *r.places > MAX_PLACES {
+                            return None;
+                        }
+                        items.push(Node::default());
+                    } else if i >= items.len() {
+                        return None;
+                    }
+                    let token = r.cursor.value()?;
+                    items[i].push(token, r, depth + 1)?;
+                    i += 1;
+                }
+                (i == items.len()).then_some(())
+            }
+            _ => None,
         }
     }
 
-    /// Appends `v` (`None`: a placeholder); false if it is of another kind than the member's.
-    fn push(&mut self, v: Option<Flat<'_>>) -> bool {
-        match (&mut *self, v) {
-            (Values::Unset, _) => true,
-            (Values::Number(n, _), None) => {
-                n.push(0.0);
-                true
-            }
-            (Values::Number(n, int32), Some(Flat::Number(x))) => {
-                // Bit equality keeps -0 a float.
-                *int32 &= (x as i32 as f64).to_bits() == x.to_bits();
-                n.push(x);
-                true
-            }
-            (Values::Bool(b), None) => {
-                b.push(0);
-                true
-            }
-            (Values::Bool(b), Some(Flat::Bool(x))) => {
-                b.push(u8::from(x));
-                true
-            }
-            (Values::Str(strings), None) => strings.push(None),
-            (Values::Str(strings), Some(Flat::Str(x))) => strings.push(Some(x)),
-            _ => false,
+    /// A row where this place has no value (its container is null, or the row is SQL NULL).
+    fn placeholder(&mut self) {
+        if let Some(z) = &mut self.nulls {
+            z.push(0);
+        }
+        self.values.placeholder();
+    }
+
+    /// Total bytes of the strings at this place and under it.
+    fn text_len(&self) -> usize {
+        match &self.values {
+            Values::Str(strings) => strings.text_len(),
+            Values::Object(members) => members.iter().map(|(_, m)| m.text_len()).sum(),
+            Values::Array(items) => items.iter().map(Node::text_len).sum(),
+            _ => 0,
         }
     }
 
     fn kind(&self) -> Kind {
-        match self {
+        match &self.values {
             Values::Unset => Kind::Null,
             Values::Number(_, true) => Kind::Int32,
             Values::Number(_, false) => Kind::Float64,
             Values::Bool(_) => Kind::Bool,
             Values::Str(strings) => strings.kind(),
+            Values::Object(_) => Kind::Shaped,
+            Values::Array(_) => Kind::Array,
+        }
+    }
+
+    /// The place's values for `rows.js`: a typed array, strings, or for a container
+    /// `{ kinds, names, cols, nulls }` (`names` only for an object).
+    unsafe fn finish(self, ctx: &Ctx) -> crate::errors::JsResult<sys::napi_value> {
+        let env = ctx.env;
+        let nodes: Vec<Node> = match self.values {
+            Values::Unset => return ctx.null(),
+            Values::Number(v, true) => {
+                let v: Vec<i32> = v.iter().map(|&x| x as i32).collect();
+                return typed(env, sys::TypedarrayType::int32_array, &v, 4);
+            }
+            Values::Number(v, false) => {
+                return typed(env, sys::TypedarrayType::float64_array, &v, 8)
+            }
+            Values::Bool(v) => return typed(env, sys::TypedarrayType::uint8_array, &v, 1),
+            Values::Str(strings) => return strings.finish(ctx),
+            Values::Array(items) => items,
+            Values::Object(members) => {
+                let names = ctx.array(members.len())?;
+                let mut nodes = Vec::with_capacity(members.len());
+                for (i, (k, m)) in members.into_iter().enumerate() {
+                    ctx.set(names, i, ctx.string(&k)?)?;
+                    nodes.push(m);
+                }
+                return container(ctx, nodes, Some(names));
+            }
+        };
+        container(ctx, nodes, None)
+    }
+}
+
+/// `{ kinds, names, cols, nulls }` for the places of one container.
+unsafe fn container(
+    ctx: &Ctx,
+    nodes: Vec<Node>,
+    names: Option<sys::napi_value>,
+) -> crate::errors::JsResult<sys::napi_value> {
+    let env = ctx.env;
+    let kinds: String = nodes.iter().map(|m| m.kind().letter()).collect();
+    let cols = ctx.array(nodes.len())?;
+    let nulls = ctx.array(nodes.len())?;
+    for (i, m) in nodes.into_iter().enumerate() {
+        let z = match &m.nulls {
+            Some(z) => typed(env, sys::TypedarrayType::uint8_array, z, 1)?,
+            None => ctx.null()?,
+        };
+        ctx.set(nulls, i, z)?;
+        ctx.set(cols, i, m.finish(ctx)?)?;
+    }
+    let mut obj = std::ptr::null_mut();
+    check!(sys::napi_create_object(env, &mut obj));
+    let kinds = ctx.string(&kinds)?;
+    let names = match names {
+        Some(names) => names,
+        None => ctx.null()?,
+    };
+    for (name, v) in [
+        (c"kinds", kinds),
+        (c"names", names),
+        (c"cols", cols),
+        (c"nulls", nulls),
+    ] {
+        check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));
+    }
+    Ok(obj)
+}
+
+impl Values {
+    /// Appends scalar `v` to a place of its kind; `None` for any other.
+    fn scalar(&mut self, v: Flat<'_>) -> Option<()> {
+        match (self, v) {
+            (Values::Number(n, int32), Flat::Number(x)) => {
+                // Bit equality keeps -0 a float.
+                *int32 &= (x as i32 as f64).to_bits() == x.to_bits();
+                n.push(x);
+            }
+            (Values::Bool(b), Flat::Bool(x)) => b.push(u8::from(x)),
+            (Values::Str(strings), Flat::Str(x)) => return strings.push(Some(x)).then_some(()),
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn placeholder(&mut self) {
+        match self {
+            Values::Unset => {}
+            Values::Number(n, _) => n.push(0.0),
+            Values::Bool(b) => b.push(0),
+            Values::Str(strings) => {
+                // A placeholder adds no text: it cannot make the table too large.
+                strings.push(None);
+            }
+            Values::Object(members) => members.iter_mut().for_each(|(_, m)| m.placeholder()),
+            Values::Array(items) => items.iter_mut().for_each(Node::placeholder),
         }
     }
 }
 
 impl Shaped {
-    /// Adds one value (`None`: SQL NULL); false when the value is not a flat object with
-    /// the keys and member kinds of the column so far.
+    /// Adds one value (`None`: SQL NULL); false when the value is not an object or array
+    /// of the column's shape so far.
     pub(super) fn push(&mut self, text: Option<&str>) -> bool {
         let row = self.rows;
         self.rows += 1;
         let Some(text) = text else {
-            return self.members.iter_mut().all(|m| {
-                if let Some(z) = &mut m.nulls {
-                    z.push(0);
-                }
-                m.values.push(None)
-            });
+            self.root.placeholder();
+            return true;
         };
-        let first = !self.keyed;
-        self.keyed = true;
-        let n = flat_object(text, |i, key, value| {
-            if first && self.keys.len() == i {
-                // A repeated key (json, not jsonb) is a repeated property of the literal:
-                // the last value wins, at the first one's place, as in JSON.parse.
-                self.keys.push(key.into());
-                self.members.push(Member::default());
-            } else if self.keys.get(i).map(|k| &**k) != Some(key) {
-                return false;
+        let mut cursor = Cursor::new(text);
+        let fits = match cursor.value() {
+            Some(token @ (Token::Object | Token::Array)) => {
+                let mut read = Read {
+                    cursor: &mut cursor,
+                    row,
+                    places: &mut self.places,
+                };
+                self.root.push(token, &mut read, 0).is_some()
             }
-            let m = &mut self.members[i];
-            if let (Values::Unset, Flat::Number(_) | Flat::Bool(_) | Flat::Str(_)) =
-                (&m.values, value)
-            {
-                m.values = Values::first(value, row);
-            }
-            let null = value == Flat::Null;
-            if null {
-                m.nulls.get_or_insert_with(|| vec![0; row]).push(1);
-            } else if let Some(z) = &mut m.nulls {
-                z.push(0);
-            }
-            m.values.push((!null).then_some(value))
-        });
-        n == Some(self.keys.len())
+            _ => false,
+        };
+        fits && cursor.at_end()
     }
 
-    /// Total bytes of the members' texts (the column goes value by value past a limit).
+    /// Total bytes of the documents' strings (the column goes value by value past a limit).
     pub(super) fn text_len(&self) -> usize {
-        self.members
-            .iter()
-            .map(|m| match &m.values {
-                Values::Str(strings) => strings.text_len(),
-                _ => 0,
-            })
-            .sum()
+        self.root.text_len()
+    }
+
+    /// The column's kind: `o` (objects; also a column of SQL NULLs only) or `a` (arrays).
+    pub(super) fn kind(&self) -> Kind {
+        match self.root.values {
+            Values::Array(_) => Kind::Array,
+            _ => Kind::Shaped,
+        }
     }
 
     /// `{ kinds, names, cols, nulls }` for `rows.js`.
     pub(super) unsafe fn finish(self, ctx: &Ctx) -> crate::errors::JsResult<sys::napi_value> {
-        let env = ctx.env;
-        let kinds: String = self
-            .members
-            .iter()
-            .map(|m| m.values.kind().letter())
-            .collect();
-        let names = ctx.array(self.keys.len())?;
-        for (i, k) in self.keys.iter().enumerate() {
-            ctx.set(names, i, ctx.string(k)?)?;
+        match self.root.values {
+            Values::Unset => container(ctx, Vec::new(), Some(ctx.array(0)?)),
+            _ => self.root.finish(ctx),
         }
-        let cols = ctx.array(self.members.len())?;
-        let nulls = ctx.array(self.members.len())?;
-        for (i, m) in self.members.into_iter().enumerate() {
-            let z = match &m.nulls {
-                Some(z) => typed(env, sys::TypedarrayType::uint8_array, z, 1)?,
-                None => ctx.null()?,
-            };
-            ctx.set(nulls, i, z)?;
-            let v = match m.values {
-                Values::Unset => ctx.null()?,
-                Values::Number(v, true) => {
-                    let v: Vec<i32> = v.iter().map(|&x| x as i32).collect();
-                    typed(env, sys::TypedarrayType::int32_array, &v, 4)?
-                }
-                Values::Number(v, false) => typed(env, sys::TypedarrayType::float64_array, &v, 8)?,
-                Values::Bool(v) => typed(env, sys::TypedarrayType::uint8_array, &v, 1)?,
-                Values::Str(strings) => strings.finish(ctx)?,
-            };
-            ctx.set(cols, i, v)?;
-        }
-        let mut obj = std::ptr::null_mut();
-        check!(sys::napi_create_object(env, &mut obj));
-        let kinds = ctx.string(&kinds)?;
-        for (name, v) in [
-            (c"kinds", kinds),
-            (c"names", names),
-            (c"cols", cols),
-            (c"nulls", nulls),
-        ] {
-            check!(sys::napi_set_named_property(env, obj, name.as_ptr(), v));
-        }
-        Ok(obj)
     }
 }
