@@ -142,13 +142,29 @@ fn scalar(text: &str, p: usize) -> Option<(Flat<'_>, usize)> {
         b'n' => word(b"null", Flat::Null),
         b'-' | b'0'..=b'9' => {
             let end = number_end(b, p)?;
-            // A text of JSON's number grammar is one Rust's f64 parser reads, rounding to
-            // nearest as JSON.parse does.
-            let v: f64 = text[p..end].parse().ok()?;
-            Some((Flat::Number(v), end))
+            Some((Flat::Number(number(&text[p..end])?), end))
         }
         _ => None,
     }
+}
+
+/// The value of a text of JSON's number grammar, rounded to nearest as JSON.parse does.
+fn number(t: &str) -> Option<f64> {
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t),
+    };
+    // An integer of up to 18 digits is exact in an i64, and `as f64` rounds it to nearest:
+    // the common case, without the general parser.
+    if digits.len() <= 18 && digits.bytes().all(|c| c.is_ascii_digit()) {
+        let n = digits
+            .bytes()
+            .fold(0i64, |n, c| n * 10 + i64::from(c - b'0'));
+        let x = n as f64;
+        return Some(if negative { -x } else { x });
+    }
+    // Any other text of the grammar is one Rust's f64 parser reads.
+    t.parse().ok()
 }
 
 /// The end of the JSON number starting at `p`:
@@ -288,6 +304,12 @@ mod tests {
         assert_eq!(num("9007199254740993"), Some(9007199254740992.0));
         assert_eq!(num("1e400"), Some(f64::INFINITY));
         assert_eq!(num("0.1"), Some(0.1));
+        // Integers: exact in an i64 up to 18 digits, then the general parser; both round
+        // to nearest.
+        assert_eq!(num("-123456789012345678"), Some(-123456789012345678.0));
+        assert_eq!(num("999999999999999999"), Some(999999999999999999.0));
+        assert_eq!(num("9999999999999999999"), Some(9999999999999999999.0));
+        assert_eq!(num("18446744073709551617"), Some(18446744073709551616.0));
         for bad in [
             "01", "+1", "1.", ".5", "1e", "1e+", "-", "NaN", "Infinity", "0x10", "1.5.2",
         ] {
