@@ -81,6 +81,26 @@ test('a COPY TO whose reader pauses holds the server back without spinning the e
   assert.equal(rows, 2000000)
 })
 
+// An idle connection's loop waits for libuv to say its socket is readable (no read after
+// EAGAIN). What the server sends unasked must still be read: here, ending the session of an
+// idle connection. A write afterwards must go to a fresh connection, not to the dead one.
+test('an idle connection reads what the server sends unasked: a session ended under it', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  const admin = suite.pool({ poolSize: 1 })
+  for (let round = 0; round < 3; round++) {
+    const [{ pid }] = await pool.query('select pg_backend_pid() as pid')
+    await admin.query('select pg_terminate_backend($1)', [pid])
+    await until(async () => (await admin.query('select count(*)::int as n from pg_stat_activity where pid = $1', [pid]))[0].n === 0, 'the session to end')
+    // Let the loop read the server's FATAL and the close before the insert goes out.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const id = 1000 + round
+    await pool.query('insert into io_t values ($1, $2) on conflict (id) do update set label = excluded.label', [id, 'after'])
+    const [{ n }] = await pool.query('select count(*)::int as n from io_t where id = $1', [id])
+    assert.equal(n, 1)
+    assert.notEqual((await pool.query('select pg_backend_pid() as pid'))[0].pid, pid)
+  }
+})
+
 test('LISTEN keeps its session, and its notifications, while the JS thread is busy', async () => {
   const pool = suite.pool()
   const got = []

@@ -24,7 +24,7 @@ const LOOKS_UNIQUE: usize = 64;
 type Index = HashMap<Box<str>, u8, BuildHasherDefault<WordHash>>;
 
 #[derive(Default)]
-struct WordHash(u64);
+pub(super) struct WordHash(u64);
 
 impl Hasher for WordHash {
     fn write(&mut self, bytes: &[u8]) {
