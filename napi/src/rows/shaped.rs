@@ -51,8 +51,54 @@ enum Values {
     Number(Vec<f64>, bool),
     Bool(Vec<u8>),
     Str(Strings),
-    Object(Vec<(Box<str>, Node)>),
+    /// The keys, and the place of each.
+    Object(Vec<Box<str>>, Vec<Node>),
     Array(Vec<Node>),
+}
+
+/// Reads the members (with `keys`) or the items of a container just opened into `nodes`,
+/// one place each: on the container's first value (`define`) the places are made, after it
+/// the keys and the count must be the same.
+fn read_places(
+    nodes: &mut Vec<Node>,
+    mut keys: Option<&mut Vec<Box<str>>>,
+    define: bool,
+    r: &mut Read<'_, '_>,
+    depth: usize,
+) -> Option<()> {
+    let mut i = 0;
+    loop {
+        let more = match keys.as_deref_mut() {
+            None => r.cursor.item(i == 0)?,
+            Some(keys) => match r.cursor.key(i == 0)? {
+                None => false,
+                // A repeated key (json, not jsonb) is a repeated property of the literal: the
+                // last value wins, at the first one's place, as in JSON.parse.
+                Some(key) if define => {
+                    keys.push(key.into());
+                    true
+                }
+                Some(key) if keys.get(i).map(|k| &**k) == Some(key) => true,
+                Some(_) => return None,
+            },
+        };
+        if !more {
+            break;
+        }
+        if define {
+            *r.places += 1;
+            if *r.places > MAX_PLACES {
+                return None;
+            }
+            nodes.push(Node::default());
+        } else if i >= nodes.len() {
+            return None;
+        }
+        let token = r.cursor.value()?;
+        nodes[i].push(token, r, depth + 1)?;
+        i += 1;
+    }
+    (i == nodes.len()).then_some(())
 }
 
 /// What one document's reading needs besides the node it is at.
@@ -86,70 +132,23 @@ impl Node {
                 self.values.scalar(v)
             }
             (v, Token::Scalar(x)) => v.scalar(x),
-            (Values::Unset, Token::Object) | (Values::Object(_), Token::Object) => {
+            (Values::Unset | Values::Object(..), Token::Object)
+            | (Values::Unset | Values::Array(_), Token::Array) => {
                 if depth >= MAX_DEPTH {
                     return None;
                 }
-                let members = match &mut self.values {
-                    Values::Object(members) => members,
-                    values => {
-                        *values = Values::Object(Vec::new());
-                        let Values::Object(members) = values else {
-                            unreachable!()
-                        };
-                        members
-                    }
+                if define {
+                    self.values = match token {
+                        Token::Object => Values::Object(Vec::new(), Vec::new()),
+                        _ => Values::Array(Vec::new()),
+                    };
+                }
+                let (keys, nodes) = match &mut self.values {
+                    Values::Object(keys, nodes) => (Some(keys), nodes),
+                    Values::Array(nodes) => (None, nodes),
+                    _ => return None,
                 };
-                let mut i = 0;
-                while let Some(key) = r.cursor.key(i == 0)? {
-                    if define {
-                        *r.places += 1;
-                        if *r.places > MAX_PLACES {
-                            return None;
-                        }
-                        // A repeated key (json, not jsonb) is a repeated property of the
-                        // literal: the last value wins, at the first one's place, as in
-                        // JSON.parse.
-                        members.push((key.into(), Node::default()));
-                    } else if members.get(i).map(|(k, _)| &**k) != Some(key) {
-                        return None;
-                    }
-                    let token = r.cursor.value()?;
-                    members[i].1.push(token, r, depth + 1)?;
-                    i += 1;
-                }
-                (i == members.len()).then_some(())
-            }
-            (Values::Unset, Token::Array) | (Values::Array(_), Token::Array) => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                let items = match &mut self.values {
-                    Values::Array(items) => items,
-                    values => {
-                        *values = Values::Array(Vec::new());
-                        let Values::Array(items) = values else {
-                            unreachable!()
-                        };
-                        items
-                    }
-                };
-                let mut i = 0;
-                while r.cursor.item(i == 0)? {
-                    if define {
-                        *r.places += 1;
-                        if *r.places > MAX_PLACES {
-                            return None;
-                        }
-                        items.push(Node::default());
-                    } else if i >= items.len() {
-                        return None;
-                    }
-                    let token = r.cursor.value()?;
-                    items[i].push(token, r, depth + 1)?;
-                    i += 1;
-                }
-                (i == items.len()).then_some(())
+                read_places(nodes, keys, define, r, depth)
             }
             _ => None,
         }
@@ -167,8 +166,9 @@ impl Node {
     fn text_len(&self) -> usize {
         match &self.values {
             Values::Str(strings) => strings.text_len(),
-            Values::Object(members) => members.iter().map(|(_, m)| m.text_len()).sum(),
-            Values::Array(items) => items.iter().map(Node::text_len).sum(),
+            Values::Object(_, nodes) | Values::Array(nodes) => {
+                nodes.iter().map(Node::text_len).sum()
+            }
             _ => 0,
         }
     }
@@ -180,7 +180,7 @@ impl Node {
             Values::Number(_, false) => Kind::Float64,
             Values::Bool(_) => Kind::Bool,
             Values::Str(strings) => strings.kind(),
-            Values::Object(_) => Kind::Shaped,
+            Values::Object(..) => Kind::Shaped,
             Values::Array(_) => Kind::Array,
         }
     }
@@ -201,12 +201,10 @@ impl Node {
             Values::Bool(v) => return typed(env, sys::TypedarrayType::uint8_array, &v, 1),
             Values::Str(strings) => return strings.finish(ctx),
             Values::Array(items) => items,
-            Values::Object(members) => {
-                let names = ctx.array(members.len())?;
-                let mut nodes = Vec::with_capacity(members.len());
-                for (i, (k, m)) in members.into_iter().enumerate() {
-                    ctx.set(names, i, ctx.string(&k)?)?;
-                    nodes.push(m);
+            Values::Object(keys, nodes) => {
+                let names = ctx.array(keys.len())?;
+                for (i, k) in keys.iter().enumerate() {
+                    ctx.set(names, i, ctx.string(k)?)?;
                 }
                 return container(ctx, nodes, Some(names));
             }
@@ -276,8 +274,9 @@ impl Values {
                 // A placeholder adds no text: it cannot make the table too large.
                 strings.push(None);
             }
-            Values::Object(members) => members.iter_mut().for_each(|(_, m)| m.placeholder()),
-            Values::Array(items) => items.iter_mut().for_each(Node::placeholder),
+            Values::Object(_, nodes) | Values::Array(nodes) => {
+                nodes.iter_mut().for_each(Node::placeholder)
+            }
         }
     }
 }
