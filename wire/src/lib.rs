@@ -50,6 +50,8 @@ mod driver;
 #[cfg(feature = "driver")]
 mod notification;
 #[cfg(feature = "driver")]
+mod prepare;
+#[cfg(feature = "driver")]
 mod response;
 #[cfg(feature = "driver")]
 pub mod runner;
