@@ -5,7 +5,7 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { PASSWORDS } = require('./cluster.js')
-const { until, useCluster } = require('./support.js')
+const { until, untilNoSessions, useCluster } = require('./support.js')
 const { createPool, hello } = require('../client.js')
 
 let primaryHost
@@ -303,14 +303,7 @@ test('a pool in a worker thread works, and terminating the worker mid-query harm
   await worker.terminate()
   assert.deepEqual(messages, [7, 'busy'])
   // The worker's queries finish after its environment is gone; this process carries on.
-  const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
-  try {
-    await until(async () => (await admin.query(
-      "select count(*)::int as n from pg_stat_activity where application_name = 'hyperion-worker-test' and state = 'active'"
-    )).rows[0].n === '0', "the worker's statements to finish")
-  } finally {
-    await admin.end()
-  }
+  await untilNoSessions(suite.cluster, "application_name = 'hyperion-worker-test' and state = 'active'", "the worker's statements to finish")
   const p = pool()
   const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => p.query('select $1::int4 as i', [i])))
   assert.deepEqual(answers.map((rows) => rows[0].i), Array.from({ length: 100 }, (_, i) => i))

@@ -6,7 +6,7 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { execFile, spawn } = require('node:child_process')
-const { useCluster, until } = require('./support.js')
+const { useCluster, until, untilNoSessions } = require('./support.js')
 
 const suite = useCluster({
   async setup(s) {
@@ -155,12 +155,5 @@ test('workers that exit without end() leave no session open; a worker after an e
     execFile(process.execPath, ['-e', code], { env: { ...process.env, CONN: JSON.stringify(suite.conn) }, timeout: 60000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)))
   })
   assert.equal(out, '1,2,3\n1,2,3\n1,2,3\n')
-  const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
-  try {
-    await until(async () => (await admin.query(
-      "select count(*)::int as n from pg_stat_activity where application_name = 'io-worker'"
-    )).rows[0].n === '0', "the workers' sessions to close")
-  } finally {
-    await admin.end()
-  }
+  await untilNoSessions(suite.cluster, "application_name = 'io-worker'", "the workers' sessions to close")
 })

@@ -155,4 +155,15 @@ async function until(check, what) {
   assert.fail(`timed out waiting for ${what}`)
 }
 
-module.exports = { useCluster, tcpProxy, runWireTests, until }
+// Waits until no server session on the cluster's primary matches `where` (a condition on
+// pg_stat_activity), looking from an admin session; fails naming `what`.
+async function untilNoSessions(cluster, where, what) {
+  const admin = await cluster.admin(cluster.primaryIndex())
+  try {
+    await until(async () => Number((await admin.query(`select count(*)::int as n from pg_stat_activity where ${where}`)).rows[0].n) === 0, what)
+  } finally {
+    await admin.end()
+  }
+}
+
+module.exports = { useCluster, tcpProxy, runWireTests, until, untilNoSessions }

@@ -113,6 +113,39 @@ impl Io {
     }
 }
 
+impl Io {
+    /// The socket answered `EAGAIN` for `event` (readable or writable): `waker` is woken
+    /// when libuv says it is ready. After a read, no read is tried until then (`blocked`).
+    fn wait<T>(&mut self, fd: c_int, event: c_int, waker: &Waker) -> Poll<io::Result<T>> {
+        if event == UV_READABLE {
+            self.read = Some(waker.clone());
+            self.read_on = true;
+            self.blocked = true;
+        } else {
+            self.write = Some(waker.clone());
+            self.write_on = true;
+        }
+        match self.apply(fd) {
+            Ok(()) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// A system call on the non-blocking socket, made again while a signal interrupts it.
+fn retry(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
     // SAFETY: the handle's data is its live `Io` (freed only after the handle is closed,
     // after which libuv calls nothing but the close callback).
@@ -195,34 +228,21 @@ impl AsyncRead for UvStream {
             io.read = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        loop {
-            // SAFETY: reads into the buffer's unfilled part; `n` bytes are then initialised.
-            let n = unsafe {
-                let dst = buf.unfilled_mut();
-                libc::read(fd, dst.as_mut_ptr() as *mut c_void, dst.len())
-            };
-            if n >= 0 {
-                let n = n as usize;
+        // SAFETY: the kernel only writes into the buffer's unfilled part, never
+        // de-initialising it; `n` bytes are then initialised.
+        let dst = unsafe { buf.unfilled_mut() };
+        let read = retry(|| unsafe { libc::read(fd, dst.as_mut_ptr() as *mut c_void, dst.len()) });
+        match read {
+            Ok(n) => {
                 // SAFETY: the kernel wrote `n` bytes.
                 unsafe { buf.assume_init(n) };
                 buf.advance(n);
-                return Poll::Ready(Ok(()));
+                Poll::Ready(Ok(()))
             }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {
-                    let io = this.io();
-                    io.read = Some(cx.waker().clone());
-                    io.read_on = true;
-                    io.blocked = true;
-                    return match io.apply(fd) {
-                        Ok(()) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                }
-                _ => return Poll::Ready(Err(e)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                this.io().wait(fd, UV_READABLE, cx.waker())
             }
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }
@@ -235,34 +255,22 @@ impl AsyncWrite for UvStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let fd = this.fd();
-        loop {
-            // SAFETY: writes from a live slice. MSG_NOSIGNAL: a closed peer is an EPIPE
-            // error, not a SIGPIPE.
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    data.as_ptr() as *const c_void,
-                    data.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n >= 0 {
-                return Poll::Ready(Ok(n as usize));
+        // SAFETY: writes from a live slice. MSG_NOSIGNAL: a closed peer is an EPIPE error,
+        // not a SIGPIPE.
+        let sent = retry(|| unsafe {
+            libc::send(
+                fd,
+                data.as_ptr() as *const c_void,
+                data.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        });
+        match sent {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                this.io().wait(fd, UV_WRITABLE, cx.waker())
             }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {
-                    let io = this.io();
-                    io.write = Some(cx.waker().clone());
-                    io.write_on = true;
-                    return match io.apply(fd) {
-                        Ok(()) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                }
-                _ => return Poll::Ready(Err(e)),
-            }
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 
