@@ -355,7 +355,7 @@ impl Scalar {
     }
 
     /// The JSON text of a json/jsonb value, checked to be UTF-8 only (for a reader that
-    /// checks the rest itself, such as [`crate::json::flat_object`]).
+    /// checks the rest itself, such as [`crate::json::Cursor`]).
     pub fn json_body(self, raw: &[u8]) -> Result<&str, DecodeError> {
         let body = match self {
             Scalar::Jsonb => match raw.split_first() {

@@ -39,7 +39,7 @@ impl<'a> TextArray<'a> {
         self.elements.is_empty()
     }
 
-    /// Builds the nested structure, as [`BinaryArray::nest`] does.
+    /// Builds the nested structure, as [`super::BinaryArray::nest`] does.
     pub fn nest<T, E>(
         &self,
         leaf: impl FnMut(Option<&str>) -> Result<T, E>,
