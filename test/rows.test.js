@@ -105,3 +105,54 @@ test("rowMode 'array' rows are the same values in column order, with and without
     assert.deepStrictEqual(fast.arrays[i].entries.map(([, v]) => v), fast.rows[i].entries.map(([, v]) => v))
   }
 })
+
+// A small result's maker (what the native side calls with the values in row order): the same
+// rows with and without code generation, meta on the array, and [rows, host] when traced.
+function smallRows() {
+  const { smallMaker, CAN_COMPILE } = require(process.env.HYPERION_ROOT + '/rows.js')
+  const fields = Object.freeze([])
+  const make = smallMaker(['id', '__proto__', 'id', '0', 'note'])
+  const rows = make('SELECT', 2, fields, undefined, 2, 1, 'a', 2, 'zero', null, 3, { x: 1 }, 4, 'zero2', 'n')
+  const traced = make('SELECT', 1, fields, 7, 1, 5, 'b', 6, 'z', 'm')
+  const empty = smallMaker([])('INSERT', 3, fields, null, 3)
+  const describe = (r) => ({
+    isArray: Array.isArray(r),
+    meta: [r.command, r.rowCount, r.fields === fields, Object.keys(r).length],
+    rows: r.map((row) => ({ keys: Object.keys(row), proto: Object.getPrototypeOf(row) === Object.prototype, values: Object.keys(row).map((k) => row[k]) })),
+  })
+  return {
+    CAN_COMPILE,
+    sameMaker: smallMaker(['id', '__proto__', 'id', '0', 'note']) === make,
+    rows: describe(rows),
+    traced: [traced.length, traced[1], describe(traced[0])],
+    empty: [empty.length, empty[1], describe(empty[0])],
+  }
+}
+
+test('small results: the rows the native side asks for, with and without code generation', () => {
+  const run = (flags) => {
+    const code = `process.stdout.write(JSON.stringify((${smallRows})()))`
+    const r = spawnSync(process.execPath, [...flags, '-e', code], { encoding: 'utf8', env: { ...process.env, HYPERION_ROOT: ROOT } })
+    assert.strictEqual(r.status, 0, r.stderr)
+    return JSON.parse(r.stdout)
+  }
+  const fast = run([])
+  const slow = run(['--disallow-code-generation-from-strings'])
+  assert.strictEqual(fast.CAN_COMPILE, true)
+  assert.strictEqual(slow.CAN_COMPILE, false)
+  const { CAN_COMPILE: _a, ...f } = fast
+  const { CAN_COMPILE: _b, ...s } = slow
+  assert.deepStrictEqual(s, f)
+  assert.strictEqual(f.sameMaker, true, 'one maker per set of names')
+  // Integer-like keys come first, as in any object; a repeated name keeps its last value.
+  assert.deepStrictEqual(f.rows.rows, [
+    { keys: ['0', 'id', '__proto__', 'note'], proto: true, values: ['zero', 2, 'a', null] },
+    { keys: ['0', 'id', '__proto__', 'note'], proto: true, values: ['zero2', 4, { x: 1 }, 'n'] },
+  ])
+  assert.deepStrictEqual(f.rows.meta, ['SELECT', 2, true, 2])
+  assert.strictEqual(f.rows.isArray, true)
+  assert.deepStrictEqual(f.traced.slice(0, 2), [2, 7])
+  assert.deepStrictEqual(f.traced[2].rows, [{ keys: ['0', 'id', '__proto__', 'note'], proto: true, values: ['z', 6, 'b', 'm'] }])
+  // No columns: as many empty rows as the count says; a traced one with an unknown host.
+  assert.deepStrictEqual(f.empty, [2, null, { isArray: true, meta: ['INSERT', 3, true, 3], rows: [{ keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }] }])
+})

@@ -19,11 +19,14 @@
 //! | `j`  | other json, jsonb | one string holding a JSON array of the values (`null` for NULL) |
 //! | `v`  | arrays, and anything too large for one string | an `Array` of finished values |
 //!
-//! plus a `Uint8Array` NULL map per column that has a NULL. `client.js` turns that into row
+//! plus a `Uint8Array` NULL map per column that has a NULL. `rows.js` turns that into row
 //! objects with a function compiled once per shape (column names and kinds), so V8 builds
-//! every row from the same object literal. The alternative measured against it (one object
-//! per row built here with `napi_define_properties`, [`objects`]) lost on large results (see
-//! benches/README.md) and serves only small ones.
+//! every row from the same object literal. A small result (at most 64 values) skips the
+//! columns: its values are decoded on the JS thread and handed, in row order, to a function
+//! `rows.js` compiled for its column names, cached per statement ([`Meta`]), which builds
+//! the rows from an object literal as well. One object per row built here with
+//! `napi_define_properties` lost on large results (see benches/README.md), and on small ones
+//! too: it was about 8% of a point query's client CPU.
 //!
 //! The kinds are defined once, in [`kind::Kind`]; `rows.js` reads their letters from
 //! `columnKinds()`. The work is split by what it touches: [`columns`] accumulates values off

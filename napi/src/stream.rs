@@ -174,6 +174,7 @@ pub fn spawn(
             Piece::Done(attempt, result) => {
                 let mut result = result?;
                 let mut meta = Meta::take(&mut result);
+                meta.traced = trace;
                 meta.host = feed.host(trace);
                 return Ok(Chunk {
                     body: decode(result, &types.load(), int8, columns)?,
@@ -238,6 +239,7 @@ async fn forward(
             (Ok(mut rows), None) => {
                 let meta = last.then(|| {
                     let mut meta = Meta::take(&mut rows);
+                    meta.traced = trace;
                     meta.host = feed.host(trace);
                     meta
                 });

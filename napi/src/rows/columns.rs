@@ -267,13 +267,13 @@ impl Builder {
     }
 }
 
-/// Results of at most this many values come as finished row objects ([`objects`]): below
-/// it, a typed array or string per column costs more than it saves (measured on W2).
+/// Results of at most this many values come as finished row objects (`Meta::small_rows`):
+/// below it, a typed array or string per column costs more than it saves (measured on W2).
 const SMALL_RESULT: usize = 64;
 
 /// Decodes `result` into columns, off the JS thread; a result of at most [`SMALL_RESULT`]
-/// values is left for [`objects`] unless `columns` is set (every batch of a streamed result
-/// has the same form).
+/// values is left whole for `Meta::small_rows` unless `columns` is set (every batch of a
+/// streamed result has the same form).
 pub fn decode(result: QueryResult, types: &Types, int8: Int8, columns: bool) -> JsResult<Body> {
     let decoders = plan(&result, types, int8);
     let n = result.rows.len();

@@ -11,6 +11,7 @@ use hyperion_wire::backend::DataRowBody;
 use hyperion_wire::QueryResult;
 use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
+use smallvec::SmallVec;
 use std::ptr;
 
 /// A piece of a result on its way to JS: the whole result, or one batch of a result that
@@ -123,24 +124,13 @@ impl crate::settle::Settled for Chunk {
         let mut ctx = Ctx::new(env);
         ctx.external = val.external_strings;
         let c = match val.body {
-            Body::Objects(result, decoders) => {
-                // [rows, command, rowCount, fields]: rows.js defines the last three on the
-                // rows array (cheaper there than through napi_define_properties).
-                let array = objects(&ctx, &result, &decoders)?;
-                let meta = match &val.meta {
-                    Some(meta) => meta.values(&ctx)?,
-                    None => [ctx.null()?, ctx.null()?, ctx.array(0)?],
+            Body::Objects(mut result, decoders) => {
+                let (n, values) = small_values(&ctx, &result, &decoders)?;
+                let meta = match val.meta {
+                    Some(meta) => meta,
+                    None => Meta::take(&mut result),
                 };
-                let host = val.meta.as_ref().and_then(|m| m.host);
-                let tuple = ctx.array(if host.is_some() { 5 } else { 4 })?;
-                ctx.set(tuple, 0, array)?;
-                for (i, v) in meta.into_iter().enumerate() {
-                    ctx.set(tuple, i + 1, v)?;
-                }
-                if let Some(h) = host {
-                    ctx.set(tuple, 4, ctx.uint(h)?)?;
-                }
-                return Ok(tuple);
+                return meta.small_rows(&ctx, n, &values);
             }
             Body::Columns(c) => c,
         };
@@ -215,43 +205,18 @@ impl crate::settle::Settled for Chunk {
     }
 }
 
-/// An array of row objects: one `napi_define_properties` per row, keys created once.
-unsafe fn objects(
+/// A small result's row count and its values in row order, for [`Meta::small_rows`].
+unsafe fn small_values(
     ctx: &Ctx,
     result: &QueryResult,
     decoders: &[Decoder],
-) -> JsResult<sys::napi_value> {
-    let columns = result.columns.as_deref().unwrap_or(&[]);
-    let mut descriptors = Vec::with_capacity(columns.len());
-    for c in columns.iter() {
-        descriptors.push(sys::napi_property_descriptor {
-            utf8name: ptr::null(),
-            name: ctx.string(&c.name)?,
-            method: None,
-            getter: None,
-            setter: None,
-            value: ptr::null_mut(),
-            attributes: sys::PropertyAttributes::writable
-                | sys::PropertyAttributes::enumerable
-                | sys::PropertyAttributes::configurable,
-            data: ptr::null_mut(),
-        });
-    }
-    let array = ctx.array(result.rows.len())?;
-    for (i, row) in result.rows.iter().enumerate() {
-        check_width(row.len(), descriptors.len())?;
-        for (d, (raw, decoder)) in descriptors.iter_mut().zip(row.values().zip(decoders)) {
-            d.value = ctx.value(*decoder, raw)?;
+) -> JsResult<(usize, SmallVec<[sys::napi_value; 64]>)> {
+    let mut values = SmallVec::with_capacity(result.rows.len() * decoders.len());
+    for row in result.rows.iter() {
+        check_width(row.len(), decoders.len())?;
+        for (raw, decoder) in row.values().zip(decoders) {
+            values.push(ctx.value(*decoder, raw)?);
         }
-        let mut obj = ptr::null_mut();
-        check!(sys::napi_create_object(ctx.env, &mut obj));
-        check!(sys::napi_define_properties(
-            ctx.env,
-            obj,
-            descriptors.len(),
-            descriptors.as_ptr()
-        ));
-        ctx.set(array, i, obj)?;
     }
-    Ok(array)
+    Ok((result.rows.len(), values))
 }

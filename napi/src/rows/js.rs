@@ -186,6 +186,29 @@ impl Ctx {
         Ok(out)
     }
 
+    pub(super) unsafe fn undefined(&self) -> JsResult<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_get_undefined(self.env, &mut out));
+        Ok(out)
+    }
+
+    /// A strong reference to `value`, for a cache that outlives this call.
+    pub(super) unsafe fn reference(&self, value: sys::napi_value) -> JsResult<sys::napi_ref> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_create_reference(self.env, value, 1, &mut out));
+        Ok(out)
+    }
+
+    /// The value a strong reference made by [`Ctx::reference`] holds.
+    pub(super) unsafe fn reference_value(&self, r: sys::napi_ref) -> JsResult<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_get_reference_value(self.env, r, &mut out));
+        if out.is_null() {
+            return Err(napi::Error::from_reason("a cached value is gone").into());
+        }
+        Ok(out)
+    }
+
     pub(super) unsafe fn array(&self, len: usize) -> JsResult<sys::napi_value> {
         let mut out = ptr::null_mut();
         check!(sys::napi_create_array_with_length(self.env, len, &mut out));

@@ -12,6 +12,9 @@ use crate::errors::JsResult;
 use hyperion_wire::backend::{ErrorFields, Field};
 use hyperion_wire::QueryResult;
 use napi::sys;
+use napi::{Env, JsFunction};
+use napi_derive::napi;
+use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ptr;
@@ -23,7 +26,10 @@ pub struct Meta {
     columns: Option<Arc<[Field]>>,
     formats: Arc<[i16]>,
     pub(crate) notices: Vec<ErrorFields>,
-    /// The configuration index of the host that ran it, when the caller traces.
+    /// The caller traces the query: `rows.js` then wants the host (a small result resolves
+    /// to `[rows, host]`).
+    pub traced: bool,
+    /// The configuration index of the host that ran it, when traced and known.
     pub host: Option<u32>,
 }
 
@@ -34,6 +40,7 @@ impl Meta {
             columns: result.columns.clone(),
             formats: result.formats.clone(),
             notices: std::mem::take(&mut result.notices),
+            traced: false,
             host: None,
         }
     }
@@ -54,6 +61,12 @@ impl Meta {
 
     /// `[command, rowCount, fields]` as JS values.
     pub(super) unsafe fn values(&self, ctx: &Ctx) -> JsResult<[sys::napi_value; 3]> {
+        let (command, count) = self.tag_values(ctx)?;
+        Ok([command, count, self.fields(ctx)?])
+    }
+
+    /// `command` and `rowCount` as JS values (null when the tag has none).
+    unsafe fn tag_values(&self, ctx: &Ctx) -> JsResult<(sys::napi_value, sys::napi_value)> {
         let (command, count) = self.command();
         let command = match command {
             Some(c) => ctx.string(c)?,
@@ -67,54 +80,122 @@ impl Meta {
             }
             None => ctx.null()?,
         };
-        Ok([command, count, self.fields(ctx)?])
+        Ok((command, count))
     }
 
     unsafe fn fields(&self, ctx: &Ctx) -> JsResult<sys::napi_value> {
+        Ok(self.shape(ctx, false)?.0)
+    }
+
+    /// `fields`, and with `maker` the function that builds the row objects of a small result
+    /// of these columns (see [`Meta::small_rows`]); both are cached per statement.
+    unsafe fn shape(
+        &self,
+        ctx: &Ctx,
+        maker: bool,
+    ) -> JsResult<(sys::napi_value, Option<sys::napi_value>)> {
         let Some(columns) = &self.columns else {
-            return ctx.array(0);
+            let maker = if maker {
+                Some(no_columns_maker(ctx)?)
+            } else {
+                None
+            };
+            return Ok((ctx.array(0)?, maker));
         };
         let key = (
             ctx.env as usize,
             Arc::as_ptr(columns) as *const Field as usize,
         );
-        let cached = FIELDS.with(|f| {
+        let cached = SHAPES.with(|f| {
             f.borrow()
                 .get(&key)
                 .filter(|c| c.formats == self.formats)
-                .map(|c| c.array)
+                .map(|c| (c.fields, c.maker))
         });
-        if let Some(r) = cached {
-            let mut out = ptr::null_mut();
-            check!(sys::napi_get_reference_value(ctx.env, r, &mut out));
-            if !out.is_null() {
-                return Ok(out);
+        if let Some((fields, made)) = cached {
+            let fields = ctx.reference_value(fields)?;
+            match (maker, made) {
+                (false, _) => return Ok((fields, None)),
+                (true, Some(m)) => return Ok((fields, Some(ctx.reference_value(m)?))),
+                (true, None) => {
+                    let m = make_maker(ctx, columns)?;
+                    let r = ctx.reference(m)?;
+                    SHAPES.with(|f| match f.borrow_mut().get_mut(&key) {
+                        Some(c) => c.maker = Some(r),
+                        None => {
+                            sys::napi_delete_reference(ctx.env, r);
+                        }
+                    });
+                    return Ok((fields, Some(m)));
+                }
             }
         }
-        let array = self.make_fields(ctx, columns)?;
-        let mut r = ptr::null_mut();
-        check!(sys::napi_create_reference(ctx.env, array, 1, &mut r));
-        FIELDS.with(|f| {
+        let fields = self.make_fields(ctx, columns)?;
+        let made = if maker {
+            Some(make_maker(ctx, columns)?)
+        } else {
+            None
+        };
+        let entry = Cached {
+            _columns: columns.clone(),
+            formats: self.formats.clone(),
+            env: ctx.env,
+            fields: ctx.reference(fields)?,
+            maker: made.map(|m| ctx.reference(m)).transpose()?,
+        };
+        SHAPES.with(|f| {
             let mut f = f.borrow_mut();
             if f.len() >= MAX_CACHED {
                 for (_, old) in f.drain() {
-                    // SAFETY: JS thread; every cached reference belongs to its env (the key).
-                    sys::napi_delete_reference(old.env, old.array);
+                    old.delete();
                 }
             }
-            if let Some(old) = f.insert(
-                key,
-                Cached {
-                    _columns: columns.clone(),
-                    formats: self.formats.clone(),
-                    env: ctx.env,
-                    array: r,
-                },
-            ) {
-                sys::napi_delete_reference(old.env, old.array);
+            if let Some(old) = f.insert(key, entry) {
+                old.delete();
             }
         });
-        Ok(array)
+        Ok((fields, made))
+    }
+
+    /// A small result's rows: the cached maker called with the result's tag, `fields`, the
+    /// host (when traced), the row count and every value in row order. It returns the rows
+    /// array with `command`, `rowCount` and `fields` on it (with a host, `[rows, host]`).
+    /// V8 builds each row from one object literal: defining the properties here
+    /// (`napi_define_properties` per row, the keys made per query) was the largest single
+    /// cost of a point query (about 8% of W2's client CPU).
+    pub(super) unsafe fn small_rows(
+        &self,
+        ctx: &Ctx,
+        n: usize,
+        values: &[sys::napi_value],
+    ) -> JsResult<sys::napi_value> {
+        let (fields, maker) = self.shape(ctx, true)?;
+        let maker = maker.ok_or_else(no_maker)?;
+        let (command, count) = self.tag_values(ctx)?;
+        let host = match (self.traced, self.host) {
+            (false, _) => ctx.undefined()?,
+            (true, Some(h)) => ctx.uint(h)?,
+            (true, None) => ctx.null()?,
+        };
+        let mut args: SmallVec<[sys::napi_value; 72]> = SmallVec::new();
+        args.extend([
+            command,
+            count,
+            fields,
+            host,
+            ctx.uint(u32::try_from(n).unwrap_or(u32::MAX))?,
+        ]);
+        args.extend_from_slice(values);
+        let mut out = ptr::null_mut();
+        check!(sys::napi_call_function(
+            ctx.env,
+            ctx.undefined()?,
+            maker,
+            args.len(),
+            args.as_ptr(),
+            &mut out
+        ));
+        Ok(out)
     }
 
     /// `[{ name, typeOid, format }]`, frozen (the array is shared by later results).
@@ -146,7 +227,7 @@ impl Meta {
     }
 }
 
-/// Cached `fields` arrays at most; past it the cache starts over.
+/// Cached statements at most; past it the cache starts over.
 const MAX_CACHED: usize = 512;
 
 struct Cached {
@@ -154,12 +235,125 @@ struct Cached {
     _columns: Arc<[Field]>,
     formats: Arc<[i16]>,
     env: sys::napi_env,
-    array: sys::napi_ref,
+    fields: sys::napi_ref,
+    /// Made on the first small result.
+    maker: Option<sys::napi_ref>,
+}
+
+impl Cached {
+    unsafe fn delete(self) {
+        // SAFETY: JS thread; the references belong to `env` (part of the key).
+        sys::napi_delete_reference(self.env, self.fields);
+        if let Some(m) = self.maker {
+            sys::napi_delete_reference(self.env, m);
+        }
+    }
+}
+
+/// `rows.js`'s factory of small-result makers, and the maker for results without columns.
+struct Factory {
+    env: sys::napi_env,
+    make: sys::napi_ref,
+    no_columns: Option<sys::napi_ref>,
 }
 
 thread_local! {
     /// Per JS thread: an env and its references are only used on their own thread.
-    static FIELDS: RefCell<HashMap<(usize, usize), Cached>> = RefCell::new(HashMap::new());
+    static SHAPES: RefCell<HashMap<(usize, usize), Cached>> = RefCell::new(HashMap::new());
+    static FACTORY: RefCell<Option<Factory>> = const { RefCell::new(None) };
+}
+
+/// Sets the function that compiles a small result's row maker from its column names
+/// (`rows.js` calls it once as it loads, in each JS thread).
+#[napi]
+pub fn set_row_maker_factory(env: Env, factory: JsFunction) -> napi::Result<()> {
+    let env = env.raw();
+    let mut r = ptr::null_mut();
+    // SAFETY: JS thread, live env and value.
+    let status =
+        unsafe { sys::napi_create_reference(env, napi::NapiRaw::raw(&factory), 1, &mut r) };
+    if status != sys::Status::napi_ok {
+        return Err(napi::Error::from_reason(
+            "cannot keep the row maker factory",
+        ));
+    }
+    let old = FACTORY.with(|f| {
+        f.borrow_mut().replace(Factory {
+            env,
+            make: r,
+            no_columns: None,
+        })
+    });
+    if let Some(old) = old {
+        // SAFETY: JS thread; the references belong to `old.env`, which is this thread's.
+        unsafe {
+            sys::napi_delete_reference(old.env, old.make);
+            if let Some(m) = old.no_columns {
+                sys::napi_delete_reference(old.env, m);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn no_maker() -> crate::errors::Failure {
+    crate::errors::Failure::client(
+        "INTERNAL",
+        "rows.js has not registered its row maker factory in this thread",
+    )
+}
+
+/// The factory's maker for `columns`' names.
+unsafe fn make_maker(ctx: &Ctx, columns: &[Field]) -> JsResult<sys::napi_value> {
+    let factory = FACTORY
+        .with(|f| {
+            f.borrow()
+                .as_ref()
+                .filter(|f| f.env == ctx.env)
+                .map(|f| f.make)
+        })
+        .ok_or_else(no_maker)?;
+    let factory = ctx.reference_value(factory)?;
+    let names = ctx.array(columns.len())?;
+    for (i, c) in columns.iter().enumerate() {
+        ctx.set(names, i, ctx.string(&c.name)?)?;
+    }
+    let mut out = ptr::null_mut();
+    check!(sys::napi_call_function(
+        ctx.env,
+        ctx.undefined()?,
+        factory,
+        1,
+        &names,
+        &mut out
+    ));
+    Ok(out)
+}
+
+/// The maker for results without columns (`INSERT`, `BEGIN`), made once per thread.
+unsafe fn no_columns_maker(ctx: &Ctx) -> JsResult<sys::napi_value> {
+    let cached = FACTORY.with(|f| {
+        f.borrow()
+            .as_ref()
+            .filter(|f| f.env == ctx.env)
+            .and_then(|f| f.no_columns)
+    });
+    if let Some(m) = cached {
+        return ctx.reference_value(m);
+    }
+    let m = make_maker(ctx, &[])?;
+    let r = ctx.reference(m)?;
+    let spare = FACTORY.with(|f| match f.borrow_mut().as_mut() {
+        Some(f) if f.env == ctx.env && f.no_columns.is_none() => {
+            f.no_columns = Some(r);
+            None
+        }
+        _ => Some(r),
+    });
+    if let Some(r) = spare {
+        sys::napi_delete_reference(ctx.env, r);
+    }
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -172,6 +366,7 @@ mod tests {
             columns: None,
             formats: Arc::from([]),
             notices: Vec::new(),
+            traced: false,
             host: None,
         }
     }
