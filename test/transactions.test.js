@@ -78,6 +78,49 @@ test('begin(): statements share one connection; commit and rollback; isolation a
   await assert.rejects(p.begin({ isolation: 'snapshot' }), { code: 'INVALID_ARGUMENT' })
 })
 
+// What the server says of backend `pid`, seen from another pool.
+async function backend(pid) {
+  watcher = watcher || pool({ poolSize: 1 })
+  const [r] = await watcher.query('select state, xact_start is not null as open from pg_stat_activity where pid = $1', [pid])
+  return r ?? null
+}
+
+test('begin() sends nothing: BEGIN goes out with the first statement; a transaction that ran nothing ends without one', async () => {
+  const p = pool({ poolSize: 1 })
+  // The pool's one connection, which begin() then checks out.
+  const [{ pid }] = await p.query('select pg_backend_pid() as pid')
+  const tx = await p.begin({ isolation: 'repeatable-read' })
+  assert.deepEqual(await backend(pid), { state: 'idle', open: false }, 'no transaction is open on the server yet')
+  const [r] = await tx.query("select current_setting('transaction_isolation') as iso, pg_backend_pid() as pid")
+  assert.deepEqual(r, { iso: 'repeatable read', pid }, 'the first statement ran inside the BEGIN, on the same backend')
+  assert.deepEqual(await backend(pid), { state: 'idle in transaction', open: true })
+  await tx.commit()
+  assert.deepEqual(await backend(pid), { state: 'idle', open: false })
+  for (const end of ['commit', 'rollback']) {
+    const empty = await p.begin()
+    await empty[end]()
+    await assert.rejects(empty.query('select 1'), { code: 'TRANSACTION_FINISHED' })
+  }
+  assert.deepEqual(p.status().size, 1, 'the connection went back to the pool, not destroyed')
+  assert.deepEqual(await p.query('select pg_backend_pid() as pid'), [{ pid }])
+})
+
+test("a transaction's first statement moves to another connection when its own died after begin()", async () => {
+  const p = pool({ poolSize: 1 })
+  const [{ pid }] = await p.query('select pg_backend_pid() as pid')
+  const tx = await p.begin()
+  await backend(pid)
+  await watcher.query('select pg_terminate_backend($1)', [pid])
+  await until(async () => (await backend(pid)) === null, 'the backend to exit')
+  // Nothing of the transaction had run: its first statement (with BEGIN) runs on a fresh one.
+  const [r] = await tx.query("insert into t_tx (k) values ('moved') returning pg_backend_pid() as pid")
+  assert.notEqual(r.pid, pid)
+  const [again] = await tx.query('select pg_backend_pid() as pid')
+  assert.equal(again.pid, r.pid, 'the rest of the transaction stays on the new connection')
+  await tx.commit()
+  assert.deepEqual(await p.query("select count(*)::int as n from t_tx where k = 'moved'"), [{ n: 1 }])
+})
+
 test('transaction(cb) retries the whole callback on a serialization failure (40001)', async () => {
   const p = pool()
   let calls = 0

@@ -40,10 +40,10 @@ pub enum Held {
 }
 
 impl Held {
-    fn conn(&self) -> &Dedicated {
+    fn process_id(&self) -> Option<i32> {
         match self {
-            Held::Tx(t) => &t.conn,
-            Held::Session(s) => &s.conn,
+            Held::Tx(t) => t.process_id(),
+            Held::Session(s) => Some(s.conn.process_id()),
         }
     }
 }
@@ -148,9 +148,14 @@ fn finished(tx: bool) -> Failure {
     }
 }
 
-/// The connection under `guard`, or the error for one already given back.
-fn conn(guard: &Option<Held>, tx: bool) -> Result<&Dedicated, Failure> {
-    guard.as_ref().map(Held::conn).ok_or_else(|| finished(tx))
+/// The connection under `guard`, in its transaction if it holds one (BEGIN sent, see
+/// `Transaction::begun`), or the error for one already given back.
+async fn ready(guard: &mut Option<Held>, tx: bool) -> Result<&Dedicated, Failure> {
+    match guard.as_mut() {
+        Some(Held::Tx(t)) => Ok(t.begun().await?),
+        Some(Held::Session(s)) => Ok(&s.conn),
+        None => Err(finished(tx)),
+    }
 }
 
 /// Rows a stream reads per batch unless told otherwise.
@@ -191,10 +196,19 @@ impl NativeConnection {
                 Box::pin(async move {
                     // The timeout and the signal count from the call: waiting for the
                     // connection's turn (another statement) is included.
-                    let guard = cancel.before_sending(held.lock()).await?;
-                    let c = conn(&guard, tx)?;
-                    Ok(c.query(&sql, &params, Some(&streaming), &cancel, prepare)
-                        .await?)
+                    let mut guard = cancel.before_sending(held.lock()).await?;
+                    let streaming = Some(&streaming);
+                    Ok(match guard.as_mut() {
+                        Some(Held::Tx(t)) => {
+                            t.query(&sql, &params, streaming, &cancel, prepare).await?
+                        }
+                        Some(Held::Session(s)) => {
+                            s.conn
+                                .query(&sql, &params, streaming, &cancel, prepare)
+                                .await?
+                        }
+                        None => return Err(finished(tx)),
+                    })
                 })
             },
         )
@@ -219,8 +233,8 @@ impl NativeConnection {
         let types = self.types.clone();
         let int8 = self.int8;
         self.settler.spawn(&env, Some(sql.clone()), async move {
-            let guard = cancel.before_sending(held.lock()).await?;
-            let results = conn(&guard, tx)?.script(&sql, &cancel).await?;
+            let mut guard = cancel.before_sending(held.lock()).await?;
+            let results = ready(&mut guard, tx).await?.script(&sql, &cancel).await?;
             drop(guard);
             let types = types.load();
             let chunks = results
@@ -297,8 +311,8 @@ impl NativeConnection {
         let id = self.open.set(copy_in_closer(&inner));
         let open = self.open.clone();
         self.settler.spawn(&env, Some(sql.clone()), async move {
-            let guard = held.lock_owned().await;
-            let started = match conn(&guard, tx) {
+            let mut guard = held.lock_owned().await;
+            let started = match ready(&mut guard, tx).await {
                 Ok(c) => c.copy_in(&sql).await.map_err(Failure::from),
                 Err(f) => Err(f),
             };
@@ -343,8 +357,8 @@ impl NativeConnection {
         let job = shared.clone();
         let query = sql.clone();
         napi::bindgen_prelude::spawn(async move {
-            let guard = held.lock().await;
-            let result = match conn(&guard, tx) {
+            let mut guard = held.lock().await;
+            let result = match ready(&mut guard, tx).await {
                 // Closed before it started: nothing to run.
                 Ok(_) if job.flow.is_closed() => Ok(QueryResult::default()),
                 Ok(c) => {
@@ -459,7 +473,7 @@ impl NativeConnection {
             .try_lock()
             .ok()?
             .as_ref()
-            .map(|h| h.conn().process_id())
+            .and_then(Held::process_id)
     }
 }
 
@@ -537,8 +551,8 @@ impl StreamJob {
     /// Opens the stream and sends its batches, one read ahead of JS (the channel holds
     /// one); ends when the rows do, on an error, or when JS closes the receiver.
     async fn run(self, tx: &mpsc::Sender<Result<Chunk, Failure>>) {
-        let guard = self.held.lock().await;
-        let c = match conn(&guard, self.tx) {
+        let mut guard = self.held.lock().await;
+        let c = match ready(&mut guard, self.tx).await {
             Ok(c) => c,
             Err(f) => {
                 let _ = tx.send(Err(f)).await;

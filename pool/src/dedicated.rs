@@ -29,12 +29,25 @@ pub struct Dedicated {
     portals: AtomicU32,
 }
 
+/// What [`Pool::dedicated`] runs on the connection it checks out.
+#[derive(Clone, Copy)]
+pub(crate) enum First<'a> {
+    /// Nothing (a checkout): before 14, the probe.
+    Nothing,
+    /// This statement (a BEGIN), now.
+    Now(&'a str),
+    /// This statement (a BEGIN), in one write with the first statement run on the
+    /// connection, where the server reports its role without a probe (14+); before 14, now.
+    Deferred(&'a str),
+}
+
 impl Pool {
     /// Checks out a connection exclusively, on a node that fits the pool's mode, and runs
     /// `first` on it (BEGIN), through the same fence check as a query: the ParameterStatus
     /// in the reply on 14+, a probe in the same write before 14. Waits up to
-    /// `acquireTimeoutMs` for a connection (then 53300).
-    pub(crate) async fn dedicated(&self, first: Option<&str>) -> Result<Dedicated, Error> {
+    /// `acquireTimeoutMs` for a connection (then 53300). Says whether a deferred `first` is
+    /// still to send.
+    pub(crate) async fn dedicated(&self, first: First<'_>) -> Result<(Dedicated, bool), Error> {
         let start = Instant::now();
         let deadline = start + self.config().acquire_timeout;
         self.start_monitor();
@@ -42,23 +55,30 @@ impl Pool {
             let lease = self.acquire_exclusive(start, deadline, None).await?;
             lease.mark_head();
             let client = lease.client();
+            // Whether `first` is still to send: only a deferred one, where the server
+            // reports its role without a probe (the fit check is then on what the session
+            // last reported, and again on the first statement's reply).
+            let deferred = matches!(first, First::Deferred(_)) && !self.needs_probe(client);
             let fits = match (self.needs_probe(client), first) {
-                (true, Some(sql)) => role::simple_after_probe(client, sql)
-                    .await
-                    .map(|(writable, _)| writable),
-                (true, None) => client
+                (true, First::Now(sql) | First::Deferred(sql)) => {
+                    role::simple_after_probe(client, sql)
+                        .await
+                        .map(|(writable, _)| writable)
+                }
+                (true, First::Nothing) => client
                     .simple_query(role::PROBE_SQL)
                     .await
                     .map(|r| role::probe_says_writable(&r)),
-                (false, Some(sql)) => client.simple_query(sql).await.map(|_| true),
-                (false, None) => Ok(true),
+                (false, First::Now(sql)) => client.simple_query(sql).await.map(|_| true),
+                (false, First::Nothing | First::Deferred(_)) => Ok(true),
             };
             match fits {
                 Ok(true) if !self.fenced(client) => {
-                    return Ok(Dedicated {
+                    let conn = Dedicated {
                         lease,
                         portals: AtomicU32::new(0),
-                    })
+                    };
+                    return Ok((conn, deferred));
                 }
                 Ok(_) => {
                     // A read-only node: the lease goes back (mid-transaction after a BEGIN,
@@ -94,7 +114,7 @@ impl Pool {
     /// `pool.connect()`: a connection to use alone until [`Session::release`].
     pub async fn connect(&self) -> Result<Session, Error> {
         Ok(Session {
-            conn: self.dedicated(None).await?,
+            conn: self.dedicated(First::Nothing).await?.0,
         })
     }
 }
@@ -115,19 +135,35 @@ impl Dedicated {
         cancel: &Cancellation,
         prepare: Option<bool>,
     ) -> Result<QueryResult, Error> {
+        self.query_behind(None, sql, params, streaming, cancel, prepare)
+            .await
+    }
+
+    /// [`Dedicated::query`] with `first` (a deferred BEGIN) ahead of it in the same write and
+    /// Sync group ([`hyperion_wire::Client::execute_behind`]).
+    pub(crate) async fn query_behind<P: Params + Sync + ?Sized>(
+        &self,
+        first: Option<&str>,
+        sql: &str,
+        params: &P,
+        streaming: Option<&Streaming>,
+        cancel: &Cancellation,
+        prepare: Option<bool>,
+    ) -> Result<QueryResult, Error> {
         let client = self.lease.client();
         self.lease.mark_head();
         let work = async {
             let types = self.lease.pool().types();
             let mut retried = false;
             loop {
-                let idle_before = client.state().transaction_status() == TransactionStatus::Idle;
+                let idle_before = first.is_none()
+                    && client.state().transaction_status() == TransactionStatus::Idle;
                 let stmt = self.statement(sql, prepare).await?;
                 if let Some(s) = streaming {
                     s.sink.host(self.lease.conn.host);
                 }
                 let stream = streaming.map(Streaming::row_stream);
-                match client.execute_streaming(&stmt, params, stream).await {
+                match client.execute_behind(first, &stmt, params, stream).await {
                     Ok(result) => {
                         self.check_columns(sql, &stmt, &result);
                         return Ok(result);

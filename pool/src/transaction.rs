@@ -9,9 +9,11 @@
 //! A transaction dropped without COMMIT or ROLLBACK releases its lease mid-transaction, and
 //! the pool destroys that connection instead of reusing it.
 
-use crate::dedicated::Dedicated;
+use crate::cancel::Cancellation;
+use crate::dedicated::{Dedicated, First};
 use crate::error::Error;
-use crate::pool::Pool;
+use crate::pool::{Pool, Streaming};
+use hyperion_wire::{Params, QueryResult, TransactionStatus};
 
 /// Isolation level for BEGIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,27 +47,160 @@ impl Isolation {
 
 /// An open transaction on one dedicated connection.
 pub struct Transaction {
-    pub conn: Dedicated,
+    /// `None` once the transaction lost its connection and could not have another
+    /// ([`Transaction::move_on`]): it is over.
+    conn: Option<Dedicated>,
+    /// BEGIN, while it has not run: it goes out with the first statement.
+    begin: Option<&'static str>,
+    /// A statement failed before BEGIN ran: COMMIT reports the transaction rolled back.
+    aborted: bool,
 }
 
+/// How many connections a transaction's first statement may try: it runs again on another
+/// when the one it ran on broke or turned out unfit (see [`Transaction::query`]).
+const FIRST_STATEMENT_TRIES: u32 = 3;
+
 impl Pool {
-    /// Checks out a connection exclusively and runs BEGIN on it, on a node that fits the
-    /// pool's mode; waits up to `acquireTimeoutMs` for a connection (then 53300).
+    /// Checks out a connection exclusively for a transaction, on a node that fits the pool's
+    /// mode; waits up to `acquireTimeoutMs` for a connection (then 53300).
+    ///
+    /// On 14+ BEGIN is not sent yet: it goes out in one write with the first statement, which
+    /// saves a round trip per transaction (Npgsql does the same). The fit check BEGIN's reply
+    /// made then comes with the first statement's reply. Before 14, BEGIN runs now, behind
+    /// the probe that tells the node's role.
     pub async fn begin(&self, isolation: Option<Isolation>) -> Result<Transaction, Error> {
         let sql = Isolation::begin_sql(isolation);
+        let (conn, deferred) = self.dedicated(First::Deferred(sql)).await?;
         Ok(Transaction {
-            conn: self.dedicated(Some(sql)).await?,
+            conn: Some(conn),
+            begin: deferred.then_some(sql),
+            aborted: false,
         })
     }
 }
 
+/// The error for a transaction that lost its connection and could not have another.
+fn lost() -> Error {
+    Error::Wire(hyperion_wire::Error::closed(
+        "the transaction lost its connection before BEGIN ran, and no other could be had",
+        false,
+    ))
+}
+
 impl Transaction {
-    /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known.
+    /// The connection, for what needs no transaction yet (its process id).
+    pub fn conn(&self) -> Option<&Dedicated> {
+        self.conn.as_ref()
+    }
+
+    fn live(&self) -> Result<&Dedicated, Error> {
+        self.conn.as_ref().ok_or_else(lost)
+    }
+
+    /// Gives the connection up (destroyed if mid-transaction) and checks out another for
+    /// the transaction, as [`Pool::begin`] does; says whether BEGIN is still to send.
+    async fn move_on(&mut self, first: First<'_>, cancel: &Cancellation) -> Result<bool, Error> {
+        let pool = self.live()?.lease.pool().clone();
+        // Dropped before the next checkout: with a pool of one it is the only connection.
+        self.conn = None;
+        let (conn, deferred) = cancel.before_sending(pool.dedicated(first)).await??;
+        self.conn = Some(conn);
+        Ok(deferred)
+    }
+
+    /// The connection, with BEGIN run on it if it has not been yet (for what cannot carry
+    /// it: scripts, streams, COPY). Like the BEGIN of [`Pool::dedicated`], it moves to
+    /// another connection when the one it has broke or turns out unfit.
+    pub async fn begun(&mut self) -> Result<&Dedicated, Error> {
+        if let Some(sql) = self.begin {
+            let conn = self.live()?;
+            conn.lease.mark_head();
+            let pool = conn.lease.pool().clone();
+            let client = conn.lease.client();
+            match client.simple_query(sql).await {
+                Ok(_) if !pool.fenced(client) => {}
+                Ok(_) => {
+                    pool.seen_unfit(&conn.lease.conn);
+                    self.move_on(First::Now(sql), &Cancellation::default())
+                        .await?;
+                }
+                Err(e) if e.is_closed() => {
+                    pool.suspect();
+                    self.move_on(First::Now(sql), &Cancellation::default())
+                        .await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            self.begin = None;
+        }
+        self.live()
+    }
+
+    /// Runs a statement in the transaction ([`Dedicated::query`]). The first one carries
+    /// BEGIN ([`Pool::begin`]). Nothing of the transaction can have been committed before
+    /// it, so when the connection breaks under it, or BEGIN's reply says the node is no
+    /// longer fit (a fenced primary), the statement runs again, BEGIN first, on another
+    /// connection (its streamed rows, if any, restarted), as BEGIN itself would have moved.
+    pub async fn query<P: Params + Sync + ?Sized>(
+        &mut self,
+        sql: &str,
+        params: &P,
+        streaming: Option<&Streaming>,
+        cancel: &Cancellation,
+        prepare: Option<bool>,
+    ) -> Result<QueryResult, Error> {
+        let mut tries = 1;
+        while let Some(begin) = self.begin {
+            let conn = self.conn.as_ref().ok_or_else(lost)?;
+            let result = conn
+                .query_behind(Some(begin), sql, params, streaming, cancel, prepare)
+                .await;
+            let pool = conn.lease.pool().clone();
+            let client = conn.lease.client();
+            let begun = client.state().transaction_status() != TransactionStatus::Idle;
+            let unfit = begun && pool.fenced(client);
+            let broke = matches!(&result, Err(Error::Wire(e)) if e.is_closed());
+            if begun && !unfit {
+                self.begin = None;
+            }
+            if !(unfit || (broke && !begun)) || tries >= FIRST_STATEMENT_TRIES {
+                if result.is_err() && self.begin.is_some() {
+                    self.aborted = true;
+                }
+                return result;
+            }
+            if unfit {
+                pool.seen_unfit(&conn.lease.conn);
+            } else {
+                pool.suspect();
+            }
+            tries += 1;
+            if let Some(s) = streaming {
+                s.sink.restart(tries);
+            }
+            if !self.move_on(First::Deferred(begin), cancel).await? {
+                self.begin = None; // BEGIN ran already (before 14)
+            }
+        }
+        self.live()?
+            .query(sql, params, streaming, cancel, prepare)
+            .await
+    }
+
+    /// COMMIT. Reports `IN_DOUBT` when the outcome cannot be known. A transaction that ran
+    /// nothing never sent BEGIN: there is nothing to commit.
     pub async fn commit(self) -> Result<(), Error> {
-        self.conn.lease.mark_head();
-        let result = self.conn.lease.client().simple_query("COMMIT").await;
+        if self.aborted || self.conn.is_none() {
+            return Err(Error::RolledBack);
+        }
+        if self.begin.is_some() {
+            return Ok(());
+        }
+        let conn = self.live()?;
+        conn.lease.mark_head();
+        let result = conn.lease.client().simple_query("COMMIT").await;
         if matches!(&result, Err(e) if e.is_closed()) {
-            self.conn.lease.pool().suspect();
+            conn.lease.pool().suspect();
         }
         match result {
             Ok(results) => {
@@ -92,9 +227,13 @@ impl Transaction {
         }
     }
 
-    /// ROLLBACK. A broken connection needs none: the server rolls back on its own.
+    /// ROLLBACK. A broken connection needs none: the server rolls back on its own; nor
+    /// does a transaction that never sent BEGIN.
     pub async fn rollback(self) -> Result<(), Error> {
-        match self.conn.lease.client().simple_query("ROLLBACK").await {
+        let Some(conn) = self.conn.as_ref().filter(|_| self.begin.is_none()) else {
+            return Ok(());
+        };
+        match conn.lease.client().simple_query("ROLLBACK").await {
             Ok(_) => Ok(()),
             Err(e) if e.is_closed() => Ok(()),
             Err(e) => Err(e.into()),
@@ -102,7 +241,7 @@ impl Transaction {
     }
 
     /// The backend process id (for diagnostics and tests).
-    pub fn process_id(&self) -> i32 {
-        self.conn.process_id()
+    pub fn process_id(&self) -> Option<i32> {
+        self.conn.as_ref().map(Dedicated::process_id)
     }
 }

@@ -282,11 +282,32 @@ impl Client {
         params: &P,
         stream: Option<RowStream>,
     ) -> Result<QueryResult, Error> {
+        self.execute_behind(None, stmt, params, stream).await
+    }
+
+    /// [`Client::execute_streaming`] with `first` (a statement without parameters or rows:
+    /// a transaction's BEGIN) ahead of it in the same write and the same Sync group: the
+    /// server skips `stmt` if `first` fails, and nothing runs outside the transaction. The
+    /// result is `stmt`'s; an error is either's.
+    pub async fn execute_behind<P: Params + ?Sized>(
+        &self,
+        first: Option<&str>,
+        stmt: &Statement,
+        params: &P,
+        stream: Option<RowStream>,
+    ) -> Result<QueryResult, Error> {
         let mut buf = BytesMut::with_capacity(64);
+        if let Some(first) = first {
+            frontend::truncate_on_error(&mut buf, |buf| {
+                frontend::parse("", first, &[], buf)?;
+                frontend::bind("", "", &[], 0, |_, _| Ok(frontend::IsNull::No), &[], buf)?;
+                frontend::execute("", 0, buf)
+            })?;
+        }
         Self::encode_execute(stmt, params, &mut buf)?;
         let stream = stream.map(|s| s.for_statement(stmt));
         let resp = self.send(buf.freeze(), 1, stream).await?.ok()?;
-        let mut result = resp.results.into_iter().next().unwrap_or_default();
+        let mut result = resp.results.into_iter().last().unwrap_or_default();
         stmt.fill(&mut result);
         Ok(result)
     }
