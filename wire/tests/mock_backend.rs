@@ -1812,3 +1812,125 @@ async fn a_scripted_backend_can_hang_or_close() {
     })
     .await
 }
+
+// --- a statement behind BEGIN, in one Sync group ----------------------------------------------
+
+/// Asserts `msg` is an Execute of the unnamed portal for all its rows.
+fn assert_execute_all_of_unnamed_portal(msg: &support::Frontend) {
+    assert_eq!(msg.tag, b'E', "expected an Execute, got {msg:?}");
+    assert_eq!(&msg.body[..], b"\0\0\0\0\0", "unnamed portal, max_rows 0");
+}
+
+/// Starts `execute_behind(Some("BEGIN"), stmt, [value])` and checks the one request it
+/// writes: BEGIN's Parse/Bind/Execute, the statement's Bind/Execute and a single Sync.
+async fn begin_and_execute(
+    client: &Client,
+    mock: &mut Mock,
+    stmt: std::sync::Arc<hyperion_wire::Statement>,
+    name: &str,
+    value: &'static str,
+) -> JoinHandle<Result<QueryResult, Error>> {
+    let run = {
+        let c = client.clone();
+        tokio::spawn(async move {
+            c.execute_behind(Some("BEGIN"), &stmt, &[Some(value)][..], None)
+                .await
+        })
+    };
+    // `recv_group` stops at the first Sync: a Sync between BEGIN and the statement would
+    // end the group early.
+    let group = mock.recv_group().await;
+    assert_eq!(
+        group.iter().map(|m| m.tag).collect::<Vec<_>>(),
+        b"PBEBES",
+        "{group:?}"
+    );
+    assert_eq!(
+        parse_parse(&group[0]),
+        (String::new(), "BEGIN".to_owned(), vec![])
+    );
+    let begin = parse_bind(&group[1]);
+    assert_eq!(
+        begin,
+        support::Bind {
+            portal: String::new(),
+            statement: String::new(),
+            param_formats: vec![],
+            values: vec![],
+            result_formats: vec![],
+        }
+    );
+    assert_execute_all_of_unnamed_portal(&group[2]);
+    let bind = parse_bind(&group[3]);
+    assert_eq!((bind.portal.as_str(), bind.statement.as_str()), ("", name));
+    assert_eq!(bind.values, vec![Some(value.as_bytes().to_vec())]);
+    assert_execute_all_of_unnamed_portal(&group[4]);
+    assert!(group[5].body.is_empty(), "Sync has no body");
+    // And nothing after that Sync: one Sync group in all.
+    mock.expect_silence(Duration::from_millis(100)).await;
+    assert!(!run.is_finished(), "answered before the server replied");
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_behind_begin_goes_in_one_sync_group() {
+    timed(async {
+        const SQL: &str = "select $1::int4";
+        let (client, mut mock) = connected().await;
+        let (stmt, name) = prepare_int4(&client, &mut mock, SQL).await;
+        let run = begin_and_execute(&client, &mut mock, stmt, &name, "7").await;
+
+        let mut out = be::parse_complete();
+        out.extend(be::bind_complete());
+        out.extend(be::command_complete("BEGIN"));
+        out.extend(be::bind_complete());
+        out.extend(be::data_row(&[Some(b"7")]));
+        out.extend(be::command_complete("SELECT 1"));
+        out.extend(be::ready(b'T'));
+        mock.send(out).await;
+
+        // The statement's result, not BEGIN's.
+        let r = run.await.unwrap().unwrap();
+        assert_eq!(r.command_tag.as_deref(), Some("SELECT 1"));
+        assert_eq!(column0(&r), vec![s("7")]);
+        assert_eq!(r.columns.as_ref().unwrap()[0].name, "x");
+        assert_eq!(
+            client.state().transaction_status(),
+            hyperion_wire::TransactionStatus::InTransaction
+        );
+        assert_eq!(client.state().in_flight(), 0);
+        assert_still_usable(&client, &mut mock).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_begin_skips_the_statement_behind_it() {
+    timed(async {
+        const SQL: &str = "select $1::int4";
+        let (client, mut mock) = connected().await;
+        let (stmt, name) = prepare_int4(&client, &mut mock, SQL).await;
+        let run = begin_and_execute(&client, &mut mock, stmt, &name, "7").await;
+
+        // BEGIN fails at Execute; the server skips the statement's Bind and Execute up to
+        // the Sync, and answers it outside any transaction.
+        let mut out = be::parse_complete();
+        out.extend(be::bind_complete());
+        out.extend(be::error("ERROR", "25001", "BEGIN refused by the mock"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+
+        let err = run.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), "25001", "{err:?}");
+        assert_eq!(err.as_db().unwrap().code, "25001");
+        assert!(!err.is_closed(), "{err:?}");
+        assert!(!client.is_closed());
+        assert_eq!(
+            client.state().transaction_status(),
+            hyperion_wire::TransactionStatus::Idle
+        );
+        assert_eq!(client.state().in_flight(), 0);
+        assert_still_usable(&client, &mut mock).await;
+    })
+    .await
+}
