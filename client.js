@@ -127,7 +127,22 @@ class Pool {
    * `options.rowMode: 'array'`, as arrays in column order). The array also has
    * non-enumerable `command`, `rowCount` and `fields`.
    */
-  async query(sql, params, options) {
+  query(sql, params, options) {
+    // The common case (no options, logger or trace subscriber) is the native promise itself,
+    // which resolves to the finished rows: no async frame and no extra promise per query
+    // (about 6% of W2's client CPU). Everything else, errors included, goes the long way.
+    if (options === undefined && this.#logger === undefined && !this.#closed && typeof sql === 'string' &&
+        (params === undefined || Array.isArray(params)) && !queryTrace.hasSubscribers) {
+      try {
+        return this.#native.queryRows(sql, params ?? [])
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    }
+    return this.#query(sql, params, options)
+  }
+
+  async #query(sql, params, options) {
     if (typeof sql !== 'string') {
       const err = new TypeError('query text must be a string')
       err.code = 'INVALID_ARGUMENT'
@@ -148,9 +163,7 @@ class Pool {
         rows = await traced(sql, params, null, this.#hostNames, (ctx) =>
           stoppable((timeoutMs, abort) => this.#run(sql, params, opts, timeoutMs, abort, ctx), opts, sql))
       } else if (opts === NO_OPTIONS) {
-        // The common case, without the extra async frame of #run (W1/W2 pay per query).
-        const r = await this.#native.query(sql, params ?? [])
-        rows = r.rest ? await rowsOf(r) : rowsOf(r)
+        rows = await this.#native.queryRows(sql, params ?? [])
       } else {
         rows = await stoppable((timeoutMs, abort) => this.#run(sql, params, opts, timeoutMs, abort), opts, sql)
       }

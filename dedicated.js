@@ -67,7 +67,21 @@ class Dedicated {
    * Runs one statement. `options.timeoutMs` / `options.signal` cancel it on the server
    * (which aborts a transaction; roll it back). `options.prepare: false` runs it unnamed.
    */
-  async query(sql, params, options) {
+  query(sql, params, options) {
+    // The common case is the native promise itself, resolving to the finished rows (as
+    // Pool's query; W5 runs three of these per transaction).
+    if (options === undefined && this.#logger === undefined && typeof sql === 'string' &&
+        (params === undefined || Array.isArray(params)) && !queryTrace.hasSubscribers) {
+      try {
+        return this[NATIVE].queryRows(sql, params ?? [])
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    }
+    return this.#query(sql, params, options)
+  }
+
+  async #query(sql, params, options) {
     checkSql(sql, params)
     const opts = queryOptions(options)
     const logger = this.#logger

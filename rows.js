@@ -258,6 +258,9 @@ function append(rows, r, arrays) {
   return builder(shape, make)(r.n, r.cols, r.nulls, parseJson, rows)
 }
 
+// The native side calls these two (registered below): `rowsOf` for a query that resolves to
+// finished rows (client.js's plain `query`), and the makers for every small result.
+//
 // A small result (at most 64 values) comes as finished rows: the native side calls the
 // maker of its columns (one per statement, made by `smallMaker` and kept there) with the
 // result's tag, fields, host (when traced), row count and every value in row order, and
@@ -293,7 +296,7 @@ function interpretSmall(names) {
   }
 }
 
-native.setRowMakerFactory(smallMaker)
+native.setRowBuilders(smallMaker, rowsOf)
 
 // `command`, `rowCount` and `fields` on the rows array, non-enumerable and read-only. Defined
 // here rather than by the native side: napi_define_properties on the array cost about 3 µs a

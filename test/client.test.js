@@ -155,6 +155,26 @@ test('a number that does not fit its integer column throws before anything is se
   await assert.rejects(p.query('select $1::int4 as v', []), /takes 1 parameter/)
 })
 
+test('query() never throws: a bad argument is a rejected promise, on the pool and in a transaction', async () => {
+  const p = pool({ poolSize: 2 })
+  const tx = await p.begin()
+  for (const target of [p, tx]) {
+    for (const [sql, params, code] of [
+      ['select $1::int4 as v', [Symbol('s')], 'INVALID_PARAMETER'],
+      ['select $1::int4 as v', [1.5], 'INVALID_PARAMETER'],
+      [42, [], 'INVALID_ARGUMENT'],
+      ['select 1', 'not an array', 'INVALID_ARGUMENT'],
+    ]) {
+      let pending
+      assert.doesNotThrow(() => { pending = target.query(sql, params) })
+      assert.ok(pending instanceof Promise)
+      await assert.rejects(pending, { code })
+    }
+  }
+  await tx.rollback()
+  assert.deepEqual(await p.query('select 1 as v'), [{ v: 1 }])
+})
+
 test('server errors carry SQLSTATE, the server fields and the query', async () => {
   const p = pool({ hosts: [primaryHost] })
   await p.query('drop table if exists t_err')

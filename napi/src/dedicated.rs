@@ -23,6 +23,7 @@ use crate::rows::{decode, Chunk, Meta};
 use crate::settle::{Settled, Settler};
 use crate::stream;
 use hyperion_codec::Int8;
+use hyperion_pool::cancel::Cancellation;
 use hyperion_pool::{Cursor, Dedicated, Session, Transaction, TypeCache};
 use hyperion_wire::QueryResult;
 use napi::{Env, JsObject, JsUnknown};
@@ -177,21 +178,52 @@ impl NativeConnection {
         trace: Option<bool>,
     ) -> napi::Result<JsObject> {
         let sql: Arc<str> = sql.into();
+        let cancel = cancellation(timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
+        let form = stream::Form {
+            columns: columns.unwrap_or(false),
+            trace: trace.unwrap_or(false),
+            finish: false,
+        };
+        self.spawn_query(env, sql, params, cancel, prepare, form)
+    }
+
+    /// A statement with every option at its default, resolving to the finished rows
+    /// (`dedicated.js` returns this promise as it is; see `NativePool::query_rows`).
+    #[napi(ts_return_type = "Promise<Record<string, unknown>[]>")]
+    pub fn query_rows(
+        &self,
+        env: Env,
+        sql: String,
+        params: Option<Vec<JsUnknown>>,
+    ) -> napi::Result<JsObject> {
+        let form = stream::Form {
+            finish: true,
+            ..stream::Form::default()
+        };
+        self.spawn_query(env, sql.into(), params, Cancellation::default(), None, form)
+    }
+
+    fn spawn_query(
+        &self,
+        env: Env,
+        sql: Arc<str>,
+        params: Option<Vec<JsUnknown>>,
+        cancel: Cancellation,
+        prepare: Option<bool>,
+        form: stream::Form,
+    ) -> napi::Result<JsObject> {
         self.open
             .check()
             .map_err(|f| f.with_query(&sql).throw(&env))?;
         let params = read_params(&env, &sql, params, &self.types)?;
-        let cancel = cancellation(timeout_ms, abort).map_err(|f| f.with_query(&sql).throw(&env))?;
         let held = self.held.clone();
         let tx = self.tx;
         stream::spawn(
             &env,
             &self.settler,
-            self.types.clone(),
-            self.int8,
+            (self.types.clone(), self.int8),
             sql.clone(),
-            columns.unwrap_or(false),
-            trace.unwrap_or(false),
+            form,
             move |streaming| {
                 Box::pin(async move {
                     // The timeout and the signal count from the call: waiting for the
@@ -506,6 +538,7 @@ fn whole(
         rest: None,
         meta: Some(meta),
         external_strings: false,
+        finish: false,
     })
 }
 

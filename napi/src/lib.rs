@@ -19,7 +19,7 @@ mod retry;
 
 pub use options::{describe_config, ConfigDescription};
 pub use retry::{retry_defaults, retryable_in_transaction};
-pub use rows::{column_kinds, set_row_maker_factory};
+pub use rows::{column_kinds, set_row_builders};
 mod rows;
 mod settle;
 mod stream;

@@ -215,8 +215,31 @@ impl NativePool {
         let sql: Arc<str> = sql.into();
         let opts = query_options(retry, prepare, timeout_ms, abort)
             .map_err(|f| f.with_query(&sql).throw(&env))?;
-        let shape = (columns.unwrap_or(false), trace.unwrap_or(false));
-        self.spawn_query(env, sql, params, opts, shape)
+        let form = stream::Form {
+            columns: columns.unwrap_or(false),
+            trace: trace.unwrap_or(false),
+            finish: false,
+        };
+        self.spawn_query(env, sql, params, opts, form)
+    }
+
+    /// A query with every option at its default, resolving to the finished rows (with
+    /// `command`, `rowCount` and `fields`): `client.js` returns this promise as it is.
+    #[napi(ts_return_type = "Promise<Record<string, unknown>[]>")]
+    pub fn query_rows(
+        &self,
+        env: Env,
+        sql: String,
+        params: Option<Vec<JsUnknown>>,
+    ) -> napi::Result<JsObject> {
+        let sql: Arc<str> = sql.into();
+        let opts =
+            query_options(None, None, None, None).map_err(|f| f.with_query(&sql).throw(&env))?;
+        let form = stream::Form {
+            finish: true,
+            ..stream::Form::default()
+        };
+        self.spawn_query(env, sql, params, opts, form)
     }
 
     fn spawn_query(
@@ -225,7 +248,7 @@ impl NativePool {
         sql: Arc<str>,
         params: Option<Vec<JsUnknown>>,
         opts: QueryOptions,
-        (columns, trace): (bool, bool),
+        form: stream::Form,
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, &sql, params, self.pool.types())?;
         let pool = self.pool.clone();
@@ -233,11 +256,9 @@ impl NativePool {
         stream::spawn(
             &env,
             &self.settler,
-            types,
-            self.int8,
+            (types, self.int8),
             sql.clone(),
-            columns,
-            trace,
+            form,
             move |streaming| {
                 Box::pin(
                     async move { Ok(pool.query(&sql, &params, opts, Some(&streaming)).await?) },

@@ -51,4 +51,4 @@ mod strings;
 pub use columns::decode;
 pub use format::Chunk;
 pub use kind::column_kinds;
-pub use meta::{set_row_maker_factory, Meta};
+pub use meta::{set_row_builders, Meta};

@@ -140,22 +140,36 @@ impl Feed {
     }
 }
 
+/// How a query's result goes to JS.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Form {
+    /// Always in columns, never as row objects made here (rows as arrays are built by
+    /// `rows.js` alone).
+    pub columns: bool,
+    /// The result says which host ran it (for `diagnostics_channel` subscribers).
+    pub trace: bool,
+    /// The promise resolves to the finished rows (`rows.js`'s `rowsOf` runs on the first
+    /// chunk here): a plain query then needs no async JS around it.
+    pub finish: bool,
+}
+
 /// Runs `start(streaming)` and resolves to its first chunk: the whole result when it fits in
-/// one batch, else the first batch with a `rest` to read the others from. Its errors, and
-/// those of the later chunks, carry `query`. `columns`: always in columns, never as row
-/// objects made here (rows as arrays are built by `rows.js` alone). `trace`: the result
-/// says which host ran it (for `diagnostics_channel` subscribers).
-#[allow(clippy::too_many_arguments)]
+/// one batch, else the first batch with a `rest` to read the others from (with
+/// `form.finish`, to the rows `rowsOf` makes of that chunk). Its errors, and those of the
+/// later chunks, carry `query`.
 pub fn spawn(
     env: &Env,
     settler: &Settler,
-    types: Arc<TypeCache>,
-    int8: Int8,
+    (types, int8): (Arc<TypeCache>, Int8),
     query: Arc<str>,
-    columns: bool,
-    trace: bool,
+    form: Form,
     start: impl FnOnce(Streaming) -> QueryFuture,
 ) -> napi::Result<JsObject> {
+    let Form {
+        columns,
+        trace,
+        finish,
+    } = form;
     let shared = Arc::new(Shared::default());
     let streaming = Streaming {
         sink: shared.clone(),
@@ -183,6 +197,7 @@ pub fn spawn(
                     rest: None,
                     meta: Some(meta),
                     external_strings: true,
+                    finish,
                 });
             }
             batch => batch,
@@ -193,6 +208,7 @@ pub fn spawn(
             .recv()
             .await
             .unwrap_or_else(|| Err(napi::Error::from_reason("the query task ended").into()))?;
+        chunk.finish = finish;
         if !chunk.last {
             chunk.rest = Some(NativeRows {
                 rx: Arc::new(tokio::sync::Mutex::new(rest)),
@@ -251,6 +267,7 @@ async fn forward(
                         rest: None,
                         meta,
                         external_strings: true,
+                        finish: false,
                     }),
                     Err(e) if !last => {
                         failed = Some((attempt, e));

@@ -31,6 +31,9 @@ pub struct Chunk {
     /// (a query's), not for a stream's batches, which die young: V8 frees external strings
     /// only in its major collections, so a long stream would hold them by the hundred.
     pub external_strings: bool,
+    /// Becomes the finished rows in JS (see `stream::Form::finish`): a small result is that
+    /// already; a chunk in columns goes through `rows.js`'s `rowsOf`.
+    pub finish: bool,
 }
 
 /// One column's JS value and NULL map. A `Values` column's array was filled by
@@ -200,6 +203,9 @@ impl crate::settle::Settled for Chunk {
                     ctx.uint(h)?
                 ));
             }
+        }
+        if val.finish {
+            return super::meta::rows_of(&ctx, obj);
         }
         Ok(obj)
     }

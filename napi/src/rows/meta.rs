@@ -250,37 +250,50 @@ impl Cached {
     }
 }
 
-/// `rows.js`'s factory of small-result makers, and the maker for results without columns.
-struct Factory {
+/// What `rows.js` registers: the factory of small-result makers (and the maker for results
+/// without columns, made once), and its `rowsOf`, which turns a chunk into rows.
+struct Builders {
     env: sys::napi_env,
     make: sys::napi_ref,
+    rows_of: sys::napi_ref,
     no_columns: Option<sys::napi_ref>,
 }
 
 thread_local! {
     /// Per JS thread: an env and its references are only used on their own thread.
     static SHAPES: RefCell<HashMap<(usize, usize), Cached>> = RefCell::new(HashMap::new());
-    static FACTORY: RefCell<Option<Factory>> = const { RefCell::new(None) };
+    static BUILDERS: RefCell<Option<Builders>> = const { RefCell::new(None) };
 }
 
-/// Sets the function that compiles a small result's row maker from its column names
-/// (`rows.js` calls it once as it loads, in each JS thread).
+/// Sets `rows.js`'s row builders (it calls this once as it loads, in each JS thread):
+/// `makerFactory(names)` compiles the maker of a small result's rows for its column names,
+/// and `rowsOf(chunk)` turns a result in columns into rows (or a promise of them, for a
+/// result still arriving), for queries that resolve to finished rows ([`Chunk::finish`]).
+///
+/// [`Chunk::finish`]: super::Chunk::finish
 #[napi]
-pub fn set_row_maker_factory(env: Env, factory: JsFunction) -> napi::Result<()> {
+pub fn set_row_builders(
+    env: Env,
+    maker_factory: JsFunction,
+    rows_of: JsFunction,
+) -> napi::Result<()> {
     let env = env.raw();
-    let mut r = ptr::null_mut();
-    // SAFETY: JS thread, live env and value.
-    let status =
-        unsafe { sys::napi_create_reference(env, napi::NapiRaw::raw(&factory), 1, &mut r) };
-    if status != sys::Status::napi_ok {
-        return Err(napi::Error::from_reason(
-            "cannot keep the row maker factory",
-        ));
-    }
-    let old = FACTORY.with(|f| {
-        f.borrow_mut().replace(Factory {
+    let keep = |f: &JsFunction| {
+        let mut r = ptr::null_mut();
+        // SAFETY: JS thread, live env and value.
+        let status = unsafe { sys::napi_create_reference(env, napi::NapiRaw::raw(f), 1, &mut r) };
+        if status == sys::Status::napi_ok {
+            Ok(r)
+        } else {
+            Err(napi::Error::from_reason("cannot keep the row builders"))
+        }
+    };
+    let (make, rows_of) = (keep(&maker_factory)?, keep(&rows_of)?);
+    let old = BUILDERS.with(|f| {
+        f.borrow_mut().replace(Builders {
             env,
-            make: r,
+            make,
+            rows_of,
             no_columns: None,
         })
     });
@@ -288,6 +301,7 @@ pub fn set_row_maker_factory(env: Env, factory: JsFunction) -> napi::Result<()> 
         // SAFETY: JS thread; the references belong to `old.env`, which is this thread's.
         unsafe {
             sys::napi_delete_reference(old.env, old.make);
+            sys::napi_delete_reference(old.env, old.rows_of);
             if let Some(m) = old.no_columns {
                 sys::napi_delete_reference(old.env, m);
             }
@@ -296,16 +310,39 @@ pub fn set_row_maker_factory(env: Env, factory: JsFunction) -> napi::Result<()> 
     Ok(())
 }
 
+/// `rows.js`'s `rowsOf` called on `chunk`: the rows, or a promise of them.
+pub(super) unsafe fn rows_of(ctx: &Ctx, chunk: sys::napi_value) -> JsResult<sys::napi_value> {
+    let rows_of = BUILDERS
+        .with(|f| {
+            f.borrow()
+                .as_ref()
+                .filter(|f| f.env == ctx.env)
+                .map(|f| f.rows_of)
+        })
+        .ok_or_else(no_maker)?;
+    let rows_of = ctx.reference_value(rows_of)?;
+    let mut out = ptr::null_mut();
+    check!(sys::napi_call_function(
+        ctx.env,
+        ctx.undefined()?,
+        rows_of,
+        1,
+        &chunk,
+        &mut out
+    ));
+    Ok(out)
+}
+
 fn no_maker() -> crate::errors::Failure {
     crate::errors::Failure::client(
         "INTERNAL",
-        "rows.js has not registered its row maker factory in this thread",
+        "rows.js has not registered its row builders in this thread",
     )
 }
 
 /// The factory's maker for `columns`' names.
 unsafe fn make_maker(ctx: &Ctx, columns: &[Field]) -> JsResult<sys::napi_value> {
-    let factory = FACTORY
+    let factory = BUILDERS
         .with(|f| {
             f.borrow()
                 .as_ref()
@@ -332,7 +369,7 @@ unsafe fn make_maker(ctx: &Ctx, columns: &[Field]) -> JsResult<sys::napi_value> 
 
 /// The maker for results without columns (`INSERT`, `BEGIN`), made once per thread.
 unsafe fn no_columns_maker(ctx: &Ctx) -> JsResult<sys::napi_value> {
-    let cached = FACTORY.with(|f| {
+    let cached = BUILDERS.with(|f| {
         f.borrow()
             .as_ref()
             .filter(|f| f.env == ctx.env)
@@ -343,7 +380,7 @@ unsafe fn no_columns_maker(ctx: &Ctx) -> JsResult<sys::napi_value> {
     }
     let m = make_maker(ctx, &[])?;
     let r = ctx.reference(m)?;
-    let spare = FACTORY.with(|f| match f.borrow_mut().as_mut() {
+    let spare = BUILDERS.with(|f| match f.borrow_mut().as_mut() {
         Some(f) if f.env == ctx.env && f.no_columns.is_none() => {
             f.no_columns = Some(r);
             None
