@@ -238,15 +238,20 @@ test('the connection exposes its read-only state: 25006 and ParameterStatus afte
   }
 })
 
-test('end(): later queries fail at once with "pool is closed"', async () => {
-  const p = createPool({ ...suite.conn, poolSize: 2 })
-  const inflight = p.query('select pg_sleep(0.2), 1 as v')
-  await until(() => p.status().inUse === 1, 'the query to be in flight')
-  await p.end()
-  await assert.rejects(p.query('select 1'), (e) => e.message === 'pool is closed' && e.code === 'POOL_CLOSED')
-  // The query in flight finished on its connection.
-  const rows = await inflight
-  assert.equal(rows[0].v, 1)
+test('end(): later queries fail at once with "pool is closed"; one that began before finishes', async () => {
+  // Five fresh pools: end() lands while the first query's connection is opening or has just
+  // opened (before the query could send on it: a connection end() closes then is replaced
+  // by one outside the pool), at a different point each time.
+  for (let i = 0; i < 5; i++) {
+    const p = createPool({ ...suite.conn, poolSize: 2 })
+    const inflight = p.query('select pg_sleep(0.2), 1 as v')
+    await until(() => p.status().inUse === 1, 'the query to be in flight')
+    await p.end()
+    await assert.rejects(p.query('select 1'), (e) => e.message === 'pool is closed' && e.code === 'POOL_CLOSED')
+    // The query in flight finished.
+    const rows = await inflight
+    assert.equal(rows[0].v, 1)
+  }
 })
 
 test('connectTimeoutMs bounds a handshake with a host that never answers; garbage from a non-PostgreSQL server is a clear error', async () => {

@@ -215,7 +215,7 @@ impl Pool {
         deadline: Instant,
     ) -> Result<Lease, Error> {
         loop {
-            if self.is_closed() {
+            if self.refuses(start) {
                 return Err(Error::Closed);
             }
             // The common case takes no registration at all.
@@ -350,7 +350,7 @@ impl Pool {
         mut leave: Option<oneshot::Receiver<()>>,
     ) -> Result<Lease, Error> {
         loop {
-            if self.is_closed() {
+            if self.refuses(start) {
                 return Err(Error::Closed);
             }
             self.purge_closed();

@@ -155,6 +155,8 @@ pub(crate) struct Inner {
     /// Shared acquirers about to sleep on `changed` (gates the notify on the release path).
     pub(crate) sleepers: AtomicUsize,
     pub(crate) closed: AtomicBool,
+    /// When `end()` was called: what began before it still runs ([`Pool::refuses`]).
+    pub(crate) ended_at: OnceLock<Instant>,
     /// Signalled whenever a connection opens, fails to open, is evicted or freed.
     pub(crate) changed: Notify,
     pub(crate) waiting: AtomicUsize,
@@ -217,6 +219,7 @@ impl Pool {
                 waiters: Mutex::new(VecDeque::new()),
                 sleepers: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
+                ended_at: OnceLock::new(),
                 changed: Notify::new(),
                 waiting: AtomicUsize::new(0),
                 primary_hint: AtomicUsize::new(NO_HINT),
@@ -237,6 +240,19 @@ impl Pool {
 
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether work that began at `start` is refused a connection: the pool is closed and
+    /// the work began after `end()`. Work that began before still gets one (a connection
+    /// `end()` closed before the work could send on it is replaced by one outside the
+    /// pool, which closes when the work is done), as `end()` promises.
+    pub(crate) fn refuses(&self, start: Instant) -> bool {
+        self.is_closed()
+            && self
+                .inner
+                .ended_at
+                .get()
+                .map_or(true, |ended| start >= *ended)
     }
 
     pub fn status(&self) -> Status {
@@ -566,6 +582,7 @@ impl Pool {
     /// host, an open transaction) is abandoned: its caller gets a lost-connection error (a
     /// write `IN_DOUBT`), and every socket is closed, so a process can always exit.
     pub async fn end(&self, grace: Option<Duration>) {
+        let _ = self.inner.ended_at.set(Instant::now());
         self.inner.closed.store(true, Ordering::Release);
         for v in self.inner.slots.snapshot() {
             self.inner.slots.remove(v.id);
