@@ -252,7 +252,7 @@ impl Pool {
                 .inner
                 .ended_at
                 .get()
-                .map_or(true, |ended| start >= *ended)
+                .is_none_or(|ended| start >= *ended)
     }
 
     pub fn status(&self) -> Status {
