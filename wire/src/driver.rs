@@ -386,7 +386,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Message::NoticeResponse(fields) => {
                 // With no request in flight there is nobody to hand it to: dropped.
                 if let Some(p) = self.pending.front_mut() {
-                    p.notice(fields);
+                    p.notice(*fields);
                 }
             }
             Message::ParameterStatus { name, value } => {
@@ -415,9 +415,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 let fatal = matches!(fields.severity(), "FATAL" | "PANIC");
                 let Some(p) = self.pending.front_mut() else {
-                    return Err(Error::db(fields));
+                    return Err(Error::db(*fields));
                 };
-                p.error_response(Error::db(fields));
+                p.error_response(Error::db(*fields));
                 if fatal {
                     // The server closes the socket next; the front request gets this
                     // error, the rest a closed-connection error.

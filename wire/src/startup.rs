@@ -151,7 +151,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
                         auth_method_name(code)
                     )));
                 }
-                Message::ErrorResponse(e) => return Err(Error::db(e)),
+                Message::ErrorResponse(e) => return Err(Error::db(*e)),
                 Message::NegotiateProtocolVersion { newest_minor, .. } => {
                     self.negotiated(newest_minor)?
                 }
@@ -249,7 +249,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
         self.flush().await?;
         let server_first = match self.read().await? {
             Message::AuthenticationSaslContinue(b) => b,
-            Message::ErrorResponse(e) => return Err(Error::db(e)),
+            Message::ErrorResponse(e) => return Err(Error::db(*e)),
             other => return Err(unexpected("SASL continue", &other)),
         };
         // The key derivation runs the server's iteration count of PBKDF2 (a million takes
@@ -267,7 +267,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
         self.flush().await?;
         let server_final = match self.read().await? {
             Message::AuthenticationSaslFinal(b) => b,
-            Message::ErrorResponse(e) => return Err(Error::db(e)),
+            Message::ErrorResponse(e) => return Err(Error::db(*e)),
             other => return Err(unexpected("SASL final", &other)),
         };
         exchange
@@ -300,7 +300,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
                     info.secret_key = secret_key;
                 }
                 Message::ReadyForQuery { .. } => return Ok(info),
-                Message::ErrorResponse(e) => return Err(Error::db(e)),
+                Message::ErrorResponse(e) => return Err(Error::db(*e)),
                 Message::NegotiateProtocolVersion { newest_minor, .. } => {
                     self.negotiated(newest_minor)?;
                     info.protocol_minor = self.protocol_minor;
