@@ -131,13 +131,13 @@ class Pool {
     // The common case (no options, logger or trace subscriber) is the native promise itself,
     // which resolves to the finished rows: no async frame and no extra promise per query
     // (about 6% of W2's client CPU). Everything else, errors included, goes the long way.
-    if (options === undefined && this.#logger === undefined && !this.#closed && typeof sql === 'string' &&
-        (params === undefined || Array.isArray(params)) && !queryTrace.hasSubscribers) {
-      try {
+    try {
+      if (options === undefined && this.#logger === undefined && !this.#closed && typeof sql === 'string' &&
+          (params === undefined || Array.isArray(params)) && !queryTrace.hasSubscribers) {
         return this.#native.queryRows(sql, params ?? [])
-      } catch (e) {
-        return Promise.reject(e)
       }
+    } catch (e) {
+      return Promise.reject(e)
     }
     return this.#query(sql, params, options)
   }

@@ -70,13 +70,13 @@ class Dedicated {
   query(sql, params, options) {
     // The common case is the native promise itself, resolving to the finished rows (as
     // Pool's query; W5 runs three of these per transaction).
-    if (options === undefined && this.#logger === undefined && typeof sql === 'string' &&
-        (params === undefined || Array.isArray(params)) && !queryTrace.hasSubscribers) {
-      try {
+    try {
+      if (options === undefined && this.#logger === undefined && typeof sql === 'string' &&
+          (params === undefined || Array.isArray(params)) && !queryTrace.hasSubscribers) {
         return this[NATIVE].queryRows(sql, params ?? [])
-      } catch (e) {
-        return Promise.reject(e)
       }
+    } catch (e) {
+      return Promise.reject(e)
     }
     return this.#query(sql, params, options)
   }

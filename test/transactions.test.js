@@ -121,6 +121,37 @@ test("a transaction's first statement moves to another connection when its own d
   assert.deepEqual(await p.query("select count(*)::int as n from t_tx where k = 'moved'"), [{ n: 1 }])
 })
 
+test("a first statement that makes its own session read-only runs once and leaves the primary in use", async () => {
+  const p = pool({ poolSize: 2 })
+  await p.query('drop sequence if exists t_tx_seq')
+  await p.query('create sequence t_tx_seq')
+  const tx = await p.begin()
+  // The session reports default_transaction_read_only on: the transaction's own doing, not a fence.
+  const [r] = await tx.query("select set_config('default_transaction_read_only', 'on', true) as ro, nextval('t_tx_seq')::int as n")
+  assert.deepEqual(r, { ro: 'on', n: 1 })
+  assert.deepEqual(await tx.query('select 2 as v'), [{ v: 2 }])
+  await tx.commit()
+  assert.deepEqual(await p.query("select last_value::int as n from t_tx_seq"), [{ n: 1 }], 'the statement ran once')
+  const states = p.hosts().map((h) => h.state)
+  assert.ok(states.includes('primary') && !states.includes('fenced'), JSON.stringify(p.hosts()))
+  await p.query("insert into t_tx (k) values ('after-ro') on conflict do nothing")
+})
+
+test('a first statement the server refuses before BEGIN ran aborts the transaction; one never sent leaves it intact', async () => {
+  const p = pool({ poolSize: 1 })
+  // 42P01 at Parse, which goes before the statement (and its BEGIN).
+  const tx = await p.begin()
+  await assert.rejects(tx.query('select * from t_tx_no_such_table'), { code: '42P01' })
+  await assert.rejects(tx.query("insert into t_tx (k) values ('aborted')"), { code: '25P02' })
+  await assert.rejects(tx.commit(), { code: '25P02' })
+  // A parameter that cannot be encoded is refused before anything is sent.
+  const tx2 = await p.begin()
+  await assert.rejects(tx2.query('select $1::int4 as v', [1.5]), { code: 'INVALID_PARAMETER' })
+  await tx2.query("insert into t_tx (k) values ('intact')")
+  await tx2.commit()
+  assert.deepEqual(await p.query("select k from t_tx where k in ('aborted', 'intact') order by k"), [{ k: 'intact' }])
+})
+
 test('transaction(cb) retries the whole callback on a serialization failure (40001)', async () => {
   const p = pool()
   let calls = 0

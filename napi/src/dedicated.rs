@@ -151,9 +151,13 @@ fn finished(tx: bool) -> Failure {
 
 /// The connection under `guard`, in its transaction if it holds one (BEGIN sent, see
 /// `Transaction::begun`), or the error for one already given back.
-async fn ready(guard: &mut Option<Held>, tx: bool) -> Result<&Dedicated, Failure> {
+async fn ready<'a>(
+    guard: &'a mut Option<Held>,
+    tx: bool,
+    cancel: &Cancellation,
+) -> Result<&'a Dedicated, Failure> {
     match guard.as_mut() {
-        Some(Held::Tx(t)) => Ok(t.begun().await?),
+        Some(Held::Tx(t)) => Ok(t.begun(cancel).await?),
         Some(Held::Session(s)) => Ok(&s.conn),
         None => Err(finished(tx)),
     }
@@ -266,7 +270,10 @@ impl NativeConnection {
         let int8 = self.int8;
         self.settler.spawn(&env, Some(sql.clone()), async move {
             let mut guard = cancel.before_sending(held.lock()).await?;
-            let results = ready(&mut guard, tx).await?.script(&sql, &cancel).await?;
+            let results = ready(&mut guard, tx, &cancel)
+                .await?
+                .script(&sql, &cancel)
+                .await?;
             drop(guard);
             let types = types.load();
             let chunks = results
@@ -344,7 +351,7 @@ impl NativeConnection {
         let open = self.open.clone();
         self.settler.spawn(&env, Some(sql.clone()), async move {
             let mut guard = held.lock_owned().await;
-            let started = match ready(&mut guard, tx).await {
+            let started = match ready(&mut guard, tx, &Cancellation::default()).await {
                 Ok(c) => c.copy_in(&sql).await.map_err(Failure::from),
                 Err(f) => Err(f),
             };
@@ -390,7 +397,7 @@ impl NativeConnection {
         let query = sql.clone();
         napi::bindgen_prelude::spawn(async move {
             let mut guard = held.lock().await;
-            let result = match ready(&mut guard, tx).await {
+            let result = match ready(&mut guard, tx, &Cancellation::default()).await {
                 // Closed before it started: nothing to run.
                 Ok(_) if job.flow.is_closed() => Ok(QueryResult::default()),
                 Ok(c) => {
@@ -585,7 +592,7 @@ impl StreamJob {
     /// one); ends when the rows do, on an error, or when JS closes the receiver.
     async fn run(self, tx: &mpsc::Sender<Result<Chunk, Failure>>) {
         let mut guard = self.held.lock().await;
-        let c = match ready(&mut guard, self.tx).await {
+        let c = match ready(&mut guard, self.tx, &Cancellation::default()).await {
             Ok(c) => c,
             Err(f) => {
                 let _ = tx.send(Err(f)).await;

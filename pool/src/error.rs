@@ -31,6 +31,10 @@ pub enum Error {
     },
     /// COMMIT found the transaction aborted by an earlier error; it was rolled back.
     RolledBack,
+    /// A statement in a transaction an earlier failed statement aborted (SQLSTATE 25P02, as
+    /// the server says of one): where that statement failed before BEGIN could run (its
+    /// deferred BEGIN, see `transaction.rs`), the client says it.
+    Aborted,
     /// The query's timeout passed or its caller aborted it (see `cancel.rs`).
     Stopped {
         stop: Stop,
@@ -52,7 +56,7 @@ impl Error {
             Error::Config(_) => "INVALID_CONFIG",
             Error::InDoubt { .. } => "IN_DOUBT",
             // in_failed_sql_transaction
-            Error::RolledBack => "25P02",
+            Error::RolledBack | Error::Aborted => "25P02",
             Error::Stopped {
                 stop: Stop::Timeout(_),
                 ..
@@ -127,6 +131,9 @@ impl fmt::Display for Error {
             Error::RolledBack => {
                 f.write_str("COMMIT rolled the transaction back: an earlier statement in it failed")
             }
+            Error::Aborted => f.write_str(
+                "current transaction is aborted: an earlier statement in it failed; roll it back",
+            ),
             Error::Stopped { stop, state, cause } => {
                 match stop {
                     Stop::Timeout(t) => write!(f, "query timed out after {}ms", t.as_millis())?,

@@ -242,17 +242,20 @@ impl Pool {
         self.inner.closed.load(Ordering::Acquire)
     }
 
-    /// Whether work that began at `start` is refused a connection: the pool is closed and
-    /// the work began after `end()`. Work that began before still gets one (a connection
-    /// `end()` closed before the work could send on it is replaced by one outside the
-    /// pool, which closes when the work is done), as `end()` promises.
-    pub(crate) fn refuses(&self, start: Instant) -> bool {
+    /// Whether work that began at `start` is refused a connection: the pool is closed,
+    /// unless this is a `retry` of a query that began before `end()` and already had one
+    /// (`end()` closed it before the query could send on it): that query gets a connection
+    /// outside the pool, which closes when it is done, as `end()` promises that queries in
+    /// flight finish. Anything still waiting for its first connection is refused, so `end()`
+    /// never opens a burst of connections for a queue of waiters.
+    pub(crate) fn refuses(&self, start: Instant, retry: bool) -> bool {
         self.is_closed()
-            && self
-                .inner
-                .ended_at
-                .get()
-                .is_none_or(|ended| start >= *ended)
+            && !(retry
+                && self
+                    .inner
+                    .ended_at
+                    .get()
+                    .is_some_and(|ended| start < *ended))
     }
 
     pub fn status(&self) -> Status {
@@ -340,11 +343,13 @@ impl Pool {
         self.start_monitor();
         loop {
             let lease = match &stopper {
-                None => self.acquire_shared(start, deadline).await?,
+                None => self.acquire_shared(start, deadline, attempt > 0).await?,
                 // The paths a query that can be stopped takes are boxed, here and below:
                 // inline, their state machines made every query's future several KB that
                 // were allocated and copied per query (6.5 KB in all).
-                Some(s) => Box::pin(self.acquire_stoppable(s, start, deadline)).await?,
+                Some(s) => {
+                    Box::pin(self.acquire_stoppable(s, start, deadline, attempt > 0)).await?
+                }
             };
             if lease.exclusive {
                 lease.mark_head();

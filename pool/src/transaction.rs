@@ -1,8 +1,10 @@
 //! Transactions: an exclusive lease between BEGIN and COMMIT/ROLLBACK.
 //!
-//! BEGIN goes through the same fence check as a query (the ParameterStatus in its reply on
-//! 14+, a probe in the same write before 14), so a transaction never starts on a fenced
-//! node; a fence that lands later is seen by the transaction's statements as 25006.
+//! BEGIN goes out with the transaction's first statement, in one write and one Sync group
+//! (14+; see [`Pool::begin`] and [`Transaction::query`]), and the node's role comes with
+//! that reply; before 14 BEGIN runs in `begin()`, behind the probe. Either way a transaction
+//! does not go on on a node it finds fenced before its first statement ran; a fence that
+//! lands later is seen by the transaction's statements as 25006.
 //! COMMIT is where a write can be in doubt: if the connection fails after COMMIT was sent, or
 //! the server reports success while warning that it cancelled the wait for synchronous
 //! replication, the commit is reported as `IN_DOUBT`, never as success and never retried.
@@ -10,9 +12,11 @@
 //! the pool destroys that connection instead of reusing it.
 
 use crate::cancel::Cancellation;
+use crate::config::Mode;
 use crate::dedicated::{Dedicated, First};
 use crate::error::Error;
 use crate::pool::{Pool, Streaming};
+use crate::role;
 use hyperion_wire::{Params, QueryResult, TransactionStatus};
 
 /// Isolation level for BEGIN.
@@ -109,27 +113,27 @@ impl Transaction {
     }
 
     /// The connection, with BEGIN run on it if it has not been yet (for what cannot carry
-    /// it: scripts, streams, COPY). Like the BEGIN of [`Pool::dedicated`], it moves to
-    /// another connection when the one it has broke or turns out unfit.
-    pub async fn begun(&mut self) -> Result<&Dedicated, Error> {
+    /// it: scripts, streams, COPY), within `cancel`'s budget. Like the BEGIN of
+    /// [`Pool::dedicated`], it moves to another connection when the one it has broke or
+    /// turns out unfit.
+    pub async fn begun(&mut self, cancel: &Cancellation) -> Result<&Dedicated, Error> {
+        if self.aborted {
+            return Err(Error::Aborted);
+        }
         if let Some(sql) = self.begin {
             let conn = self.live()?;
-            conn.lease.mark_head();
             let pool = conn.lease.pool().clone();
-            let client = conn.lease.client();
-            match client.simple_query(sql).await {
-                Ok(_) if !pool.fenced(client) => {}
+            match conn.script(sql, cancel).await {
+                Ok(_) if !pool.fenced(conn.lease.client()) => {}
                 Ok(_) => {
                     pool.seen_unfit(&conn.lease.conn);
-                    self.move_on(First::Now(sql), &Cancellation::default())
-                        .await?;
+                    self.move_on(First::Now(sql), cancel).await?;
                 }
-                Err(e) if e.is_closed() => {
+                Err(Error::Wire(e)) if e.is_closed() => {
                     pool.suspect();
-                    self.move_on(First::Now(sql), &Cancellation::default())
-                        .await?;
+                    self.move_on(First::Now(sql), cancel).await?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
             self.begin = None;
         }
@@ -138,9 +142,15 @@ impl Transaction {
 
     /// Runs a statement in the transaction ([`Dedicated::query`]). The first one carries
     /// BEGIN ([`Pool::begin`]). Nothing of the transaction can have been committed before
-    /// it, so when the connection breaks under it, or BEGIN's reply says the node is no
-    /// longer fit (a fenced primary), the statement runs again, BEGIN first, on another
-    /// connection (its streamed rows, if any, restarted), as BEGIN itself would have moved.
+    /// it, so the statement runs again, BEGIN first, on another connection (its streamed
+    /// rows, if any, restarted), as BEGIN itself would have moved:
+    /// - when the connection broke before the reply said BEGIN ran (it may have broken
+    ///   during the statement: what the statement did in the transaction is rolled back
+    ///   with it, but an effect outside it, such as `nextval`, happens again);
+    /// - when the reply shows the node unfit by the time BEGIN ran: a fenced primary (the
+    ///   statement refused as read-only, 25006, or, for one that succeeded, the transaction
+    ///   itself read-only: a statement that only set `default_transaction_read_only` for
+    ///   its session is told apart by one `SHOW transaction_read_only`).
     pub async fn query<P: Params + Sync + ?Sized>(
         &mut self,
         sql: &str,
@@ -149,6 +159,9 @@ impl Transaction {
         cancel: &Cancellation,
         prepare: Option<bool>,
     ) -> Result<QueryResult, Error> {
+        if self.aborted {
+            return Err(Error::Aborted);
+        }
         let mut tries = 1;
         while let Some(begin) = self.begin {
             let conn = self.conn.as_ref().ok_or_else(lost)?;
@@ -158,18 +171,38 @@ impl Transaction {
             let pool = conn.lease.pool().clone();
             let client = conn.lease.client();
             let begun = client.state().transaction_status() != TransactionStatus::Idle;
-            let unfit = begun && pool.fenced(client);
-            let broke = matches!(&result, Err(Error::Wire(e)) if e.is_closed());
-            if begun && !unfit {
-                self.begin = None;
-            }
-            if !(unfit || (broke && !begun)) || tries >= FIRST_STATEMENT_TRIES {
-                if result.is_err() && self.begin.is_some() {
+            let fenced = begun && pool.fenced(client) && {
+                match &result {
+                    Err(Error::Wire(e)) => e.is_read_only(),
+                    Err(_) => false,
+                    // The session reports read-only after a statement that succeeded: the
+                    // node was fenced, or the statement set default_transaction_read_only
+                    // itself. Only a fence makes this transaction read-only; one round trip
+                    // on this rare path tells them apart.
+                    Ok(_) if pool.config().mode == Mode::ReadWrite => {
+                        match client.simple_query(role::PROBE_SQL).await {
+                            Ok(r) => !role::probe_says_writable(&r),
+                            Err(_) => true,
+                        }
+                    }
+                    Ok(_) => true,
+                }
+            };
+            let broke = !begun && matches!(&result, Err(Error::Wire(e)) if e.is_closed());
+            if !(fenced || broke) || tries >= FIRST_STATEMENT_TRIES {
+                if begun {
+                    // Open on this connection, whatever comes next: COMMIT goes here.
+                    self.begin = None;
+                } else if broke || result.as_ref().err().and_then(Error::as_db).is_some() {
+                    // The server refused it (or BEGIN) before BEGIN ran, or the connection
+                    // is gone: what follows fails as in an aborted transaction, and COMMIT
+                    // reports it rolled back. (A statement that was never sent, such as
+                    // one with a parameter that cannot be encoded, leaves it intact.)
                     self.aborted = true;
                 }
                 return result;
             }
-            if unfit {
+            if fenced {
                 pool.seen_unfit(&conn.lease.conn);
             } else {
                 pool.suspect();
@@ -179,7 +212,7 @@ impl Transaction {
                 s.sink.restart(tries);
             }
             if !self.move_on(First::Deferred(begin), cancel).await? {
-                self.begin = None; // BEGIN ran already (before 14)
+                self.begin = None; // BEGIN ran already (the probe path)
             }
         }
         self.live()?

@@ -262,7 +262,8 @@ struct Builders {
 thread_local! {
     /// Per JS thread: an env and its references are only used on their own thread.
     static SHAPES: RefCell<HashMap<(usize, usize), Cached>> = RefCell::new(HashMap::new());
-    static BUILDERS: RefCell<Option<Builders>> = const { RefCell::new(None) };
+    /// By env: a thread may hold more than one (the addon loaded in several contexts).
+    static BUILDERS: RefCell<HashMap<usize, Builders>> = RefCell::new(HashMap::new());
 }
 
 /// Sets `rows.js`'s row builders (it calls this once as it loads, in each JS thread):
@@ -290,12 +291,15 @@ pub fn set_row_builders(
     };
     let (make, rows_of) = (keep(&maker_factory)?, keep(&rows_of)?);
     let old = BUILDERS.with(|f| {
-        f.borrow_mut().replace(Builders {
-            env,
-            make,
-            rows_of,
-            no_columns: None,
-        })
+        f.borrow_mut().insert(
+            env as usize,
+            Builders {
+                env,
+                make,
+                rows_of,
+                no_columns: None,
+            },
+        )
     });
     if let Some(old) = old {
         // SAFETY: JS thread; the references belong to `old.env`, which is this thread's.
@@ -313,12 +317,7 @@ pub fn set_row_builders(
 /// `rows.js`'s `rowsOf` called on `chunk`: the rows, or a promise of them.
 pub(super) unsafe fn rows_of(ctx: &Ctx, chunk: sys::napi_value) -> JsResult<sys::napi_value> {
     let rows_of = BUILDERS
-        .with(|f| {
-            f.borrow()
-                .as_ref()
-                .filter(|f| f.env == ctx.env)
-                .map(|f| f.rows_of)
-        })
+        .with(|f| f.borrow().get(&(ctx.env as usize)).map(|f| f.rows_of))
         .ok_or_else(no_maker)?;
     let rows_of = ctx.reference_value(rows_of)?;
     let mut out = ptr::null_mut();
@@ -343,12 +342,7 @@ fn no_maker() -> crate::errors::Failure {
 /// The factory's maker for `columns`' names.
 unsafe fn make_maker(ctx: &Ctx, columns: &[Field]) -> JsResult<sys::napi_value> {
     let factory = BUILDERS
-        .with(|f| {
-            f.borrow()
-                .as_ref()
-                .filter(|f| f.env == ctx.env)
-                .map(|f| f.make)
-        })
+        .with(|f| f.borrow().get(&(ctx.env as usize)).map(|f| f.make))
         .ok_or_else(no_maker)?;
     let factory = ctx.reference_value(factory)?;
     let names = ctx.array(columns.len())?;
@@ -371,8 +365,7 @@ unsafe fn make_maker(ctx: &Ctx, columns: &[Field]) -> JsResult<sys::napi_value> 
 unsafe fn no_columns_maker(ctx: &Ctx) -> JsResult<sys::napi_value> {
     let cached = BUILDERS.with(|f| {
         f.borrow()
-            .as_ref()
-            .filter(|f| f.env == ctx.env)
+            .get(&(ctx.env as usize))
             .and_then(|f| f.no_columns)
     });
     if let Some(m) = cached {
@@ -380,8 +373,8 @@ unsafe fn no_columns_maker(ctx: &Ctx) -> JsResult<sys::napi_value> {
     }
     let m = make_maker(ctx, &[])?;
     let r = ctx.reference(m)?;
-    let spare = BUILDERS.with(|f| match f.borrow_mut().as_mut() {
-        Some(f) if f.env == ctx.env && f.no_columns.is_none() => {
+    let spare = BUILDERS.with(|f| match f.borrow_mut().get_mut(&(ctx.env as usize)) {
+        Some(f) if f.no_columns.is_none() => {
             f.no_columns = Some(r);
             None
         }
