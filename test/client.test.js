@@ -240,8 +240,8 @@ test('the connection exposes its read-only state: 25006 and ParameterStatus afte
 
 test('end(): later queries fail at once with "pool is closed"; one that began before finishes', async () => {
   // Five fresh pools: end() lands while the first query's connection is opening or has just
-  // opened (before the query could send on it: a connection end() closes then is replaced
-  // by one outside the pool), at a different point each time.
+  // opened (before the query could send on it: end() leaves a connection a query holds to
+  // it), at a different point each time.
   for (let i = 0; i < 5; i++) {
     const p = createPool({ ...suite.conn, poolSize: 2 })
     const inflight = p.query('select pg_sleep(0.2), 1 as v')

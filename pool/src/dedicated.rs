@@ -52,7 +52,7 @@ impl Pool {
         let deadline = start + self.config().acquire_timeout;
         self.start_monitor();
         loop {
-            let lease = self.acquire_exclusive(start, deadline, None, false).await?;
+            let lease = self.acquire_exclusive(start, deadline, None).await?;
             lease.mark_head();
             let client = lease.client();
             // Whether `first` is still to send: only a deferred one, where the server

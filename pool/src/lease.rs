@@ -213,10 +213,9 @@ impl Pool {
         &self,
         start: Instant,
         deadline: Instant,
-        retry: bool,
     ) -> Result<Lease, Error> {
         loop {
-            if self.refuses(start, retry) {
+            if self.is_closed() {
                 return Err(Error::Closed);
             }
             // The common case takes no registration at all.
@@ -314,17 +313,14 @@ impl Pool {
         stopper: &Stopper,
         start: Instant,
         deadline: Instant,
-        retry: bool,
     ) -> Result<Lease, Error> {
         stopper.check()?;
         let pool = self.clone();
         // Dropped when this returns: a stopped query leaves the line of waiters at once (it
         // is no checkout anyone waits for), but not a connection it is opening.
         let (_stay, leave) = oneshot::channel::<()>();
-        let mut acquiring = tokio::spawn(async move {
-            pool.acquire_exclusive(start, deadline, Some(leave), retry)
-                .await
-        });
+        let mut acquiring =
+            tokio::spawn(async move { pool.acquire_exclusive(start, deadline, Some(leave)).await });
         tokio::select! {
             biased;
             got = &mut acquiring => match got {
@@ -352,10 +348,9 @@ impl Pool {
         start: Instant,
         deadline: Instant,
         mut leave: Option<oneshot::Receiver<()>>,
-        retry: bool,
     ) -> Result<Lease, Error> {
         loop {
-            if self.refuses(start, retry) {
+            if self.is_closed() {
                 return Err(Error::Closed);
             }
             self.purge_closed();

@@ -155,8 +155,6 @@ pub(crate) struct Inner {
     /// Shared acquirers about to sleep on `changed` (gates the notify on the release path).
     pub(crate) sleepers: AtomicUsize,
     pub(crate) closed: AtomicBool,
-    /// When `end()` was called: what began before it still runs ([`Pool::refuses`]).
-    pub(crate) ended_at: OnceLock<Instant>,
     /// Signalled whenever a connection opens, fails to open, is evicted or freed.
     pub(crate) changed: Notify,
     pub(crate) waiting: AtomicUsize,
@@ -219,7 +217,6 @@ impl Pool {
                 waiters: Mutex::new(VecDeque::new()),
                 sleepers: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
-                ended_at: OnceLock::new(),
                 changed: Notify::new(),
                 waiting: AtomicUsize::new(0),
                 primary_hint: AtomicUsize::new(NO_HINT),
@@ -240,22 +237,6 @@ impl Pool {
 
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
-    }
-
-    /// Whether work that began at `start` is refused a connection: the pool is closed,
-    /// unless this is a `retry` of a query that began before `end()` and already had one
-    /// (`end()` closed it before the query could send on it): that query gets a connection
-    /// outside the pool, which closes when it is done, as `end()` promises that queries in
-    /// flight finish. Anything still waiting for its first connection is refused, so `end()`
-    /// never opens a burst of connections for a queue of waiters.
-    pub(crate) fn refuses(&self, start: Instant, retry: bool) -> bool {
-        self.is_closed()
-            && !(retry
-                && self
-                    .inner
-                    .ended_at
-                    .get()
-                    .is_some_and(|ended| start < *ended))
     }
 
     pub fn status(&self) -> Status {
@@ -343,13 +324,11 @@ impl Pool {
         self.start_monitor();
         loop {
             let lease = match &stopper {
-                None => self.acquire_shared(start, deadline, attempt > 0).await?,
+                None => self.acquire_shared(start, deadline).await?,
                 // The paths a query that can be stopped takes are boxed, here and below:
                 // inline, their state machines made every query's future several KB that
                 // were allocated and copied per query (6.5 KB in all).
-                Some(s) => {
-                    Box::pin(self.acquire_stoppable(s, start, deadline, attempt > 0)).await?
-                }
+                Some(s) => Box::pin(self.acquire_stoppable(s, start, deadline)).await?,
             };
             if lease.exclusive {
                 lease.mark_head();
@@ -587,11 +566,14 @@ impl Pool {
     /// host, an open transaction) is abandoned: its caller gets a lost-connection error (a
     /// write `IN_DOUBT`), and every socket is closed, so a process can always exit.
     pub async fn end(&self, grace: Option<Duration>) {
-        let _ = self.inner.ended_at.set(Instant::now());
         self.inner.closed.store(true, Ordering::Release);
         for v in self.inner.slots.snapshot() {
-            self.inner.slots.remove(v.id);
-            v.item.client.close();
+            // A connection a query or transaction holds is left to it: closed now, a
+            // statement not yet written on it would fail, although it began before end().
+            // It closes (Terminate) when its last holder lets go of it.
+            if let Some((conn, false)) = self.inner.slots.remove_held(v.id) {
+                conn.client.close();
+            }
         }
         self.inner.changed.notify_waiters();
         for w in self.waiters().drain(..) {

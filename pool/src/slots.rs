@@ -279,6 +279,12 @@ impl<T> Slots<T> {
     /// Takes the connection of incarnation `id` out of the pool. Leases still held on it
     /// stay usable by their holders (they own an `Arc`); their release becomes a no-op.
     pub fn remove(&self, id: SlotId) -> Option<Arc<T>> {
+        self.remove_held(id).map(|(item, _)| item)
+    }
+
+    /// [`Slots::remove`], also saying whether a lease was held on it at that moment (read
+    /// in the same atomic step that took it out, so no lease can be taken after it).
+    pub fn remove_held(&self, id: SlotId) -> Option<(Arc<T>, bool)> {
         let slot = self.slots.get(id.index)?;
         let mut w = slot.word.load(Ordering::Acquire);
         loop {
@@ -294,12 +300,13 @@ impl<T> Slots<T> {
                 Err(now) => w = now,
             }
         }
+        let held = w & (SHARED_MASK | EXCLUSIVE) != 0;
         let item = slot.item.swap(None);
         slot.word.store(
             word(id.generation.wrapping_add(1), EMPTY, false, 0),
             Ordering::Release,
         );
-        item
+        item.map(|item| (item, held))
     }
 
     /// A shared lease on the ready, non-exclusive slot whose item `score` rates lowest

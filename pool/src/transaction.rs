@@ -92,11 +92,6 @@ fn lost() -> Error {
 }
 
 impl Transaction {
-    /// The connection, for what needs no transaction yet (its process id).
-    pub fn conn(&self) -> Option<&Dedicated> {
-        self.conn.as_ref()
-    }
-
     fn live(&self) -> Result<&Dedicated, Error> {
         self.conn.as_ref().ok_or_else(lost)
     }
