@@ -200,11 +200,14 @@ impl NativeConnection {
         sql: String,
         params: Option<Vec<JsUnknown>>,
     ) -> napi::Result<JsObject> {
-        let form = stream::Form {
-            finish: true,
-            ..stream::Form::default()
-        };
-        self.spawn_query(env, sql.into(), params, Cancellation::default(), None, form)
+        self.spawn_query(
+            env,
+            sql.into(),
+            params,
+            Cancellation::default(),
+            None,
+            stream::Form::ROWS,
+        )
     }
 
     fn spawn_query(

@@ -235,11 +235,7 @@ impl NativePool {
         let sql: Arc<str> = sql.into();
         let opts =
             query_options(None, None, None, None).map_err(|f| f.with_query(&sql).throw(&env))?;
-        let form = stream::Form {
-            finish: true,
-            ..stream::Form::default()
-        };
-        self.spawn_query(env, sql, params, opts, form)
+        self.spawn_query(env, sql, params, opts, stream::Form::ROWS)
     }
 
     fn spawn_query(

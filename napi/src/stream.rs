@@ -153,6 +153,15 @@ pub struct Form {
     pub finish: bool,
 }
 
+impl Form {
+    /// A plain query's: the finished rows, nothing else asked for.
+    pub const ROWS: Form = Form {
+        columns: false,
+        trace: false,
+        finish: true,
+    };
+}
+
 /// Runs `start(streaming)` and resolves to its first chunk: the whole result when it fits in
 /// one batch, else the first batch with a `rest` to read the others from (with
 /// `form.finish`, to the rows `rowsOf` makes of that chunk). Its errors, and those of the

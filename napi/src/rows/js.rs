@@ -192,6 +192,25 @@ impl Ctx {
         Ok(out)
     }
 
+    /// `f(...args)` with `this` undefined; a JS exception it throws is left pending (the
+    /// settle path rejects the promise with it).
+    pub(super) unsafe fn call(
+        &self,
+        f: sys::napi_value,
+        args: &[sys::napi_value],
+    ) -> JsResult<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check!(sys::napi_call_function(
+            self.env,
+            self.undefined()?,
+            f,
+            args.len(),
+            args.as_ptr(),
+            &mut out
+        ));
+        Ok(out)
+    }
+
     /// A strong reference to `value`, for a cache that outlives this call.
     pub(super) unsafe fn reference(&self, value: sys::napi_value) -> JsResult<sys::napi_ref> {
         let mut out = ptr::null_mut();

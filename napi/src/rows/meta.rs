@@ -186,16 +186,7 @@ impl Meta {
             ctx.uint(u32::try_from(n).unwrap_or(u32::MAX))?,
         ]);
         args.extend_from_slice(values);
-        let mut out = ptr::null_mut();
-        check!(sys::napi_call_function(
-            ctx.env,
-            ctx.undefined()?,
-            maker,
-            args.len(),
-            args.as_ptr(),
-            &mut out
-        ));
-        Ok(out)
+        ctx.call(maker, &args)
     }
 
     /// `[{ name, typeOid, format }]`, frozen (the array is shared by later results).
@@ -319,17 +310,7 @@ pub(super) unsafe fn rows_of(ctx: &Ctx, chunk: sys::napi_value) -> JsResult<sys:
     let rows_of = BUILDERS
         .with(|f| f.borrow().get(&(ctx.env as usize)).map(|f| f.rows_of))
         .ok_or_else(no_maker)?;
-    let rows_of = ctx.reference_value(rows_of)?;
-    let mut out = ptr::null_mut();
-    check!(sys::napi_call_function(
-        ctx.env,
-        ctx.undefined()?,
-        rows_of,
-        1,
-        &chunk,
-        &mut out
-    ));
-    Ok(out)
+    ctx.call(ctx.reference_value(rows_of)?, &[chunk])
 }
 
 fn no_maker() -> crate::errors::Failure {
@@ -349,16 +330,7 @@ unsafe fn make_maker(ctx: &Ctx, columns: &[Field]) -> JsResult<sys::napi_value> 
     for (i, c) in columns.iter().enumerate() {
         ctx.set(names, i, ctx.string(&c.name)?)?;
     }
-    let mut out = ptr::null_mut();
-    check!(sys::napi_call_function(
-        ctx.env,
-        ctx.undefined()?,
-        factory,
-        1,
-        &names,
-        &mut out
-    ));
-    Ok(out)
+    ctx.call(factory, &[names])
 }
 
 /// The maker for results without columns (`INSERT`, `BEGIN`), made once per thread.
