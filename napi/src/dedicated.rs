@@ -26,7 +26,7 @@ use hyperion_codec::Int8;
 use hyperion_pool::cancel::Cancellation;
 use hyperion_pool::{Cursor, Dedicated, Session, Transaction, TypeCache};
 use hyperion_wire::QueryResult;
-use napi::{Env, JsObject, JsUnknown};
+use napi::{Env, JsObject, JsString, JsUnknown};
 use napi_derive::napi;
 use std::future::Future;
 use std::pin::Pin;
@@ -197,12 +197,13 @@ impl NativeConnection {
     pub fn query_rows(
         &self,
         env: Env,
-        sql: String,
+        sql: JsString,
         params: Option<Vec<JsUnknown>>,
     ) -> napi::Result<JsObject> {
+        let sql = crate::params::read_sql(&env, &sql)?;
         self.spawn_query(
             env,
-            sql.into(),
+            sql,
             params,
             Cancellation::default(),
             None,

@@ -12,7 +12,7 @@ use hyperion_pool::{Abort, Cancellation, HostEvent, Isolation, Pool, QueryOption
 use napi::threadsafe_function::{
     ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
-use napi::{Env, JsFunction, JsObject, JsUnknown};
+use napi::{Env, JsFunction, JsObject, JsString, JsUnknown};
 use napi_derive::napi;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +104,8 @@ pub(crate) fn cancellation(
     Ok(Cancellation {
         timeout,
         abort: abort.map(|a| a.abort.clone()),
-        called: Some(std::time::Instant::now()),
+        // Read only when something counts from it (a query with neither runs without).
+        called: (timeout.is_some() || abort.is_some()).then(std::time::Instant::now),
     })
 }
 
@@ -229,10 +230,10 @@ impl NativePool {
     pub fn query_rows(
         &self,
         env: Env,
-        sql: String,
+        sql: JsString,
         params: Option<Vec<JsUnknown>>,
     ) -> napi::Result<JsObject> {
-        let sql: Arc<str> = sql.into();
+        let sql = crate::params::read_sql(&env, &sql)?;
         let opts =
             query_options(None, None, None, None).map_err(|f| f.with_query(&sql).throw(&env))?;
         self.spawn_query(env, sql, params, opts, stream::Form::ROWS)

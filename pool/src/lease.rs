@@ -209,17 +209,21 @@ impl Pool {
     /// backpressure) whose current statement is not a long one ([`Conn::stalled`]). Waits,
     /// up to `acquireTimeoutMs` (then 53300), only when every connection is exclusive,
     /// stalled or still being opened.
+    ///
+    /// `now_ms` is the time of the call (ms since the pool's epoch), which the caller read
+    /// anyway.
     pub(crate) async fn acquire_shared(
         &self,
         start: Instant,
         deadline: Instant,
+        mut now_ms: u64,
     ) -> Result<Lease, Error> {
         loop {
             if self.is_closed() {
                 return Err(Error::Closed);
             }
             // The common case takes no registration at all.
-            if let Some(next) = self.pick_shared() {
+            if let Some(next) = self.pick_shared(now_ms) {
                 return self.take_shared(next, start, deadline).await;
             }
             // Slow path: register as a sleeper, then look again, so that a release that
@@ -231,7 +235,7 @@ impl Pool {
             let sleeping = Counted::new(&self.inner.sleepers, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             self.purge_closed();
-            if let Some(next) = self.pick_shared() {
+            if let Some(next) = self.pick_shared(self.now_ms()) {
                 drop(sleeping);
                 return self.take_shared(next, start, deadline).await;
             }
@@ -243,27 +247,40 @@ impl Pool {
             if woke.is_err() {
                 return Err(self.timed_out(start));
             }
+            now_ms = self.now_ms();
         }
     }
 
     /// An idle connection's shared lease, else a free slot to open one in, else the least
     /// loaded connection not held by a transaction nor stalled; `None` when every connection
     /// is held exclusively, stalled or being opened, and no slot is free.
-    fn pick_shared(&self) -> Option<Result<SlotLease<Conn>, Opening<'_>>> {
+    fn pick_shared(&self, now: u64) -> Option<Result<SlotLease<Conn>, Opening<'_>>> {
         // Closed connections are skipped here and purged on the slow path; so are stalled
         // ones (a long statement at the head of the pipeline).
-        let now = self.now_ms();
-        let best = self.inner.slots.share_best(|c, shared| {
-            if c.client.is_closed() || c.stalled(shared, now) || !self.usable(c) {
-                return None;
-            }
-            let load = c.in_flight();
-            Some(if shared == 0 && load == 0 {
-                0
-            } else {
-                u64::from(load) + 1
-            })
-        });
+        let fits = |c: &Conn, shared: u32| {
+            !c.client.is_closed() && !c.stalled(shared, now) && self.usable(c)
+        };
+        // First by the slot words alone (one connection looked at, not every one): the one
+        // with the fewest leases, if it fits and, without leases, is idle. When it holds
+        // leases, so does every other: none is idle, and joining the least loaded pipeline is
+        // what the full scan would do too. Otherwise the full scan decides.
+        let best = self
+            .inner
+            .slots
+            .share_least(|c, shared| fits(c, shared) && (shared > 0 || c.in_flight() == 0))
+            .or_else(|| {
+                self.inner.slots.share_best(|c, shared| {
+                    if !fits(c, shared) {
+                        return None;
+                    }
+                    let load = c.in_flight();
+                    Some(if shared == 0 && load == 0 {
+                        0
+                    } else {
+                        u64::from(load) + 1
+                    })
+                })
+            });
         match best {
             // Idle: no request in flight, and no other lease (a query that took the
             // connection an instant ago may not have handed its request to the loop yet:

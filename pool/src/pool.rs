@@ -324,7 +324,15 @@ impl Pool {
         self.start_monitor();
         loop {
             let lease = match &stopper {
-                None => self.acquire_shared(start, deadline).await?,
+                // The first attempt's clock read is `start`'s; a retry reads it again.
+                None => {
+                    let now = if attempt == 0 {
+                        self.ms_at(start)
+                    } else {
+                        self.now_ms()
+                    };
+                    self.acquire_shared(start, deadline, now).await?
+                }
                 // The paths a query that can be stopped takes are boxed, here and below:
                 // inline, their state machines made every query's future several KB that
                 // were allocated and copied per query (6.5 KB in all).
@@ -438,7 +446,14 @@ impl Pool {
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
-        u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.ms_at(Instant::now())
+    }
+
+    /// `at` in ms since the pool's epoch (a query passes the instant it started, one clock
+    /// read fewer on its path).
+    pub(crate) fn ms_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.inner.epoch).as_millis())
+            .unwrap_or(u64::MAX)
     }
 
     /// One attempt of a query on `conn`, with the read-write pool's fence check.
@@ -462,8 +477,11 @@ impl Pool {
         let read_write = cfg.mode == Mode::ReadWrite;
         let state = conn.client.state();
         let interval = u64::try_from(cfg.validation_interval.as_millis()).unwrap_or(u64::MAX);
-        let now = self.now_ms();
-        let probe = role::needs_probe(cfg.mode, state)
+        // Only a server before 14 is validated by a probe, and only it reads the time of
+        // the last validation: a clock read fewer per query on the others.
+        let probing = role::needs_probe(cfg.mode, state);
+        let now = if probing { self.now_ms() } else { 0 };
+        let probe = probing
             && (interval == 0
                 || now.saturating_sub(conn.validated_at_ms.load(Ordering::Relaxed)) >= interval);
         let types = &self.inner.types;
@@ -526,7 +544,7 @@ impl Pool {
             }
             return Outcome::Fenced;
         }
-        if read_write && !matches!(&result, Err(e) if e.is_closed()) {
+        if probing && !matches!(&result, Err(e) if e.is_closed()) {
             conn.validated_at_ms.store(now, Ordering::Relaxed);
         }
         Outcome::Done(result)

@@ -334,6 +334,39 @@ impl<T> Slots<T> {
         self.try_share(best?.0)
     }
 
+    /// [`Slots::share_best`] for the usual case, with the load read from the slot words
+    /// alone: a shared lease on the ready, non-exclusive slot holding the fewest shared
+    /// leases (the first without any), when its item passes `ok` (given that count). One item
+    /// is loaded instead of every slot's. `None` when no slot is ready, the chosen one fails
+    /// `ok`, or a race took it: the caller then scans with `share_best`.
+    pub fn share_least(&self, ok: impl Fn(&T, u32) -> bool) -> Option<SlotLease<T>> {
+        let mut best: Option<(usize, u64)> = None;
+        for (index, slot) in self.slots.iter().enumerate() {
+            let w = slot.word.load(Ordering::Acquire);
+            if phase(w) != READY || w & EXCLUSIVE != 0 {
+                continue;
+            }
+            let shared = w & SHARED_MASK;
+            if best.is_none_or(|(_, b)| shared < b) {
+                best = Some((index, shared));
+                if shared == 0 {
+                    break;
+                }
+            }
+        }
+        let (index, shared) = best?;
+        let fits = self.slots[index]
+            .item
+            .load()
+            .as_ref()
+            .is_some_and(|item| ok(item, shared as u32));
+        if fits {
+            self.try_share(index)
+        } else {
+            None
+        }
+    }
+
     /// The exclusive lease on the first free ready slot whose item passes `ok`.
     pub fn take_first(&self, ok: impl Fn(&T) -> bool) -> Option<SlotLease<T>> {
         for (index, slot) in self.slots.iter().enumerate() {
@@ -437,6 +470,8 @@ mod tests {
         Release(usize),
         Remove(usize),
         StaleRelease(usize),
+        /// `share_least` with an `ok` that passes items of this parity.
+        ShareLeast(u32),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -449,6 +484,7 @@ mod tests {
             (0..16usize).prop_map(Op::Release),
             (0..4usize).prop_map(Op::Remove),
             (0..16usize).prop_map(Op::StaleRelease),
+            (0..2u32).prop_map(Op::ShareLeast),
         ]
     }
 
@@ -494,6 +530,27 @@ mod tests {
                         match &mut model[i] {
                             Model::Ready { item, shared, exclusive: false } => {
                                 let l = got.expect("a ready, non-exclusive slot grants a shared lease");
+                                prop_assert_eq!(*l.item, *item);
+                                *shared += 1;
+                                leases.push(l);
+                            }
+                            _ => prop_assert!(got.is_none()),
+                        }
+                    }
+                    Op::ShareLeast(parity) => {
+                        let got = slots.share_least(|item, _| item % 2 == parity);
+                        let mut best: Option<(usize, u32)> = None;
+                        for (i, m) in model.iter().enumerate() {
+                            if let Model::Ready { shared, exclusive: false, .. } = m {
+                                if best.is_none_or(|(_, b)| *shared < b) {
+                                    best = Some((i, *shared));
+                                }
+                            }
+                        }
+                        match best.map(|(i, _)| (i, &mut model[i])) {
+                            Some((i, Model::Ready { item, shared, .. })) if *item % 2 == parity => {
+                                let l = got.expect("the slot with the fewest leases, when it passes");
+                                prop_assert_eq!(l.id.index, i);
                                 prop_assert_eq!(*l.item, *item);
                                 *shared += 1;
                                 leases.push(l);

@@ -17,6 +17,7 @@ use napi_derive::napi;
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::ptr;
 use std::sync::Arc;
 
@@ -250,11 +251,15 @@ struct Builders {
     no_columns: Option<sys::napi_ref>,
 }
 
+type ByAddress<K, V> = HashMap<K, V, BuildHasherDefault<super::strings::WordHash>>;
+
 thread_local! {
     /// Per JS thread: an env and its references are only used on their own thread.
-    static SHAPES: RefCell<HashMap<(usize, usize), Cached>> = RefCell::new(HashMap::new());
+    /// Keyed by addresses, looked up once or twice per query: hashed a word at a time
+    /// rather than with SipHash.
+    static SHAPES: RefCell<ByAddress<(usize, usize), Cached>> = RefCell::new(ByAddress::default());
     /// By env: a thread may hold more than one (the addon loaded in several contexts).
-    static BUILDERS: RefCell<HashMap<usize, Builders>> = RefCell::new(HashMap::new());
+    static BUILDERS: RefCell<ByAddress<usize, Builders>> = RefCell::new(ByAddress::default());
 }
 
 /// Sets `rows.js`'s row builders (it calls this once as it loads, in each JS thread):
