@@ -2,11 +2,11 @@
 'use strict'
 // The Node.js comparison of the project's BENCHMARKS.md (W1-W8; the figures are in
 // benches/README.md): hyperiondb-client side by side with node-postgres, postgres.js, Bun SQL
-// and pgbench on the same server, in one run.
+// and pgbench on the same server, in one run, and tokio-postgres (Rust) for W1 and W2.
 //
 //   node benches/node/run.js [--workload W2 ...|W1,W2] (W8: one fault of each kind, 1 rep) [--client hyperion,pg] [--reps 5]
 //                            [--server harness|system] [--pg-bin DIR] [--w3-shape wide,json,strings|all]
-//                            [--quick | --quick=W2,W4,W5] [--hyperion-node FILE]
+//                            [--w1-pin] [--quick | --quick=W2,W4,W5] [--hyperion-node FILE]
 //                            [--node-flags "--max-semi-space-size=64 ..."]
 //                            [--out DIR (default benches/node/results) | --no-write]
 //   node benches/node/run.js --tls [--workload C1,W1,W2] [--reps 3]   # TLS: see below
@@ -44,12 +44,26 @@
 // DECLARE/FETCH), S2 is COPY FROM of 1M rows from a generator, S3 COPY TO of 1M rows
 // (against pg-copy-streams, postgres.js and Bun SQL's writable()/readable()); rows/s and peak
 // RSS growth. They are not in the default set: name them.
+// tokio-postgres (client tokio-postgres, W1 and W2, and W1-same/W1-cross): BENCHMARKS.md's
+// "tokio-postgres (Rust, 1 thread)", the Rust binary benches/src/bin/tokio_pg.rs on a
+// current_thread runtime, spawned directly like pgbench, BENCH_CONN as for sample.js (NoTls:
+// n/a under --tls). Built here with `cargo build --release -p benches --bin tokio_pg` when
+// the binary is missing or older than its source ($CARGO_TARGET_DIR or target/).
+// --w1-pin adds W1-same and W1-cross (or name them in --workload): W1 with the server's
+// postmaster and all its children pinned to CPU 0 (taskset -a -p; new backends inherit it)
+// and the client started under taskset -c 0 (same CPU as its backend) or -c 1 (the other
+// CPU), every W1 client; the server's affinity goes back to all CPUs after each sample. On a
+// 2-core VM, unpinned W1 is a lottery of where the scheduler puts the client and its backend
+// (same CPU: ~60k q/s, cross-CPU: ~12k, for Bun SQL and hyperiondb-client alike); the two
+// variants measure each placement on purpose. Needs taskset (util-linux) and permission to
+// set the server's affinity (root, or the server running as this user). In the default set
+// (either server; about 1.5 min more at 5 repetitions), not in --tls's.
 
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const crypto = require('node:crypto')
-const { spawn, execFileSync } = require('node:child_process')
+const { spawn, spawnSync, execFileSync } = require('node:child_process')
 
 const ROOT = path.resolve(__dirname, '../..')
 const HERE = __dirname
@@ -60,15 +74,18 @@ const { SIZES, SCHEMA, SCHEMA_AFTER, SCHEMA_STREAM, SCHEMA_STREAM_AFTER } = requ
 const { startSystemServer } = require('./lib/system-server.js')
 const report = require('./lib/report.js')
 
-const WORKLOADS = ['C1', 'W1', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6', 'W7', 'W8', 'S1', 'S2', 'S3']
+const WORKLOADS = ['C1', 'W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6', 'W7', 'W8', 'S1', 'S2', 'S3']
 const W3_SHAPES = { wide: 'W3', json: 'W3-json', strings: 'W3-strings' }
 // Not run unless named (--workload) or, for W3's shapes, picked with --w3-shape.
 const NOT_DEFAULT = new Set(['C1', 'W3-json', 'W3-strings', 'S1', 'S2', 'S3'])
 // Who runs each workload, in the order of the first repetition.
 const CLIENTS = {
   C1: ['hyperion:plain', 'hyperion:tls', 'hyperion:direct', 'pg:plain', 'pg:tls', 'postgres:plain', 'postgres:tls', 'bun:plain', 'bun:tls'],
-  W1: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
-  W2: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench'],
+  W1: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench', 'tokio-postgres'],
+  // --w1-pin: W1 with the client on the server's CPU (same) or on the other one (cross).
+  'W1-same': ['hyperion', 'pg', 'postgres', 'bun', 'pgbench', 'tokio-postgres'],
+  'W1-cross': ['hyperion', 'pg', 'postgres', 'bun', 'pgbench', 'tokio-postgres'],
+  W2: ['hyperion', 'pg', 'postgres', 'bun', 'pgbench', 'tokio-postgres'],
   W3: ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun'],
   'W3-json': ['hyperion', 'pg', 'postgres', 'bun'],
   'W3-strings': ['hyperion', 'pg', 'postgres', 'bun'],
@@ -84,6 +101,10 @@ const CLIENTS = {
   // whatever --reps says.
   W8: ['hyperion:partition', 'pg:partition', 'postgres:partition', 'bun:partition', 'bun:freeze', 'postgres:freeze', 'pg:freeze', 'hyperion:freeze'],
 }
+// --w1-pin: the CPU the client of each variant runs on (the server is on CPU 0).
+const W1_PIN = { 'W1-same': 0, 'W1-cross': 1 }
+// What a sample process runs: W1-same and W1-cross are W1.
+const baseWorkload = (w) => (W1_PIN[w] !== undefined ? 'W1' : w)
 const W8_BOUND_MS = 20000 // the sample stops waiting on any call 20 s after the election
 const SAMPLE_TIMEOUT_MS = 15 * 60 * 1000
 
@@ -92,9 +113,9 @@ const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
 
 // ---------------------------------------------------------------------------------------
 function parseArgs(argv) {
-  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: null, report: null, nodeFlags: [], tls: false, server: 'harness', pgBin: null, w3Shapes: null }
+  const o = { workloads: [], clients: null, reps: 5, quick: new Set(), serve: false, write: true, hyperionNode: null, out: null, report: null, nodeFlags: [], tls: false, server: 'harness', pgBin: null, w3Shapes: null, w1Pin: false }
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean)
-  const wl = (x) => (/^w3-/i.test(x) ? `W3-${x.slice(3).toLowerCase()}` : x.toUpperCase())
+  const wl = (x) => (/^w[13]-/i.test(x) ? `${x.slice(0, 3).toUpperCase()}${x.slice(3).toLowerCase()}` : x.toUpperCase())
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined]
@@ -106,6 +127,7 @@ function parseArgs(argv) {
       case '--quick': for (const w of inline !== undefined ? list(inline).map(wl) : WORKLOADS) o.quick.add(w); break
       case '--serve': o.serve = true; break
       case '--tls': o.tls = true; break
+      case '--w1-pin': o.w1Pin = true; break
       case '--server': o.server = String(val()); break
       case '--pg-bin': o.pgBin = path.resolve(val()); break
       case '--w3-shape': o.w3Shapes = [...(o.w3Shapes || []), ...list(val()).flatMap((x) => (x === 'all' ? Object.keys(W3_SHAPES) : [x]))]; break
@@ -130,6 +152,8 @@ function parseArgs(argv) {
     const had = o.workloads.includes('W3') || !o.workloads.some((w) => w.startsWith('W3'))
     if (had) o.workloads = [...o.workloads.filter((w) => w !== 'W3'), ...o.w3Shapes.map((sh) => W3_SHAPES[sh])]
   }
+  // --w1-pin adds W1's pinned variants to what runs (named or by default).
+  if (o.w1Pin) for (const w of Object.keys(W1_PIN)) if (!o.workloads.includes(w)) o.workloads.push(w)
   if (!o.out) o.out = o.tls ? path.join(RESULTS, 'TLS') : system ? path.join(RESULTS, 'system') : RESULTS
   for (const w of o.workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`)
   if (system && o.workloads.some((w) => ['W6', 'W7', 'W8', 'C1'].includes(w))) throw new Error('--server system runs W1-W5, W3\'s shapes and S1-S3 (W6-W8 need the harness\'s cluster, C1 its TLS)')
@@ -229,6 +253,37 @@ function findPgbench() {
   return null
 }
 
+// tokio-postgres (benches/src/bin/tokio_pg.rs): the release binary, built when it is missing
+// or older than its source. -> { bin } or { error, na }.
+const TOKIO_PG_SRC = path.join(ROOT, 'benches/src/bin/tokio_pg.rs')
+function tokioPgBinary() {
+  const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target')
+  const bin = path.join(targetDir, 'release', 'tokio_pg')
+  const mtime = (f) => { try { return fs.statSync(f).mtimeMs } catch { return null } }
+  const have = mtime(bin)
+  if (have !== null && have >= mtime(TOKIO_PG_SRC)) return { bin }
+  log(`building the tokio-postgres sample (${have === null ? 'missing' : 'older than its source'}): cargo build --release -p benches --bin tokio_pg${process.env.CARGO_TARGET_DIR ? ` (CARGO_TARGET_DIR=${process.env.CARGO_TARGET_DIR})` : ''} ...`)
+  const t = performance.now()
+  const r = spawnSync('cargo', ['build', '--release', '-p', 'benches', '--bin', 'tokio_pg'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' })
+  if (r.error) return { na: r.error.code === 'ENOENT', error: `cannot build the tokio-postgres sample: ${r.error.message}` }
+  if (r.status !== 0) {
+    process.stderr.write(r.stderr)
+    return { error: `cargo build --release -p benches --bin tokio_pg failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` }
+  }
+  log(`built ${bin.startsWith(ROOT + path.sep) ? path.relative(ROOT, bin) : bin} in ${((performance.now() - t) / 1000).toFixed(0)} s`)
+  return { bin }
+}
+
+// The version of a crate in the workspace's Cargo.lock (what the Rust sample is built with).
+function lockedCrate(name) {
+  try {
+    const lock = fs.readFileSync(path.join(ROOT, 'Cargo.lock'), 'utf8')
+    const pkg = lock.split('[[package]]').find((p) => p.includes(`\nname = "${name}"\n`))
+    const m = pkg && /\nversion = "([^"]+)"/.exec(pkg)
+    return m ? m[1] : null
+  } catch { return null }
+}
+
 function versions(tools, hyperion) {
   const v = { node: process.version }
   const pkg = (name) => {
@@ -247,6 +302,8 @@ function versions(tools, hyperion) {
   v.postgres = pkg('postgres')
   v.bun = tools.bun ? execFileSync(tools.bun, ['--version'], { encoding: 'utf8' }).trim() : null
   v.pgbench = tools.pgbench ? tools.pgbench.version : null
+  v['tokio-postgres'] = lockedCrate('tokio-postgres')
+  v.tokio = lockedCrate('tokio')
   return v
 }
 
@@ -277,6 +334,12 @@ function runProcess(cmd, args, { env, timeoutMs = SAMPLE_TIMEOUT_MS, onLine, onS
   })
 }
 
+// A sample's process: under `taskset -c <cpu>` for W1-same / W1-cross.
+function launch(workload, cmd, args, opts) {
+  const cpu = W1_PIN[workload]
+  return cpu === undefined ? runProcess(cmd, args, opts) : runProcess('taskset', ['-c', String(cpu), cmd, ...args], opts)
+}
+
 function parseResult(r) {
   const line = r.out.split('\n').reverse().find((l) => l.startsWith('@@RESULT '))
   if (line) return JSON.parse(line.slice(9))
@@ -287,30 +350,41 @@ function parseResult(r) {
 async function nodeSample(client, workload, ctx) {
   const [name] = client.split(':')
   const env = { BENCH_CONN: JSON.stringify(ctx.conn), HYPERION_CLIENT: ctx.hyperion.client }
-  const args = ['sample.js', '--client', client, '--workload', workload, ...(ctx.opts.quick.has(workload) ? ['--quick'] : [])]
+  const args = ['sample.js', '--client', client, '--workload', baseWorkload(workload), ...(ctx.opts.quick.has(workload) ? ['--quick'] : [])]
   // A client that hangs (S3: postgres.js's paused socket, see clients/postgres.js) costs 3 min, not 15.
   const timeoutMs = /^S\d$/.test(workload) ? 3 * 60 * 1000 : SAMPLE_TIMEOUT_MS
   const r = name === 'bun'
-    ? (ctx.tools.bun ? await runProcess(ctx.tools.bun, args, { env, timeoutMs }) : { code: -1, out: '', err: 'bun binary not found (npm install --prefix benches/node)' })
-    : await runProcess(process.execPath, ['--expose-gc', ...ctx.opts.nodeFlags, ...args], { env, timeoutMs })
+    ? (ctx.tools.bun ? await launch(workload, ctx.tools.bun, args, { env, timeoutMs }) : { code: -1, out: '', err: 'bun binary not found (npm install --prefix benches/node)' })
+    : await launch(workload, process.execPath, ['--expose-gc', ...ctx.opts.nodeFlags, ...args], { env, timeoutMs })
   return parseResult(r)
+}
+
+// tokio-postgres (Rust, current_thread runtime): benches/src/bin/tokio_pg.rs, spawned directly.
+async function tokioPgSample(workload, ctx) {
+  const t = ctx.tools.tokioPg
+  if (ctx.conn.tls) return { ok: false, na: true, error: 'tokio-postgres: not run under --tls (the sample connects with NoTls)' }
+  if (!t || !t.bin) return { ok: false, na: !!(t && t.na), error: (t && t.error) || 'the tokio-postgres sample was not built' }
+  const env = { BENCH_CONN: JSON.stringify(ctx.conn) }
+  const args = ['--workload', baseWorkload(workload), ...(ctx.opts.quick.has(workload) ? ['--quick'] : [])]
+  return parseResult(await launch(workload, t.bin, args, { env }))
 }
 
 // pgbench (C, libpq): the reference for what the server allows. -M prepared, same SQL.
 async function pgbenchSample(workload, ctx) {
   const pb = ctx.tools.pgbench
   if (!pb) return { ok: false, na: true, error: 'no pgbench binary found' }
-  const size = SIZES[workload][ctx.opts.quick.has(workload) ? 'quick' : 'full']
+  const size = SIZES[baseWorkload(workload)][ctx.opts.quick.has(workload) ? 'quick' : 'full']
+  const w1 = baseWorkload(workload) === 'W1'
   const dir = fs.mkdtempSync(path.join(TMP, 'pgbench-'))
   try {
     const script = path.join(dir, `${workload}.sql`)
-    fs.writeFileSync(script, workload === 'W1'
+    fs.writeFileSync(script, w1
       ? '\\set x random(1, 1000000)\nselect :x::int4 as x;\n'
       : '\\set id random(1, 10000)\nselect id, label, amount, created_at from bench_small where id = :id;\n')
     const c = ctx.conn
     const common = ['-n', '-M', 'prepared', '-f', script, '-h', c.host, '-p', String(c.port), '-U', c.user]
-    const shape = workload === 'W1' ? ['-c', '1', '-j', '1'] : ['-c', '10', '-j', '2']
-    const clients = workload === 'W1' ? 1 : 10
+    const shape = w1 ? ['-c', '1', '-j', '1'] : ['-c', '10', '-j', '2']
+    const clients = w1 ? 1 : 10
     const env = { PGPASSWORD: c.password, PGDATABASE: c.database, ...(c.tls ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: c.tls.ca } : {}) }
     const check = (r, total) => {
       const out = r.out
@@ -320,19 +394,19 @@ async function pgbenchSample(workload, ctx) {
         throw new Error(`pgbench failed (exit ${r.code}): ${(r.err + out).trim().split('\n').slice(-4).join(' | ')}`)
       }
     }
-    const warm = await runProcess(pb.bin, [...common, ...shape, '-t', String(Math.ceil(size.warm / clients)), c.database], { env })
+    const warm = await launch(workload, pb.bin, [...common, ...shape, '-t', String(Math.ceil(size.warm / clients)), c.database], { env })
     check(warm, Math.ceil(size.warm / clients) * clients)
     const perClient = Math.ceil(size.n / clients)
     const timeBin = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null
-    const args = [...common, ...shape, '-t', String(perClient), ...(workload === 'W1' ? ['-l', `--log-prefix=${path.join(dir, 'log')}`] : []), c.database]
-    const r = timeBin ? await runProcess(timeBin, ['-f', '@@TIME %U %S', pb.bin, ...args], { env }) : await runProcess(pb.bin, args, { env })
+    const args = [...common, ...shape, '-t', String(perClient), ...(w1 ? ['-l', `--log-prefix=${path.join(dir, 'log')}`] : []), c.database]
+    const r = timeBin ? await launch(workload, timeBin, ['-f', '@@TIME %U %S', pb.bin, ...args], { env }) : await launch(workload, pb.bin, args, { env })
     check(r, perClient * clients)
     const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.out)
     if (!tps) throw new Error(`pgbench: no tps in output: ${r.out.slice(-300)}`)
     const metrics = { value: Number(tps[1]), unit: 'queries/s', queries: perClient * clients, checks: 'pgbench transaction counts and failures' }
     const t = /@@TIME ([\d.]+) ([\d.]+)/.exec(r.err)
     if (t) metrics.cpu_us_per_query = ((Number(t[1]) + Number(t[2])) * 1e6) / metrics.queries
-    if (workload === 'W1') {
+    if (w1) {
       const lat = []
       for (const f of fs.readdirSync(dir).filter((f) => f.startsWith('log'))) {
         for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
@@ -395,7 +469,8 @@ async function standalonePrimary({ tls = false, streams = false } = {}) {
       try { return await origDestroy.apply(this, arguments) } finally { fs.rmSync(certDir, { recursive: true, force: true }) }
     }
   }
-  return { cluster: c, conn, server }
+  // --w1-pin: the primary's postmaster (test/cluster.js reads it from postmaster.pid).
+  return { cluster: c, conn, server, postmasterPid: () => c._pid(p) }
 }
 
 // --server system: the installed PostgreSQL at its default settings, schema as for the harness.
@@ -420,6 +495,7 @@ async function systemServer({ pgBin, streams = false } = {}) {
     server: s.version,
     settings: s.settings,
     bin: s.bin,
+    postmasterPid: () => s.pid,
     cluster: { destroy: () => s.stop() },
   }
 }
@@ -427,6 +503,65 @@ async function systemServer({ pgBin, streams = false } = {}) {
 async function startServer(opts) {
   const streams = opts.workloads.some((w) => /^S\d$/.test(w))
   return opts.server === 'system' ? systemServer({ pgBin: opts.pgBin, streams }) : standalonePrimary({ tls: opts.tls, streams })
+}
+
+// ---------------------------------------------------------------------------------------
+// --w1-pin: CPU affinity of the server (its postmaster and every process under it).
+function processTree(root) {
+  const children = new Map()
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    let st
+    try { st = fs.readFileSync(`/proc/${d}/stat`, 'utf8') } catch { continue } // gone
+    const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1])
+    if (!children.has(ppid)) children.set(ppid, [])
+    children.get(ppid).push(Number(d))
+  }
+  const out = []
+  for (const queue = [root]; queue.length;) {
+    const pid = queue.shift()
+    out.push(pid)
+    queue.push(...(children.get(pid) || []))
+  }
+  return out
+}
+
+const cpusAllowed = (pid) => (/^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8')) || [])[1]
+
+// The postmaster first (what it forks from then on inherits the mask), then everything already
+// under it. A process that exits meanwhile is skipped; the postmaster must take the mask.
+function pinServer(pm, cpus) {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pm)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  for (const pid of processTree(pm).slice(1)) {
+    try { execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' }) } catch { /* exited */ }
+  }
+  const got = cpusAllowed(pm)
+  if (got !== cpus) throw new Error(`the postmaster (pid ${pm}) has CPUs ${got} after taskset -p -c ${cpus}`)
+}
+
+// Runs one W1-same / W1-cross sample with the server on CPU 0; all CPUs again afterwards,
+// whatever happened.
+async function pinnedSample(workload, ctx, run) {
+  const n = os.cpus().length
+  if (n < 2) return { ok: false, na: true, error: `${workload}: needs 2 CPUs (this machine has ${n})` }
+  const pm = ctx.postmasterPid && ctx.postmasterPid()
+  if (!pm) return { ok: false, error: `${workload}: the server's postmaster pid is unknown` }
+  const all = `0-${n - 1}`
+  try {
+    pinServer(pm, '0')
+  } catch (e) {
+    try { pinServer(pm, all) } catch { /* reported below */ }
+    const missing = e.code === 'ENOENT'
+    return { ok: false, na: missing, error: missing ? 'taskset not found (util-linux)' : `pinning the server to CPU 0 failed: ${String(e.stderr || e.message).trim().split('\n')[0]}` }
+  }
+  let res
+  try {
+    res = await run()
+  } finally {
+    try { pinServer(pm, all) } catch (e) { log(`warning: restoring the server's CPU affinity (taskset -p -c ${all} ${pm}) failed: ${String(e.stderr || e.message).trim()}`) }
+  }
+  if (res.ok && res.metrics) res.metrics.pin = { server_cpus: '0', client_cpus: String(W1_PIN[workload]) }
+  return res
 }
 
 // W6: one failover per sample, on a fresh 3-node synchronous cluster.
@@ -605,7 +740,7 @@ function fmtMetric(w, m) {
   const v = w === 'W6' ? `${Math.round(m.value)} ms` : `${Math.round(m.value).toLocaleString('en-US')} ${m.unit}`
   const extra = []
   if (m.p50_us !== undefined) extra.push(`p50 ${m.p50_us.toFixed(0)}us p99 ${m.p99_us.toFixed(0)}us`)
-  if (w !== 'W1' && m.cpu_us_per_query !== undefined) extra.push(`${m.cpu_us_per_query.toFixed(1)} cpu-us/q`)
+  if (baseWorkload(w) !== 'W1' && m.cpu_us_per_query !== undefined) extra.push(`${m.cpu_us_per_query.toFixed(1)} cpu-us/q`)
   if (m.rss_growth_mb !== undefined) extra.push(`rss +${m.rss_growth_mb.toFixed(1)} MB`)
   if (m.loop_max_gap_ms !== undefined) extra.push(`loop gap ${m.loop_max_gap_ms.toFixed(0)} ms`)
   if (w === 'W6') extra.push(`lost ${m.lost}, acked ${m.acked}`)
@@ -627,8 +762,9 @@ async function main() {
   const started = new Date()
   const loadBefore = +os.loadavg()[0].toFixed(2)
   log(`load average before the run: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}`)
-  const tools = { bun: findBun(), pgbench: findPgbench() }
+  const tools = { bun: findBun(), pgbench: findPgbench(), tokioPg: null }
   const hyperion = snapshotHyperion(opts)
+  if (!opts.tls && opts.workloads.some((w) => clientsFor(w, opts).includes('tokio-postgres'))) tools.tokioPg = tokioPgBinary()
   const adapters = {}
   try {
     for (const n of ['hyperion', 'pg', 'postgres', 'bun']) adapters[n] = require(`./clients/${n}.js`)
@@ -648,7 +784,7 @@ async function main() {
     const load1 = +os.loadavg()[0].toFixed(2)
     const s = { workload, client, rep, order, ok: !!res.ok, wall_ms: Math.round(ms), load1, ...res }
     samples.push(s)
-    log(`[rep ${rep + 1}/${workload === 'W8' ? 1 : opts.reps}] ${workload} ${client.padEnd(15)} ${res.ok ? fmtMetric(workload, res.metrics) : `ERROR: ${res.error}`}  (${(ms / 1000).toFixed(1)} s, load ${load1})`)
+    log(`[rep ${rep + 1}/${workload === 'W8' ? 1 : opts.reps}] ${workload} ${client.padEnd(15)} ${res.ok ? fmtMetric(workload, res.metrics) : `${res.na ? 'n/a' : 'ERROR'}: ${res.error}`}  (${(ms / 1000).toFixed(1)} s, load ${load1})`)
   }
 
   const main = opts.workloads.filter((w) => w !== 'W6' && w !== 'W8')
@@ -658,6 +794,7 @@ async function main() {
     log(opts.server === 'system' ? 'starting the system PostgreSQL at its default settings ...' : 'starting the server (harness cluster reduced to its primary) ...')
     const s = await startServer(opts)
     ctx.conn = s.conn
+    ctx.postmasterPid = s.postmasterPid
     server = s.server
     serverInfo = s
     log(`PostgreSQL ${server} on ${s.conn.host}:${s.conn.port}${opts.tls ? ' (ssl = on)' : ''}`)
@@ -668,8 +805,10 @@ async function main() {
           if (rep % 2 === 1) list = list.slice().reverse()
           for (const [order, client] of list.entries()) {
             const t = performance.now()
-            const res = client === 'pgbench' ? await pgbenchSample(w, ctx) : await nodeSample(client, w, ctx)
-            record(rep, order, w, client, res, performance.now() - t)
+            const one = () => (client === 'pgbench' ? pgbenchSample(w, ctx) : client === 'tokio-postgres' ? tokioPgSample(w, ctx) : nodeSample(client, w, ctx))
+            const res = W1_PIN[w] !== undefined ? await pinnedSample(w, ctx, one) : await one()
+            // W1-same / W1-cross samples run W1 and say so: the record keeps the variant.
+            record(rep, order, w, client, { ...res, workload: w }, performance.now() - t)
           }
         }
       }

@@ -11,6 +11,7 @@
 //   --client X:partition|X:freeze (W8: the fault, for the record; run.js applies it)
 //   --client pg:cursor (S1: pg-cursor instead of pg-query-stream)
 //   --workload W1..W8, W3-json, W3-strings (W3's other data shapes), S1..S3 (streams, COPY)
+//            W1-same, W1-cross (run.js --w1-pin: W1 here; run.js pins the CPUs)
 //   --quick (small counts)
 //   --size n=3000,warm=500  override counts (profiling runs; not for reported figures)
 

@@ -11,6 +11,7 @@ const LABELS = {
   postgres: 'postgres.js',
   bun: 'Bun SQL',
   pgbench: 'pgbench (C, libpq)',
+  'tokio-postgres': 'tokio-postgres (Rust, 1 thread)',
   'hyperion:v0': 'validationIntervalMs 0 (default)',
   'hyperion:v500': 'validationIntervalMs 500',
   'hyperion:off': 'validation off (mode: any)',
@@ -28,21 +29,22 @@ const C1_MODES = { plain: 'plain', tls: 'TLS (verify-full)', direct: 'direct SSL
 for (const c of ['hyperion', 'pg', 'postgres', 'bun']) for (const [m, t] of Object.entries(C1_MODES)) LABELS[`${c}:${m}`] = `${LABELS[c]}, ${t}`
 const SHORT = {
   hyperion: 'hyperion', 'hyperion:parse': 'hyperion+parse', pg: 'node-postgres', postgres: 'postgres.js', bun: 'Bun SQL',
-  pgbench: 'pgbench', 'hyperion:v0': 'interval 0', 'hyperion:v500': 'interval 500', 'hyperion:off': 'off (any)', 'pg:cursor': 'pg-cursor',
+  pgbench: 'pgbench', 'tokio-postgres': 'tokio-postgres', 'hyperion:v0': 'interval 0', 'hyperion:v500': 'interval 500', 'hyperion:off': 'off (any)', 'pg:cursor': 'pg-cursor',
 }
 const COLORS = {
   hyperion: [37, 99, 235], 'hyperion:parse': [140, 175, 245], pg: [150, 150, 150], postgres: [230, 126, 34],
-  bun: [180, 60, 160], pgbench: [46, 150, 70], 'pg:cursor': [200, 200, 200], 'hyperion:v0': [37, 99, 235], 'hyperion:v500': [140, 175, 245], 'hyperion:off': [150, 150, 150],
+  bun: [180, 60, 160], pgbench: [46, 150, 70], 'tokio-postgres': [200, 160, 40], 'pg:cursor': [200, 200, 200], 'hyperion:v0': [37, 99, 235], 'hyperion:v500': [140, 175, 245], 'hyperion:off': [150, 150, 150],
 }
 const TITLES = {
-  C1: 'C1 connect + first query + close', W1: 'W1 sequential latency (pool 1)', W2: 'W2 point select, 256 in flight', W3: 'W3 50,000 rows x 10 columns',
+  C1: 'C1 connect + first query + close', W1: 'W1 sequential latency (pool 1)',
+  'W1-same': 'W1, client and server on CPU 0 (--w1-pin)', 'W1-cross': 'W1, client on CPU 1, server on CPU 0 (--w1-pin)', W2: 'W2 point select, 256 in flight', W3: 'W3 50,000 rows x 10 columns',
   'W3-json': 'W3 json: 50,000 rows, nested jsonb', 'W3-strings': 'W3 strings: 50,000 rows x 5 distinct texts',
   S1: 'S1 stream 1M rows (batches of 1,000)', S2: 'S2 COPY FROM 1M rows (generator)', S3: 'S3 COPY TO 1M rows',
   W4: 'W4 single-row insert, 64 in flight', W5: 'W5 transaction, 64 concurrent', W6: 'W6 failover (3 nodes, 4 writers)',
   W7: 'W7 primary validation cost (W2 query)', W8: 'W8 failover under real faults (partition, freeze)',
 }
-const SHORT_TITLES = { W1: 'W1 latency', W2: 'W2 point sel.', W3: 'W3 50k rows', 'W3-json': 'W3 json', 'W3-strings': 'W3 strings', W4: 'W4 insert', W5: 'W5 tx', S1: 'S1 stream', S2: 'S2 COPY FROM', S3: 'S3 COPY TO' }
-const UNITS = { C1: 'ms (lower is better)', W1: 'queries/s', W2: 'queries/s', W3: 'rows/s', 'W3-json': 'rows/s', 'W3-strings': 'rows/s', S1: 'rows/s', S2: 'rows/s', S3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
+const SHORT_TITLES = { W1: 'W1 latency', 'W1-same': 'W1 same CPU', 'W1-cross': 'W1 cross CPU', W2: 'W2 point sel.', W3: 'W3 50k rows', 'W3-json': 'W3 json', 'W3-strings': 'W3 strings', W4: 'W4 insert', W5: 'W5 tx', S1: 'S1 stream', S2: 'S2 COPY FROM', S3: 'S3 COPY TO' }
+const UNITS = { C1: 'ms (lower is better)', W1: 'queries/s', 'W1-same': 'queries/s', 'W1-cross': 'queries/s', W2: 'queries/s', W3: 'rows/s', 'W3-json': 'rows/s', 'W3-strings': 'rows/s', S1: 'rows/s', S2: 'rows/s', S3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
 const BASELINE = { W7: 'hyperion:off' }
 
 const NOTES = [
@@ -55,6 +57,8 @@ const NOTES = [
   'W3, hyperiondb-client returns timestamptz as an ISO 8601 string with microseconds (lossless), where the other clients build Date objects (milliseconds): the "+ Date/JSON.parse in JS" row adds new Date() per row inside the timed section for an equal-work comparison (jsonb is parsed by every client). int8 is checked as BigInt for hyperiondb-client and as an exact decimal string for the others (their default mapping).',
   'W7: there is no "validation off" option yet; mode "any" on the primary (no primary check at all) stands in as the baseline.',
   'pgbench: -M prepared, same SQL, 1 client (W1) / 10 clients and 2 threads (W2); no pipelining. It checks only transaction counts and failures; its CPU is user+sys from /usr/bin/time.',
+  'tokio-postgres (W1, W2; benches/src/bin/tokio_pg.rs, release build): tokio-postgres on a tokio current_thread runtime (one thread), a statement prepared on each connection, query_one per query. W1: one connection, every answer checked. W2: 10 connections, 256 queries in flight spread over them (query k on connection k mod 10; each connection pipelines its share: the query futures are polled together in a FuturesUnordered); warm-up rows checked in full, timed rows with every column decoded (numeric to a decimal string, timestamptz to a SystemTime) and id and label checked. Client CPU: getrusage(RUSAGE_SELF) over the timed section, as process.cpuUsage() for the JS clients. Connects without TLS: n/a under --tls.',
+  'W1-same / W1-cross (run.js --w1-pin): W1 with the server\'s postmaster and all its processes pinned to CPU 0 (taskset -a -p -c 0; backends forked later inherit it) and the client process started under taskset -c 0 (same: the client shares its backend\'s CPU) or taskset -c 1 (cross: every round trip wakes a process on the other CPU); the server goes back to all CPUs after each sample. Unpinned W1 on a 2-core VM is a lottery between these two placements.',
   'W8: as W6, but the primary is partitioned away (iptables DROP of every packet to/from its port on lo: no RST, no FIN) or frozen (SIGSTOP of every process; the kernel still ACKs), then the harness promotes the most caught-up standby; one fault of each kind per client, on a fresh cluster each. Time: from electedAt (the harness confirmed the new primary writable) to the first insert acknowledged by the new primary. "Blocked at 10 s": writers whose call pending at the election had still not settled 10 s after it; the benchmark stops waiting 20 s after the election ("blocked at end") or as soon as no such call is pending and every writer has had a write acknowledged by the new primary. Configured for HA as users would: hyperiondb-client createPool({ hosts: all three, mode: "read-write", poolSize: 4 }), everything else default; node-postgres as W6 plus connectionTimeoutMillis 5000, statement_timeout 5000, query_timeout 6000, keepAlive with keepAliveInitialDelayMillis 5000, idleTimeoutMillis 30000; postgres.js all hosts with target_session_attrs read-write, connect_timeout 5 s, idle_timeout 30 s, keep_alive 5 s, statement_timeout 5000 as a startup parameter (no client-side query timeout exists); Bun SQL as W6 plus connectionTimeout 5 s, idleTimeout 30 s, statement_timeout 5000 as a startup parameter (no client-side query timeout exists).',
   'W6: hyperiondb-client gets all three hosts (read-write mode) and postgres.js all three hosts with target_session_attrs=read-write; node-postgres and Bun SQL have no multi-host support, so their writers do what an app without a proxy does: a pool on the old primary and, when a write fails, re-create the pool on whichever listed host answers pg_is_in_recovery() = false and transaction_read_only = off. Failed writers retry with a new key after 5 ms (multi-host clients) or after rediscovery. The clock starts when the harness begins stopping the primary (pg_ctl stop -m fast) and stops at the first insert acknowledged by the new primary (inet_server_port()); every acknowledged key is then looked up on the new primary.',
 ]
@@ -91,7 +95,8 @@ function summarize(result) {
         lost: w === 'W6' || w === 'W8' ? mine.reduce((a, s) => a + ((s.metrics && s.metrics.lost) || 0), 0) : undefined,
         acked: w === 'W6' || w === 'W8' ? pick('acked') : undefined,
         samples: mine.length,
-        errors: mine.filter((s) => !s.ok).map((s) => `rep ${s.rep + 1}: ${s.error}`),
+        errors: mine.filter((s) => !s.ok).map((s) => `rep ${s.rep + 1}: ${s.na ? 'n/a, ' : ''}${s.error}`),
+        na: mine.length > 0 && mine.every((s) => !s.ok && s.na),
         version: (ok[0] || mine[0] || {}).version,
       }
     }
@@ -121,7 +126,7 @@ function details(w, r) {
   const d = []
   if (w === 'C1' && r.p90_ms) d.push(`p90 ${r.p90_ms.median.toFixed(2)} ms, first connect ${r.first_ms.median.toFixed(1)} ms`)
   if (r.p50_us) d.push(`p50 ${r.p50_us.median.toFixed(0)} µs, p99 ${r.p99_us.median.toFixed(0)} µs`)
-  if (r.cpu_us_per_query && w !== 'W1') d.push(`client CPU ${r.cpu_us_per_query.median.toFixed(1)} µs/query`)
+  if (r.cpu_us_per_query && !/^W1(-|$)/.test(w)) d.push(`client CPU ${r.cpu_us_per_query.median.toFixed(1)} µs/query`)
   if (r.rss_growth_mb) d.push(`peak RSS growth ${r.rss_growth_mb.median.toFixed(1)} MB`)
   if (r.loop_max_gap_ms) d.push(`event loop blocked ≤ ${r.loop_max_gap_ms.median.toFixed(0)} ms`)
   if (w === 'W8') d.push(`still blocked 10 s after the election: ${r.blocked10}, at the end (≤ 20 s): ${r.blockedEnd}`)
@@ -163,6 +168,7 @@ function markdown(result) {
   L.push('')
   L.push(`Clients: hyperiondb-client ${v.hyperion} (release build \`${result.hyperionBuild.binary}\`, sha256 ${result.hyperionBuild.binarySha256}), ` +
     `node-postgres (pg) ${v.pg}, postgres.js ${v.postgres}, Bun SQL (bun ${v.bun}), ${v.pgbench || 'pgbench n/a'}` +
+    (Object.values(S).some((s) => s.rows['tokio-postgres']) ? `, tokio-postgres ${v['tokio-postgres']} (tokio ${v.tokio}, current_thread runtime)` : '') +
     (S_WORKLOADS.some((w) => S[w]) ? `; pg-query-stream ${v['pg-query-stream']}, pg-cursor ${v['pg-cursor']}, pg-copy-streams ${v['pg-copy-streams']}.` : '.'))
   L.push('')
   const onlyW8 = result.options.workloads.every((w) => w === 'W8')
@@ -171,9 +177,9 @@ function markdown(result) {
   const flags = result.options.nodeFlags || []
   if (flags.length) L.push(`**Tuned runtime:** every Node.js sample ran with \`${flags.join(' ')}\` (all Node.js clients alike; Bun and pgbench unchanged).`)
   L.push('')
-  const main = ['W1', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6'].filter((w) => S[w])
+  const main = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6'].filter((w) => S[w])
   if (main.length) {
-    const cols = ['pg', 'hyperion', 'postgres', 'bun', 'pgbench']
+    const cols = ['pg', 'hyperion', 'postgres', 'bun', 'pgbench', 'tokio-postgres'].filter((c) => c !== 'tokio-postgres' || main.some((w) => S[w].rows[c]))
     L.push('Medians; ratio to node-postgres from the same run (W6: time, lower is better).')
     L.push('')
     L.push(`| workload | ${cols.map((c) => LABELS[c]).join(' | ')} |`)
@@ -181,7 +187,7 @@ function markdown(result) {
     for (const w of main) {
       const cells = cols.map((c) => {
         const r = S[w].rows[c]
-        if (!r) return 'n/a'
+        if (!r || r.na) return 'n/a'
         if (!r.value) return r.errors.length ? 'error' : '-'
         const val = `${fmtNum(r.value.median, w)}${w === 'W6' ? '' : ` ${S[w].unit.replace('transactions', 'tx').replace('queries', 'q')}`}`
         return c === 'pg' ? val : `**${fmtRatio(r.ratio)}** (${val})`
@@ -231,7 +237,7 @@ function markdown(result) {
   L.push('|---|---|---|---|---|---|---|')
   for (const w of Object.keys(S)) {
     for (const [c, r] of Object.entries(S[w].rows)) {
-      const val = r.value ? `${fmtNum(r.value.median, w)}${w === 'W6' || w === 'W8' || w === 'C1' ? '' : ` ${S[w].unit}`}` : (w === 'W8' && !r.errors.length ? 'never' : 'error')
+      const val = r.value ? `${fmtNum(r.value.median, w)}${w === 'W6' || w === 'W8' || w === 'C1' ? '' : ` ${S[w].unit}`}` : (w === 'W8' && !r.errors.length ? 'never' : r.na ? 'n/a' : 'error')
       const range = r.value ? `${fmtNum(r.value.min, w)} – ${fmtNum(r.value.max, w)}` : '-'
       L.push(`| ${w} | ${r.label} | ${val} | ${range} | ${fmtRatio(r.ratio)}${S[w].baseline !== 'pg' ? ` of ${SHORT[S[w].baseline]}` : ''} | ${details(w, r)} | ${r.value ? r.value.n : 0}/${r.samples} |`)
     }
@@ -257,7 +263,7 @@ function chart(result) {
   const S = result.summary
   const W = 1500
   const sw = S_WORKLOADS.filter((w) => S[w])
-  const hasMain = ['W1', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5'].some((w) => S[w])
+  const hasMain = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5'].some((w) => S[w])
   const sY = S.W6 || S.W7 ? (S.W8 ? 1390 : 1010) : hasMain ? 650 : 110
   const H = hasMain || S.W6 || S.W7 || S.W8 ? Math.max(S.W8 ? 1380 : 1010, sw.length ? sY + 370 : 0) : sY + 370
   const cv = new Canvas(W, H)
@@ -265,17 +271,29 @@ function chart(result) {
   cv.text(`hyperiondb-client vs other PostgreSQL clients${result.options.tls ? ' over TLS' : ''}${result.server.kind === 'system' ? ', system server' : ''}, ${result.date.slice(0, 10)}`, 20, 14, ink, { scale: 3 })
   cv.text(`${result.machine.nproc} cores, PostgreSQL ${String(result.server.version).split(' ')[0]}${result.server.kind === 'system' ? ' at default settings' : ''}, Node ${result.versions.node}, pg ${result.versions.pg}, postgres.js ${result.versions.postgres}, Bun ${result.versions.bun}; ${result.options.workloads.every((w) => w === 'W8') ? 'W8: one fault of each kind per client' : `medians of ${result.options.reps} runs`}${result.options.quick.length ? ` (quick sizes: ${result.options.quick.join(',')})` : ''}`, 20, 46, [90, 90, 90])
 
-  // Legend
-  const legend = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench']
-  let lx = 20
+  // Legend (tokio-postgres only when it ran), on two lines when one would not hold it.
+  const legend = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench', 'tokio-postgres'].filter((c) => c !== 'tokio-postgres' || Object.values(S).some((s) => s.rows[c]))
+  const legendText = (c) => LABELS[c].replace(' + Date/JSON.parse in JS', ' + parse (W3)')
+  const itemW = (c) => 22 + legendText(c).length * 12 + 28
+  const lines = [[]]
+  let used = 20
   for (const c of legend) {
-    cv.rect(lx, 76, 16, 16, COLORS[c])
-    cv.text(LABELS[c].replace(' + Date/JSON.parse in JS', ' + parse (W3)'), lx + 22, 77, ink)
-    lx += 22 + (LABELS[c].replace(' + Date/JSON.parse in JS', ' + parse (W3)').length * 12) + 28
+    if (used + itemW(c) > W - 20 && lines[lines.length - 1].length) { lines.push([]); used = 20 }
+    lines[lines.length - 1].push(c)
+    used += itemW(c)
   }
+  lines.forEach((line, li) => {
+    const ly = (lines.length > 1 ? 68 : 76) + li * 20
+    let lx = 20
+    for (const c of line) {
+      cv.rect(lx, ly, 16, 16, COLORS[c])
+      cv.text(legendText(c), lx + 22, ly + 1, ink)
+      lx += itemW(c)
+    }
+  })
 
-  const main = ['W1', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5'].filter((w) => S[w])
-  const order = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench']
+  const main = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5'].filter((w) => S[w])
+  const order = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench', 'tokio-postgres']
   const barText = (r) => (r >= 10 ? r.toFixed(0) : r.toFixed(2))
   if (main.length) barPanel(cv, {
     x: 20, y: 110, w: W - 40, h: 520,

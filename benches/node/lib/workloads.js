@@ -24,6 +24,9 @@ const SIZES = {
   S3: { full: { rows: 1000000, runs: 3 }, quick: { rows: 100000, runs: 2 } },
 }
 // W3's data shapes (run.js --w3-shape): the same sizes, another table.
+// W1 with pinned CPUs (run.js --w1-pin): the same sizes.
+SIZES['W1-same'] = SIZES.W1
+SIZES['W1-cross'] = SIZES.W1
 SIZES['W3-json'] = SIZES.W3
 SIZES['W3-strings'] = SIZES.W3
 SIZES.W7 = SIZES.W2
@@ -596,6 +599,8 @@ async function runWorkload(id, adapter, conn, { quick = false, variant, size: ov
   if (!SIZES[id]) throw new Error(`unknown workload ${id}`)
   const size = { ...SIZES[id][quick ? 'quick' : 'full'], ...override }
   if (id === 'C1') return { ...(await C1(adapter, conn, size, variant)), size }
+  // W1-same, W1-cross (run.js --w1-pin): W1, the CPU placement is run.js's business.
+  if (/^W1-/.test(id)) id = 'W1'
   // W3-json, W3-strings: W3 on another data shape.
   const shape = id.split('-')[1]
   const w = shape ? { run: (db, a, s, v) => W3(db, a, s, v, shape), pool: () => 1 } : WORKLOADS[id]
