@@ -217,6 +217,32 @@ test('values that cannot bind are refused before sending, and the connection sta
   assert.equal(pool.status().size, 1, 'the refused parameters did not cost the connection')
 })
 
+test('text and SQL of every length around the native read buffer arrive whole, multi-byte characters included', async () => {
+  // The native side reads a string into a 4 KB buffer in one pass and measures it again only
+  // when V8 may have cut it short (it writes whole characters, so a cut lands up to 3 bytes
+  // before the end). Strings whose UTF-8 ends at each byte around 4 KB, with a 2-, 3- or
+  // 4-byte character last, as a parameter and inside the statement's text.
+  const pool = suite.pool({ poolSize: 1 })
+  try {
+    for (const last of ['é', '☺', '😀']) {
+      const width = Buffer.byteLength(last)
+      for (let bytes = 4088; bytes <= 4100; bytes++) {
+        const text = 'x'.repeat(bytes - width) + last
+        assert.equal(Buffer.byteLength(text), bytes)
+        const [p] = await pool.query('select $1::text as t, octet_length($1::text) as n', [text])
+        assert.equal(p.n, bytes)
+        assert.equal(p.t, text)
+        // In the SQL text: the literal after 'select ' and the quote; the text's own length
+        // shifts the statement's length across the same bytes.
+        const [q] = await pool.query(`select '${text}'::text as t`)
+        assert.equal(q.t, text)
+      }
+    }
+  } finally {
+    await pool.end()
+  }
+})
+
 test('a self-referencing array parameter is refused, not a stack overflow', async () => {
   const pool = suite.pool({ poolSize: 1 })
   const a = [1]

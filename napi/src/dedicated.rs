@@ -26,7 +26,8 @@ use hyperion_codec::Int8;
 use hyperion_pool::cancel::Cancellation;
 use hyperion_pool::{Cursor, Dedicated, Session, Transaction, TypeCache};
 use hyperion_wire::QueryResult;
-use napi::{Env, JsObject, JsString, JsUnknown};
+use napi::bindgen_prelude::Array;
+use napi::{Env, JsObject, JsString};
 use napi_derive::napi;
 use std::future::Future;
 use std::pin::Pin;
@@ -174,7 +175,7 @@ impl NativeConnection {
         &self,
         env: Env,
         sql: String,
-        params: Option<Vec<JsUnknown>>,
+        params: Option<Array>,
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
         columns: Option<bool>,
@@ -198,7 +199,7 @@ impl NativeConnection {
         &self,
         env: Env,
         sql: JsString,
-        params: Option<Vec<JsUnknown>>,
+        params: Option<Array>,
     ) -> napi::Result<JsObject> {
         let sql = crate::params::read_sql(&env, &sql)?;
         self.spawn_query(
@@ -215,7 +216,7 @@ impl NativeConnection {
         &self,
         env: Env,
         sql: Arc<str>,
-        params: Option<Vec<JsUnknown>>,
+        params: Option<Array>,
         cancel: Cancellation,
         prepare: Option<bool>,
         form: stream::Form,
@@ -296,7 +297,7 @@ impl NativeConnection {
         &self,
         env: Env,
         sql: String,
-        params: Option<Vec<JsUnknown>>,
+        params: Option<Array>,
         batch_rows: Option<u32>,
         columns: Option<bool>,
         prepare: Option<bool>,

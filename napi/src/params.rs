@@ -87,9 +87,9 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> JsResult<Param> 
         ValueType::Boolean => Param::Bool(unsafe { v.cast::<JsBoolean>() }.get_value()?),
         ValueType::Number => Param::Number(unsafe { v.cast::<JsNumber>() }.get_double()?),
         ValueType::BigInt => Param::BigInt(bigint_to_i128(unsafe { v.cast::<JsBigInt>() })?),
-        ValueType::String => {
-            Param::Text(unsafe { v.cast::<JsString>() }.into_utf8()?.into_owned()?)
-        }
+        ValueType::String => Param::Text(with_utf8(env, &unsafe { v.cast::<JsString>() }, |s| {
+            s.to_owned()
+        })?),
         ValueType::Object => {
             if v.is_buffer()? {
                 Param::Bytes(unsafe { v.cast::<JsBuffer>() }.into_value()?.to_vec())
@@ -159,47 +159,54 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> JsResult<Param> 
 }
 
 thread_local! {
-    /// Where [`read_sql`] has V8 write a statement's text (grown for a longer one).
-    static SQL_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 4096]);
+    /// Where [`with_utf8`] has V8 write a string (grown for a longer one).
+    static UTF8_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 4096]);
 }
 
-/// A statement's text, read from JS in one pass when it fits the thread's buffer (napi-rs's
-/// `String` measures the string, then copies it into a new `String` that becomes an
-/// `Arc<str>` by a second copy: about 1% of a point query's time).
-pub fn read_sql(env: &Env, sql: &JsString) -> napi::Result<Arc<str>> {
+/// `f` on a JS string's UTF-8, read in one pass when it fits the thread's buffer. napi-rs's
+/// conversions measure the string, then copy it into a fresh allocation (and a statement's
+/// text was copied once more into its `Arc<str>`): about 1% of a point query's time.
+fn with_utf8<R>(env: &Env, s: &JsString, f: impl FnOnce(&str) -> R) -> napi::Result<R> {
     use napi::NapiRaw;
     // SAFETY: the raw handle of a live JS value, used on this thread during this call.
-    let (env, value) = (env.raw(), unsafe { sql.raw() });
-    SQL_BUF.with(|buf| {
+    let (env, value) = (env.raw(), unsafe { s.raw() });
+    let write = |buf: &mut Vec<u8>, len: &mut usize| {
+        // SAFETY: JS thread, live env and value; `buf` has `buf.len()` writable bytes.
+        let status = unsafe {
+            napi::sys::napi_get_value_string_utf8(
+                env,
+                value,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                len,
+            )
+        };
+        napi::check_status!(status, "expected a string")
+    };
+    UTF8_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         let mut len = 0usize;
-        let write = |buf: &mut Vec<u8>, len: &mut usize| {
-            // SAFETY: JS thread, live env and value; `buf` has `buf.len()` writable bytes.
-            let status = unsafe {
-                napi::sys::napi_get_value_string_utf8(
-                    env,
-                    value,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    len,
-                )
-            };
-            napi::check_status!(status, "the query text must be a string")
-        };
         write(&mut buf, &mut len)?;
-        // V8 writes whole characters only, up to `len - 1` bytes: within a character's
-        // length of the end, the text may have been cut. Then measure it and read it again.
+        // V8 writes whole characters only, up to `buf.len() - 1` bytes: within a
+        // character's length of the end, the text may have been cut. Then measure it and
+        // read it again.
         if len + 4 >= buf.len() {
             // SAFETY: as above; a null buffer asks for the length.
             let status = unsafe {
                 napi::sys::napi_get_value_string_utf8(env, value, std::ptr::null_mut(), 0, &mut len)
             };
-            napi::check_status!(status, "the query text must be a string")?;
+            napi::check_status!(status, "expected a string")?;
             buf.resize(len + 1, 0);
             write(&mut buf, &mut len)?;
         }
+        // V8 replaces invalid UTF-16 (a lone surrogate) while writing: always valid.
         let text = std::str::from_utf8(&buf[..len])
-            .map_err(|_| napi::Error::from_reason("the query text is not valid UTF-8"))?;
-        Ok(Arc::from(text))
+            .map_err(|_| napi::Error::from_reason("a string is not valid UTF-8"))?;
+        Ok(f(text))
     })
+}
+
+/// A statement's text (see [`with_utf8`]).
+pub fn read_sql(env: &Env, sql: &JsString) -> napi::Result<Arc<str>> {
+    with_utf8(env, sql, |s| Arc::from(s))
 }

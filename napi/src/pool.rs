@@ -9,6 +9,7 @@ use crate::settle::Settler;
 use crate::stream;
 use hyperion_codec::Int8;
 use hyperion_pool::{Abort, Cancellation, HostEvent, Isolation, Pool, QueryOptions, TypeCache};
+use napi::bindgen_prelude::Array;
 use napi::threadsafe_function::{
     ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
@@ -31,16 +32,22 @@ pub struct PoolStatus {
 pub(crate) fn read_params(
     env: &Env,
     sql: &Arc<str>,
-    params: Option<Vec<JsUnknown>>,
+    params: Option<Array>,
     types: &Arc<TypeCache>,
 ) -> napi::Result<JsParams> {
-    let values = params
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| from_js(env, i, v))
-        .collect::<Result<Vec<_>, Failure>>()
-        .map_err(|f| f.with_query(sql).throw(env))?;
+    // Read from the array as it is (napi-rs's `Vec<JsUnknown>` was a copy of it first).
+    let mut values = Vec::new();
+    if let Some(params) = &params {
+        values.reserve_exact(params.len() as usize);
+        for i in 0..params.len() {
+            let Some(value) = params.get::<JsUnknown>(i)? else {
+                break;
+            };
+            let value =
+                from_js(env, i as usize, value).map_err(|f| f.with_query(sql).throw(env))?;
+            values.push(value);
+        }
+    }
     Ok(JsParams {
         values,
         types: types.clone(),
@@ -205,7 +212,7 @@ impl NativePool {
         &self,
         env: Env,
         sql: String,
-        params: Option<Vec<JsUnknown>>,
+        params: Option<Array>,
         retry: Option<bool>,
         timeout_ms: Option<f64>,
         abort: Option<&AbortHandle>,
@@ -231,7 +238,7 @@ impl NativePool {
         &self,
         env: Env,
         sql: JsString,
-        params: Option<Vec<JsUnknown>>,
+        params: Option<Array>,
     ) -> napi::Result<JsObject> {
         let sql = crate::params::read_sql(&env, &sql)?;
         let opts =
@@ -243,7 +250,7 @@ impl NativePool {
         &self,
         env: Env,
         sql: Arc<str>,
-        params: Option<Vec<JsUnknown>>,
+        params: Option<Array>,
         opts: QueryOptions,
         form: stream::Form,
     ) -> napi::Result<JsObject> {
