@@ -1759,7 +1759,9 @@ pub fn check_param(p: &Param, type_oid: u32, types: &Types) {
         binary,
         matches!(
             (p, base),
-            (Param::Bool(_), oid::BOOL) | (Param::Bytes(_), oid::BYTEA)
+            (Param::Bool(_), oid::BOOL)
+                | (Param::Bytes(_), oid::BYTEA)
+                | (Param::Date(_), oid::TIMESTAMPTZ | oid::TIMESTAMP)
         ) || (matches!(p, Param::Number(_) | Param::BigInt(_)) && (is_int(base) || is_float(base))),
         "param_format of {p:?} for {type_oid}"
     );
@@ -1837,6 +1839,17 @@ fn check_binary_param(p: &Param, type_oid: u32, bytes: &[u8], types: &Types) {
             }
             _ => assert_eq!(decoded_int(s, bytes), *v, "{v} as {type_oid}"),
         },
+        // Microseconds since 2000-01-01 UTC, of the milliseconds the text form would show;
+        // never -infinity or infinity (i64::MIN, i64::MAX).
+        Param::Date(ms) => {
+            let got = i64::from_be_bytes(bytes.try_into().expect("a timestamp is 8 bytes"));
+            let want = (i128::from(*ms as i64) - 946_684_800_000) * 1000;
+            if want > i128::from(i64::MIN) && want < i128::from(i64::MAX) {
+                assert_eq!(i128::from(got), want, "{ms} as {type_oid}");
+            } else {
+                assert!(got != i64::MIN && got != i64::MAX, "{ms} sent as {got}");
+            }
+        }
         _ => panic!("{p:?} is not sent in binary"),
     }
 }
