@@ -159,7 +159,7 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> JsResult<Param> 
 }
 
 thread_local! {
-    /// Where [`with_utf8`] has V8 write a string (grown for a longer one).
+    /// Where [`with_utf8`] has V8 write a string of up to 4 KB.
     static UTF8_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 4096]);
 }
 
@@ -183,27 +183,37 @@ fn with_utf8<R>(env: &Env, s: &JsString, f: impl FnOnce(&str) -> R) -> napi::Res
         };
         napi::check_status!(status, "expected a string")
     };
-    UTF8_BUF.with(|buf| {
+    let mut f = Some(f);
+    let mut len = 0usize;
+    let short = UTF8_BUF.with(|buf| -> napi::Result<Option<R>> {
         let mut buf = buf.borrow_mut();
-        let mut len = 0usize;
         write(&mut buf, &mut len)?;
         // V8 writes whole characters only, up to `buf.len() - 1` bytes: within a
-        // character's length of the end, the text may have been cut. Then measure it and
-        // read it again.
+        // character's length of the end, the text may have been cut.
         if len + 4 >= buf.len() {
-            // SAFETY: as above; a null buffer asks for the length.
-            let status = unsafe {
-                napi::sys::napi_get_value_string_utf8(env, value, std::ptr::null_mut(), 0, &mut len)
-            };
-            napi::check_status!(status, "expected a string")?;
-            buf.resize(len + 1, 0);
-            write(&mut buf, &mut len)?;
+            return Ok(None);
         }
-        // V8 replaces invalid UTF-16 (a lone surrogate) while writing: always valid.
-        let text = std::str::from_utf8(&buf[..len])
-            .map_err(|_| napi::Error::from_reason("a string is not valid UTF-8"))?;
-        Ok(f(text))
-    })
+        let text = utf8(&buf[..len])?;
+        Ok(f.take().map(|f| f(text)))
+    })?;
+    let Some(f) = f else {
+        return short.ok_or_else(|| napi::Error::from_reason("a string was read twice"));
+    };
+    // Longer: measured, then read into a buffer of its own (the thread's stays 4 KB: one
+    // large parameter does not keep its size for the life of the thread).
+    // SAFETY: as above; a null buffer asks for the length.
+    let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(env, value, std::ptr::null_mut(), 0, &mut len)
+    };
+    napi::check_status!(status, "expected a string")?;
+    let mut long = vec![0u8; len + 1];
+    write(&mut long, &mut len)?;
+    Ok(f(utf8(&long[..len])?))
+}
+
+/// What V8 wrote: valid UTF-8 (it replaces a lone surrogate while writing).
+fn utf8(buf: &[u8]) -> napi::Result<&str> {
+    std::str::from_utf8(buf).map_err(|_| napi::Error::from_reason("a string is not valid UTF-8"))
 }
 
 /// A statement's text (see [`with_utf8`]).
