@@ -2056,6 +2056,9 @@ fn check_element_text(leaf: &Param, elem: u32, text: &str) {
                 let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
                 assert_eq!(text, format!("\\x{hex}"));
             }
+            // A Date binds to timestamptz and timestamp in binary, but an array literal is
+            // text: the element is its ISO text, the milliseconds the binary form carries.
+            Param::Date(ms) => assert_eq!(parse_param_date(text), i128::from(*ms as i64)),
             _ => unreachable!(),
         }
     } else {

@@ -164,6 +164,10 @@ test('query() never throws: a bad argument is a rejected promise, on the pool an
       ['select $1::int4 as v', [1.5], 'INVALID_PARAMETER'],
       [42, [], 'INVALID_ARGUMENT'],
       ['select 1', 'not an array', 'INVALID_ARGUMENT'],
+      // More parameters than a Bind can carry: refused before any is read (an array of
+      // 2^32 - 1 holes would otherwise have the native side reserve ~137 GB and abort).
+      ['select 1', new Array(32768), 'INVALID_ARGUMENT'],
+      ['select 1', new Array(2 ** 32 - 1), 'INVALID_ARGUMENT'],
     ]) {
       let pending
       assert.doesNotThrow(() => { pending = target.query(sql, params) })

@@ -29,6 +29,9 @@ pub struct PoolStatus {
 
 /// Reads a query's JS parameters on the JS thread, before the query is spawned; a bad one
 /// throws with the query's text.
+/// The most parameters a query can take: what `hyperion_wire::frontend::bind` can encode.
+const MAX_PARAMS: u32 = i16::MAX as u32;
+
 pub(crate) fn read_params(
     env: &Env,
     sql: &Arc<str>,
@@ -38,6 +41,20 @@ pub(crate) fn read_params(
     // Read from the array as it is (napi-rs's `Vec<JsUnknown>` was a copy of it first).
     let mut values = Vec::new();
     if let Some(params) = &params {
+        // More than the wire layer can send (its Bind writes the count as an int16): a longer
+        // array (`new Array(2 ** 32 - 1)`) is refused before a single element is read or
+        // any memory reserved for it.
+        if params.len() > MAX_PARAMS {
+            return Err(Failure::client(
+                "INVALID_ARGUMENT",
+                format!(
+                    "a query takes at most {MAX_PARAMS} parameters; {} were given",
+                    params.len()
+                ),
+            )
+            .with_query(sql)
+            .throw(env));
+        }
         values.reserve_exact(params.len() as usize);
         for i in 0..params.len() {
             let Some(value) = params.get::<JsUnknown>(i)? else {
