@@ -258,16 +258,10 @@ pub fn encode_value(
             }
             buf.put_slice(b);
         }
-        Param::Date(ms) => {
-            if is_numeric_type(type_oid) || type_oid == oid::BOOL || type_oid == oid::BYTEA {
-                return err(format!("a Date cannot bind to {}", type_name(type_oid)));
-            }
-            if matches!(type_oid, oid::TIMESTAMPTZ | oid::TIMESTAMP) {
-                buf.put_i64(timestamp_micros(*ms)?);
-            } else {
-                iso_timestamp(*ms, buf)?;
-            }
+        Param::Date(ms) if matches!(type_oid, oid::TIMESTAMPTZ | oid::TIMESTAMP) => {
+            buf.put_i64(timestamp_micros(*ms)?);
         }
+        Param::Date(ms) => date_text(*ms, type_oid, buf)?,
         Param::Json(s) => {
             if is_numeric_type(type_oid) || type_oid == oid::BOOL || type_oid == oid::BYTEA {
                 return err(format!("an object cannot bind to {}", type_name(type_oid)));
@@ -375,10 +369,7 @@ fn element_text(p: &Param, elem: u32) -> Result<String, EncodeError> {
         // An array literal is text: a Date in it is always its ISO text (a Date parameter
         // of its own goes in binary to timestamptz and timestamp).
         Param::Date(ms) => {
-            if is_numeric_type(elem) || elem == oid::BOOL || elem == oid::BYTEA {
-                return err(format!("a Date cannot bind to {}", type_name(elem)));
-            }
-            iso_timestamp(*ms, &mut b)?;
+            date_text(*ms, elem, &mut b)?;
             String::from_utf8_lossy(&b).into_owned()
         }
         other => {
@@ -468,6 +459,14 @@ fn is_numeric_type(type_oid: u32) -> bool {
         type_oid,
         oid::INT2 | oid::INT4 | oid::INT8 | oid::OID | oid::FLOAT4 | oid::FLOAT8 | oid::NUMERIC
     )
+}
+
+/// A Date as its ISO text for `type_oid` (anything but a number, bool or bytea).
+fn date_text(ms: f64, type_oid: u32, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    if is_numeric_type(type_oid) || type_oid == oid::BOOL || type_oid == oid::BYTEA {
+        return err(format!("a Date cannot bind to {}", type_name(type_oid)));
+    }
+    iso_timestamp(ms, buf)
 }
 
 /// Milliseconds since the Unix epoch as PostgreSQL's binary timestamp: microseconds since

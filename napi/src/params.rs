@@ -183,32 +183,26 @@ fn with_utf8<R>(env: &Env, s: &JsString, f: impl FnOnce(&str) -> R) -> napi::Res
         };
         napi::check_status!(status, "expected a string")
     };
-    let mut f = Some(f);
-    let mut len = 0usize;
-    let short = UTF8_BUF.with(|buf| -> napi::Result<Option<R>> {
+    UTF8_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
+        let mut len = 0usize;
         write(&mut buf, &mut len)?;
         // V8 writes whole characters only, up to `buf.len() - 1` bytes: within a
         // character's length of the end, the text may have been cut.
-        if len + 4 >= buf.len() {
-            return Ok(None);
+        if len + 4 < buf.len() {
+            return Ok(f(utf8(&buf[..len])?));
         }
-        let text = utf8(&buf[..len])?;
-        Ok(f.take().map(|f| f(text)))
-    })?;
-    let Some(f) = f else {
-        return short.ok_or_else(|| napi::Error::from_reason("a string was read twice"));
-    };
-    // Longer: measured, then read into a buffer of its own (the thread's stays 4 KB: one
-    // large parameter does not keep its size for the life of the thread).
-    // SAFETY: as above; a null buffer asks for the length.
-    let status = unsafe {
-        napi::sys::napi_get_value_string_utf8(env, value, std::ptr::null_mut(), 0, &mut len)
-    };
-    napi::check_status!(status, "expected a string")?;
-    let mut long = vec![0u8; len + 1];
-    write(&mut long, &mut len)?;
-    Ok(f(utf8(&long[..len])?))
+        // Longer: measured, then read into a buffer of its own (the thread's stays 4 KB:
+        // one large parameter does not keep its size for the life of the thread).
+        // SAFETY: as above; a null buffer asks for the length.
+        let status = unsafe {
+            napi::sys::napi_get_value_string_utf8(env, value, std::ptr::null_mut(), 0, &mut len)
+        };
+        napi::check_status!(status, "expected a string")?;
+        let mut long = vec![0u8; len + 1];
+        write(&mut long, &mut len)?;
+        Ok(f(utf8(&long[..len])?))
+    })
 }
 
 /// What V8 wrote: valid UTF-8 (it replaces a lone surrogate while writing).
