@@ -23,7 +23,7 @@ use napi_derive::napi;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
@@ -42,6 +42,9 @@ enum Event {
 /// query, and nothing more until a batch is actually handed over (most results are small).
 struct Shared {
     events: Mutex<VecDeque<Event>>,
+    /// `events` is not empty: most results never queue one, and are not made to take the
+    /// mutex to find that out.
+    queued: AtomicBool,
     ready: Notify,
     /// The host the current attempt runs on (configuration index; `usize::MAX`: not known).
     host: AtomicUsize,
@@ -51,6 +54,7 @@ impl Default for Shared {
     fn default() -> Shared {
         Shared {
             events: Mutex::default(),
+            queued: AtomicBool::new(false),
             ready: Notify::new(),
             host: AtomicUsize::new(usize::MAX),
         }
@@ -61,12 +65,21 @@ impl Shared {
     fn push(&self, event: Event) {
         if let Ok(mut q) = self.events.lock() {
             q.push_back(event);
+            self.queued.store(true, Ordering::Release);
         }
         self.ready.notify_one();
     }
 
     fn pop(&self) -> Option<Event> {
-        self.events.lock().ok()?.pop_front()
+        if !self.queued.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut q = self.events.lock().ok()?;
+        let event = q.pop_front();
+        if q.is_empty() {
+            self.queued.store(false, Ordering::Relaxed);
+        }
+        event
     }
 }
 

@@ -51,7 +51,10 @@ impl Pool {
     /// Starts the monitor task once, on the current runtime (from the first checkout: the
     /// pool itself may be made outside any runtime). It ends when the pool is closed or gone.
     pub(crate) fn start_monitor(&self) {
-        if self.inner.monitor_started.swap(true, Ordering::AcqRel) {
+        // Called by every query: a read, not a locked write, once the monitor runs.
+        if self.inner.monitor_started.load(Ordering::Acquire)
+            || self.inner.monitor_started.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {

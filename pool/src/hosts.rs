@@ -214,6 +214,11 @@ impl Hosts {
         } else {
             e.down_since_ms.store(0, Ordering::Release);
         }
+        // Every successful query confirms its host: a read leaves the common case (no
+        // change) without a locked swap.
+        if e.state.load(Ordering::Acquire) == state as u8 {
+            return None;
+        }
         let before = HostState::from_u8(e.state.swap(state as u8, Ordering::AcqRel));
         (before != state).then_some(before)
     }

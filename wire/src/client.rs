@@ -172,17 +172,25 @@ impl Client {
         copy: Option<CopyHook>,
     ) -> Result<oneshot::Receiver<Result<Response, Error>>, Error> {
         let (sink, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(Request::Batch {
-                bytes,
-                syncs,
-                sink,
-                stream,
-                copy,
-            })
-            .await
-            .map_err(|_| Error::closed("connection is closed", false))?;
+        let req = Request::Batch {
+            bytes,
+            syncs,
+            sink,
+            stream,
+            copy,
+        };
+        // The queue has room unless a COPY FROM ahead has filled it. Taking a permit without
+        // awaiting keeps the waiting send (a few hundred bytes of state, boxed below for the
+        // full queue) out of every query's future, and its waiter list out of every query.
+        match self.inner.tx.try_send(req) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(req)) => Box::pin(self.inner.tx.send(req))
+                .await
+                .map_err(|_| Error::closed("connection is closed", false))?,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(Error::closed("connection is closed", false))
+            }
+        }
         Ok(rx)
     }
 

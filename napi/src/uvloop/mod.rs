@@ -106,8 +106,12 @@ struct Shared {
     loops: Mutex<Loops>,
     /// The runtime entered while tasks are polled.
     rt: tokio::runtime::Handle,
+    /// `queue` has tasks: a run looks at it (and takes its mutex) only then.
+    remote: AtomicBool,
 }
 
+/// Tasks woken on other threads (a timer, a decoded batch); the JS thread's own wake-ups go
+/// to `Local::tasks`, without the mutex.
 struct Queue {
     tasks: VecDeque<Arc<Task>>,
     /// The `async` handle; null once the environment is torn down.
@@ -146,17 +150,31 @@ impl Task {
         if self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
+        // On the JS thread (most wake-ups: a query spawned, an answer read) the task goes
+        // to the thread's own queue, which the `prepare` handle runs before the loop blocks.
+        let here = LOCAL
+            .try_with(|l| match l.borrow().as_ref() {
+                Some(c) if Arc::ptr_eq(&c.shared, &self.exec) => {
+                    if !c.closed.get() {
+                        c.tasks.borrow_mut().push_back(self.clone());
+                    } // else torn down: the task stays queued, never polled again
+                    true
+                }
+                _ => false,
+            })
+            .unwrap_or(false);
+        if here {
+            return;
+        }
         let mut q = self.exec.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.wake.is_null() {
             return; // torn down: the task stays queued, never polled again
         }
         q.tasks.push_back(self.clone());
-        if !on_js_thread(&self.exec) {
-            // SAFETY: live handle (non-null under the mutex); thread-safe call. libuv
-            // coalesces: only the first send before the callback writes to the eventfd.
-            unsafe { uv_async_send(q.wake) };
-        }
-        // On the JS thread the `prepare` handle runs the queue before the loop blocks.
+        self.exec.remote.store(true, Ordering::Release);
+        // SAFETY: live handle (non-null under the mutex); thread-safe call. libuv
+        // coalesces: only the first send before the callback writes to the eventfd.
+        unsafe { uv_async_send(q.wake) };
     }
 
     /// On the JS thread.
@@ -226,6 +244,8 @@ struct Local {
     closed: Cell<bool>,
     /// Work for the end of this round of polling, in a callback scope (promises to settle).
     after: RefCell<Vec<AfterPoll>>,
+    /// Tasks woken on this thread.
+    tasks: RefCell<VecDeque<Arc<Task>>>,
     /// The sockets with a `poll` handle, closed at teardown: Node refuses to close a
     /// worker's loop with handles open.
     ios: RefCell<std::collections::HashSet<usize>>,
@@ -313,6 +333,7 @@ unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
             }),
             loops: Mutex::new(Loops::default()),
             rt,
+            remote: AtomicBool::new(false),
         });
         let wake = new_handle(ptr::null_mut());
         uv_async_init(uv_loop, wake, on_async);
@@ -336,6 +357,7 @@ unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
             run_started: Cell::new(None),
             closed: Cell::new(false),
             after: RefCell::new(Vec::new()),
+            tasks: RefCell::new(VecDeque::new()),
             ios: RefCell::new(std::collections::HashSet::new()),
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(cell));
@@ -347,13 +369,14 @@ unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
 unsafe extern "C" fn teardown(_arg: *mut c_void) {
     let Some(l) = local() else { return };
     l.closed.set(true);
-    let (tasks, wake) = {
+    let (mut tasks, wake) = {
         let mut q = l.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
         (
             std::mem::take(&mut q.tasks),
             std::mem::replace(&mut q.wake, ptr::null_mut()),
         )
     };
+    tasks.append(&mut l.tasks.borrow_mut());
     // SAFETY: JS thread; the handles are live and closed once (a socket's is nulled, so its
     // stream's drop leaves it alone).
     unsafe {
@@ -388,17 +411,20 @@ unsafe extern "C" fn teardown(_arg: *mut c_void) {
 }
 
 unsafe extern "C" fn on_prepare(_h: *mut c_void) {
-    run();
+    run(false);
 }
 
 unsafe extern "C" fn on_async(_h: *mut c_void) {
-    run();
+    // Takes the mutex whatever `remote` reads: a sender's store of the flag and libuv's
+    // unlocked read of its own pending flag in `uv_async_send` can pass each other (store
+    // buffering), and this run must then still find the task the send was for.
+    run(true);
 }
 
 unsafe extern "C" fn on_idle(h: *mut c_void) {
     // SAFETY: our live idle handle, on the JS thread.
     unsafe { uv_idle_stop(h) };
-    run();
+    run(false);
 }
 
 /// How long one run may keep the event loop before it lets timers and other I/O have a
@@ -407,8 +433,9 @@ unsafe extern "C" fn on_idle(h: *mut c_void) {
 const RUN_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
 
 /// Polls every queued task until none is left, settling promises after each round; past
-/// [`RUN_BUDGET`] the rest waits for the next turn of the event loop.
-fn run() {
+/// [`RUN_BUDGET`] the rest waits for the next turn of the event loop. `remote`: look at the
+/// other threads' queue in the first round even if its flag says it is empty.
+fn run(mut remote: bool) {
     let Some(l) = local() else { return };
     let l = &*l;
     if l.running.get() || l.closed.get() {
@@ -420,14 +447,12 @@ fn run() {
     l.run_started.set(Some(started));
     let mut over = false;
     loop {
-        let mut batch = std::mem::take(
-            &mut l
-                .shared
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .tasks,
-        );
+        let mut batch = std::mem::take(&mut *l.tasks.borrow_mut());
+        if std::mem::take(&mut remote) || l.shared.remote.load(Ordering::Acquire) {
+            let mut q = l.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            l.shared.remote.store(false, Ordering::Relaxed);
+            batch.append(&mut q.tasks);
+        }
         if batch.is_empty() && l.after.borrow().is_empty() {
             break;
         }
@@ -442,9 +467,9 @@ fn run() {
         }
         if !batch.is_empty() {
             // Back at the front, in order, ahead of whatever this round woke.
-            let mut q = l.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-            batch.append(&mut q.tasks);
-            q.tasks = batch;
+            let mut tasks = l.tasks.borrow_mut();
+            batch.append(&mut tasks);
+            *tasks = batch;
         }
         let after = std::mem::take(&mut *l.after.borrow_mut());
         if !after.is_empty() {

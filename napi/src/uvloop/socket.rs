@@ -183,7 +183,7 @@ unsafe extern "C" fn on_poll(h: *mut c_void, status: c_int, events: c_int) {
         let _ = io.apply(fd);
     }
     // `io` may be freed by this run (its loop ends): not touched after.
-    run();
+    run(false);
 }
 
 extern "C" {
