@@ -231,12 +231,19 @@ impl AsyncRead for UvStream {
         // SAFETY: the kernel only writes into the buffer's unfilled part, never
         // de-initialising it; `n` bytes are then initialised.
         let dst = unsafe { buf.unfilled_mut() };
+        let room = dst.len();
         let read = retry(|| unsafe { libc::read(fd, dst.as_mut_ptr() as *mut c_void, dst.len()) });
         match read {
             Ok(n) => {
                 // SAFETY: the kernel wrote `n` bytes.
                 unsafe { buf.assume_init(n) };
                 buf.advance(n);
+                if n > 0 && n < room && io.read_on {
+                    // A short read emptied the socket's queue: the next read waits for libuv
+                    // (level-triggered, so bytes that came since still wake it) rather than
+                    // asking the kernel for an `EAGAIN`, one system call per answer.
+                    io.blocked = true;
+                }
                 Poll::Ready(Ok(()))
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
