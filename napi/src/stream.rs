@@ -25,8 +25,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tokio::sync::Notify;
 
 /// Rows are handed over once this many bytes of them have arrived. Large enough that the
 /// cost of a crossing (a promise, a task wake-up) is lost in the batch, small enough that
@@ -40,46 +40,74 @@ enum Event {
 
 /// What the pool's side (the protocol loop) and the query's side share: one allocation per
 /// query, and nothing more until a batch is actually handed over (most results are small).
+///
+/// A batch wakes the task that awaits the query: the pool wakes the one that started the
+/// attempt (`Streaming::row_stream`), and a [`Feed`] moved to another task since
+/// (`forward`) leaves its own waker here.
 struct Shared {
-    events: Mutex<VecDeque<Event>>,
-    /// `events` is not empty: most results never queue one, and are not made to take the
-    /// mutex to find that out.
+    state: Mutex<State>,
+    /// `state.events` is not empty: most results never queue one, and are not made to take
+    /// the mutex to find that out.
     queued: AtomicBool,
-    ready: Notify,
     /// The host the current attempt runs on (configuration index; `usize::MAX`: not known).
     host: AtomicUsize,
 }
 
-impl Default for Shared {
-    fn default() -> Shared {
-        Shared {
-            events: Mutex::default(),
-            queued: AtomicBool::new(false),
-            ready: Notify::new(),
-            host: AtomicUsize::new(usize::MAX),
-        }
-    }
+#[derive(Default)]
+struct State {
+    events: VecDeque<Event>,
+    /// The reader's, when it reads from another task than the attempt's (`Feed::register`).
+    reader: Option<Waker>,
 }
 
 impl Shared {
-    fn push(&self, event: Event) {
-        if let Ok(mut q) = self.events.lock() {
-            q.push_back(event);
-            self.queued.store(true, Ordering::Release);
+    fn new() -> Shared {
+        Shared {
+            state: Mutex::default(),
+            queued: AtomicBool::new(false),
+            host: AtomicUsize::new(usize::MAX),
         }
-        self.ready.notify_one();
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, event: Event) {
+        let reader = {
+            let mut s = self.state();
+            s.events.push_back(event);
+            self.queued.store(true, Ordering::Release);
+            s.reader.take()
+        };
+        if let Some(w) = reader {
+            w.wake();
+        }
     }
 
     fn pop(&self) -> Option<Event> {
         if !self.queued.load(Ordering::Acquire) {
             return None;
         }
-        let mut q = self.events.lock().ok()?;
-        let event = q.pop_front();
-        if q.is_empty() {
+        let mut s = self.state();
+        let event = s.events.pop_front();
+        if s.events.is_empty() {
             self.queued.store(false, Ordering::Relaxed);
         }
         event
+    }
+
+    /// Leaves `waker` to be woken by the next event; false (and nothing left) if one is
+    /// queued already.
+    fn register(&self, waker: &Waker) -> bool {
+        let mut s = self.state();
+        if !s.events.is_empty() {
+            return false;
+        }
+        if !s.reader.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            s.reader = Some(waker.clone());
+        }
+        true
     }
 }
 
@@ -112,6 +140,9 @@ struct Feed {
     finished: Option<Result<QueryResult, Failure>>,
     shared: Arc<Shared>,
     attempt: u32,
+    /// Read from another task than the one that started the query (`forward`): batches of
+    /// an attempt that started before must wake this one through `shared`.
+    register: bool,
 }
 
 impl Feed {
@@ -122,32 +153,37 @@ impl Feed {
     }
 
     async fn next(&mut self) -> Piece {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Batches queued before the result are taken first; a batch that arrives while the
+    /// query is pending wakes this task (the pool wakes the attempt's task, `register` this
+    /// one).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Piece> {
         loop {
-            let event = match self.shared.pop() {
-                Some(event) => event,
-                None => match self.query.as_mut() {
-                    // A batch pushed after `pop` leaves a permit in `ready`: never missed.
-                    Some(query) => tokio::select! {
-                        biased;
-                        result = query => {
-                            // Batches sent before the result may still be queued.
-                            self.query = None;
-                            self.finished = Some(result);
-                            continue;
-                        }
-                        () = self.shared.ready.notified() => continue,
-                    },
-                    None => {
-                        let result = self.finished.take().unwrap_or_else(|| {
-                            Err(napi::Error::from_reason("the result was already taken").into())
-                        });
-                        return Piece::Done(self.attempt, result);
+            if let Some(event) = self.shared.pop() {
+                match event {
+                    Event::Rows(batch) => return Poll::Ready(Piece::Batch(self.attempt, batch)),
+                    Event::Restart(attempt) => {
+                        self.attempt = attempt;
+                        continue;
                     }
-                },
+                }
+            }
+            let Some(query) = self.query.as_mut() else {
+                let result = self.finished.take().unwrap_or_else(|| {
+                    Err(napi::Error::from_reason("the result was already taken").into())
+                });
+                return Poll::Ready(Piece::Done(self.attempt, result));
             };
-            match event {
-                Event::Rows(batch) => return Piece::Batch(self.attempt, batch),
-                Event::Restart(attempt) => self.attempt = attempt,
+            match query.as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    // Batches sent before the result may still be queued.
+                    self.query = None;
+                    self.finished = Some(result);
+                }
+                Poll::Pending if self.register && !self.shared.register(cx.waker()) => {}
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
@@ -192,7 +228,7 @@ pub fn spawn(
         trace,
         finish,
     } = form;
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new());
     let streaming = Streaming {
         sink: shared.clone(),
         batch_bytes: BATCH_BYTES,
@@ -202,6 +238,7 @@ pub fn spawn(
         finished: None,
         shared,
         attempt: 1,
+        register: false,
     };
     let rest_settler = settler.clone();
     settler.spawn(env, Some(query.clone()), async move {
@@ -255,6 +292,7 @@ async fn forward(
     // statement has run to the end (a write may have committed) and a retry may replace it.
     let mut failed: Option<(u32, Failure)> = None;
     let mut piece = Some(first);
+    feed.register = true;
     loop {
         let next = match piece.take() {
             Some(p) => p,

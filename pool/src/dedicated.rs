@@ -162,7 +162,10 @@ impl Dedicated {
                 if let Some(s) = streaming {
                     s.sink.host(self.lease.conn.host);
                 }
-                let stream = streaming.map(Streaming::row_stream);
+                let stream = match streaming {
+                    Some(s) => Some(s.row_stream_here().await),
+                    None => None,
+                };
                 match client.execute_behind(first, &stmt, params, stream).await {
                     Ok(result) => {
                         self.check_columns(sql, &stmt, &result);

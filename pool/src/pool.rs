@@ -18,6 +18,7 @@ use hyperion_wire::{Client, Params, QueryResult, RowStream, TransactionStatus};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -41,7 +42,9 @@ pub struct QueryOptions {
 /// attempt starts, and every batch taken before it is void. The rows after the last batch
 /// come with the query's result.
 pub trait RowSink: Send + Sync {
-    /// The next batch of the current attempt, in order.
+    /// The next batch of the current attempt, in order. Called on the connection's side;
+    /// the pool then wakes the task that was awaiting the query when the attempt started
+    /// (a sink read by another task must wake that one itself).
     fn rows(&self, batch: QueryResult);
     /// Attempt `attempt` (2, 3, ...) starts: drop what the earlier ones delivered.
     fn restart(&self, attempt: u32);
@@ -59,9 +62,22 @@ pub struct Streaming {
 }
 
 impl Streaming {
-    pub(crate) fn row_stream(&self) -> RowStream {
+    /// The stream of one attempt: each batch goes to the sink, then wakes `reader` (the
+    /// task awaiting the query, which reads the sink between polls of the query). Waking
+    /// that task directly spares every query, most of which never stream, a wait on the
+    /// sink registered and dropped around each poll.
+    pub(crate) fn row_stream(&self, reader: Waker) -> RowStream {
         let sink = self.sink.clone();
-        RowStream::new(self.batch_bytes, move |batch| sink.rows(batch))
+        RowStream::new(self.batch_bytes, move |batch| {
+            sink.rows(batch);
+            reader.wake_by_ref();
+        })
+    }
+
+    /// [`Streaming::row_stream`] for the task polling the caller.
+    pub(crate) async fn row_stream_here(&self) -> RowStream {
+        let reader = std::future::poll_fn(|cx| std::task::Poll::Ready(cx.waker().clone())).await;
+        self.row_stream(reader)
     }
 }
 
@@ -499,7 +515,10 @@ impl Pool {
                 Ok(s) => s,
                 Err(e) => return Outcome::Done(Err(e)),
             };
-            let stream = streaming.map(Streaming::row_stream);
+            let stream = match streaming {
+                Some(s) => Some(s.row_stream_here().await),
+                None => None,
+            };
             // The probe goes with the first attempt; a second one (below) follows its answer.
             let r = if probe && !retried {
                 match Box::pin(
