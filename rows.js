@@ -273,9 +273,15 @@ function smallMaker(names) {
 
 function compileSmall(names) {
   const w = names.length
-  const row = `{${names.map((name, c) => `${key(name)}: v[o + ${c}]`).join(', ')}}`
-  const body = `const rows = [];
-for (let i = 0, o = 0; i < n; i++, o += ${w}) rows.push(${row});
+  const row = (o) => `{${names.map((name, c) => `${key(name)}: v[${o} + ${c}]`).join(', ')}}`
+  // One row (a point query's) is an array literal: no growth of an empty array's backing
+  // store to 17 slots for it (half the time of this function, measured alone).
+  const body = `let rows;
+if (n === 1) rows = [${row(0)}];
+else {
+  rows = [];
+  for (let i = 0, o = 0; i < n; i++, o += ${w}) rows.push(${row('o')});
+}
 defineMeta(rows, command, rowCount, fields);
 return host === undefined ? rows : [rows, host];`
   // eslint-disable-next-line no-new-func
