@@ -662,7 +662,12 @@ async function w8Sample(client, ctx) {
         foDone = c.failover({ mode: fault }).then((r) => {
           fo = { ...r, ms: wall() - t, faultAt: t }
           if (child && child.stdin.writable) child.stdin.write(`@@ELECTED ${r.electedAt}\n`)
-        }, (e) => { fo = { error: e.message } })
+        }, (e) => {
+          // The fault could not be applied (no iptables, say): the sample would wait for an
+          // election that never comes until its timeout; stop it and report why.
+          fo = { error: e.message }
+          if (child) child.kill('SIGKILL')
+        })
       }
     }
     const opts = { env, onLine, onSpawn: (ch) => { child = ch }, timeoutMs: 180000 }
@@ -670,10 +675,10 @@ async function w8Sample(client, ctx) {
       ? await runProcess(ctx.tools.bun, args, opts)
       : await runProcess(process.execPath, args, opts)
     if (foDone) await foDone
+    if (fo && fo.error) return { ok: false, error: `failover failed: ${fo.error}` }
     const res = parseResult(r)
     if (!res.ok) return { ...res, client, workload: 'W8' }
     if (!fo) return { ok: false, error: 'the sample never reported steady state (@@READY)' }
-    if (fo.error) return { ok: false, error: `failover failed: ${fo.error}` }
     const m = res.metrics
     const newPort = c.node(fo.newPrimary).port
     const b = await c.admin(fo.newPrimary)
