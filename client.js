@@ -17,8 +17,11 @@ const { Dedicated, Transaction, Connection } = require('./dedicated.js')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+const NO_PARAMS = Object.freeze([])
+
 class Pool {
   #native
+  #handle
   #logger
   #maxAttempts
   #closed = false
@@ -26,6 +29,7 @@ class Pool {
   constructor(opts) {
     const n = nativeOptions(opts)
     this.#native = new native.NativePool(n)
+    this.#handle = this.#native.queryHandle()
     for (const w of this.#native.warnings()) process.emitWarning(w, { code: 'HYPERIONDB_CONFIG' })
     if (typeof opts === 'string') opts = {}
     this.#logger = opts.logger
@@ -134,7 +138,10 @@ class Pool {
     try {
       if (options === undefined && this.#logger === undefined && !this.#closed && typeof sql === 'string' &&
           (params === undefined || Array.isArray(params)) && !queryTrace.hasSubscribers) {
-        return this.#native.queryRows(sql, params ?? [])
+        // The first parameters go as arguments too: V8 reads them here inline, where the
+        // native side's napi_get_element would take a generic lookup per element.
+        const p = params ?? NO_PARAMS
+        return native.queryRows(this.#handle, sql, p, p[0], p[1], p[2], p[3])
       }
     } catch (e) {
       return Promise.reject(e)
@@ -163,7 +170,8 @@ class Pool {
         rows = await traced(sql, params, null, this.#hostNames, (ctx) =>
           stoppable((timeoutMs, abort) => this.#run(sql, params, opts, timeoutMs, abort, ctx), opts, sql))
       } else if (opts === NO_OPTIONS) {
-        rows = await this.#native.queryRows(sql, params ?? [])
+        const p = params ?? NO_PARAMS
+        rows = await native.queryRows(this.#handle, sql, p, p[0], p[1], p[2], p[3])
       } else {
         rows = await stoppable((timeoutMs, abort) => this.#run(sql, params, opts, timeoutMs, abort), opts, sql)
       }

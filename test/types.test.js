@@ -224,6 +224,31 @@ test('values that cannot bind are refused before sending, and the connection sta
   assert.equal(pool.status().size, 1, 'the refused parameters did not cost the connection')
 })
 
+test('parameters in every position bind in order, holes and undefined as NULL, each element read once', async () => {
+  // The first four reach the native side as arguments too (client.js reads params[0..3]),
+  // the rest from the array: both paths, and the paths that take options or a transaction.
+  const pool = suite.pool({ poolSize: 1 })
+  const sql = 'select $1::int4 as a, $2::text as b, $3::int4 as c, $4::text as d, $5::int4 as e, $6::text as f'
+  const want = [{ a: 1, b: 'two', c: null, d: 'four', e: 5, f: null }]
+  assert.deepStrictEqual(await pool.query(sql, [1, 'two', undefined, 'four', 5, null]), want)
+  const sparse = [1, 'two', , 'four', 5] // eslint-disable-line no-sparse-arrays
+  sparse.length = 6
+  assert.deepStrictEqual(await pool.query(sql, sparse), want)
+  assert.deepStrictEqual(await pool.query(sql, sparse, { timeoutMs: 10000 }), want)
+  const tx = await pool.begin()
+  assert.deepStrictEqual(await tx.query(sql, sparse), want)
+  await tx.rollback()
+  assert.deepStrictEqual(await pool.query('select $1::int4 as x', [7]), [{ x: 7 }])
+  assert.deepStrictEqual(await pool.query('select 1 as x'), [{ x: 1 }])
+  assert.deepStrictEqual(await pool.query('select 1 as x', undefined), [{ x: 1 }])
+  await assert.rejects(pool.query(sql, [1, 'two']), (e) => typeof e.code === 'string')
+  let reads = 0
+  const counted = [0, 2]
+  Object.defineProperty(counted, 0, { get: () => { reads++; return 9 }, enumerable: true })
+  assert.deepStrictEqual(await pool.query('select $1::int4 as x, $2::int4 as y', counted), [{ x: 9, y: 2 }])
+  assert.equal(reads, 1, 'element 0 was read once')
+})
+
 test('text and SQL of every length around the native read buffer arrive whole, multi-byte characters included', async () => {
   // The native side reads a string into a 4 KB buffer in one pass and measures it again only
   // when V8 may have cut it short (it writes whole characters, so a cut lands up to 3 bytes

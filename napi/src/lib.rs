@@ -18,6 +18,7 @@ mod pool;
 mod retry;
 
 pub use options::{describe_config, ConfigDescription};
+pub use pool::query_rows;
 pub use retry::{retry_defaults, retryable_in_transaction};
 pub use rows::{column_kinds, set_row_builders};
 mod rows;

@@ -9,7 +9,7 @@ use crate::settle::Settler;
 use crate::stream;
 use hyperion_codec::Int8;
 use hyperion_pool::{Abort, Cancellation, HostEvent, Isolation, Pool, QueryOptions, TypeCache};
-use napi::bindgen_prelude::Array;
+use napi::bindgen_prelude::{Array, External};
 use napi::threadsafe_function::{
     ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
@@ -27,15 +27,31 @@ pub struct PoolStatus {
     pub waiting: u32,
 }
 
-/// Reads a query's JS parameters on the JS thread, before the query is spawned; a bad one
-/// throws with the query's text.
 /// The most parameters a query can take: what `hyperion_wire::frontend::bind` can encode.
 const MAX_PARAMS: u32 = i16::MAX as u32;
 
+/// How many parameters [`query_rows`] takes as arguments besides the array.
+const FIRST_PARAMS: usize = 4;
+
+/// Reads a query's JS parameters on the JS thread, before the query is spawned; a bad one
+/// throws with the query's text.
 pub(crate) fn read_params(
     env: &Env,
     sql: &Arc<str>,
     params: Option<Array>,
+    types: &Arc<TypeCache>,
+) -> napi::Result<JsParams> {
+    read_params_with(env, sql, params, None, types)
+}
+
+/// As [`read_params`]; `first`: the array's first [`FIRST_PARAMS`] elements as the caller
+/// read them in JS (`params[0]` ...), which V8 does inline where `napi_get_element` takes its
+/// generic lookup (about 60 ns an element).
+fn read_params_with(
+    env: &Env,
+    sql: &Arc<str>,
+    params: Option<Array>,
+    first: Option<[JsUnknown; FIRST_PARAMS]>,
     types: &Arc<TypeCache>,
 ) -> napi::Result<JsParams> {
     // Read from the array as it is (napi-rs's `Vec<JsUnknown>` was a copy of it first).
@@ -56,9 +72,15 @@ pub(crate) fn read_params(
             .throw(env));
         }
         values.reserve_exact(params.len() as usize);
+        let mut first = first.map(|f| f.into_iter());
         for i in 0..params.len() {
-            let Some(value) = params.get::<JsUnknown>(i)? else {
-                break;
+            let given = first.as_mut().and_then(|f| f.next());
+            let value = match given {
+                Some(v) => v,
+                None => match params.get::<JsUnknown>(i)? {
+                    Some(v) => v,
+                    None => break,
+                },
             };
             let value =
                 from_js(env, i as usize, value).map_err(|f| f.with_query(sql).throw(env))?;
@@ -248,19 +270,14 @@ impl NativePool {
         self.spawn_query(env, sql, params, opts, form)
     }
 
-    /// A query with every option at its default, resolving to the finished rows (with
-    /// `command`, `rowCount` and `fields`): `client.js` returns this promise as it is.
-    #[napi(ts_return_type = "Promise<Record<string, unknown>[]>")]
-    pub fn query_rows(
-        &self,
-        env: Env,
-        sql: JsString,
-        params: Option<Array>,
-    ) -> napi::Result<JsObject> {
-        let sql = crate::params::read_sql(&env, &sql)?;
-        let opts =
-            query_options(None, None, None, None).map_err(|f| f.with_query(&sql).throw(&env))?;
-        self.spawn_query(env, sql, params, opts, stream::Form::ROWS)
+    /// What [`query_rows`] needs of this pool.
+    #[napi(ts_return_type = "ExternalObject<QueryHandle>")]
+    pub fn query_handle(&self) -> External<QueryHandle> {
+        External::new(QueryHandle {
+            pool: self.pool.clone(),
+            int8: self.int8,
+            settler: self.settler.clone(),
+        })
     }
 
     fn spawn_query(
@@ -272,19 +289,15 @@ impl NativePool {
         form: stream::Form,
     ) -> napi::Result<JsObject> {
         let params = read_params(&env, &sql, params, self.pool.types())?;
-        let pool = self.pool.clone();
-        let types = pool.types().clone();
-        stream::spawn(
+        spawn_on(
             &env,
+            &self.pool,
             &self.settler,
-            (types, self.int8),
-            sql.clone(),
+            self.int8,
+            sql,
+            params,
+            opts,
             form,
-            move |streaming| {
-                Box::pin(
-                    async move { Ok(pool.query(&sql, &params, opts, Some(&streaming)).await?) },
-                )
-            },
         )
     }
 
@@ -435,4 +448,71 @@ impl NativePool {
             Ok(())
         })
     }
+}
+
+/// A pool's query path as an `External`, for [`query_rows`]: reading it is a pointer load,
+/// where a method's `this` costs a `napi_unwrap` per call (a private-symbol lookup in V8,
+/// about 1% of a point query's CPU).
+pub struct QueryHandle {
+    pool: Pool,
+    int8: Int8,
+    settler: Settler,
+}
+
+/// A query with every option at its default, resolving to the finished rows (with
+/// `command`, `rowCount` and `fields`): `client.js` returns this promise as it is. The first
+/// [`FIRST_PARAMS`] parameters come as arguments too (`params[0]` ..., `undefined` past the
+/// end: the array's length decides how many are read).
+#[napi(ts_return_type = "Promise<Record<string, unknown>[]>")]
+#[allow(clippy::too_many_arguments)]
+pub fn query_rows(
+    env: Env,
+    handle: External<QueryHandle>,
+    sql: JsString,
+    params: Option<Array>,
+    p0: JsUnknown,
+    p1: JsUnknown,
+    p2: JsUnknown,
+    p3: JsUnknown,
+) -> napi::Result<JsObject> {
+    let h = &*handle;
+    let sql = crate::params::read_sql(&env, &sql)?;
+    let opts = query_options(None, None, None, None).map_err(|f| f.with_query(&sql).throw(&env))?;
+    let params = read_params_with(&env, &sql, params, Some([p0, p1, p2, p3]), h.pool.types())?;
+    spawn_on(
+        &env,
+        &h.pool,
+        &h.settler,
+        h.int8,
+        sql,
+        params,
+        opts,
+        stream::Form::ROWS,
+    )
+}
+
+/// Spawns a query on `pool`, its promise settled through `settler`.
+#[allow(clippy::too_many_arguments)]
+fn spawn_on(
+    env: &Env,
+    pool: &Pool,
+    settler: &Settler,
+    int8: Int8,
+    sql: Arc<str>,
+    params: JsParams,
+    opts: QueryOptions,
+    form: stream::Form,
+) -> napi::Result<JsObject> {
+    let pool = pool.clone();
+    let types = pool.types().clone();
+    stream::spawn(
+        env,
+        settler,
+        (types, int8),
+        sql.clone(),
+        form,
+        move |streaming| {
+            Box::pin(async move { Ok(pool.query(&sql, &params, opts, Some(&streaming)).await?) })
+        },
+    )
 }
