@@ -26,6 +26,8 @@ function checkIsolation(options) {
 }
 
 const NO_OPTIONS = Object.freeze({})
+// A query's parameters when it has none (the native queryRows reads the array as it is).
+const NO_PARAMS = Object.freeze([])
 
 // The third argument of query(): `{ retry, timeoutMs, signal, rowMode }`.
 function queryOptions(options) {
@@ -154,6 +156,7 @@ function ignore() {}
 
 module.exports = {
   NO_OPTIONS,
+  NO_PARAMS,
   argumentError,
   checkIsolation,
   checkSql,

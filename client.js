@@ -9,15 +9,13 @@ const { rowsOf } = require('./rows.js')
 const { Listening, notify } = require('./listen.js')
 const { nativeOptions } = require('./options.js')
 const {
-  NO_OPTIONS, argumentError, checkIsolation, checkSql, queryOptions, insertOptions, streamOptions,
+  NO_OPTIONS, NO_PARAMS, argumentError, checkIsolation, checkSql, queryOptions, insertOptions, streamOptions,
   stoppable, retryableInTransaction, logQuery, ignore,
 } = require('./calls.js')
 const { queryTrace, connectChannel, eventChannel, nextTraceId, traced } = require('./tracing.js')
 const { Dedicated, Transaction, Connection } = require('./dedicated.js')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const NO_PARAMS = Object.freeze([])
 
 class Pool {
   #native

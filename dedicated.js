@@ -3,7 +3,7 @@
 // (pool.connect()), with their streams, COPY, scripts and savepoints.
 
 const { rowsOf } = require('./rows.js')
-const { argumentError, checkSql, queryOptions, streamOptions, stoppable, abortedBefore, logQuery, ignore } = require('./calls.js')
+const { NO_PARAMS, argumentError, checkSql, queryOptions, streamOptions, stoppable, abortedBefore, logQuery, ignore } = require('./calls.js')
 const { queryTrace, traced } = require('./tracing.js')
 
 // The native connection of a Transaction or a Connection (a symbol: both classes use it).
@@ -73,7 +73,9 @@ class Dedicated {
     try {
       if (options === undefined && this.#logger === undefined && typeof sql === 'string' &&
           (params === undefined || Array.isArray(params)) && !queryTrace.hasSubscribers) {
-        return this[NATIVE].queryRows(sql, params ?? [])
+        // The first parameters go as arguments too, as in Pool's query.
+        const p = params ?? NO_PARAMS
+        return this[NATIVE].queryRows(sql, p, p[0], p[1], p[2], p[3])
       }
     } catch (e) {
       return Promise.reject(e)

@@ -18,7 +18,7 @@ use crate::copy::{
 };
 use crate::errors::Failure;
 use crate::params::JsParams;
-use crate::pool::{cancellation, read_params, AbortHandle};
+use crate::pool::{cancellation, read_params, read_params_with, AbortHandle};
 use crate::rows::{decode, Chunk, Meta};
 use crate::settle::{Settled, Settler};
 use crate::stream;
@@ -27,7 +27,7 @@ use hyperion_pool::cancel::Cancellation;
 use hyperion_pool::{Cursor, Dedicated, Session, Transaction, TypeCache};
 use hyperion_wire::QueryResult;
 use napi::bindgen_prelude::Array;
-use napi::{Env, JsObject, JsString};
+use napi::{Env, JsObject, JsString, JsUnknown};
 use napi_derive::napi;
 use std::future::Future;
 use std::pin::Pin;
@@ -193,16 +193,26 @@ impl NativeConnection {
     }
 
     /// A statement with every option at its default, resolving to the finished rows
-    /// (`dedicated.js` returns this promise as it is; see `NativePool::query_rows`).
+    /// (`dedicated.js` returns this promise as it is), its first parameters also as
+    /// arguments, as for [`crate::pool::query_rows`].
     #[napi(ts_return_type = "Promise<Record<string, unknown>[]>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn query_rows(
         &self,
         env: Env,
         sql: JsString,
         params: Option<Array>,
+        p0: JsUnknown,
+        p1: JsUnknown,
+        p2: JsUnknown,
+        p3: JsUnknown,
     ) -> napi::Result<JsObject> {
         let sql = crate::params::read_sql(&env, &sql)?;
-        self.spawn_query(
+        self.open
+            .check()
+            .map_err(|f| f.with_query(&sql).throw(&env))?;
+        let params = read_params_with(&env, &sql, params, Some([p0, p1, p2, p3]), &self.types)?;
+        self.spawn_read(
             env,
             sql,
             params,
@@ -225,6 +235,19 @@ impl NativeConnection {
             .check()
             .map_err(|f| f.with_query(&sql).throw(&env))?;
         let params = read_params(&env, &sql, params, &self.types)?;
+        self.spawn_read(env, sql, params, cancel, prepare, form)
+    }
+
+    /// Spawns a statement whose parameters are read.
+    fn spawn_read(
+        &self,
+        env: Env,
+        sql: Arc<str>,
+        params: JsParams,
+        cancel: Cancellation,
+        prepare: Option<bool>,
+        form: stream::Form,
+    ) -> napi::Result<JsObject> {
         let held = self.held.clone();
         let tx = self.tx;
         stream::spawn(

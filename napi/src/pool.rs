@@ -47,7 +47,7 @@ pub(crate) fn read_params(
 /// As [`read_params`]; `first`: the array's first [`FIRST_PARAMS`] elements as the caller
 /// read them in JS (`params[0]` ...), which V8 does inline where `napi_get_element` takes its
 /// generic lookup (about 60 ns an element).
-fn read_params_with(
+pub(crate) fn read_params_with(
     env: &Env,
     sql: &Arc<str>,
     params: Option<Array>,

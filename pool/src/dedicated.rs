@@ -162,10 +162,7 @@ impl Dedicated {
                 if let Some(s) = streaming {
                     s.sink.host(self.lease.conn.host);
                 }
-                let stream = match streaming {
-                    Some(s) => Some(s.row_stream_here().await),
-                    None => None,
-                };
+                let stream = Streaming::row_stream_here(streaming).await;
                 match client.execute_behind(first, &stmt, params, stream).await {
                     Ok(result) => {
                         self.check_columns(sql, &stmt, &result);

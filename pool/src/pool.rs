@@ -74,10 +74,11 @@ impl Streaming {
         })
     }
 
-    /// [`Streaming::row_stream`] for the task polling the caller.
-    pub(crate) async fn row_stream_here(&self) -> RowStream {
+    /// [`Streaming::row_stream`] for the task polling the caller; none without streaming.
+    pub(crate) async fn row_stream_here(streaming: Option<&Streaming>) -> Option<RowStream> {
+        let s = streaming?;
         let reader = std::future::poll_fn(|cx| std::task::Poll::Ready(cx.waker().clone())).await;
-        self.row_stream(reader)
+        Some(s.row_stream(reader))
     }
 }
 
@@ -515,10 +516,7 @@ impl Pool {
                 Ok(s) => s,
                 Err(e) => return Outcome::Done(Err(e)),
             };
-            let stream = match streaming {
-                Some(s) => Some(s.row_stream_here().await),
-                None => None,
-            };
+            let stream = Streaming::row_stream_here(streaming).await;
             // The probe goes with the first attempt; a second one (below) follows its answer.
             let r = if probe && !retried {
                 match Box::pin(

@@ -152,18 +152,12 @@ impl Task {
         }
         // On the JS thread (most wake-ups: a query spawned, an answer read) the task goes
         // to the thread's own queue, which the `prepare` handle runs before the loop blocks.
-        let here = LOCAL
-            .try_with(|l| match l.borrow().as_ref() {
-                Some(c) if Arc::ptr_eq(&c.shared, &self.exec) => {
-                    if !c.closed.get() {
-                        c.tasks.borrow_mut().push_back(self.clone());
-                    } // else torn down: the task stays queued, never polled again
-                    true
-                }
-                _ => false,
-            })
-            .unwrap_or(false);
-        if here {
+        let here = with_local_of(&self.exec, |c| {
+            if !c.closed.get() {
+                c.tasks.borrow_mut().push_back(self.clone());
+            } // else torn down: the task stays queued, never polled again
+        });
+        if here.is_some() {
             return;
         }
         let mut q = self.exec.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,14 +256,19 @@ fn local() -> Option<Rc<Local>> {
     LOCAL.try_with(|l| l.borrow().clone()).ok().flatten()
 }
 
-fn on_js_thread(shared: &Arc<Shared>) -> bool {
+/// `f` on this thread's [`Local`] if this is the JS thread of `shared`'s executor.
+fn with_local_of<R>(shared: &Arc<Shared>, f: impl FnOnce(&Local) -> R) -> Option<R> {
     LOCAL
-        .try_with(|l| {
-            l.borrow()
-                .as_ref()
-                .is_some_and(|c| Arc::ptr_eq(&c.shared, shared))
+        .try_with(|l| match l.borrow().as_deref() {
+            Some(c) if Arc::ptr_eq(&c.shared, shared) => Some(f(c)),
+            _ => None,
         })
-        .unwrap_or(false)
+        .ok()
+        .flatten()
+}
+
+fn on_js_thread(shared: &Arc<Shared>) -> bool {
+    with_local_of(shared, |_| ()).is_some()
 }
 
 /// Whether this executor is on (unless `HYPERION_IO=thread`).
