@@ -212,5 +212,32 @@ fn utf8(buf: &[u8]) -> napi::Result<&str> {
 
 /// A statement's text (see [`with_utf8`]).
 pub fn read_sql(env: &Env, sql: &JsString) -> napi::Result<Arc<str>> {
-    with_utf8(env, sql, |s| Arc::from(s))
+    with_utf8(env, sql, |s| {
+        RECENT_SQL.with(|recent| {
+            let mut recent = recent.borrow_mut();
+            if let Some(i) = recent.iter().position(|r| **r == *s) {
+                // Most recent first: a service's few hot statements stay at the front.
+                recent[..=i].rotate_right(1);
+                return recent[0].clone();
+            }
+            let text: Arc<str> = Arc::from(s);
+            if s.len() <= RECENT_SQL_MAX_LEN {
+                if recent.len() == RECENT_SQL_KEPT {
+                    recent.pop();
+                }
+                recent.insert(0, text.clone());
+            }
+            text
+        })
+    })
+}
+
+/// How many statement texts [`read_sql`] keeps, and the longest it keeps.
+const RECENT_SQL_KEPT: usize = 8;
+const RECENT_SQL_MAX_LEN: usize = 1024;
+
+thread_local! {
+    /// The texts of the last statements read, most recent first: a text read again is the
+    /// same `Arc` (a reference count) rather than an allocation and a copy per query.
+    static RECENT_SQL: std::cell::RefCell<Vec<Arc<str>>> = const { std::cell::RefCell::new(Vec::new()) };
 }

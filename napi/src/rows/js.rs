@@ -83,8 +83,16 @@ pub(super) struct Ctx {
     /// Large ASCII texts may become external strings ([`Ctx::owned_string`]).
     pub(super) external: bool,
     json_parse: Cell<Option<(sys::napi_value, sys::napi_value)>>,
-    scratch: Cell<String>,
 }
+
+thread_local! {
+    /// The text of one value on its way to a JS string ([`Ctx::scalar`]), kept across
+    /// results: a point query's timestamp grew a fresh buffer three times (8, 16, 32 bytes).
+    static SCRATCH: Cell<String> = const { Cell::new(String::new()) };
+}
+
+/// A scratch buffer larger than this (one long value) is not kept for the next value.
+const SCRATCH_KEEP: usize = 4096;
 
 impl Ctx {
     pub(super) fn new(env: sys::napi_env) -> Ctx {
@@ -92,7 +100,6 @@ impl Ctx {
             env,
             external: true,
             json_parse: Cell::new(None),
-            scratch: Cell::new(String::new()),
         }
     }
 
@@ -309,11 +316,13 @@ impl Ctx {
                 &mut out
             )),
             Output::Str => {
-                let mut buf = self.scratch.take();
+                let mut buf = SCRATCH.take();
                 buf.clear();
                 let r = s.decode_str(raw, &mut buf).map_err(decode_error);
                 let v = r.and_then(|()| self.string(&buf));
-                self.scratch.set(buf);
+                if buf.capacity() <= SCRATCH_KEEP {
+                    SCRATCH.set(buf);
+                }
                 return v;
             }
             Output::Bytes => return self.buffer(&s.decode_bytes(raw).map_err(decode_error)?),

@@ -240,6 +240,11 @@ struct Local {
     after: RefCell<Vec<AfterPoll>>,
     /// Tasks woken on this thread.
     tasks: RefCell<VecDeque<Arc<Task>>>,
+    /// The emptied queues of the last round, swapped in for the next: a round that took
+    /// `tasks` and `after` left fresh empty ones, which grew (allocated) again on every
+    /// round, several times a query.
+    spare_tasks: RefCell<VecDeque<Arc<Task>>>,
+    spare_after: RefCell<Vec<AfterPoll>>,
     /// The sockets with a `poll` handle, closed at teardown: Node refuses to close a
     /// worker's loop with handles open.
     ios: RefCell<std::collections::HashSet<usize>>,
@@ -357,6 +362,8 @@ unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
             closed: Cell::new(false),
             after: RefCell::new(Vec::new()),
             tasks: RefCell::new(VecDeque::new()),
+            spare_tasks: RefCell::new(VecDeque::new()),
+            spare_after: RefCell::new(Vec::new()),
             ios: RefCell::new(std::collections::HashSet::new()),
         });
         LOCAL.with(|l| *l.borrow_mut() = Some(cell));
@@ -446,7 +453,7 @@ fn run(mut remote: bool) {
     l.run_started.set(Some(started));
     let mut over = false;
     loop {
-        let mut batch = std::mem::take(&mut *l.tasks.borrow_mut());
+        let mut batch = l.tasks.replace(l.spare_tasks.take());
         if std::mem::take(&mut remote) || l.shared.remote.load(Ordering::Acquire) {
             let mut q = l.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             l.shared.remote.store(false, Ordering::Relaxed);
@@ -468,15 +475,17 @@ fn run(mut remote: bool) {
             // Back at the front, in order, ahead of whatever this round woke.
             let mut tasks = l.tasks.borrow_mut();
             batch.append(&mut tasks);
-            *tasks = batch;
+            std::mem::swap(&mut *tasks, &mut batch);
         }
-        let after = std::mem::take(&mut *l.after.borrow_mut());
+        l.spare_tasks.replace(batch);
+        let mut after = l.after.replace(l.spare_after.take());
         if !after.is_empty() {
             // SAFETY: JS thread, live env, outside any JS frame (a libuv callback). The
             // callback scope's close runs the microtasks (`await`s resumed by these
             // settlements), which may start more tasks: the loop polls them next.
-            unsafe { in_callback_scope(l, after) };
+            unsafe { in_callback_scope(l, &mut after) };
         }
+        l.spare_after.replace(after);
         if over || started.elapsed() > RUN_BUDGET {
             // SAFETY: JS thread, our live handle (not closed: `closed` is false).
             unsafe { uv_idle_start(l.idle, on_idle) };
@@ -496,7 +505,7 @@ fn over_budget() -> bool {
         .is_some_and(|t| t.elapsed() > RUN_BUDGET)
 }
 
-unsafe fn in_callback_scope(l: &Local, work: Vec<AfterPoll>) {
+unsafe fn in_callback_scope(l: &Local, work: &mut Vec<AfterPoll>) {
     let env = l.env;
     // SAFETY: as `run` says.
     unsafe {
@@ -507,7 +516,7 @@ unsafe fn in_callback_scope(l: &Local, work: Vec<AfterPoll>) {
         let mut scope = ptr::null_mut();
         let opened = sys::napi_open_callback_scope(env, resource, l.async_context, &mut scope)
             == sys::Status::napi_ok;
-        for w in work {
+        for w in work.drain(..) {
             w(env);
         }
         if opened {
