@@ -219,15 +219,17 @@ impl AsyncRead for UvStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let fd = this.fd();
-        if over_budget() {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
         let io = this.io();
         if io.blocked && io.read_on {
             io.read = Some(cx.waker().clone());
             return Poll::Pending;
         }
+        // After the check above: a read that waits for libuv anyway needs no clock.
+        if over_budget() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let io = this.io();
         // SAFETY: the kernel only writes into the buffer's unfilled part, never
         // de-initialising it; `n` bytes are then initialised.
         let dst = unsafe { buf.unfilled_mut() };
