@@ -438,6 +438,11 @@ unsafe extern "C" fn on_idle(h: *mut c_void) {
 /// queries started in one turn is then not one long block.
 const RUN_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
 
+/// An emptied queue is kept for the next round (`spare_tasks`, `spare_after`) only up to
+/// this much room: a burst (ten thousand queries started in one turn) does not keep its
+/// peak for the life of the thread.
+const SPARE_KEEP: usize = 1024;
+
 /// Polls every queued task until none is left, settling promises after each round; past
 /// [`RUN_BUDGET`] the rest waits for the next turn of the event loop. `remote`: look at the
 /// other threads' queue in the first round even if its flag says it is empty.
@@ -460,6 +465,11 @@ fn run(mut remote: bool) {
             batch.append(&mut q.tasks);
         }
         if batch.is_empty() && l.after.borrow().is_empty() {
+            // The emptied queue is the next run's spare (a review found it dropped here,
+            // so the first round of every run grew a new one).
+            if batch.capacity() <= SPARE_KEEP {
+                l.spare_tasks.replace(batch);
+            }
             break;
         }
         let mut polled = 0u32;
@@ -477,7 +487,9 @@ fn run(mut remote: bool) {
             batch.append(&mut tasks);
             std::mem::swap(&mut *tasks, &mut batch);
         }
-        l.spare_tasks.replace(batch);
+        if batch.capacity() <= SPARE_KEEP {
+            l.spare_tasks.replace(batch);
+        }
         let mut after = l.after.replace(l.spare_after.take());
         if !after.is_empty() {
             // SAFETY: JS thread, live env, outside any JS frame (a libuv callback). The
@@ -485,7 +497,9 @@ fn run(mut remote: bool) {
             // settlements), which may start more tasks: the loop polls them next.
             unsafe { in_callback_scope(l, &mut after) };
         }
-        l.spare_after.replace(after);
+        if after.capacity() <= SPARE_KEEP {
+            l.spare_after.replace(after);
+        }
         if over || started.elapsed() > RUN_BUDGET {
             // SAFETY: JS thread, our live handle (not closed: `closed` is false).
             unsafe { uv_idle_start(l.idle, on_idle) };
