@@ -114,11 +114,16 @@ function pgBinaries({ pgBin } = {}) {
 
 // Copies a PostgreSQL installation (the parent of bin/: bin, lib, share, which the server
 // finds relative to its own binary) to a world-readable directory under the system temp dir,
-// once per source: later runs reuse it. Copy-then-rename keeps concurrent runs safe.
+// once per installation: later runs reuse it. The copy is named by the server binary's
+// content (and the layout), not by where the installation is: every fresh clone installs
+// the same package at another path, and a copy per path left one 58 MB copy in /tmp per
+// clone that ran the tests. Copy-then-rename keeps concurrent runs safe.
 function stageReadableCopy(binDir, libDir) {
   const root = path.resolve(binDir, '..');
-  const st = fs.statSync(path.join(binDir, 'postgres'));
-  const key = crypto.createHash('sha256').update(`${root}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16);
+  const key = crypto.createHash('sha256')
+    .update(fs.readFileSync(path.join(binDir, 'postgres')))
+    .update(`\0${path.relative(root, binDir)}\0${libDir ? path.relative(root, libDir) : ''}`)
+    .digest('hex').slice(0, 16);
   const dest = path.join(os.tmpdir(), `hyperion-pg-${key}`);
   if (!fs.existsSync(path.join(dest, 'bin', 'postgres'))) {
     const tmp = `${dest}.tmp-${process.pid}`;

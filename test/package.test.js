@@ -15,9 +15,17 @@ const ROOT = path.join(__dirname, '..')
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 const PLATFORMS = fs.readdirSync(path.join(ROOT, 'npm')).sort()
 
+// The scratch directories made here, removed when the file's tests are done (they were
+// left in the system's temporary directory, a few per run).
+const scratchDirs = []
+test.after(() => {
+  for (const dir of scratchDirs) fs.rmSync(dir, { recursive: true, force: true })
+})
+
 // A directory holding only loader.js and a package.json of `version`, plus `files`.
 function scratch(files = {}, version = pkg.version) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyperion-loader-'))
+  scratchDirs.push(dir)
   fs.copyFileSync(path.join(ROOT, 'loader.js'), path.join(dir, 'loader.js'))
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: pkg.name, version }))
   for (const [name, text] of Object.entries(files)) {
