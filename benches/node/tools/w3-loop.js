@@ -4,19 +4,17 @@
 // reports the CPU per query of this process and of the server's backend (from /proc), and
 // this process's CPU by thread name (the JS thread, the decoding thread, V8's helpers).
 // Usage (BENCH_CONN from `node run.js --serve`):
-//   node --expose-gc benches/node/tools/w3-loop.js [wide|json|strings] [n]
+//   node --expose-gc benches/node/tools/w3-loop.js [wide|json|strings] [n] [client]
 //   benches/node/node_modules/.bin/bun benches/node/tools/w3-loop.js [wide|json|strings] [n]
-// NOGC=1 leaves the GC to the runtime. hyperiondb-client comes from HYPERION_CLIENT or the
+// The client is one of benches/node/clients/ (default: hyperion under node, bun under bun),
+// connected as sample.js connects it; the queries are W3's (lib/workloads.js). NOGC=1
+// leaves the GC to the runtime. hyperiondb-client comes from HYPERION_CLIENT or the
 // repository root.
 const fs = require('node:fs')
 const path = require('node:path')
+const { W3_SHAPES: SQL, SIZES } = require('../lib/workloads.js')
 
-const SQL = {
-  wide: 'select c_int4, c_int8, c_float8, c_bool, c_text, c_numeric, c_ts, c_uuid, c_jsonb, c_bytea from bench_wide where c_int4 <= $1',
-  json: 'select id, doc from bench_json where id <= $1',
-  strings: 'select id, name, email, title, body, city from bench_strings where id <= $1',
-}
-const ROWS = 50000
+const ROWS = SIZES.W3.full.rows
 const isBun = typeof Bun !== 'undefined'
 
 // CPU of a process or thread in ms, from its stat line (utime + stime, 100 ticks a second).
@@ -35,26 +33,16 @@ function threads() {
   return out
 }
 
-async function connect(conn) {
-  if (isBun) {
-    const sql = new Bun.SQL({ ...conn, hostname: conn.host, max: 1 })
-    return { query: (t, p) => sql.unsafe(t, p), close: () => sql.close() }
-  }
-  const client = process.env.HYPERION_CLIENT || path.resolve(__dirname, '../../../client.js')
-  const pool = require(client).createPool({
-    hosts: [`${conn.host}:${conn.port}`], user: conn.user, password: conn.password, database: conn.database, poolSize: 1,
-  })
-  return { query: (t, p) => pool.query(t, p), close: () => pool.end() }
-}
-
 async function main() {
   const shape = process.argv[2] || 'wide'
   const n = Number(process.argv[3] || 15)
-  if (!SQL[shape] || !(n > 0)) throw new Error('usage: w3-loop.js [wide|json|strings] [n]')
+  const client = process.argv[4] || (isBun ? 'bun' : 'hyperion')
+  if (!SQL[shape] || !(n > 0)) throw new Error('usage: w3-loop.js [wide|json|strings] [n] [client]')
   if (!process.env.BENCH_CONN) throw new Error('BENCH_CONN is not set (see run.js --serve)')
   const gc = isBun ? () => Bun.gc(true) : global.gc
   if (!gc && !process.env.NOGC) throw new Error('run node with --expose-gc (or set NOGC=1)')
-  const db = await connect(JSON.parse(process.env.BENCH_CONN))
+  const adapter = require(path.join(__dirname, '..', 'clients', `${client}.js`))
+  const db = await adapter.connect({ ...JSON.parse(process.env.BENCH_CONN), hosts: undefined, max: 1 })
   const [{ pid }] = await db.query('select pg_backend_pid() as pid', [])
   for (let i = 0; i < 3; i++) await db.query(SQL[shape], [ROWS])
   const times = []
@@ -75,7 +63,7 @@ async function main() {
     .filter(([, ms]) => ms > 0.5)
     .map(([name, ms]) => `${name} ${ms.toFixed(1)}`)
   times.sort((a, b) => a - b)
-  console.log(`${isBun ? 'bun' : 'hyperion'} ${shape}: median ${times[n >> 1].toFixed(1)} ms (min ${times[0].toFixed(1)}), ` +
+  console.log(`${client} ${shape}: median ${times[n >> 1].toFixed(1)} ms (min ${times[0].toFixed(1)}), ` +
     `client CPU ${((cpu.user + cpu.system) / 1000 / n).toFixed(1)} ms/query, server backend CPU ${server.toFixed(1)} ms/query; ` +
     `by thread (ms/query): ${byThread.join(', ')}`)
   await db.close()

@@ -229,7 +229,6 @@ impl AsyncRead for UvStream {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let io = this.io();
         // SAFETY: the kernel only writes into the buffer's unfilled part, never
         // de-initialising it; `n` bytes are then initialised.
         let dst = unsafe { buf.unfilled_mut() };
