@@ -920,9 +920,11 @@ pub fn check_json_text(text: &[u8]) {
         );
     }
     check_cursor(text);
+    check_cursor_shaped(text, text);
     check_json_pair(text, text);
     if let Some(i) = text.iter().position(|&b| b == 0xff) {
         check_json_pair(&text[..i], &text[i + 1..]);
+        check_cursor_shaped(&text[..i], &text[i + 1..]);
     }
 }
 
@@ -976,6 +978,100 @@ fn check_cursor(text: &[u8]) {
         return; // a number beyond the oracle (1e400)
     };
     same_doc(&doc, &parsed, text);
+}
+
+/// The document at the cursor read as one of `shape` (a document read before), the way
+/// the addon reads a json column of documents of one shape: the next byte and the place's
+/// kind choose the reader, keys are compared in place, and null may stand anywhere.
+fn read_shaped<'a>(c: &mut Cursor<'a>, shape: &Doc<'a>) -> Option<Doc<'a>> {
+    let next = c.peek()?;
+    if next == b'n' {
+        c.null()?;
+        return Some(Doc::Scalar(Flat::Null));
+    }
+    Some(match shape {
+        Doc::Scalar(Flat::Number(_)) => Doc::Scalar(Flat::Number(c.number()?)),
+        Doc::Scalar(Flat::Str(_)) => Doc::Scalar(Flat::Str(c.string()?)),
+        Doc::Scalar(Flat::Bool(_)) => Doc::Scalar(Flat::Bool(c.boolean()?)),
+        Doc::Scalar(Flat::Null) => return None,
+        Doc::Object(members) => {
+            c.open(b'{')?;
+            let mut read = Vec::new();
+            for (i, (k, m)) in members.iter().enumerate() {
+                c.known_key(i == 0, k)?;
+                read.push((*k, read_shaped(c, m)?));
+            }
+            if c.key(members.is_empty())?.is_some() {
+                return None;
+            }
+            Doc::Object(read)
+        }
+        Doc::Array(items) => {
+            c.open(b'[')?;
+            let mut read = Vec::new();
+            for (i, m) in items.iter().enumerate() {
+                if !c.item(i == 0)? {
+                    return None;
+                }
+                read.push(read_shaped(c, m)?);
+            }
+            if c.item(items.is_empty())? {
+                return None;
+            }
+            Doc::Array(read)
+        }
+    })
+}
+
+fn same_tree(a: &Doc<'_>, b: &Doc<'_>) -> bool {
+    match (a, b) {
+        (Doc::Scalar(Flat::Number(x)), Doc::Scalar(Flat::Number(y))) => x.to_bits() == y.to_bits(),
+        (Doc::Scalar(x), Doc::Scalar(y)) => x == y,
+        (Doc::Object(x), Doc::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((k, a), (l, b))| k == l && same_tree(a, b))
+        }
+        (Doc::Array(x), Doc::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_tree(a, b))
+        }
+        _ => false,
+    }
+}
+
+/// `Cursor`'s readers by kind (`peek`, `open`, `known_key`, `number`, ...) against its
+/// general reading: `text` read as a document of `shape`'s shape (`shape` read the general
+/// way first) reads whole only if the general reading reads it whole too, to the same
+/// tree; and a document read the general way reads the same by its own shape.
+fn check_cursor_shaped<'a>(shape: &'a [u8], text: &'a [u8]) {
+    let (Some(shape), Some(text)) = (utf8(shape), utf8(text)) else {
+        return;
+    };
+    let mut c = Cursor::new(shape);
+    let Some(shape) = read_doc(&mut c, 0).filter(|_| c.at_end()) else {
+        return;
+    };
+    let mut c = Cursor::new(text);
+    let Some(shaped) = read_shaped(&mut c, &shape).filter(|_| c.at_end()) else {
+        let mut g = Cursor::new(text);
+        if let Some(general) = read_doc(&mut g, 0).filter(|_| g.at_end()) {
+            // Read the general way, the text must read by its own shape.
+            let mut c = Cursor::new(text);
+            let own = read_shaped(&mut c, &general).filter(|_| c.at_end());
+            assert!(
+                own.is_some_and(|d| same_tree(&d, &general)),
+                "{text:?} reads the general way but not by its own shape"
+            );
+        }
+        return;
+    };
+    let mut g = Cursor::new(text);
+    let general = read_doc(&mut g, 0).filter(|_| g.at_end());
+    assert!(
+        general.is_some_and(|d| same_tree(&d, &shaped)),
+        "{text:?} reads by a shape, not the same (or not at all) the general way"
+    );
 }
 
 fn same_doc(doc: &Doc<'_>, want: &OwnedValue, text: &str) {

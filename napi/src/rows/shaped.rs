@@ -12,7 +12,7 @@
 use super::js::{typed, Ctx};
 use super::kind::Kind;
 use super::strings::Strings;
-use hyperion_codec::json::{Cursor, Flat, Token};
+use hyperion_codec::json::Cursor;
 use napi::sys;
 
 /// Containers nested deeper than this go as JSON text (the literal is compiled once per
@@ -56,49 +56,65 @@ enum Values {
     Array(Vec<Node>),
 }
 
-/// Reads the members (with `keys`) or the items of a container just opened into `nodes`,
-/// one place each: on the container's first value (`define`) the places are made, after it
-/// the keys and the count must be the same.
-fn read_places(
+/// Reads the members (with `keys`) or the items of a container just opened, into `nodes`,
+/// on the first value a place has: one place each is made.
+fn define_places(
     nodes: &mut Vec<Node>,
     mut keys: Option<&mut Vec<Box<str>>>,
-    define: bool,
     r: &mut Read<'_, '_>,
     depth: usize,
 ) -> Option<()> {
-    let mut i = 0;
     loop {
+        let first = nodes.is_empty();
         let more = match keys.as_deref_mut() {
-            None => r.cursor.item(i == 0)?,
-            Some(keys) => match r.cursor.key(i == 0)? {
+            None => r.cursor.item(first)?,
+            Some(keys) => match r.cursor.key(first)? {
                 None => false,
                 // A repeated key (json, not jsonb) is a repeated property of the literal: the
                 // last value wins, at the first one's place, as in JSON.parse.
-                Some(key) if define => {
+                Some(key) => {
                     keys.push(key.into());
                     true
                 }
-                Some(key) if keys.get(i).map(|k| &**k) == Some(key) => true,
-                Some(_) => return None,
             },
         };
         if !more {
-            break;
+            return Some(());
         }
-        if define {
-            *r.places += 1;
-            if *r.places > MAX_PLACES {
-                return None;
-            }
-            nodes.push(Node::default());
-        } else if i >= nodes.len() {
+        *r.places += 1;
+        if *r.places > MAX_PLACES {
             return None;
         }
-        let token = r.cursor.value()?;
-        nodes[i].push(token, r, depth + 1)?;
-        i += 1;
+        nodes.push(Node::default());
+        nodes.last_mut()?.read(r, depth + 1)?;
     }
-    (i == nodes.len()).then_some(())
+}
+
+/// Reads the members of an object just opened into its places: the same keys, in the same
+/// order, each compared where it stands in the text.
+fn read_members(
+    keys: &[Box<str>],
+    nodes: &mut [Node],
+    r: &mut Read<'_, '_>,
+    depth: usize,
+) -> Option<()> {
+    for (i, (key, node)) in keys.iter().zip(nodes.iter_mut()).enumerate() {
+        r.cursor.known_key(i == 0, key)?;
+        node.read(r, depth + 1)?;
+    }
+    // The closing brace, and no member more.
+    r.cursor.key(keys.is_empty())?.is_none().then_some(())
+}
+
+/// Reads the items of an array just opened into its places: as many as there are.
+fn read_items(nodes: &mut [Node], r: &mut Read<'_, '_>, depth: usize) -> Option<()> {
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if !r.cursor.item(i == 0)? {
+            return None;
+        }
+        node.read(r, depth + 1)?;
+    }
+    (!r.cursor.item(nodes.is_empty())?).then_some(())
 }
 
 /// What one document's reading needs besides the node it is at.
@@ -110,9 +126,12 @@ struct Read<'c, 'a> {
 }
 
 impl Node {
-    /// Reads the value starting with `token` into this place; `None` if it does not fit.
-    fn push(&mut self, token: Token<'_>, r: &mut Read<'_, '_>, depth: usize) -> Option<()> {
-        if token == Token::Scalar(Flat::Null) {
+    /// Reads the value at the cursor into this place; `None` if it does not fit. The next
+    /// byte says which kind of value comes, and the place's kind which reader takes it.
+    fn read(&mut self, r: &mut Read<'_, '_>, depth: usize) -> Option<()> {
+        let c = r.cursor.peek()?;
+        if c == b'n' {
+            r.cursor.null()?;
             self.nulls.get_or_insert_with(|| vec![0; r.row]).push(1);
             self.values.placeholder();
             return Some(());
@@ -120,38 +139,34 @@ impl Node {
         if let Some(z) = &mut self.nulls {
             z.push(0);
         }
-        let define = matches!(self.values, Values::Unset);
-        match (&mut self.values, token) {
-            (Values::Unset, Token::Scalar(v)) => {
-                self.values = match v {
-                    Flat::Number(_) => Values::Number(vec![0.0; r.row], true),
-                    Flat::Bool(_) => Values::Bool(vec![0; r.row]),
-                    Flat::Str(_) => Values::Str(Strings::table(r.row)),
-                    Flat::Null => unreachable!("null is handled above"),
-                };
-                self.values.scalar(v)
-            }
-            (v, Token::Scalar(x)) => v.scalar(x),
-            (Values::Unset | Values::Object(..), Token::Object)
-            | (Values::Unset | Values::Array(_), Token::Array) => {
-                if depth >= MAX_DEPTH {
-                    return None;
-                }
-                if define {
-                    self.values = match token {
-                        Token::Object => Values::Object(Vec::new(), Vec::new()),
-                        _ => Values::Array(Vec::new()),
-                    };
-                }
-                let (keys, nodes) = match &mut self.values {
-                    Values::Object(keys, nodes) => (Some(keys), nodes),
-                    Values::Array(nodes) => (None, nodes),
-                    _ => return None,
-                };
-                read_places(nodes, keys, define, r, depth)
-            }
-            _ => None,
+        if matches!(self.values, Values::Unset) {
+            return self.define(c, r, depth);
         }
+        self.values.read(c, r, depth)
+    }
+
+    /// The first value at this place other than null, starting with byte `c`: makes the
+    /// place's kind (with placeholders for the rows before) and reads the value into it.
+    fn define(&mut self, c: u8, r: &mut Read<'_, '_>, depth: usize) -> Option<()> {
+        self.values = match c {
+            b'"' => Values::Str(Strings::table(r.row)),
+            b't' | b'f' => Values::Bool(vec![0; r.row]),
+            b'-' | b'0'..=b'9' => Values::Number(vec![0.0; r.row], true),
+            b'{' | b'[' if depth < MAX_DEPTH => {
+                r.cursor.open(c)?;
+                self.values = match c {
+                    b'{' => Values::Object(Vec::new(), Vec::new()),
+                    _ => Values::Array(Vec::new()),
+                };
+                return match &mut self.values {
+                    Values::Object(keys, nodes) => define_places(nodes, Some(keys), r, depth),
+                    Values::Array(nodes) => define_places(nodes, None, r, depth),
+                    _ => None,
+                };
+            }
+            _ => return None,
+        };
+        self.values.read(c, r, depth)
     }
 
     /// A row where this place has no value (its container is null, or the row is SQL NULL).
@@ -250,16 +265,28 @@ unsafe fn container(
 }
 
 impl Values {
-    /// Appends scalar `v` to a place of its kind; `None` for any other.
-    fn scalar(&mut self, v: Flat<'_>) -> Option<()> {
-        match (self, v) {
-            (Values::Number(n, int32), Flat::Number(x)) => {
+    /// Reads the value at the cursor, starting with byte `c`, into a place of its kind;
+    /// `None` for any other kind.
+    fn read(&mut self, c: u8, r: &mut Read<'_, '_>, depth: usize) -> Option<()> {
+        match (self, c) {
+            (Values::Number(n, int32), b'-' | b'0'..=b'9') => {
+                let x = r.cursor.number()?;
                 // Bit equality keeps -0 a float.
                 *int32 &= (x as i32 as f64).to_bits() == x.to_bits();
                 n.push(x);
             }
-            (Values::Bool(b), Flat::Bool(x)) => b.push(u8::from(x)),
-            (Values::Str(strings), Flat::Str(x)) => return strings.push(Some(x)).then_some(()),
+            (Values::Bool(b), b't' | b'f') => b.push(u8::from(r.cursor.boolean()?)),
+            (Values::Str(strings), b'"') => {
+                return strings.push(Some(r.cursor.string()?)).then_some(())
+            }
+            (Values::Object(keys, nodes), b'{') => {
+                r.cursor.open(b'{')?;
+                return read_members(keys, nodes, r, depth);
+            }
+            (Values::Array(nodes), b'[') => {
+                r.cursor.open(b'[')?;
+                return read_items(nodes, r, depth);
+            }
             _ => return None,
         }
         Some(())
@@ -292,14 +319,14 @@ impl Shaped {
             return true;
         };
         let mut cursor = Cursor::new(text);
-        let fits = match cursor.value() {
-            Some(token @ (Token::Object | Token::Array)) => {
+        let fits = match cursor.peek() {
+            Some(b'{' | b'[') => {
                 let mut read = Read {
                     cursor: &mut cursor,
                     row,
                     places: &mut self.places,
                 };
-                self.root.push(token, &mut read, 0).is_some()
+                self.root.read(&mut read, 0).is_some()
             }
             _ => false,
         };
