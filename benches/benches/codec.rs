@@ -4,12 +4,14 @@
 //! binary and text arrays), through `Scalar` as the JS binding calls them. Each decodes 4,096
 //! values per iteration and checks a checksum of what it decoded; the input bytes are built
 //! with the codec's own encoders (`numeric_from_str`, `civil_to_days`,
-//! `encode_binary_array`, `write_text_array`).
+//! `encode_binary_array`, `write_text_array`). `codec/jsonb` also walks W3-json's documents
+//! with `json::Cursor`, the general way and by kind.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use hyperion_codec::array::{encode_binary_array, parse_text_array, write_text_array, BinaryArray};
 use hyperion_codec::datetime::civil_to_days;
 use hyperion_codec::decode;
+use hyperion_codec::json::{Cursor, Flat, Token};
 use hyperion_codec::numeric::numeric_from_str;
 use hyperion_codec::Scalar;
 
@@ -369,7 +371,171 @@ fn jsonb(c: &mut Criterion) {
             assert_eq!(s, total);
         })
     });
+
+    // W3-json's documents as the server writes them (nested objects and arrays, floats,
+    // nulls; about 220 bytes each), walked in full by `json::Cursor` two ways: the general
+    // way (`value`, `key`, `item`), and the way the addon reads a column of documents of
+    // one shape (the next byte and the place's kind choose the reader, keys compared in
+    // place). Both sum the numbers and the strings' lengths.
+    let docs: Vec<String> = (1..=N as i64).map(w3_doc).collect();
+    let shape = {
+        let mut c = Cursor::new(&docs[0]);
+        general(&mut c).expect("a document")
+    };
+    let want = docs.iter().fold(0.0, |a, d| {
+        let mut c = Cursor::new(d);
+        a + sum(&general(&mut c).expect("a document"))
+    });
+    g.throughput(Throughput::Bytes(docs.iter().map(|d| d.len() as u64).sum()));
+    g.bench_function("cursor_general", |b| {
+        b.iter(|| {
+            let s = docs.iter().fold(0.0, |a, d| {
+                let mut c = Cursor::new(black_box(d));
+                a + general_sum(&mut c, &shape).expect("a document of the shape")
+            });
+            assert_eq!(s, want);
+        })
+    });
+    g.bench_function("cursor_by_kind", |b| {
+        b.iter(|| {
+            let s = docs.iter().fold(0.0, |a, d| {
+                let mut c = Cursor::new(black_box(d));
+                a + by_kind(&mut c, &shape).expect("a document of the shape")
+            });
+            assert_eq!(s, want);
+        })
+    });
     g.finish();
+}
+
+/// Document `i` of W3-json (benches/node/lib/workloads.js), in jsonb's text form.
+fn w3_doc(i: i64) -> String {
+    let null_or = |null: bool, v: String| if null { "null".to_string() } else { v };
+    format!(
+        "{{\"id\": {i}, \"meta\": {{\"path\": [{{\"k\": {}, \"v\": {}}}], \"depth\": {}, \"flags\": {{\"a\": {}, \"b\": null}}, \"ratio\": {}, \"parent\": {}}}, \"note\": {}, \"tags\": [\"t{}\", \"t{}\", {}], \"score\": {}, \"active\": {}}}",
+        i % 5,
+        -(i as f64) * 0.5,
+        i % 4,
+        i % 2 == 1,
+        i as f64 / 8.0,
+        null_or(i % 3 == 0, (i - 1).to_string()),
+        null_or(i % 5 == 0, format!("\"note {i}\"")),
+        i % 7,
+        i % 11,
+        i % 13,
+        i as f64 * 1.1,
+        i % 2 == 0,
+    )
+}
+
+/// A document as the general reading gives it.
+enum Doc {
+    Num(f64),
+    Str(usize),
+    Other,
+    Obj(Vec<(String, Doc)>),
+    Arr(Vec<Doc>),
+}
+
+fn general(c: &mut Cursor<'_>) -> Option<Doc> {
+    Some(match c.value()? {
+        Token::Scalar(Flat::Number(x)) => Doc::Num(x),
+        Token::Scalar(Flat::Str(s)) => Doc::Str(s.len()),
+        Token::Scalar(_) => Doc::Other,
+        Token::Object => {
+            let mut members = Vec::new();
+            while let Some(k) = c.key(members.is_empty())? {
+                members.push((k.to_string(), general(c)?));
+            }
+            Doc::Obj(members)
+        }
+        Token::Array => {
+            let mut items = Vec::new();
+            while c.item(items.is_empty())? {
+                items.push(general(c)?);
+            }
+            Doc::Arr(items)
+        }
+    })
+}
+
+/// The same sum, reading the document the general way (`value`, `key`, `item`) and checking
+/// it against `shape` as the addon did before it read by kind: each key scanned, then
+/// compared with the shape's.
+fn general_sum(c: &mut Cursor<'_>, shape: &Doc) -> Option<f64> {
+    Some(match (c.value()?, shape) {
+        (Token::Scalar(Flat::Null), _) => 0.0,
+        (Token::Scalar(Flat::Number(x)), Doc::Num(_)) => x,
+        (Token::Scalar(Flat::Str(s)), Doc::Str(_)) => s.len() as f64,
+        (Token::Scalar(Flat::Bool(_)), Doc::Other) => 0.0,
+        (Token::Object, Doc::Obj(members)) => {
+            let mut s = 0.0;
+            for (i, (k, m)) in members.iter().enumerate() {
+                if c.key(i == 0)? != Some(k.as_str()) {
+                    return None;
+                }
+                s += general_sum(c, m)?;
+            }
+            c.key(members.is_empty())?.is_none().then_some(s)?
+        }
+        (Token::Array, Doc::Arr(items)) => {
+            let mut s = 0.0;
+            for (i, m) in items.iter().enumerate() {
+                if !c.item(i == 0)? {
+                    return None;
+                }
+                s += general_sum(c, m)?;
+            }
+            (!c.item(items.is_empty())?).then_some(s)?
+        }
+        _ => return None,
+    })
+}
+
+fn sum(d: &Doc) -> f64 {
+    match d {
+        Doc::Num(x) => *x,
+        Doc::Str(n) => *n as f64,
+        Doc::Other => 0.0,
+        Doc::Obj(m) => m.iter().map(|(_, d)| sum(d)).sum(),
+        Doc::Arr(a) => a.iter().map(sum).sum(),
+    }
+}
+
+/// The same sum, reading the document by `shape`'s kinds; null may stand anywhere.
+fn by_kind(c: &mut Cursor<'_>, shape: &Doc) -> Option<f64> {
+    if c.peek()? == b'n' {
+        c.null()?;
+        return Some(0.0);
+    }
+    Some(match shape {
+        Doc::Num(_) => c.number()?,
+        Doc::Str(_) => c.string()?.len() as f64,
+        Doc::Other => {
+            c.boolean()?;
+            0.0
+        }
+        Doc::Obj(members) => {
+            c.open(b'{')?;
+            let mut s = 0.0;
+            for (i, (k, m)) in members.iter().enumerate() {
+                c.known_key(i == 0, k)?;
+                s += by_kind(c, m)?;
+            }
+            c.key(members.is_empty())?.is_none().then_some(s)?
+        }
+        Doc::Arr(items) => {
+            c.open(b'[')?;
+            let mut s = 0.0;
+            for (i, m) in items.iter().enumerate() {
+                if !c.item(i == 0)? {
+                    return None;
+                }
+                s += by_kind(c, m)?;
+            }
+            (!c.item(items.is_empty())?).then_some(s)?
+        }
+    })
 }
 
 fn arrays(c: &mut Criterion) {
