@@ -378,32 +378,21 @@ fn jsonb(c: &mut Criterion) {
     // one shape (the next byte and the place's kind choose the reader, keys compared in
     // place). Both sum the numbers and the strings' lengths.
     let docs: Vec<String> = (1..=N as i64).map(w3_doc).collect();
-    let shape = {
-        let mut c = Cursor::new(&docs[0]);
-        general(&mut c).expect("a document")
+    let shape = w3_shape();
+    let sum_of = |by_kind: fn(&mut Cursor<'_>, &Shape) -> Option<f64>| {
+        docs.iter().fold(0.0, |a, d| {
+            let mut c = Cursor::new(black_box(d));
+            a + by_kind(&mut c, &shape).expect("a document of the shape")
+        })
     };
-    let want = docs.iter().fold(0.0, |a, d| {
-        let mut c = Cursor::new(d);
-        a + sum(&general(&mut c).expect("a document"))
-    });
+    let want = sum_of(walk::<false>);
+    assert_eq!(sum_of(walk::<true>), want);
     g.throughput(Throughput::Bytes(docs.iter().map(|d| d.len() as u64).sum()));
     g.bench_function("cursor_general", |b| {
-        b.iter(|| {
-            let s = docs.iter().fold(0.0, |a, d| {
-                let mut c = Cursor::new(black_box(d));
-                a + general_sum(&mut c, &shape).expect("a document of the shape")
-            });
-            assert_eq!(s, want);
-        })
+        b.iter(|| assert_eq!(sum_of(walk::<false>), want))
     });
     g.bench_function("cursor_by_kind", |b| {
-        b.iter(|| {
-            let s = docs.iter().fold(0.0, |a, d| {
-                let mut c = Cursor::new(black_box(d));
-                a + by_kind(&mut c, &shape).expect("a document of the shape")
-            });
-            assert_eq!(s, want);
-        })
+        b.iter(|| assert_eq!(sum_of(walk::<true>), want))
     });
     g.finish();
 }
@@ -428,114 +417,89 @@ fn w3_doc(i: i64) -> String {
     )
 }
 
-/// A document as the general reading gives it.
-enum Doc {
-    Num(f64),
-    Str(usize),
-    Other,
-    Obj(Vec<(String, Doc)>),
-    Arr(Vec<Doc>),
+/// The shape of [`w3_doc`]'s documents: the kind at each place (a null may stand anywhere).
+enum Shape {
+    Num,
+    Str,
+    Bool,
+    Null,
+    Obj(Vec<(&'static str, Shape)>),
+    Arr(Vec<Shape>),
 }
 
-fn general(c: &mut Cursor<'_>) -> Option<Doc> {
-    Some(match c.value()? {
-        Token::Scalar(Flat::Number(x)) => Doc::Num(x),
-        Token::Scalar(Flat::Str(s)) => Doc::Str(s.len()),
-        Token::Scalar(_) => Doc::Other,
-        Token::Object => {
-            let mut members = Vec::new();
-            while let Some(k) = c.key(members.is_empty())? {
-                members.push((k.to_string(), general(c)?));
-            }
-            Doc::Obj(members)
-        }
-        Token::Array => {
-            let mut items = Vec::new();
-            while c.item(items.is_empty())? {
-                items.push(general(c)?);
-            }
-            Doc::Arr(items)
-        }
-    })
+fn w3_shape() -> Shape {
+    use Shape::*;
+    let path = Arr(vec![Obj(vec![("k", Num), ("v", Num)])]);
+    let flags = Obj(vec![("a", Bool), ("b", Null)]);
+    let meta = Obj(vec![
+        ("path", path),
+        ("depth", Num),
+        ("flags", flags),
+        ("ratio", Num),
+        ("parent", Num),
+    ]);
+    Obj(vec![
+        ("id", Num),
+        ("meta", meta),
+        ("note", Str),
+        ("tags", Arr(vec![Str, Str, Num])),
+        ("score", Num),
+        ("active", Bool),
+    ])
 }
 
-/// The same sum, reading the document the general way (`value`, `key`, `item`) and checking
-/// it against `shape` as the addon did before it read by kind: each key scanned, then
-/// compared with the shape's.
-fn general_sum(c: &mut Cursor<'_>, shape: &Doc) -> Option<f64> {
-    Some(match (c.value()?, shape) {
-        (Token::Scalar(Flat::Null), _) => 0.0,
-        (Token::Scalar(Flat::Number(x)), Doc::Num(_)) => x,
-        (Token::Scalar(Flat::Str(s)), Doc::Str(_)) => s.len() as f64,
-        (Token::Scalar(Flat::Bool(_)), Doc::Other) => 0.0,
-        (Token::Object, Doc::Obj(members)) => {
-            let mut s = 0.0;
+/// Reads a document of `shape` whole, summing its numbers and its strings' lengths. `BY_KIND`:
+/// as the addon reads a json column of documents of one shape (`peek`, then the reader for
+/// the place's kind; `known_key` compares in place); else the general way it read them
+/// before (`value`'s token matched on, each key scanned by `key` and then compared).
+fn walk<const BY_KIND: bool>(c: &mut Cursor<'_>, shape: &Shape) -> Option<f64> {
+    if BY_KIND {
+        if c.peek()? == b'n' {
+            c.null()?;
+            return Some(0.0);
+        }
+        match shape {
+            Shape::Num => return c.number(),
+            Shape::Str => return Some(c.string()?.len() as f64),
+            Shape::Bool => return c.boolean().map(|_| 0.0),
+            Shape::Null => return None,
+            Shape::Obj(_) => c.open(b'{')?,
+            Shape::Arr(_) => c.open(b'[')?,
+        }
+    } else {
+        match (c.value()?, shape) {
+            (Token::Scalar(Flat::Null), _) => return Some(0.0),
+            (Token::Scalar(Flat::Number(x)), Shape::Num) => return Some(x),
+            (Token::Scalar(Flat::Str(s)), Shape::Str) => return Some(s.len() as f64),
+            (Token::Scalar(Flat::Bool(_)), Shape::Bool) => return Some(0.0),
+            (Token::Object, Shape::Obj(_)) | (Token::Array, Shape::Arr(_)) => {}
+            _ => return None,
+        }
+    }
+    let mut s = 0.0;
+    match shape {
+        Shape::Obj(members) => {
             for (i, (k, m)) in members.iter().enumerate() {
-                if c.key(i == 0)? != Some(k.as_str()) {
+                if BY_KIND {
+                    c.known_key(i == 0, k)?;
+                } else if c.key(i == 0)? != Some(*k) {
                     return None;
                 }
-                s += general_sum(c, m)?;
+                s += walk::<BY_KIND>(c, m)?;
             }
-            c.key(members.is_empty())?.is_none().then_some(s)?
+            c.key(members.is_empty())?.is_none().then_some(s)
         }
-        (Token::Array, Doc::Arr(items)) => {
-            let mut s = 0.0;
+        Shape::Arr(items) => {
             for (i, m) in items.iter().enumerate() {
                 if !c.item(i == 0)? {
                     return None;
                 }
-                s += general_sum(c, m)?;
+                s += walk::<BY_KIND>(c, m)?;
             }
-            (!c.item(items.is_empty())?).then_some(s)?
+            (!c.item(items.is_empty())?).then_some(s)
         }
-        _ => return None,
-    })
-}
-
-fn sum(d: &Doc) -> f64 {
-    match d {
-        Doc::Num(x) => *x,
-        Doc::Str(n) => *n as f64,
-        Doc::Other => 0.0,
-        Doc::Obj(m) => m.iter().map(|(_, d)| sum(d)).sum(),
-        Doc::Arr(a) => a.iter().map(sum).sum(),
+        _ => None,
     }
-}
-
-/// The same sum, reading the document by `shape`'s kinds; null may stand anywhere.
-fn by_kind(c: &mut Cursor<'_>, shape: &Doc) -> Option<f64> {
-    if c.peek()? == b'n' {
-        c.null()?;
-        return Some(0.0);
-    }
-    Some(match shape {
-        Doc::Num(_) => c.number()?,
-        Doc::Str(_) => c.string()?.len() as f64,
-        Doc::Other => {
-            c.boolean()?;
-            0.0
-        }
-        Doc::Obj(members) => {
-            c.open(b'{')?;
-            let mut s = 0.0;
-            for (i, (k, m)) in members.iter().enumerate() {
-                c.known_key(i == 0, k)?;
-                s += by_kind(c, m)?;
-            }
-            c.key(members.is_empty())?.is_none().then_some(s)?
-        }
-        Doc::Arr(items) => {
-            c.open(b'[')?;
-            let mut s = 0.0;
-            for (i, m) in items.iter().enumerate() {
-                if !c.item(i == 0)? {
-                    return None;
-                }
-                s += by_kind(c, m)?;
-            }
-            (!c.item(items.is_empty())?).then_some(s)?
-        }
-    })
 }
 
 fn arrays(c: &mut Criterion) {
