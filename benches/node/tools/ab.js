@@ -50,7 +50,8 @@ function parse(argv) {
 
 function sample(o, b) {
   const bin = b.bun ? path.join(HERE, 'node_modules/.bin/bun') : process.execPath
-  const args = [path.join(HERE, 'sample.js'), '--client', b.bun ? 'bun' : 'hyperion', '--workload', o.workload, ...(o.size ? ['--size', o.size] : [])]
+  // --expose-gc as run.js starts node: W3's samples collect fully before each timed query.
+  const args = [...(b.bun ? [] : ['--expose-gc']), path.join(HERE, 'sample.js'), '--client', b.bun ? 'bun' : 'hyperion', '--workload', o.workload, ...(o.size ? ['--size', o.size] : [])]
   const [cmd, argv] = o.pin === null ? [bin, args] : ['taskset', ['-c', o.pin, bin, ...args]]
   const env = { ...process.env, ...(b.client ? { HYPERION_CLIENT: b.client } : {}) }
   let out
