@@ -107,11 +107,12 @@ function compile(kinds, names, cols, arrays) {
     fields.push(arrays ? f.expr : `${key(names[c])}: ${f.expr}`)
   }
   const row = arrays ? `[${fields.join(', ')}]` : `{${fields.join(', ')}}`
-  const body = `'use strict';${prelude}
+  const body = `${prelude}
 for (let i = 0; i < n; i++) rows.push(${row});
 return rows;`
+  // Named, for profiles and V8's traces (test/rows-classes.test.js reads them).
   // eslint-disable-next-line no-new-func
-  return new Function('n', 'cols', 'nulls', 'parseJson', 'rows', body)
+  return new Function(`'use strict'; return function buildRows(n, cols, nulls, parseJson, rows) {${body}}`)()
 }
 
 // One JSON.parse for a whole json/jsonb column (its values joined into one JSON array).
@@ -255,7 +256,42 @@ function append(rows, r, arrays) {
     : r.kinds + '\u0000' + r.names.join('\u0000')
   if (arrays) shape = '\u0001' + shape
   const make = CAN_COMPILE ? () => compile(r.kinds, r.names, r.cols, arrays) : () => interpret(r.kinds, r.names, arrays)
-  return builder(shape, make)(r.n, r.cols, r.nulls, parseJson, rows)
+  builder(shape, make)(r.n, r.cols, r.nulls, parseJson, rows)
+  keepClasses(r)
+  return rows
+}
+
+// One chunk and one json container, without their columns, kept from one result to the
+// next. The optimized row builders (and `append` and `rest`) are specialized for the hidden
+// classes of these objects, which the native side makes; V8 keeps such a class only while
+// an object has it, and when a full GC finds none (a large result built, used and dropped,
+// then a major collection: the usual life of a service) it drops the class and with it
+// every optimized function that depended on it ("weak objects"), so that the next large
+// result's rows were built by unoptimized code until V8 compiled the builder again. A
+// copy made in JS, its properties set in the same order, has the same class. Nothing of a
+// result's data is kept: only its row count, column kinds, names and metadata.
+const NO_COLUMNS = []
+let keptChunk = null
+let keptContainer = null
+
+function keepClasses(r) {
+  const kinds = r.kinds
+  for (let c = 0; c < kinds.length; c++) {
+    if (kinds[c] === K.shaped || kinds[c] === K.array) {
+      keptContainer = withoutColumns(r.cols[c])
+      break
+    }
+  }
+  keptChunk = withoutColumns(r)
+  // The first chunk of a streamed result holds the stream.
+  if (keptChunk.rest != null) keptChunk.rest = null
+}
+
+function withoutColumns(o) {
+  const copy = Object.assign({}, o)
+  copy.cols = NO_COLUMNS
+  copy.nulls = NO_COLUMNS
+  return copy
 }
 
 // The native side calls these two (registered below): `rowsOf` for a query that resolves to
@@ -285,7 +321,7 @@ else {
 defineMeta(rows, command, rowCount, fields);
 return host === undefined ? rows : [rows, host];`
   // eslint-disable-next-line no-new-func
-  return new Function('defineMeta', `'use strict'; return function (command, rowCount, fields, host, n, ...v) {${body}}`)(defineMeta)
+  return new Function('defineMeta', `'use strict'; return function buildSmallRows(command, rowCount, fields, host, n, ...v) {${body}}`)(defineMeta)
 }
 
 function interpretSmall(names) {
