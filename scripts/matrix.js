@@ -26,6 +26,7 @@ const NODE_TESTS = [
   'test/client.test.js',
   'test/types.test.js',
   'test/rows.test.js',
+  'test/rows-classes.test.js',
   'test/results.test.js',
   'test/failover.test.js',
   'test/transactions.test.js',
