@@ -224,11 +224,14 @@ impl Builder {
                 }
             }
             Column::Strings(strings) => {
-                let value = match null {
-                    true => None,
-                    false => Some(hyperion_codec::decode::text(raw).map_err(decode_error)?),
+                let (value, len) = match null {
+                    true => (None, None),
+                    false => {
+                        let (s, n) = strings::text_units(raw).map_err(decode_error)?;
+                        (Some(s), Some(n))
+                    }
                 };
-                if !strings.push(value) {
+                if !strings.push_with(value, len) {
                     return Err(Failure::client("DECODE_ERROR", "column too large"));
                 }
             }

@@ -79,6 +79,12 @@ impl Strings {
     /// false if the offsets would overflow. (Text past `MAX_COLUMN_STRING` is the caller's
     /// to see, through [`Strings::text_len`].)
     pub(super) fn push(&mut self, s: Option<&str>) -> bool {
+        self.push_with(s, None)
+    }
+
+    /// [`Strings::push`] with the value's length in UTF-16 units when the caller knows it
+    /// ([`text_units`]), so that text is not read again to count them.
+    pub(super) fn push_with(&mut self, s: Option<&str>, len: Option<usize>) -> bool {
         match (&mut *self, s) {
             (Strings::Table { ids, .. }, None) => {
                 ids.push(0);
@@ -106,7 +112,7 @@ impl Strings {
                 match Strings::text_of(strings, ids) {
                     Some(text) => {
                         *self = text;
-                        self.push(Some(s))
+                        self.push_with(Some(s), len)
                     }
                     None => false,
                 }
@@ -124,7 +130,10 @@ impl Strings {
                 Some(s),
             ) => {
                 text.push_str(s);
-                let ok = add_units(units, s);
+                let ok = match len {
+                    Some(n) => add_len(units, n),
+                    None => add_units(units, s),
+                };
                 offsets.push(*units);
                 ok
             }
@@ -214,16 +223,32 @@ pub(super) unsafe fn text_pair(
 
 /// Adds the UTF-16 length of `s` to `units`; false if the offsets would overflow.
 pub(super) fn add_units(units: &mut u32, s: &str) -> bool {
-    match u32::try_from(utf16_len(s))
-        .ok()
-        .and_then(|n| units.checked_add(n))
-    {
+    add_len(units, utf16_len(s))
+}
+
+/// Adds `len` UTF-16 units to `units`; false if the offsets would overflow.
+fn add_len(units: &mut u32, len: usize) -> bool {
+    match u32::try_from(len).ok().and_then(|n| units.checked_add(n)) {
         Some(u) => {
             *units = u;
             true
         }
         None => false,
     }
+}
+
+/// A text value's bytes as a string, with its length in UTF-16 units. ASCII (most text) is
+/// checked once, word by word, and is a unit a byte; only other text is validated as UTF-8
+/// and counted. (Validating every value and then counting its units were two passes, and
+/// validation goes byte by byte over a short string: together over half the decoding
+/// thread's time on a result of distinct short strings.)
+pub(super) fn text_units(raw: &[u8]) -> Result<(&str, usize), hyperion_codec::DecodeError> {
+    if raw.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Ok((unsafe { std::str::from_utf8_unchecked(raw) }, raw.len()));
+    }
+    let s = hyperion_codec::decode::text(raw)?;
+    Ok((s, utf16_len(s)))
 }
 
 #[cfg(test)]
@@ -290,6 +315,39 @@ mod tests {
                 assert_eq!(matches!(col, Strings::Table { .. }), distinct <= 5);
             }
         }
+    }
+
+    /// `text_units` counts what JS counts (a UTF-16 unit per ASCII byte, two for a character
+    /// past U+FFFF) and refuses what is not UTF-8, ASCII or not; values pushed with its
+    /// count read back whole.
+    #[test]
+    fn text_units_counts_utf16_units_and_refuses_invalid_utf8() {
+        for (raw, units) in [
+            (&b""[..], 0),
+            (b"plain ascii, longer than one word", 33),
+            ("città — ñ".as_bytes(), 9),
+            ("😀x".as_bytes(), 3),
+            ("ascii then é".as_bytes(), 12),
+        ] {
+            let (s, n) = text_units(raw).unwrap();
+            assert_eq!((s.as_bytes(), n), (raw, units));
+            assert_eq!(n, s.encode_utf16().count());
+        }
+        for bad in [&b"ascii \xff"[..], b"\xc3", b"ok\xed\xa0\x80", b"\x80abc"] {
+            assert!(text_units(bad).is_err(), "{bad:?}");
+        }
+        let values = ["x", "città", "😀😀", "", "long ascii value number five"];
+        let mut col = Strings::table(0);
+        for k in 0..(LOOKS_UNIQUE + 10) {
+            let v = format!("{}{k}", values[k % values.len()]);
+            let (s, n) = text_units(v.as_bytes()).unwrap();
+            assert!(col.push_with(Some(s), Some(n)));
+        }
+        let back = read(&col, &[false; LOOKS_UNIQUE + 10]);
+        for (k, v) in back.into_iter().enumerate() {
+            assert_eq!(v.unwrap(), format!("{}{k}", values[k % values.len()]));
+        }
+        assert_eq!(col.kind(), Kind::Text);
     }
 
     #[test]
