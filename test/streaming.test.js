@@ -67,6 +67,29 @@ test('a large result arrives in chunks and assembles whole and in order', async 
   assertWide(await pool.transaction((tx) => tx.query(WIDE)))
 })
 
+// Past 256 KB of one answer, the JS thread's socket waits for more on a short timer instead
+// of on readability (wire/src/runner.rs, Pace). What must hold: an answer that pauses in the
+// middle (the timer then finds nothing and the socket is watched again), its end, and a query
+// right after it on the same connection are all read, none left waiting.
+test('a large result read at a paced rate: a pause mid-answer, its end and the next query', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  const paused = `select g, repeat('y', 200) as pad, case when g = 6000 then pg_sleep(0.3) end as z
+    from generate_series(1, 12000) g`
+  for (let round = 0; round < 3; round++) {
+    const t0 = Date.now()
+    const rows = await pool.query(paused)
+    assert.equal(rows.length, 12000)
+    assert.ok(rows.every((r, i) => r.g === i + 1 && r.pad.length === 200), 'rows whole and in order')
+    assert.equal((await pool.query('select 1 as one'))[0].one, 1)
+    assertWide(await pool.query(WIDE))
+    const [{ n }] = await pool.query('select count(*)::int4 as n from generate_series(1, 10) g')
+    assert.equal(n, 10)
+    // Generous: the pause is 0.3 s; a read left waiting would never end (the test's
+    // timeout) or take seconds.
+    assert.ok(Date.now() - t0 < 10000, `round ${round} took ${Date.now() - t0} ms`)
+  }
+})
+
 test('a read retried after some of its rows arrived returns the rows of the last attempt only', async () => {
   const pool = suite.pool({ poolSize: 1 })
   await pool.query('delete from stream_flag')

@@ -433,7 +433,14 @@ pub(crate) struct LoopParts {
 }
 
 impl LoopParts {
-    pub(crate) fn into_loop<S>(self, stream: S, read_buf: BytesMut) -> Connection<S>
+    /// The loop over `stream`; `pace`, when given, is kept up to date for the stream
+    /// ([`crate::runner::Pace`]).
+    pub(crate) fn into_loop<S>(
+        self,
+        stream: S,
+        read_buf: BytesMut,
+        pace: Option<crate::runner::Pace>,
+    ) -> Connection<S>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -444,6 +451,7 @@ impl LoopParts {
             self.depth,
             self.max_message_len,
             self.parameter_bytes,
+            pace,
         )
     }
 }

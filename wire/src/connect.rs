@@ -5,6 +5,7 @@
 use crate::client::{assemble, Client};
 use crate::config::Config;
 use crate::error::Error;
+use crate::runner::Pace;
 use crate::socket::SocketOptions;
 use crate::ssl::{SslMode, WithoutTls};
 use crate::startup::{startup, Transport};
@@ -49,7 +50,7 @@ async fn connect_inner(config: &Config) -> Result<Client, Error> {
                 tls: true,
                 end_point: Some(end_point),
             };
-            return connect_transport(*stream, config, transport, Some(setup)).await;
+            return connect_transport(*stream, config, transport, Some(setup), None).await;
         }
         Ok(Negotiated::Refused(stream)) => Ok(stream),
         Err(e) => Err(e),
@@ -91,7 +92,7 @@ async fn connect_unix(config: &Config) -> Result<Client, Error> {
     let stream = tokio::net::UnixStream::connect(&path)
         .await
         .map_err(|e| Error::connect(format!("connecting to {}: {e}", path.display())))?;
-    connect_transport(stream, config, Transport::plain(), None).await
+    connect_transport(stream, config, Transport::plain(), None, None).await
 }
 
 #[cfg(not(unix))]
@@ -109,7 +110,20 @@ pub async fn connect_stream<S>(stream: S, config: &Config) -> Result<Client, Err
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    connect_transport(stream, config, Transport::plain(), None).await
+    connect_transport(stream, config, Transport::plain(), None, None).await
+}
+
+/// [`connect_stream`] for a transport that wants to know when the loop is in a large answer
+/// ([`Pace`]), as a [`crate::runner::LoopRunner`]'s stream does.
+pub async fn connect_stream_paced<S>(
+    stream: S,
+    config: &Config,
+    pace: Pace,
+) -> Result<Client, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    connect_transport(stream, config, Transport::plain(), None, Some(pace)).await
 }
 
 async fn connect_transport<S>(
@@ -117,6 +131,7 @@ async fn connect_transport<S>(
     config: &Config,
     transport: Transport,
     tls: Option<Arc<TlsSetup>>,
+    pace: Option<Pace>,
 ) -> Result<Client, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -125,23 +140,26 @@ where
         .await
         .map_err(|e| e.at_startup())?;
     let (client, parts) = assemble(config, info, tls);
-    tokio::spawn(parts.into_loop(stream, read_buf));
+    tokio::spawn(parts.into_loop(stream, read_buf, pace));
     Ok(client)
 }
 
 /// A plain TCP connection: its loop runs where `config.runner` says, else on the runtime.
 async fn connect_plain_tcp(stream: TcpStream, config: &Config) -> Result<Client, Error> {
     let Some(runner) = &config.runner else {
-        return connect_transport(stream, config, Transport::plain(), None).await;
+        return connect_transport(stream, config, Transport::plain(), None, None).await;
     };
     let (stream, read_buf, info) = startup(stream, config, &Transport::plain())
         .await
         .map_err(|e| e.at_startup())?;
+    let pace = Pace::default();
     let stream = stream
         .into_std()
-        .and_then(|s| runner.0.adopt(s))
+        .and_then(|s| runner.0.adopt(s, pace.clone()))
         .map_err(|e| Error::connect(format!("handing over the socket to {}: {e}", config.host)))?;
     let (client, parts) = assemble(config, info, None);
-    runner.0.spawn(Box::pin(parts.into_loop(stream, read_buf)));
+    runner
+        .0
+        .spawn(Box::pin(parts.into_loop(stream, read_buf, Some(pace))));
     Ok(client)
 }

@@ -7,7 +7,7 @@
 
 pub use crate::cancel::CancelToken;
 pub use crate::client::Client;
-pub use crate::connect::{connect, connect_stream};
+pub use crate::connect::{connect, connect_stream, connect_stream_paced};
 pub use crate::copy::{CopyIn, Flow};
 pub use crate::response::RowStream;
 pub use crate::result::{

@@ -16,6 +16,7 @@ use crate::frontend::EncodeError;
 use crate::notification::Notification;
 use crate::plan;
 use crate::response::{Answered, Pending};
+use crate::runner::Pace;
 use crate::state::{admit_parameter, ConnectionState};
 use bytes::{Buf, BytesMut};
 use std::collections::{HashMap, VecDeque};
@@ -108,6 +109,11 @@ pub(crate) struct Connection<S> {
     /// COPY's data, which the request filling the pipeline (the COPY itself, at depth 1)
     /// waits for.
     held: VecDeque<Request>,
+    /// Kept up to date for the stream when it wants it: whether the answer at the head of
+    /// the line is a large one ([`Pace`]).
+    pace: Option<Pace>,
+    /// Bytes read since the head request became the head (its answer, and what follows it).
+    head_bytes: usize,
 }
 
 /// What [`Connection::new`] needs besides the stream.
@@ -128,6 +134,7 @@ impl<S> Connection<S> {
         depth: usize,
         max_message_len: usize,
         parameter_bytes: usize,
+        pace: Option<Pace>,
     ) -> Self {
         Connection {
             stream,
@@ -144,6 +151,8 @@ impl<S> Connection<S> {
             abort: Some(channels.abort),
             parameter_bytes,
             held: VecDeque::new(),
+            pace,
+            head_bytes: 0,
         }
     }
 }
@@ -221,7 +230,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         true,
                     )))
                 }
-                Poll::Ready(Ok(_)) => progress = true,
+                Poll::Ready(Ok(n)) => {
+                    progress = true;
+                    self.head_bytes = self.head_bytes.saturating_add(n);
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }
@@ -231,6 +243,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 let msg = Message::decode(tag, body)?;
                 self.handle(msg)?;
                 progress = true;
+            }
+            // Before the next read, which may be the one that waits.
+            if self.pending.is_empty() {
+                self.head_bytes = 0;
+            }
+            if let Some(pace) = &self.pace {
+                pace.set(self.head_bytes >= Pace::AFTER);
             }
 
             if !progress {
@@ -448,6 +467,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// The front request got its last ReadyForQuery: its caller gets the response.
     fn settle_front(&mut self) {
+        self.head_bytes = 0;
         if let Some(p) = self.pending.pop_front() {
             self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
             if let Some(sink) = p.sink {

@@ -390,10 +390,7 @@ unsafe extern "C" fn teardown(_arg: *mut c_void) {
         uv_close(l.prepare, free_handle);
         uv_close(l.idle, free_handle);
         for io in l.ios.borrow_mut().drain() {
-            let io = &mut *(io as *mut Io);
-            uv_close(io.handle, free_handle);
-            io.handle = ptr::null_mut();
-            io.events = 0;
+            (*(io as *mut Io)).close_handles();
         }
     }
     // Queued tasks are dropped here, on the JS thread, and so is every protocol loop: their
