@@ -107,23 +107,11 @@ impl Io {
         if want == self.events {
             return Ok(());
         }
-        let l = local().ok_or_else(|| io::Error::other("not on the JS thread"))?;
-        if l.closed.get() {
-            return Err(io::Error::other("the environment is shutting down"));
+        if self.handle.is_null() {
+            self.handle = self.poll_handle(fd)?;
         }
-        // SAFETY: JS thread; `handle` is ours and live (closed only in `UvStream::drop`).
+        // SAFETY: JS thread; `handle` is ours and live (closed only in `close_handles`).
         unsafe {
-            if self.handle.is_null() {
-                let h = new_handle(self as *mut Io as *mut c_void);
-                let rc = uv_poll_init(l.uv_loop, h, fd);
-                if rc != 0 {
-                    free_handle(h);
-                    return Err(io::Error::other(format!("uv_poll_init failed ({rc})")));
-                }
-                uv_unref(h);
-                self.handle = h;
-                l.ios.borrow_mut().insert(self as *mut Io as usize);
-            }
             let rc = if want == 0 {
                 uv_poll_stop(self.handle)
             } else {
@@ -163,6 +151,28 @@ impl Io {
 }
 
 impl Io {
+    /// A new, unreferenced `poll` handle on `fd` whose data is this `Io`, which joins the
+    /// JS thread's list (`ios`) so that teardown closes it if the stream's drop does not.
+    fn poll_handle(&mut self, fd: c_int) -> io::Result<*mut c_void> {
+        let l = local().ok_or_else(|| io::Error::other("not on the JS thread"))?;
+        if l.closed.get() {
+            return Err(io::Error::other("the environment is shutting down"));
+        }
+        // SAFETY: JS thread; the handle is freed here on failure, else closed by
+        // `close_handles`.
+        unsafe {
+            let h = new_handle(self as *mut Io as *mut c_void);
+            let rc = uv_poll_init(l.uv_loop, h, fd);
+            if rc != 0 {
+                free_handle(h);
+                return Err(io::Error::other(format!("uv_poll_init failed ({rc})")));
+            }
+            uv_unref(h);
+            l.ios.borrow_mut().insert(self as *mut Io as usize);
+            Ok(h)
+        }
+    }
+
     /// A paced read answered `EAGAIN`: `waker` is woken when the timer expires, not when
     /// the socket turns readable (readable interest is dropped meanwhile).
     /// A timer that cannot be had (no fd left, say) costs the pacing, not the connection:
@@ -216,39 +226,39 @@ impl Io {
 
     #[cfg(target_os = "linux")]
     fn make_timer(&mut self) -> io::Result<()> {
-        let l = local().ok_or_else(|| io::Error::other("not on the JS thread"))?;
-        if l.closed.get() {
-            return Err(io::Error::other("the environment is shutting down"));
-        }
-        // SAFETY: JS thread. The fd and the handle are ours: both are closed in
-        // `close_handles` (the stream's drop, or teardown, which finds this `Io` in `ios`).
-        unsafe {
-            let fd = libc::timerfd_create(
+        // SAFETY: creates an fd we own: closed below on failure, else by `close_handles`
+        // with its handle.
+        let fd = unsafe {
+            libc::timerfd_create(
                 libc::CLOCK_MONOTONIC,
                 libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            );
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let h = new_handle(self as *mut Io as *mut c_void);
-            let rc = uv_poll_init(l.uv_loop, h, fd);
-            if rc != 0 {
-                free_handle(h);
-                libc::close(fd);
-                return Err(io::Error::other(format!("uv_poll_init failed ({rc})")));
-            }
-            uv_unref(h);
-            let rc = uv_poll_start(h, UV_READABLE, on_timer);
-            if rc != 0 {
-                uv_close(h, free_handle);
-                libc::close(fd);
-                return Err(io::Error::other(format!("uv_poll_start failed ({rc})")));
-            }
-            self.timer = h;
-            self.timer_fd = fd;
-            l.ios.borrow_mut().insert(self as *mut Io as usize);
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
-        Ok(())
+        let started = self.poll_handle(fd).and_then(|h| {
+            // SAFETY: JS thread; the live handle just made.
+            match unsafe { uv_poll_start(h, UV_READABLE, on_timer) } {
+                0 => Ok(h),
+                rc => {
+                    unsafe { uv_close(h, free_handle) };
+                    Err(io::Error::other(format!("uv_poll_start failed ({rc})")))
+                }
+            }
+        });
+        match started {
+            Ok(h) => {
+                self.timer = h;
+                self.timer_fd = fd;
+                Ok(())
+            }
+            Err(e) => {
+                // SAFETY: our fd, no longer watched.
+                unsafe { libc::close(fd) };
+                Err(e)
+            }
+        }
     }
 
     /// Closes the handles (and the timer's fd); libuv forgets their fds at once. On the JS
@@ -473,17 +483,18 @@ impl Drop for UvStream {
     fn drop(&mut self) {
         // SAFETY: ours; JS thread (see `Send`).
         let mut io = unsafe { Box::from_raw(self.io) };
-        if io.handle.is_null() && io.timer.is_null() {
-            return; // never polled, or closed at teardown: the socket just closes
-        }
         match local() {
             Some(l) => {
+                // Out of the list whatever it holds (a handle made and closed again on a
+                // failure leaves the `Io` listed): teardown must not reach a freed `Io`.
                 l.ios.borrow_mut().remove(&(self.io as usize));
-                // SAFETY: JS thread, our live handles, closed once; libuv forgets their
-                // fds at once (before the socket is closed, below) and calls nothing more
-                // but `free_handle`.
+                // SAFETY: JS thread, our live handles (none: nothing to do, the socket just
+                // closes), closed once; libuv forgets their fds at once (before the socket
+                // is closed, below) and calls nothing more but `free_handle`.
                 unsafe { io.close_handles() };
             }
+            // Never polled, or closed at teardown: the socket just closes.
+            None if io.handle.is_null() && io.timer.is_null() => {}
             // Not the JS thread (cannot happen: see `Send`): leave the handle and its fd.
             None => {
                 std::mem::forget(self.sock.take());
