@@ -275,6 +275,41 @@ test('text and SQL of every length around the native read buffer arrive whole, m
   }
 })
 
+test('text that turns non-ASCII partway through a large result reads back whole, also after collections', async () => {
+  // A column's text crosses as Latin-1 while its values are ASCII and as UTF-16 from its first
+  // value that is not (large texts as external strings): column t turns in a later batch,
+  // column u in the middle of each 1000 rows, with characters past U+FFFF and NULLs between.
+  const pool = suite.pool({ poolSize: 1 })
+  try {
+    const want = (i) => ({
+      i,
+      t: i % 9 === 0 ? null : i < 20000 ? `ascii-${i}` : `ü☺😀-${i}${'x'.repeat(i % 5)}`,
+      u: `${i % 1000 === 500 ? 'ä' : ''}late-${i}`,
+    })
+    const check = (rows) => {
+      assert.equal(rows.length, 30000)
+      for (const r of rows) assert.deepStrictEqual({ ...r }, want(r.i))
+    }
+    const rows = await pool.query(`select i, case when i % 9 = 0 then null when i < 20000 then 'ascii-' || i
+        else 'ü☺😀-' || i || repeat('x', i % 5) end as t,
+        case when i % 1000 = 500 then 'ä' else '' end || 'late-' || i as u
+      from generate_series(1, 30000) i`)
+    check(rows)
+    // Garbage enough for many young-generation collections; the texts must outlive them.
+    for (let k = 0; k < 20; k++) {
+      let junk = []
+      for (let j = 0; j < 100000; j++) junk.push({ j, s: `junk-${j}` })
+      junk = null
+    }
+    check(rows)
+    // And one per value, small (copied, not external).
+    const small = await pool.query(`select 'ascii' as a, 'ä😀' as b, null::text as c`)
+    assert.deepStrictEqual(small, [{ a: 'ascii', b: 'ä😀', c: null }])
+  } finally {
+    await pool.end()
+  }
+})
+
 test('a self-referencing array parameter is refused, not a stack overflow', async () => {
   const pool = suite.pool({ poolSize: 1 })
   const a = [1]

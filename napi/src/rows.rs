@@ -34,8 +34,9 @@
 //! toolkit (strings, typed arrays, external strings), and [`format`] lays a chunk out as the
 //! object `rows.js` reads.
 //!
-//! A column's text (`s`, `j`) of 1 KiB or more that is ASCII goes to V8 as an external
-//! string: V8's young-generation collector copies every object that survives it, twice
+//! A column's text (`s`, `j`) of 1 KiB or more goes to V8 as an external string (`s`
+//! always, as Latin-1 while ASCII, else as UTF-16 made on the decoding thread; `j` when
+//! ASCII): V8's young-generation collector copies every object that survives it, twice
 //! before it reaches the old generation, and the rows of a large result all survive; an
 //! external string's characters stay where Rust put them until its finalizer frees them.
 

@@ -67,11 +67,7 @@ pub(super) enum Column {
     I32(Vec<i32>),
     F64(Vec<f64>),
     I64(Vec<i64>),
-    Str {
-        text: String,
-        offsets: Vec<u32>,
-        units: u32,
-    },
+    Str(strings::Joined),
     Bytes {
         data: Vec<u8>,
         offsets: Vec<u32>,
@@ -92,7 +88,7 @@ impl Column {
             Column::I32(_) => Kind::Int32,
             Column::F64(_) => Kind::Float64,
             Column::I64(_) => Kind::BigInt64,
-            Column::Str { .. } => Kind::Text,
+            Column::Str(_) => Kind::Text,
             Column::Bytes { .. } => Kind::Bytes,
             Column::Json(_) => Kind::Json,
             Column::Strings(s) => s.kind(),
@@ -100,20 +96,6 @@ impl Column {
             Column::Values => Kind::Values,
         }
     }
-}
-
-/// UTF-16 code units of a UTF-8 string (what JS string offsets count).
-pub(super) fn utf16_len(s: &str) -> usize {
-    if s.is_ascii() {
-        return s.len();
-    }
-    s.bytes()
-        .map(|b| match b {
-            0x80..=0xbf => 0, // continuation
-            0xf0..=0xff => 2, // four bytes: a surrogate pair
-            _ => 1,
-        })
-        .sum()
 }
 
 pub(super) struct Builder {
@@ -136,11 +118,7 @@ impl Builder {
                 Output::F64 => Column::F64(Vec::with_capacity(rows)),
                 Output::I64 => Column::I64(Vec::with_capacity(rows)),
                 Output::Str if s == Scalar::Text => Column::Strings(strings::Strings::table(0)),
-                Output::Str => Column::Str {
-                    text: String::new(),
-                    offsets: offsets(),
-                    units: 0,
-                },
+                Output::Str => Column::Str(strings::Joined::with_capacity(rows)),
                 Output::Bytes => Column::Bytes {
                     data: Vec::new(),
                     offsets: offsets(),
@@ -190,19 +168,15 @@ impl Builder {
             } else {
                 s.decode_i64(raw).map_err(decode_error)?
             }),
-            Column::Str {
-                text,
-                offsets,
-                units,
-            } => {
-                if !null {
-                    let start = text.len();
-                    s.decode_str(raw, text).map_err(decode_error)?;
-                    if !strings::add_units(units, text.get(start..).unwrap_or("")) {
-                        return Err(Failure::client("DECODE_ERROR", "column too large"));
-                    }
+            Column::Str(text) => {
+                if null {
+                    text.push_null();
+                } else if !text
+                    .push_written(|out| s.decode_str(raw, out))
+                    .map_err(decode_error)?
+                {
+                    return Err(Failure::client("DECODE_ERROR", "column too large"));
                 }
-                offsets.push(*units);
             }
             Column::Bytes { data, offsets } => {
                 if !null {
@@ -224,14 +198,14 @@ impl Builder {
                 }
             }
             Column::Strings(strings) => {
-                let (value, len) = match null {
-                    true => (None, None),
+                let (value, ascii) = match null {
+                    true => (None, true),
                     false => {
-                        let (s, n) = strings::text_units(raw).map_err(decode_error)?;
-                        (Some(s), Some(n))
+                        let (s, ascii) = strings::text_value(raw).map_err(decode_error)?;
+                        (Some(s), ascii)
                     }
                 };
-                if !strings.push_with(value, len) {
+                if !strings.push_with(value, ascii) {
                     return Err(Failure::client("DECODE_ERROR", "column too large"));
                 }
             }
@@ -261,7 +235,8 @@ impl Builder {
     /// Whether the column grew too large for one JS string or one Buffer with u32 offsets.
     fn oversized(&self) -> bool {
         match &self.column {
-            Column::Str { text, .. } | Column::Json(text) => text.len() > MAX_COLUMN_STRING,
+            Column::Str(text) => text.text_len() > MAX_COLUMN_STRING,
+            Column::Json(text) => text.len() > MAX_COLUMN_STRING,
             Column::Shaped(shaped) => shaped.text_len() > MAX_COLUMN_STRING,
             Column::Strings(strings) => strings.text_len() > MAX_COLUMN_STRING,
             Column::Bytes { data, .. } => data.len() > u32::MAX as usize / 2,
@@ -427,12 +402,5 @@ mod tests {
     fn a_bad_value_is_a_decode_error_not_a_panic() {
         let mut b = builder(INT4, Format::Binary, 1);
         assert!(b.push(0, Some(&[1, 2])).is_err());
-    }
-
-    #[test]
-    fn utf16_offsets_count_a_surrogate_pair_as_two() {
-        assert_eq!(utf16_len("abc"), 3);
-        assert_eq!(utf16_len("é"), 1);
-        assert_eq!(utf16_len("😀"), 2);
     }
 }

@@ -4,7 +4,6 @@
 use super::columns::{check_width, Body, Builder, Column};
 use super::js::{typed, Ctx};
 use super::meta::Meta;
-use super::strings;
 use crate::errors::JsResult;
 use hyperion_codec::Decoder;
 use hyperion_wire::backend::DataRowBody;
@@ -53,11 +52,7 @@ unsafe fn finish(
         Column::I32(v) => typed(env, sys::TypedarrayType::int32_array, &v, 4)?,
         Column::F64(v) => typed(env, sys::TypedarrayType::float64_array, &v, 8)?,
         Column::I64(v) => typed(env, sys::TypedarrayType::bigint64_array, &v, 8)?,
-        Column::Str {
-            text,
-            offsets,
-            units,
-        } => strings::text_pair(ctx, text, &offsets, units)?,
+        Column::Str(text) => text.finish(ctx)?,
         Column::Bytes { data, offsets } => {
             let pair = ctx.array(2)?;
             ctx.set(pair, 0, ctx.buffer(&data)?)?;

@@ -1,4 +1,4 @@
-//! The N-API side of a result: creating strings (external ones for large ASCII text), typed
+//! The N-API side of a result: creating strings (external ones for large column texts), typed
 //! arrays, arrays and single values on the JS thread.
 
 use super::columns::decode_error;
@@ -23,13 +23,15 @@ macro_rules! check {
     }};
 }
 
-/// Column texts from this size on become external strings ([`Ctx::owned_string`]); a
-/// smaller one is cheaper to copy than to track.
+/// Column texts of this many bytes or more become external strings ([`Ctx::owned_string`],
+/// [`Ctx::owned_utf16`]); a smaller one is cheaper to copy than to track.
 const EXTERNAL_MIN: usize = 1024;
 
-type CreateExternalLatin1 = unsafe extern "C" fn(
+/// `node_api_create_external_string_latin1` and `_utf16` (js_native_api.h): the same
+/// signature but for the type of a character (`char`, here `u8`: the same in the C ABI).
+type CreateExternal<C> = unsafe extern "C" fn(
     sys::napi_env,
-    *mut std::os::raw::c_char,
+    *mut C,
     usize,
     sys::napi_finalize,
     *mut std::os::raw::c_void,
@@ -37,44 +39,83 @@ type CreateExternalLatin1 = unsafe extern "C" fn(
     *mut bool,
 ) -> sys::napi_status;
 
-/// `node_api_create_external_string_latin1` when the host has it (Node 18.18, 20.4 and
-/// later). Looked up at run time rather than linked: the addon must still load on a Node
-/// without it, and then copies.
-fn external_latin1() -> Option<CreateExternalLatin1> {
+/// A symbol of the host, when it has it. `node_api_create_external_string_latin1` and
+/// `_utf16` came in Node 18.18, 20.4 and later: looked up at run time rather than linked, so
+/// that the addon still loads on a Node without them, and then copies.
+fn host_symbol(name: &std::ffi::CStr) -> *mut std::os::raw::c_void {
+    extern "C" {
+        fn dlsym(
+            handle: *mut std::os::raw::c_void,
+            symbol: *const std::os::raw::c_char,
+        ) -> *mut std::os::raw::c_void;
+    }
+    #[cfg(target_os = "macos")]
+    const RTLD_DEFAULT: *mut std::os::raw::c_void = -2isize as *mut std::os::raw::c_void;
+    #[cfg(not(target_os = "macos"))]
+    const RTLD_DEFAULT: *mut std::os::raw::c_void = ptr::null_mut();
+    // SAFETY: dlsym with RTLD_DEFAULT only looks a name up in the loaded objects.
+    unsafe { dlsym(RTLD_DEFAULT, name.as_ptr()) }
+}
+
+fn external_latin1() -> Option<CreateExternal<u8>> {
     use std::sync::OnceLock;
-    static SYMBOL: OnceLock<Option<CreateExternalLatin1>> = OnceLock::new();
+    static SYMBOL: OnceLock<Option<CreateExternal<u8>>> = OnceLock::new();
     *SYMBOL.get_or_init(|| {
-        extern "C" {
-            fn dlsym(
-                handle: *mut std::os::raw::c_void,
-                symbol: *const std::os::raw::c_char,
-            ) -> *mut std::os::raw::c_void;
-        }
-        #[cfg(target_os = "macos")]
-        const RTLD_DEFAULT: *mut std::os::raw::c_void = -2isize as *mut std::os::raw::c_void;
-        #[cfg(not(target_os = "macos"))]
-        const RTLD_DEFAULT: *mut std::os::raw::c_void = ptr::null_mut();
-        // SAFETY: dlsym with RTLD_DEFAULT only looks a name up in the loaded objects; the
-        // symbol, when present, has the signature of `CreateExternalLatin1` (js_native_api.h).
-        unsafe {
-            let f = dlsym(
-                RTLD_DEFAULT,
-                c"node_api_create_external_string_latin1".as_ptr(),
-            );
-            (!f.is_null())
-                .then(|| std::mem::transmute::<*mut std::os::raw::c_void, CreateExternalLatin1>(f))
-        }
+        let f = host_symbol(c"node_api_create_external_string_latin1");
+        // SAFETY: the symbol, when present, has this signature (js_native_api.h).
+        (!f.is_null()).then(|| unsafe { std::mem::transmute(f) })
     })
 }
 
-/// Finalizer of an external string: frees the text [`Ctx::owned_string`] handed over.
-unsafe extern "C" fn free_text(
+fn external_utf16() -> Option<CreateExternal<u16>> {
+    use std::sync::OnceLock;
+    static SYMBOL: OnceLock<Option<CreateExternal<u16>>> = OnceLock::new();
+    *SYMBOL.get_or_init(|| {
+        let f = host_symbol(c"node_api_create_external_string_utf16");
+        // SAFETY: the symbol, when present, has this signature (js_native_api.h).
+        (!f.is_null()).then(|| unsafe { std::mem::transmute(f) })
+    })
+}
+
+/// Finalizer of an external string: frees the text ([`Ctx::owned_string`],
+/// [`Ctx::owned_utf16`]) handed over.
+unsafe extern "C" fn free_text<C>(
     _env: sys::napi_env,
     _data: *mut std::os::raw::c_void,
     hint: *mut std::os::raw::c_void,
 ) {
-    // SAFETY: `hint` is the `Box<Vec<u8>>` leaked by `owned_string`, finalized once.
-    drop(Box::from_raw(hint.cast::<Vec<u8>>()));
+    // SAFETY: `hint` is the `Box<Vec<C>>` leaked by `external`, finalized once.
+    drop(Box::from_raw(hint.cast::<Vec<C>>()));
+}
+
+/// `text` handed to V8 as an external string by `create`; `None` if the call failed (the
+/// text is then dropped here).
+unsafe fn external<C>(
+    env: sys::napi_env,
+    create: CreateExternal<C>,
+    text: Vec<C>,
+) -> Option<sys::napi_value> {
+    let text = Box::new(text);
+    let (data, len) = (text.as_ptr().cast_mut(), text.len());
+    let hint = Box::into_raw(text);
+    let mut out = ptr::null_mut();
+    let mut copied = false;
+    let status = create(
+        env,
+        data,
+        len,
+        Some(free_text::<C>),
+        hint.cast(),
+        &mut out,
+        &mut copied,
+    );
+    if status != sys::Status::napi_ok {
+        // Not taken over: the text is still ours.
+        drop(Box::from_raw(hint));
+        return None;
+    }
+    // `copied`: Node made its own copy and has already called `free_text`.
+    Some(out)
 }
 
 /// The N-API environment plus what conversion needs more than once.
@@ -153,31 +194,35 @@ impl Ctx {
             Some(create) if self.external && ascii && text.len() >= EXTERNAL_MIN => create,
             _ => return self.string_ascii(&text, ascii),
         };
-        let bytes = Box::new(text.into_bytes());
-        let (data, len) = (bytes.as_ptr().cast_mut(), bytes.len());
-        let hint = Box::into_raw(bytes);
-        let mut out = ptr::null_mut();
-        let mut copied = false;
-        let status = create(
-            self.env,
-            data.cast(),
-            len,
-            Some(free_text),
-            hint.cast(),
-            &mut out,
-            &mut copied,
-        );
-        if status != sys::Status::napi_ok {
-            // Not taken over: the text is still ours.
-            drop(Box::from_raw(hint));
-            return Err(napi::Error::new(
-                napi::Status::from(status),
-                "N-API call failed: node_api_create_external_string_latin1".to_string(),
-            )
-            .into());
+        external(self.env, create, text.into_bytes()).ok_or_else(|| {
+            napi::Error::from_reason("N-API call failed: node_api_create_external_string_latin1")
+                .into()
+        })
+    }
+
+    /// A string that takes UTF-16 `text` over: external, as by [`Ctx::owned_string`], from
+    /// [`EXTERNAL_MIN`] bytes on, else copied (V8 then decodes nothing).
+    pub(super) unsafe fn owned_utf16(&self, text: Vec<u16>) -> JsResult<sys::napi_value> {
+        match external_utf16() {
+            Some(create) if self.external && text.len() * 2 >= EXTERNAL_MIN => {
+                external(self.env, create, text).ok_or_else(|| {
+                    napi::Error::from_reason(
+                        "N-API call failed: node_api_create_external_string_utf16",
+                    )
+                    .into()
+                })
+            }
+            _ => {
+                let mut out = ptr::null_mut();
+                check!(sys::napi_create_string_utf16(
+                    self.env,
+                    text.as_ptr(),
+                    text.len(),
+                    &mut out
+                ));
+                Ok(out)
+            }
         }
-        // `copied`: Node made its own copy and has already called `free_text`.
-        Ok(out)
     }
 
     pub(super) unsafe fn buffer(&self, bytes: &[u8]) -> JsResult<sys::napi_value> {

@@ -8,7 +8,6 @@
 //! first [`LOOKS_UNIQUE`] values are all different, so that a column of unique values (ids,
 //! timestamps, free text) pays for only a few lookups per batch.
 
-use super::columns::utf16_len;
 use super::js::{typed, Ctx};
 use super::kind::Kind;
 use napi::sys;
@@ -58,11 +57,7 @@ pub(super) enum Strings {
         strings: Vec<Box<str>>,
         ids: Vec<u8>,
     },
-    Text {
-        text: String,
-        offsets: Vec<u32>,
-        units: u32,
-    },
+    Text(Joined),
 }
 
 impl Strings {
@@ -79,12 +74,12 @@ impl Strings {
     /// false if the offsets would overflow. (Text past `MAX_COLUMN_STRING` is the caller's
     /// to see, through [`Strings::text_len`].)
     pub(super) fn push(&mut self, s: Option<&str>) -> bool {
-        self.push_with(s, None)
+        self.push_with(s, s.is_some_and(str::is_ascii))
     }
 
-    /// [`Strings::push`] with the value's length in UTF-16 units when the caller knows it
-    /// ([`text_units`]), so that text is not read again to count them.
-    pub(super) fn push_with(&mut self, s: Option<&str>, len: Option<usize>) -> bool {
+    /// [`Strings::push`] when the caller knows whether `s` is ASCII ([`text_value`]), so
+    /// that text is not read again to find out.
+    pub(super) fn push_with(&mut self, s: Option<&str>, ascii: bool) -> bool {
         match (&mut *self, s) {
             (Strings::Table { ids, .. }, None) => {
                 ids.push(0);
@@ -111,54 +106,30 @@ impl Strings {
                 }
                 match Strings::text_of(strings, ids) {
                     Some(text) => {
-                        *self = text;
-                        self.push_with(Some(s), len)
+                        *self = Strings::Text(text);
+                        self.push_with(Some(s), ascii)
                     }
                     None => false,
                 }
             }
-            (Strings::Text { offsets, units, .. }, None) => {
-                offsets.push(*units);
+            (Strings::Text(text), None) => {
+                text.push_null();
                 true
             }
-            (
-                Strings::Text {
-                    text,
-                    offsets,
-                    units,
-                },
-                Some(s),
-            ) => {
-                text.push_str(s);
-                let ok = match len {
-                    Some(n) => add_len(units, n),
-                    None => add_units(units, s),
-                };
-                offsets.push(*units);
-                ok
-            }
+            (Strings::Text(text), Some(s)) => text.push(s, ascii),
         }
     }
 
     /// The table's values one by one, as text; `None` if the offsets would overflow.
-    fn text_of(strings: &[Box<str>], ids: &[u8]) -> Option<Strings> {
-        let mut text = String::new();
-        let mut offsets = Vec::with_capacity(ids.len() + 2);
-        offsets.push(0);
-        let mut units = 0u32;
+    fn text_of(strings: &[Box<str>], ids: &[u8]) -> Option<Joined> {
+        let mut text = Joined::with_capacity(ids.len() + 1);
         for &id in ids {
             let s = strings.get(usize::from(id)).map_or("", |s| &**s);
-            text.push_str(s);
-            if !add_units(&mut units, s) {
+            if !text.push(s, s.is_ascii()) {
                 return None;
             }
-            offsets.push(units);
         }
-        Some(Strings::Text {
-            text,
-            offsets,
-            units,
-        })
+        Some(text)
     }
 
     pub(super) fn kind(&self) -> Kind {
@@ -171,7 +142,7 @@ impl Strings {
     pub(super) fn text_len(&self) -> usize {
         match self {
             Strings::Table { .. } => 0,
-            Strings::Text { text, .. } => text.len(),
+            Strings::Text(text) => text.text_len(),
         }
     }
 
@@ -192,63 +163,144 @@ impl Strings {
                 )?;
                 Ok(pair)
             }
-            Strings::Text {
-                text,
-                offsets,
-                units,
-            } => text_pair(ctx, text, &offsets, units),
+            Strings::Text(text) => text.finish(ctx),
         }
     }
 }
 
-/// `[text, Uint32Array of UTF-16 offsets]`: a column's values joined, `units` UTF-16 units
-/// in all.
-pub(super) unsafe fn text_pair(
-    ctx: &Ctx,
-    text: String,
-    offsets: &[u32],
-    units: u32,
-) -> crate::errors::JsResult<sys::napi_value> {
-    // Every non-ASCII character takes fewer UTF-16 units than UTF-8 bytes.
-    let ascii = units as usize == text.len();
-    let pair = ctx.array(2)?;
-    ctx.set(pair, 0, ctx.owned_string(text, ascii)?)?;
-    ctx.set(
-        pair,
-        1,
-        typed(ctx.env, sys::TypedarrayType::uint32_array, offsets, 4)?,
-    )?;
-    Ok(pair)
+/// A column's values joined into one text, with the UTF-16 offset after each: how a column
+/// of distinct strings crosses to JS, as `[text, Uint32Array of offsets]`. While the values
+/// are ASCII the text is kept as it came (V8 takes it as Latin-1); from the first that is
+/// not, as UTF-16, made here, off the JS thread. V8's UTF-8 decoder, which made the JS string
+/// of such a text on the JS thread, was 6% of that thread's time on a result of distinct
+/// strings with one non-ASCII column, and a large UTF-16 text becomes an external string
+/// as a large ASCII one does (`Ctx::owned_utf16`), which the young-generation collector
+/// does not copy.
+pub(super) struct Joined {
+    /// The values while they are all ASCII.
+    ascii: String,
+    /// The values as UTF-16, from the first one that is not ASCII on (`ascii` is then empty).
+    wide: Option<Vec<u16>>,
+    /// 0, then the UTF-16 offset after each value (a NULL's is the one before it).
+    offsets: Vec<u32>,
 }
 
-/// Adds the UTF-16 length of `s` to `units`; false if the offsets would overflow.
-pub(super) fn add_units(units: &mut u32, s: &str) -> bool {
-    add_len(units, utf16_len(s))
-}
-
-/// Adds `len` UTF-16 units to `units`; false if the offsets would overflow.
-fn add_len(units: &mut u32, len: usize) -> bool {
-    match u32::try_from(len).ok().and_then(|n| units.checked_add(n)) {
-        Some(u) => {
-            *units = u;
-            true
+impl Joined {
+    /// Room for the offsets of `values` values.
+    pub(super) fn with_capacity(values: usize) -> Joined {
+        let mut offsets = Vec::with_capacity(values + 1);
+        offsets.push(0);
+        Joined {
+            ascii: String::new(),
+            wide: None,
+            offsets,
         }
-        None => false,
+    }
+
+    /// Appends `s` (`ascii`: whether it is); false if the offsets would overflow.
+    pub(super) fn push(&mut self, s: &str, ascii: bool) -> bool {
+        match &mut self.wide {
+            None if ascii => self.ascii.push_str(s),
+            None => self.widen().extend(s.encode_utf16()),
+            Some(wide) => wide.extend(s.encode_utf16()),
+        }
+        self.end_value()
+    }
+
+    /// Appends the value `write` appends to a `String`; `Ok(false)` if the offsets would
+    /// overflow.
+    pub(super) fn push_written<E>(
+        &mut self,
+        write: impl FnOnce(&mut String) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        match &mut self.wide {
+            None => {
+                let start = self.ascii.len();
+                write(&mut self.ascii)?;
+                if !self.ascii.as_bytes()[start..].is_ascii() {
+                    let value = self.ascii.split_off(start);
+                    self.widen().extend(value.encode_utf16());
+                }
+            }
+            Some(wide) => {
+                let mut value = String::new();
+                write(&mut value)?;
+                wide.extend(value.encode_utf16());
+            }
+        }
+        Ok(self.end_value())
+    }
+
+    /// A NULL's placeholder: an empty value.
+    pub(super) fn push_null(&mut self) {
+        let last = self.offsets.last().copied().unwrap_or(0);
+        self.offsets.push(last);
+    }
+
+    /// The text so far in UTF-16 units (what a JS string's length counts).
+    pub(super) fn text_len(&self) -> usize {
+        self.wide.as_ref().map_or(self.ascii.len(), Vec::len)
+    }
+
+    fn end_value(&mut self) -> bool {
+        match u32::try_from(self.text_len()) {
+            Ok(units) => {
+                self.offsets.push(units);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Turns the ASCII text so far into UTF-16 and keeps the text so from now on.
+    fn widen(&mut self) -> &mut Vec<u16> {
+        let ascii = std::mem::take(&mut self.ascii);
+        let mut wide = Vec::with_capacity(ascii.len() + ascii.len() / 2 + 16);
+        wide.extend(ascii.bytes().map(u16::from));
+        self.wide.insert(wide)
+    }
+
+    /// `[text, Uint32Array of UTF-16 offsets]`.
+    pub(super) unsafe fn finish(self, ctx: &Ctx) -> crate::errors::JsResult<sys::napi_value> {
+        let pair = ctx.array(2)?;
+        let text = match self.wide {
+            Some(wide) => ctx.owned_utf16(wide)?,
+            None => ctx.owned_string(self.ascii, true)?,
+        };
+        ctx.set(pair, 0, text)?;
+        ctx.set(
+            pair,
+            1,
+            typed(ctx.env, sys::TypedarrayType::uint32_array, &self.offsets, 4)?,
+        )?;
+        Ok(pair)
+    }
+
+    /// The values, as `rows.js` reads them back (tests).
+    #[cfg(test)]
+    pub(super) fn values(&self) -> Vec<String> {
+        let units: Vec<u16> = match &self.wide {
+            Some(wide) => wide.clone(),
+            None => self.ascii.encode_utf16().collect(),
+        };
+        self.offsets
+            .windows(2)
+            .map(|w| String::from_utf16(&units[w[0] as usize..w[1] as usize]).unwrap())
+            .collect()
     }
 }
 
-/// A text value's bytes as a string, with its length in UTF-16 units. ASCII (most text) is
-/// checked once, word by word, and is a unit a byte; only other text is validated as UTF-8
-/// and counted. (Validating every value and then counting its units were two passes, and
-/// validation goes byte by byte over a short string: together over half the decoding
-/// thread's time on a result of distinct short strings.)
-pub(super) fn text_units(raw: &[u8]) -> Result<(&str, usize), hyperion_codec::DecodeError> {
+/// A text value's bytes as a string, and whether it is ASCII. ASCII (most text) is checked
+/// once, word by word; only other text is validated as UTF-8. (Validating every value and
+/// then counting its UTF-16 units were two passes, and validation goes byte by byte over a
+/// short string: together over half the decoding thread's time on a result of distinct
+/// short strings.)
+pub(super) fn text_value(raw: &[u8]) -> Result<(&str, bool), hyperion_codec::DecodeError> {
     if raw.is_ascii() {
         // SAFETY: ASCII is valid UTF-8.
-        return Ok((unsafe { std::str::from_utf8_unchecked(raw) }, raw.len()));
+        return Ok((unsafe { std::str::from_utf8_unchecked(raw) }, true));
     }
-    let s = hyperion_codec::decode::text(raw)?;
-    Ok((s, utf16_len(s)))
+    Ok((hyperion_codec::decode::text(raw)?, false))
 }
 
 #[cfg(test)]
@@ -263,13 +315,7 @@ mod tests {
                 .iter()
                 .map(|&i| strings[usize::from(i)].to_string())
                 .collect(),
-            Strings::Text { text, offsets, .. } => {
-                let units: Vec<u16> = text.encode_utf16().collect();
-                offsets
-                    .windows(2)
-                    .map(|w| String::from_utf16(&units[w[0] as usize..w[1] as usize]).unwrap())
-                    .collect()
-            }
+            Strings::Text(text) => text.values(),
         };
         all.into_iter()
             .zip(nulls)
@@ -317,37 +363,72 @@ mod tests {
         }
     }
 
-    /// `text_units` counts what JS counts (a UTF-16 unit per ASCII byte, two for a character
-    /// past U+FFFF) and refuses what is not UTF-8, ASCII or not; values pushed with its
-    /// count read back whole.
+    /// `text_value` says which values are ASCII and refuses what is not UTF-8, ASCII or
+    /// not; values pushed with what it says read back whole.
     #[test]
-    fn text_units_counts_utf16_units_and_refuses_invalid_utf8() {
-        for (raw, units) in [
-            (&b""[..], 0),
-            (b"plain ascii, longer than one word", 33),
-            ("città — ñ".as_bytes(), 9),
-            ("😀x".as_bytes(), 3),
-            ("ascii then é".as_bytes(), 12),
+    fn text_value_tells_ascii_and_refuses_invalid_utf8() {
+        for (raw, ascii) in [
+            (&b""[..], true),
+            (b"plain ascii, longer than one word", true),
+            ("città — ñ".as_bytes(), false),
+            ("😀x".as_bytes(), false),
+            ("ascii then é".as_bytes(), false),
         ] {
-            let (s, n) = text_units(raw).unwrap();
-            assert_eq!((s.as_bytes(), n), (raw, units));
-            assert_eq!(n, s.encode_utf16().count());
+            let (s, is) = text_value(raw).unwrap();
+            assert_eq!((s.as_bytes(), is), (raw, ascii));
         }
         for bad in [&b"ascii \xff"[..], b"\xc3", b"ok\xed\xa0\x80", b"\x80abc"] {
-            assert!(text_units(bad).is_err(), "{bad:?}");
+            assert!(text_value(bad).is_err(), "{bad:?}");
         }
         let values = ["x", "città", "😀😀", "", "long ascii value number five"];
         let mut col = Strings::table(0);
         for k in 0..(LOOKS_UNIQUE + 10) {
             let v = format!("{}{k}", values[k % values.len()]);
-            let (s, n) = text_units(v.as_bytes()).unwrap();
-            assert!(col.push_with(Some(s), Some(n)));
+            let (s, ascii) = text_value(v.as_bytes()).unwrap();
+            assert!(col.push_with(Some(s), ascii));
         }
         let back = read(&col, &[false; LOOKS_UNIQUE + 10]);
         for (k, v) in back.into_iter().enumerate() {
             assert_eq!(v.unwrap(), format!("{}{k}", values[k % values.len()]));
         }
         assert_eq!(col.kind(), Kind::Text);
+    }
+
+    fn written(value: &str) -> impl FnOnce(&mut String) -> Result<(), &'static str> + '_ {
+        move |out| {
+            out.push_str(value);
+            Ok(())
+        }
+    }
+
+    /// Joined text stays as it came while it is ASCII and turns to UTF-16 at its first value
+    /// that is not, by either way in; the offsets count UTF-16 units (two for a character
+    /// past U+FFFF), NULLs take none, and every value reads back whole.
+    #[test]
+    fn joined_text_widens_at_its_first_non_ascii_value() {
+        let mut text = Joined::with_capacity(0);
+        assert!(text.push("abc", true));
+        text.push_null();
+        assert!(text.wide.is_none());
+        assert_eq!(text.push_written(written("é")), Ok(true));
+        assert!(text.wide.is_some() && text.ascii.is_empty());
+        assert!(text.push("😀", false));
+        assert!(text.push("ascii again", true));
+        assert_eq!(text.push_written(written("x—y")), Ok(true));
+        assert_eq!(text.offsets, [0, 3, 3, 4, 6, 17, 20]);
+        assert_eq!(text.text_len(), 20);
+        assert_eq!(text.values(), ["abc", "", "é", "😀", "ascii again", "x—y"]);
+
+        let mut ascii = Joined::with_capacity(2);
+        assert!(ascii.push("one", true));
+        assert_eq!(ascii.push_written(written("2024-01-01")), Ok(true));
+        assert!(ascii.wide.is_none());
+        assert_eq!(ascii.values(), ["one", "2024-01-01"]);
+        let failed = ascii.push_written(|out| {
+            out.push_str("partial");
+            Err("bad value")
+        });
+        assert_eq!(failed, Err("bad value"));
     }
 
     #[test]
