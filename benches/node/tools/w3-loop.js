@@ -1,8 +1,10 @@
 'use strict'
 // W3 as a plain loop: one client, one process, `n` queries of 50,000 rows after 3 untimed
 // ones, a full GC before each (so that every query starts on the same heap), medians. Also
-// reports the CPU per query of this process and of the server's backend (from /proc), and
-// this process's CPU by thread name (the JS thread, the decoding thread, V8's helpers).
+// reports, over the timed queries only (not the collections between), the CPU per query of
+// this process and of the server's backend, the time the backend was runnable but waited for
+// a CPU (all from /proc), this process's CPU by thread name (the JS thread, the decoding
+// thread, V8's helpers), and the backend's context switches.
 // Usage (BENCH_CONN from `node run.js --serve`):
 //   node --expose-gc benches/node/tools/w3-loop.js [wide|json|strings] [n] [client]
 //   benches/node/node_modules/.bin/bun benches/node/tools/w3-loop.js [wide|json|strings] [n]
@@ -17,20 +19,28 @@ const { W3_SHAPES: SQL, SIZES } = require('../lib/workloads.js')
 const ROWS = SIZES.W3.full.rows
 const isBun = typeof Bun !== 'undefined'
 
-// CPU of a process or thread in ms, from its stat line (utime + stime, 100 ticks a second).
-function cpuMs(statPath) {
-  const s = fs.readFileSync(statPath, 'utf8')
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
-  return (Number(f[11]) + Number(f[12])) * 10
+// Time a thread (or a single-threaded process) spent on a CPU and waiting for one while
+// runnable, in ms, from /proc/.../schedstat (nanoseconds).
+function sched(path) {
+  const [run, wait] = fs.readFileSync(`${path}/schedstat`, 'utf8').split(' ').map(Number)
+  return { run: run / 1e6, wait: wait / 1e6 }
 }
 function threads() {
   const out = {}
   for (const t of fs.readdirSync('/proc/self/task')) {
     const s = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8')
-    const name = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'))
-    out[name] = (out[name] || 0) + cpuMs(`/proc/self/task/${t}/stat`)
+    // The main thread apart: V8's helper threads under Node take its name too.
+    const name = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')) + (t === String(process.pid) ? ' (main)' : '')
+    out[name] = (out[name] || 0) + sched(`/proc/self/task/${t}`).run
   }
   return out
+}
+
+// The backend's context switches: voluntary (it waited: for the client to read, for a
+// query) and not (preempted by another thread on its CPU).
+function backendSwitches(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  return ['voluntary_ctxt_switches', 'nonvoluntary_ctxt_switches'].map((k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)[1]))
 }
 
 async function main() {
@@ -46,26 +56,38 @@ async function main() {
   const [{ pid }] = await db.query('select pg_backend_pid() as pid', [])
   for (let i = 0; i < 3; i++) await db.query(SQL[shape], [ROWS])
   const times = []
-  const cpu0 = process.cpuUsage()
-  const server0 = cpuMs(`/proc/${pid}/stat`)
-  const threads0 = threads()
+  // Everything below is counted over the timed queries only, not the collections between.
+  let cpu = 0
+  const server = { run: 0, wait: 0 }
+  const switches = [0, 0]
+  const byName = {}
   for (let i = 0; i < n; i++) {
     if (!process.env.NOGC) gc()
+    const cpu0 = process.cpuUsage()
+    const server0 = sched(`/proc/${pid}`)
+    const switches0 = backendSwitches(pid)
+    const threads0 = threads()
     const t = performance.now()
     const rows = await db.query(SQL[shape], [ROWS])
     times.push(performance.now() - t)
+    const c = process.cpuUsage(cpu0)
+    cpu += (c.user + c.system) / 1000
+    const server1 = sched(`/proc/${pid}`)
+    server.run += server1.run - server0.run
+    server.wait += server1.wait - server0.wait
+    backendSwitches(pid).forEach((x, k) => { switches[k] += x - switches0[k] })
+    for (const [name, ms] of Object.entries(threads())) byName[name] = (byName[name] || 0) + ms - (threads0[name] || 0)
     if (rows.length !== ROWS) throw new Error(`${rows.length} rows, expected ${ROWS}`)
   }
-  const cpu = process.cpuUsage(cpu0)
-  const server = (cpuMs(`/proc/${pid}/stat`) - server0) / n
-  const byThread = Object.entries(threads())
-    .map(([name, ms]) => [name, (ms - (threads0[name] || 0)) / n])
+  const byThread = Object.entries(byName)
+    .map(([name, ms]) => [name, ms / n])
     .filter(([, ms]) => ms > 0.5)
     .map(([name, ms]) => `${name} ${ms.toFixed(1)}`)
   times.sort((a, b) => a - b)
   console.log(`${client} ${shape}: median ${times[n >> 1].toFixed(1)} ms (min ${times[0].toFixed(1)}), ` +
-    `client CPU ${((cpu.user + cpu.system) / 1000 / n).toFixed(1)} ms/query, server backend CPU ${server.toFixed(1)} ms/query; ` +
-    `by thread (ms/query): ${byThread.join(', ')}`)
+    `client CPU ${(cpu / n).toFixed(1)} ms/query, server backend CPU ${(server.run / n).toFixed(1)} ms/query ` +
+    `(runnable but waiting for a CPU ${(server.wait / n).toFixed(1)}); by thread (ms/query): ${byThread.join(', ')}; ` +
+    `backend context switches/query: ${(switches[0] / n).toFixed(1)} waiting, ${(switches[1] / n).toFixed(1)} preempted`)
   await db.close()
 }
 
