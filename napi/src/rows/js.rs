@@ -88,13 +88,13 @@ unsafe extern "C" fn free_text<C>(
     drop(Box::from_raw(hint.cast::<Vec<C>>()));
 }
 
-/// `text` handed to V8 as an external string by `create`; `None` if the call failed (the
-/// text is then dropped here).
+/// `text` handed to V8 as an external string by `create` (the N-API function `name`); if
+/// the call fails, the text is dropped here.
 unsafe fn external<C>(
     env: sys::napi_env,
-    create: CreateExternal<C>,
+    (create, name): (CreateExternal<C>, &str),
     text: Vec<C>,
-) -> Option<sys::napi_value> {
+) -> JsResult<sys::napi_value> {
     let text = Box::new(text);
     let (data, len) = (text.as_ptr().cast_mut(), text.len());
     let hint = Box::into_raw(text);
@@ -112,10 +112,14 @@ unsafe fn external<C>(
     if status != sys::Status::napi_ok {
         // Not taken over: the text is still ours.
         drop(Box::from_raw(hint));
-        return None;
+        return Err(napi::Error::new(
+            napi::Status::from(status),
+            format!("N-API call failed: {name}"),
+        )
+        .into());
     }
     // `copied`: Node made its own copy and has already called `free_text`.
-    Some(out)
+    Ok(out)
 }
 
 /// The N-API environment plus what conversion needs more than once.
@@ -194,24 +198,22 @@ impl Ctx {
             Some(create) if self.external && ascii && text.len() >= EXTERNAL_MIN => create,
             _ => return self.string_ascii(&text, ascii),
         };
-        external(self.env, create, text.into_bytes()).ok_or_else(|| {
-            napi::Error::from_reason("N-API call failed: node_api_create_external_string_latin1")
-                .into()
-        })
+        external(
+            self.env,
+            (create, "node_api_create_external_string_latin1"),
+            text.into_bytes(),
+        )
     }
 
     /// A string that takes UTF-16 `text` over: external, as by [`Ctx::owned_string`], from
     /// [`EXTERNAL_MIN`] bytes on, else copied (V8 then decodes nothing).
     pub(super) unsafe fn owned_utf16(&self, text: Vec<u16>) -> JsResult<sys::napi_value> {
         match external_utf16() {
-            Some(create) if self.external && text.len() * 2 >= EXTERNAL_MIN => {
-                external(self.env, create, text).ok_or_else(|| {
-                    napi::Error::from_reason(
-                        "N-API call failed: node_api_create_external_string_utf16",
-                    )
-                    .into()
-                })
-            }
+            Some(create) if self.external && text.len() * 2 >= EXTERNAL_MIN => external(
+                self.env,
+                (create, "node_api_create_external_string_utf16"),
+                text,
+            ),
             _ => {
                 let mut out = ptr::null_mut();
                 check!(sys::napi_create_string_utf16(

@@ -203,32 +203,31 @@ impl Joined {
     pub(super) fn push(&mut self, s: &str, ascii: bool) -> bool {
         match &mut self.wide {
             None if ascii => self.ascii.push_str(s),
-            None => push_utf16(self.widen(), s),
+            None => {
+                let wide = self.wide.insert(widened(&self.ascii));
+                self.ascii.clear();
+                push_utf16(wide, s);
+            }
             Some(wide) => push_utf16(wide, s),
         }
         self.end_value()
     }
 
     /// Appends the value `write` appends to a `String`; `Ok(false)` if the offsets would
-    /// overflow.
+    /// overflow. The value is written after the text while that is ASCII, and stays there if
+    /// it is ASCII too; else it moves to the UTF-16 text, and `ascii` (empty once the text is
+    /// UTF-16) is the next value's scratch.
     pub(super) fn push_written<E>(
         &mut self,
         write: impl FnOnce(&mut String) -> Result<(), E>,
     ) -> Result<bool, E> {
-        match &mut self.wide {
-            None => {
-                let start = self.ascii.len();
-                write(&mut self.ascii)?;
-                if !self.ascii.as_bytes()[start..].is_ascii() {
-                    let value = self.ascii.split_off(start);
-                    push_utf16(self.widen(), &value);
-                }
-            }
-            Some(wide) => {
-                let mut value = String::new();
-                write(&mut value)?;
-                push_utf16(wide, &value);
-            }
+        let start = self.ascii.len();
+        write(&mut self.ascii)?;
+        if self.wide.is_some() || !self.ascii.as_bytes()[start..].is_ascii() {
+            let (before, value) = self.ascii.split_at(start);
+            let wide = self.wide.get_or_insert_with(|| widened(before));
+            push_utf16(wide, value);
+            self.ascii.clear();
         }
         Ok(self.end_value())
     }
@@ -252,14 +251,6 @@ impl Joined {
             }
             Err(_) => false,
         }
-    }
-
-    /// Turns the ASCII text so far into UTF-16 and keeps the text so from now on.
-    fn widen(&mut self) -> &mut Vec<u16> {
-        let ascii = std::mem::take(&mut self.ascii);
-        let mut wide = Vec::with_capacity(ascii.len() + ascii.len() / 2 + 16);
-        wide.extend(ascii.bytes().map(u16::from));
-        self.wide.insert(wide)
     }
 
     /// `[text, Uint32Array of UTF-16 offsets]`.
@@ -290,6 +281,13 @@ impl Joined {
             .map(|w| String::from_utf16(&units[w[0] as usize..w[1] as usize]).unwrap())
             .collect()
     }
+}
+
+/// ASCII text as UTF-16, with room for about as much again.
+fn widened(ascii: &str) -> Vec<u16> {
+    let mut wide = Vec::with_capacity(ascii.len() + ascii.len() / 2 + 16);
+    wide.extend(ascii.bytes().map(u16::from));
+    wide
 }
 
 /// Appends `s` as UTF-16. Room for it is made once (a string takes no more UTF-16 units
