@@ -6,6 +6,7 @@
 //! becomes JS values in one pass per column ([`rows`]), in batches while a large result is
 //! still arriving ([`stream`]).
 
+mod alloc;
 mod copy;
 mod dedicated;
 mod errors;
@@ -36,9 +37,10 @@ use napi::Env;
 /// fresh processes, same server: W2 glibc 65-70k, v3 79-82k, v2 80-85k queries/s; W3 wide
 /// glibc 823-951k, v3 738-934k, v2 945-1079k rows/s). Local-dynamic TLS, since Node loads
 /// the addon with dlopen (initial-exec TLS in a dlopen'ed library can fail to load when
-/// static TLS is full).
+/// static TLS is full). Called through its plain entry points where they suffice
+/// (`alloc.rs`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Mimalloc = alloc::Mimalloc;
 use napi_derive::napi;
 
 /// The runtime the pool's connections and queries run on: one I/O thread unless

@@ -8,6 +8,7 @@
 
 use arc_swap::ArcSwap;
 use hyperion_codec::{column_format, Types};
+use hyperion_wire::word_hash::BuildWordHash;
 use hyperion_wire::{Client, Described, Error, QueryResult, Statement, TransactionStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,8 +19,9 @@ use std::sync::{Arc, Mutex};
 pub struct TypeCache {
     types: ArcSwap<Types>,
     /// Unnamed statements by text: what Describe said of them, with the formats chosen.
-    /// Pool-wide, as OIDs are the same on every node; emptied when full.
-    unnamed: Mutex<HashMap<Box<str>, Arc<Statement>>>,
+    /// Pool-wide, as OIDs are the same on every node; emptied when full (so bounded, and
+    /// keyed with the word hash, as the connections' statement caches are).
+    unnamed: Mutex<HashMap<Box<str>, Arc<Statement>, BuildWordHash>>,
 }
 
 /// Descriptions of unnamed statements kept per pool; past it the cache starts over.

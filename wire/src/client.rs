@@ -26,8 +26,11 @@ use crate::statement_cache::StatementCache;
 use crate::tls::TlsSetup;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,6 +50,44 @@ pub(crate) enum Request {
         end: bool,
     },
     Terminate,
+}
+
+type WaitForRoom = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+
+/// The answer to a request in the connection's queue ([`Client::send`]).
+pub(crate) struct Answer {
+    state: AnswerState,
+}
+
+enum AnswerState {
+    /// Queued: the loop answers through this.
+    Queued(oneshot::Receiver<Result<Response, Error>>),
+    /// The queue was full: waiting for room, then for the answer.
+    Waiting(Pin<Box<dyn Future<Output = Result<Response, Error>> + Send>>),
+    /// Not queued (the connection is closed); taken by the first poll.
+    Refused(Option<Error>),
+}
+
+impl Future for Answer {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            AnswerState::Queued(rx) => Pin::new(rx).poll(cx).map(answered),
+            AnswerState::Waiting(wait) => wait.as_mut().poll(cx),
+            AnswerState::Refused(e) => Poll::Ready(Err(e
+                .take()
+                .unwrap_or_else(|| Error::closed("connection is closed", false)))),
+        }
+    }
+}
+
+/// The loop answers every request it took; a dropped sink means the connection died before
+/// writing this request.
+fn answered(
+    r: Result<Result<Response, Error>, oneshot::error::RecvError>,
+) -> Result<Response, Error> {
+    r.unwrap_or_else(|_| Err(Error::closed("connection is closed", false)))
 }
 
 pub(crate) struct ClientInner {
@@ -150,17 +191,30 @@ impl Client {
         }
     }
 
-    pub(crate) async fn send(
-        &self,
-        bytes: Bytes,
-        syncs: u32,
-        stream: Option<RowStream>,
-    ) -> Result<Response, Error> {
-        let rx = self.submit(bytes, syncs, stream, None).await?;
-        // The loop answers every request it took; a dropped sink means the connection died
-        // before writing this request.
-        rx.await
-            .unwrap_or_else(|_| Err(Error::closed("connection is closed", false)))
+    /// Queues a request and returns its answer. The request is in the connection's queue
+    /// when this returns (unless the queue is full, below): the returned future only waits.
+    ///
+    /// Not an `async fn`: every statement's future holds this one across its round trip,
+    /// and as a state machine (the queueing inline) it was 430 bytes, copied into each
+    /// future that held it (four levels up to the pool's query); [`Answer`] is 24.
+    pub(crate) fn send(&self, bytes: Bytes, syncs: u32, stream: Option<RowStream>) -> Answer {
+        let (sink, rx) = oneshot::channel();
+        let req = Request::Batch {
+            bytes,
+            syncs,
+            sink,
+            stream,
+            copy: None,
+        };
+        let state = match self.queue(req) {
+            Ok(None) => AnswerState::Queued(rx),
+            Ok(Some(room)) => AnswerState::Waiting(Box::pin(async move {
+                room.await?;
+                answered(rx.await)
+            })),
+            Err(e) => AnswerState::Refused(Some(e)),
+        };
+        Answer { state }
     }
 
     /// Queues a request; the receiver gets its response.
@@ -179,19 +233,30 @@ impl Client {
             stream,
             copy,
         };
-        // The queue has room unless a COPY FROM ahead has filled it. Taking a permit without
-        // awaiting keeps the waiting send (a few hundred bytes of state, boxed below for the
-        // full queue) out of every query's future, and its waiter list out of every query.
-        match self.inner.tx.try_send(req) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(req)) => Box::pin(self.inner.tx.send(req))
-                .await
-                .map_err(|_| Error::closed("connection is closed", false))?,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(Error::closed("connection is closed", false))
-            }
+        if let Some(room) = self.queue(req)? {
+            room.await?;
         }
         Ok(rx)
+    }
+
+    /// Puts `req` in the connection's queue now if it has room, which it has unless a COPY
+    /// FROM ahead has filled it; else returns the wait for room (boxed, with a handle of
+    /// its own on the queue: rare, and kept out of every statement's future).
+    fn queue(&self, req: Request) -> Result<Option<WaitForRoom>, Error> {
+        match self.inner.tx.try_send(req) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full(req)) => {
+                let tx = self.inner.tx.clone();
+                Ok(Some(Box::pin(async move {
+                    tx.send(req)
+                        .await
+                        .map_err(|_| Error::closed("connection is closed", false))
+                })))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(Error::closed("connection is closed", false))
+            }
+        }
     }
 
     pub(crate) fn sender(&self) -> &mpsc::Sender<Request> {
@@ -284,13 +349,16 @@ impl Client {
 
     /// Executes a prepared statement, handing its rows to `stream` in batches while they
     /// arrive (see [`RowStream`]); the result holds the rows after the last batch.
-    pub async fn execute_streaming<P: Params + ?Sized>(
-        &self,
-        stmt: &Statement,
-        params: &P,
+    ///
+    /// [`Client::execute_behind`]'s future itself, not one around it: a level fewer to
+    /// poll and to copy in every statement's future.
+    pub fn execute_streaming<'a, P: Params + ?Sized>(
+        &'a self,
+        stmt: &'a Statement,
+        params: &'a P,
         stream: Option<RowStream>,
-    ) -> Result<QueryResult, Error> {
-        self.execute_behind(None, stmt, params, stream).await
+    ) -> impl Future<Output = Result<QueryResult, Error>> + 'a {
+        self.execute_behind(None, stmt, params, stream)
     }
 
     /// [`Client::execute_streaming`] with `first` (a statement without parameters or rows:

@@ -34,6 +34,7 @@ pub mod sql_text;
 pub mod sqlstate;
 pub mod ssl;
 pub mod statement_cache;
+pub mod word_hash;
 
 #[cfg(feature = "driver")]
 mod cancel;

@@ -54,7 +54,10 @@ async function main() {
   const adapter = require(path.join(__dirname, '..', 'clients', `${client}.js`))
   const db = await adapter.connect({ ...JSON.parse(process.env.BENCH_CONN), hosts: undefined, max: 1 })
   const [{ pid }] = await db.query('select pg_backend_pid() as pid', [])
-  for (let i = 0; i < 3; i++) await db.query(SQL[shape], [ROWS])
+  // WARM=k untimed queries first (3; sample.js makes 1); TIMER=1 keeps sample.js's 2 ms
+  // interval timer running during the timed queries, as a service's event loop would.
+  const warm = process.env.WARM === undefined ? 3 : Number(process.env.WARM)
+  for (let i = 0; i < warm; i++) await db.query(SQL[shape], [ROWS])
   const times = []
   // Everything below is counted over the timed queries only, not the collections between.
   let cpu = 0
@@ -68,8 +71,10 @@ async function main() {
     const switches0 = backendSwitches(pid)
     const threads0 = threads()
     const t = performance.now()
+    const iv = process.env.TIMER ? setInterval(() => {}, 2) : null
     const rows = await db.query(SQL[shape], [ROWS])
     times.push(performance.now() - t)
+    if (iv) clearInterval(iv)
     const c = process.cpuUsage(cpu0)
     cpu += (c.user + c.system) / 1000
     const server1 = sched(`/proc/${pid}`)

@@ -10,6 +10,7 @@
 use super::js::Ctx;
 use crate::errors::JsResult;
 use hyperion_wire::backend::{ErrorFields, Field};
+use hyperion_wire::word_hash::BuildWordHash;
 use hyperion_wire::QueryResult;
 use napi::sys;
 use napi::{Env, JsFunction};
@@ -17,7 +18,6 @@ use napi_derive::napi;
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::ptr;
 use std::sync::Arc;
 
@@ -251,7 +251,7 @@ struct Builders {
     no_columns: Option<sys::napi_ref>,
 }
 
-type ByAddress<K, V> = HashMap<K, V, BuildHasherDefault<super::strings::WordHash>>;
+type ByAddress<K, V> = HashMap<K, V, BuildWordHash>;
 
 thread_local! {
     /// Per JS thread: an env and its references are only used on their own thread.

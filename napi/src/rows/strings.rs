@@ -10,46 +10,17 @@
 
 use super::js::{typed, Ctx};
 use super::kind::Kind;
+use hyperion_wire::word_hash::BuildWordHash;
 use napi::sys;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// A table whose first this-many values are all distinct becomes text.
 const LOOKS_UNIQUE: usize = 64;
 
-/// The table's index hashes with a multiply-rotate word hash, not SipHash: a lookup per
-/// value of a json document's strings was a tenth of decoding one. Flooding it is harmless:
-/// the table holds at most 256 values.
-type Index = HashMap<Box<str>, u8, BuildHasherDefault<WordHash>>;
-
-#[derive(Default)]
-pub(super) struct WordHash(u64);
-
-impl Hasher for WordHash {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        self.add(u64::from_le_bytes(tail) ^ bytes.len() as u64);
-    }
-
-    fn write_u8(&mut self, b: u8) {
-        self.add(u64::from(b));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl WordHash {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
+/// The table's index hashes with a word hash, not SipHash: a lookup per value of a json
+/// document's strings was a tenth of decoding one. Flooding it is harmless: the table holds
+/// at most 256 values.
+type Index = HashMap<Box<str>, u8, BuildWordHash>;
 
 pub(super) enum Strings {
     Table {
