@@ -52,6 +52,12 @@ impl Types {
         Types::default()
     }
 
+    /// Whether `type_oid` is a built-in type or an array of one: known to every snapshot,
+    /// the empty one included (a caller can skip loading the pool's).
+    pub fn is_builtin(type_oid: u32) -> bool {
+        is_builtin_scalar(type_oid) || builtin_array_element(type_oid).is_some()
+    }
+
     /// What `type_oid` is, if known.
     pub fn kind(&self, type_oid: u32) -> Option<Kind> {
         if is_builtin_scalar(type_oid) {

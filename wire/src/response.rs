@@ -396,7 +396,12 @@ impl Pending {
                 self.copy_in = false;
                 self.retained += tag.len();
                 let r = self.current();
-                r.command_tag = Some(String::from_utf8_lossy(&tag).into_owned());
+                // A tag is ASCII; `from_utf8` takes it in one pass, where `from_utf8_lossy`
+                // walked it in chunks on every statement.
+                r.command_tag = Some(match std::str::from_utf8(&tag) {
+                    Ok(t) => t.to_owned(),
+                    Err(_) => String::from_utf8_lossy(&tag).into_owned(),
+                });
                 self.completed(e);
             }
             (Message::EmptyQueryResponse, Some(e @ (Expect::Execute | Expect::Query)))
