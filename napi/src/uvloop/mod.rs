@@ -449,6 +449,15 @@ fn run(mut remote: bool) {
     if l.running.get() || l.closed.get() {
         return;
     }
+    // Nothing to run (the `prepare` handle's call in most turns of the event loop): no
+    // runtime to enter, no clock to read.
+    if !remote
+        && !l.shared.remote.load(Ordering::Acquire)
+        && l.tasks.borrow().is_empty()
+        && l.after.borrow().is_empty()
+    {
+        return;
+    }
     l.running.set(true);
     let _rt = l.shared.rt.enter();
     let started = std::time::Instant::now();
