@@ -54,7 +54,10 @@ pub(crate) enum Request {
 
 type WaitForRoom = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
-/// The answer to a request in the connection's queue ([`Client::send`]).
+/// The answer to a request in the connection's queue ([`Client::send`]). The request was
+/// queued when it was made: dropping this unawaited discards the answer (and, when the queue
+/// was full, the request), so it must be awaited.
+#[must_use = "the request's answer (and, with a full queue, the request itself) is lost unless awaited"]
 pub(crate) struct Answer {
     state: AnswerState,
 }
