@@ -29,6 +29,24 @@ fn plain(align: usize, size: usize) -> bool {
     align <= PLAIN_ALIGN && size & (align - 1) == 0
 }
 
+/// `layout`'s block from the plain entry point when it gives the alignment, else from the
+/// aligned one (both inlined to a direct call).
+#[inline(always)]
+unsafe fn entry(
+    layout: Layout,
+    plain_entry: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned_entry: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: plain C calls with a non-zero size (the callers' contract).
+    unsafe {
+        if plain(layout.align(), layout.size()) {
+            plain_entry(layout.size()) as *mut u8
+        } else {
+            aligned_entry(layout.size(), layout.align()) as *mut u8
+        }
+    }
+}
+
 pub struct Mimalloc;
 
 // SAFETY: every block comes from mimalloc and goes back to it (`mi_free` takes both kinds);
@@ -36,26 +54,14 @@ pub struct Mimalloc;
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: plain C calls; `layout.size()` is not zero (GlobalAlloc's contract).
-        unsafe {
-            if plain(layout.align(), layout.size()) {
-                mi::mi_malloc(layout.size()) as *mut u8
-            } else {
-                mi::mi_malloc_aligned(layout.size(), layout.align()) as *mut u8
-            }
-        }
+        // SAFETY: `layout.size()` is not zero (GlobalAlloc's contract).
+        unsafe { entry(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in `alloc`.
-        unsafe {
-            if plain(layout.align(), layout.size()) {
-                mi::mi_zalloc(layout.size()) as *mut u8
-            } else {
-                mi::mi_zalloc_aligned(layout.size(), layout.align()) as *mut u8
-            }
-        }
+        unsafe { entry(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]

@@ -52,6 +52,26 @@ pub(crate) enum Request {
     Terminate,
 }
 
+impl Request {
+    /// A batch of `syncs` Sync groups, and the receiver of its answer.
+    fn batch(
+        bytes: Bytes,
+        syncs: u32,
+        stream: Option<RowStream>,
+        copy: Option<CopyHook>,
+    ) -> (Request, oneshot::Receiver<Result<Response, Error>>) {
+        let (sink, rx) = oneshot::channel();
+        let req = Request::Batch {
+            bytes,
+            syncs,
+            sink,
+            stream,
+            copy,
+        };
+        (req, rx)
+    }
+}
+
 type WaitForRoom = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
 /// The answer to a request in the connection's queue ([`Client::send`]). The request was
@@ -201,14 +221,7 @@ impl Client {
     /// and as a state machine (the queueing inline) it was 430 bytes, copied into each
     /// future that held it (four levels up to the pool's query); [`Answer`] is 24.
     pub(crate) fn send(&self, bytes: Bytes, syncs: u32, stream: Option<RowStream>) -> Answer {
-        let (sink, rx) = oneshot::channel();
-        let req = Request::Batch {
-            bytes,
-            syncs,
-            sink,
-            stream,
-            copy: None,
-        };
+        let (req, rx) = Request::batch(bytes, syncs, stream, None);
         let state = match self.queue(req) {
             Ok(None) => AnswerState::Queued(rx),
             Ok(Some(room)) => AnswerState::Waiting(Box::pin(async move {
@@ -228,14 +241,7 @@ impl Client {
         stream: Option<RowStream>,
         copy: Option<CopyHook>,
     ) -> Result<oneshot::Receiver<Result<Response, Error>>, Error> {
-        let (sink, rx) = oneshot::channel();
-        let req = Request::Batch {
-            bytes,
-            syncs,
-            sink,
-            stream,
-            copy,
-        };
+        let (req, rx) = Request::batch(bytes, syncs, stream, copy);
         if let Some(room) = self.queue(req)? {
             room.await?;
         }
