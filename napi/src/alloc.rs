@@ -9,11 +9,12 @@
 //! alignment is at most 16 and divides the size. A page's blocks start 16-aligned
 //! (`_mi_segment_page_start_from_slice`), and a class's block size is the size rounded up to
 //! whole words (pairs of words in this build), and above 64 bytes to a multiple of 16; so a
-//! size the alignment divides gets a block size it divides too. std's `System` asks less of `malloc` (alignment at most
-//! 16 and at most the size), which glibc meets for any size; with mimalloc it holds in this
-//! build (24 bytes are served from the 32-byte class) but not for word-sized classes, where a
-//! `Layout` of 24 bytes aligned to 16 would get every other block 8 past a multiple of 16. So
-//! such layouts, and alignments above 16, take the aligned entry point.
+//! size the alignment divides gets a block size it divides too. std's `System` asks less of
+//! `malloc` (alignment at most 16 and at most the size), which glibc meets for any size; with
+//! mimalloc it holds in this build (24 bytes are served from the 32-byte class) but not with
+//! word-sized classes, where a `Layout` of 24 bytes aligned to 16 would get every other
+//! block 8 past a multiple of 16. So such layouts, and alignments above 16, take the aligned
+//! entry point.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::c_void;
@@ -125,9 +126,9 @@ mod tests {
                 }
             }
         }
-        // Many blocks of one size the alignment does not divide, back to back: mimalloc's
-        // 24-byte class packs blocks 24 bytes apart, so `mi_malloc` would give every other
-        // one at 8 past a multiple of 16.
+        // Many blocks of one size the alignment does not divide, back to back: with
+        // word-sized classes (not this build's) a 24-byte class packs blocks 24 bytes apart,
+        // and `mi_malloc` would give every other one at 8 past a multiple of 16.
         for (size, align) in [(24, 16), (40, 16), (56, 16), (12, 8), (20, 8)] {
             let layout = Layout::from_size_align(size, align).unwrap();
             for _ in 0..64 {

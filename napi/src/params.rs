@@ -1,34 +1,20 @@
 //! JS parameter values to [`Param`]s, read on the JS thread before the query is spawned.
 
 use crate::errors::{Failure, JsResult};
-use hyperion_codec::{bind_format, encode_value, Param, Types};
+use hyperion_codec::{bind_format, encode_value, Param};
 use hyperion_pool::TypeCache;
 use hyperion_wire::{Format, IsNull, Params};
 use napi::{
     Env, JsBigInt, JsBoolean, JsBuffer, JsDate, JsFunction, JsNumber, JsObject, JsString,
     JsUnknown, ValueType,
 };
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// The parameters of one query, and the pool's types to encode them for (a domain binds as
 /// its base type, a JS array as a PostgreSQL array when the target is one).
 pub struct JsParams {
     pub values: Vec<Param>,
     pub types: Arc<TypeCache>,
-}
-
-impl JsParams {
-    /// `f` on the types that `type_oid` needs: none of the pool's for a built-in type or an
-    /// array of one (every snapshot knows those), which spares the snapshot's load, twice
-    /// per parameter (its format, then its value).
-    fn with_types<R>(&self, type_oid: u32, f: impl FnOnce(&Types) -> R) -> R {
-        static BUILTINS_ONLY: OnceLock<Types> = OnceLock::new();
-        if Types::is_builtin(type_oid) {
-            f(BUILTINS_ONLY.get_or_init(Types::default))
-        } else {
-            self.types.with(f)
-        }
-    }
 }
 
 impl Params for JsParams {
@@ -38,7 +24,10 @@ impl Params for JsParams {
 
     fn format(&self, index: usize, type_oid: u32) -> Format {
         match self.values.get(index) {
-            Some(p) => match self.with_types(type_oid, |t| bind_format(p, type_oid, t)) {
+            Some(p) => match self
+                .types
+                .with_for(type_oid, |t| bind_format(p, type_oid, t))
+            {
                 hyperion_codec::Format::Binary => Format::Binary,
                 hyperion_codec::Format::Text => Format::Text,
             },
@@ -53,7 +42,10 @@ impl Params for JsParams {
         buf: &mut bytes::BytesMut,
     ) -> Result<IsNull, String> {
         let p = self.values.get(index).unwrap_or(&Param::Null);
-        match self.with_types(type_oid, |t| encode_value(p, type_oid, t, buf)) {
+        match self
+            .types
+            .with_for(type_oid, |t| encode_value(p, type_oid, t, buf))
+        {
             Ok(hyperion_codec::IsNull::Yes) => Ok(IsNull::Yes),
             Ok(hyperion_codec::IsNull::No) => Ok(IsNull::No),
             Err(e) => Err(e.0),

@@ -34,9 +34,9 @@ struct Entry {
 /// ones are in use). `W` is what a caller waits on while another prepares the same SQL (the
 /// driver's channel; the cache only keeps it).
 ///
-/// Keyed with the word hash (every query looks its SQL up here; SipHash was a tenth of the
-/// addon's instructions a point query spent outside the protocol): the map is bounded, so
-/// texts made to collide cost a scan of at most the capacity.
+/// Keyed with the word hash (every query looks its SQL up here; SipHash took 348 of the
+/// addon's 14,300 instructions a W2 point query, counted with callgrind): the map is
+/// bounded, so texts made to collide cost a scan of at most the capacity.
 pub struct StatementCache<W = ()> {
     map: HashMap<Box<str>, Entry, BuildWordHash>,
     /// Out of the cache but still held by a query: closed once the cache's is the last
