@@ -5,6 +5,8 @@
 // per-change figures of benches/README.md were taken. Usage:
 //   node benches/node/run.js --serve &          # prints BENCH_CONN; export it
 //   node benches/node/tools/ab.js snapshot DIR  # copy the repository's current build to DIR
+//   node benches/node/tools/ab.js snapshot --without-meta DIR  # the same, rows without their
+//                                               # command/rowCount/fields (to measure their cost)
 //   node benches/node/tools/ab.js --workload W2 --reps 9 [--pin CPU] [--size n=...,warm=...] A=DIR B=DIR [bun]
 // A snapshot is the repository's JS files, package.json and the .node file, so that a later
 // rebuild cannot change what it measures. `bun` adds Bun SQL (benches/node/node_modules/.bin/bun).
@@ -19,12 +21,22 @@ const { execFileSync } = require('node:child_process')
 const HERE = path.resolve(__dirname, '..')
 const ROOT = path.resolve(HERE, '../..')
 
-function snapshot(dir) {
+function snapshot(dir, withoutMeta) {
   fs.mkdirSync(dir, { recursive: true })
   const files = fs.readdirSync(ROOT).filter((f) => /\.(js|mjs|d\.ts|node)$/.test(f) || f === 'package.json')
   for (const f of files) fs.copyFileSync(path.join(ROOT, f), path.join(dir, f))
   if (!files.some((f) => f.endsWith('.node'))) throw new Error(`no .node file in ${ROOT}: npm run build first`)
-  console.log(`${files.length} files -> ${dir}`)
+  if (withoutMeta) {
+    // What the documented non-enumerable `command`, `rowCount` and `fields` cost: this
+    // snapshot's rows arrays go without them (W1, W2 and W3 do not read them). A measuring
+    // build only, never one to ship.
+    const rowsJs = path.join(dir, 'rows.js')
+    const src = fs.readFileSync(rowsJs, 'utf8')
+    const head = 'function defineMeta(rows, command, rowCount, fields) {\n'
+    if (!src.includes(head)) throw new Error('rows.js has no defineMeta to take out')
+    fs.writeFileSync(rowsJs, src.replace(head, `${head}  return rows // ab.js snapshot --without-meta\n`))
+  }
+  console.log(`${files.length} files -> ${dir}${withoutMeta ? ' (rows without command, rowCount, fields)' : ''}`)
 }
 
 function parse(argv) {
@@ -73,7 +85,12 @@ const median = (xs) => {
 
 function main() {
   const argv = process.argv.slice(2)
-  if (argv[0] === 'snapshot') return snapshot(path.resolve(argv[1] || 'ab-snapshot'))
+  if (argv[0] === 'snapshot') {
+    const rest = argv.slice(1)
+    const withoutMeta = rest.includes('--without-meta')
+    const dir = rest.find((a) => !a.startsWith('--'))
+    return snapshot(path.resolve(dir || 'ab-snapshot'), withoutMeta)
+  }
   const o = parse(argv)
   const got = new Map(o.builds.map((b) => [b.name, { value: [], extra: [] }]))
   let extraName = ''
