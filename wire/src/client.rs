@@ -17,7 +17,6 @@ use crate::error::Error;
 use crate::frontend::{self, EncodeError, Target};
 use crate::notification::NotificationSink;
 use crate::prepare::Waiter;
-use crate::queue::{self, TrySendError};
 use crate::response::{Response, RowStream};
 use crate::result::{Format, Params, QueryResult, Statement};
 use crate::socket::SocketOptions;
@@ -33,7 +32,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub(crate) enum Request {
     /// Encoded messages; `syncs` ReadyForQuery answers complete it.
@@ -115,7 +114,7 @@ fn answered(
 }
 
 pub(crate) struct ClientInner {
-    pub(crate) tx: queue::Sender<Request>,
+    pub(crate) tx: mpsc::Sender<Request>,
     state: Arc<ConnectionState>,
     pub(crate) statements: Mutex<StatementCache<Waiter>>,
     pub(crate) next_statement: AtomicU32,
@@ -201,7 +200,7 @@ impl Client {
     /// Asks the connection to send Terminate and close once in-flight requests finish.
     pub fn close(&self) {
         match self.inner.tx.try_send(Request::Terminate) {
-            Err(TrySendError::Full(req)) => {
+            Err(mpsc::error::TrySendError::Full(req)) => {
                 // The pipeline is full: queue the Terminate behind it rather than drop it.
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
                     let tx = self.inner.tx.clone();
@@ -211,7 +210,7 @@ impl Client {
                 }
                 // Outside a runtime, dropping the last handle closes the connection too.
             }
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -255,7 +254,7 @@ impl Client {
     fn queue(&self, req: Request) -> Result<Option<WaitForRoom>, Error> {
         match self.inner.tx.try_send(req) {
             Ok(()) => Ok(None),
-            Err(TrySendError::Full(req)) => {
+            Err(mpsc::error::TrySendError::Full(req)) => {
                 let tx = self.inner.tx.clone();
                 Ok(Some(Box::pin(async move {
                     tx.send(req)
@@ -263,11 +262,13 @@ impl Client {
                         .map_err(|_| Error::closed("connection is closed", false))
                 })))
             }
-            Err(TrySendError::Closed(_)) => Err(Error::closed("connection is closed", false)),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(Error::closed("connection is closed", false))
+            }
         }
     }
 
-    pub(crate) fn sender(&self) -> &queue::Sender<Request> {
+    pub(crate) fn sender(&self) -> &mpsc::Sender<Request> {
         &self.inner.tx
     }
 
@@ -549,7 +550,7 @@ pub(crate) fn assemble(
         .unwrap_or(0);
     let parameters = Arc::new(Mutex::new(info.parameters));
     let depth = config.pipeline_depth.max(1);
-    let (tx, rx) = queue::channel(depth);
+    let (tx, rx) = mpsc::channel(depth);
     let (abort_tx, abort_rx) = oneshot::channel();
     let parts = LoopParts {
         channels: Channels {

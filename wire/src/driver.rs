@@ -15,7 +15,6 @@ use crate::frontend;
 use crate::frontend::EncodeError;
 use crate::notification::Notification;
 use crate::plan;
-use crate::queue;
 use crate::response::{Answered, Pending};
 use crate::runner::Pace;
 use crate::state::{admit_parameter, ConnectionState};
@@ -27,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// Above this many buffered bytes the loop stops taking requests until the socket drains.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -92,7 +91,7 @@ pub(crate) struct Connection<S> {
     stream: S,
     read_buf: BytesMut,
     write_buf: BytesMut,
-    rx: queue::Receiver<Request>,
+    rx: mpsc::Receiver<Request>,
     phase: Phase,
     pending: VecDeque<Pending>,
     depth: usize,
@@ -119,7 +118,7 @@ pub(crate) struct Connection<S> {
 
 /// What [`Connection::new`] needs besides the stream.
 pub(crate) struct Channels {
-    pub(crate) rx: queue::Receiver<Request>,
+    pub(crate) rx: mpsc::Receiver<Request>,
     pub(crate) abort: oneshot::Receiver<String>,
     pub(crate) state: Arc<ConnectionState>,
     pub(crate) parameters: Arc<Mutex<HashMap<String, String>>>,
@@ -493,7 +492,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         self.rx.close();
-        let queued = std::iter::from_fn(|| self.rx.try_recv());
+        let queued = std::iter::from_fn(|| self.rx.try_recv().ok());
         for req in self.held.drain(..).chain(queued) {
             if let Request::Batch { sink, .. } = req {
                 let _ = sink.send(Err(error.with_sent(false)));

@@ -53,8 +53,6 @@ mod notification;
 #[cfg(feature = "driver")]
 mod prepare;
 #[cfg(feature = "driver")]
-mod queue;
-#[cfg(feature = "driver")]
 mod response;
 #[cfg(feature = "driver")]
 pub mod runner;
