@@ -345,10 +345,12 @@ unsafe extern "C" fn call_js(
         unsafe { sys::napi_get_reference_value(env, hook_ref, &mut hook) };
     }
     let n = jobs.len();
-    // Each job's values live in a handle scope of their own, but for a lone job the scope it
-    // runs in does that already (the executor's callback scope, or the one Node opens around
-    // a thread-safe function's call; `hook` above is made in it): two N-API calls fewer, 255
-    // instructions of a sequential query.
+    // Each job's values live in a handle scope of their own, but for a lone job the handle
+    // scope it runs in does that already (the one `uvloop`'s `in_callback_scope` opens, or
+    // the one Node opens around a thread-safe function's call; `hook` above is made in it):
+    // two N-API calls fewer, 255 instructions of a sequential query. The lone job's values
+    // then live until that scope closes, after the round's microtasks: one job's per pool and
+    // round (a pool's settler queues one closure a round).
     let own_scope = n > 1;
     for job in jobs {
         let mut scope = ptr::null_mut();
