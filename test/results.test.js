@@ -67,6 +67,27 @@ test('command, rowCount and fields are not enumerable: JSON and keys of the arra
   }
 })
 
+test('every result is an array of its own: sequential queries past the stock of blank arrays, then a burst', async () => {
+  // A small result's array is a blank made ahead (rows.js's restock, called after the
+  // queries of a round were written): one handed out twice would show here as two results
+  // sharing an array, or a result with another's rows or tag.
+  const p = suite.pool()
+  const seen = new Set()
+  const check = (rows, i) => {
+    assert.ok(!seen.has(rows), `result ${i} is another result's array`)
+    seen.add(rows)
+    assert.deepStrictEqual(rows, i % 3 === 0 ? [] : [{ i }])
+    assert.equal(rows.command, 'SELECT')
+    assert.equal(rows.rowCount, i % 3 === 0 ? 0 : 1)
+    assert.deepEqual(rows.fields.map((f) => f.name), ['i'])
+  }
+  const one = (i) => p.query('select $1::int as i where $1::int % 3 <> 0', [i])
+  for (let i = 0; i < 60; i++) check(await one(i), i)
+  const burst = await Promise.all(Array.from({ length: 300 }, (_, i) => one(i)))
+  burst.forEach(check)
+  for (let i = 0; i < 40; i++) check(await one(i), i)
+})
+
 test("rowMode 'array': rows as arrays in column order, duplicate names kept", async () => {
   const p = suite.pool()
   const rows = await p.query("select 1::int4 as a, 'x' as b, null::text as a", [], { rowMode: 'array' })

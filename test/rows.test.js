@@ -109,15 +109,23 @@ test("rowMode 'array' rows are the same values in column order, with and without
 // A small result's maker (what the native side calls with the values in row order): the same
 // rows with and without code generation, meta on the array, and [rows, host] when traced.
 function smallRows() {
-  const { smallMaker, CAN_COMPILE } = require(process.env.HYPERION_ROOT + '/rows.js')
+  const { smallMaker, restock, CAN_COMPILE } = require(process.env.HYPERION_ROOT + '/rows.js')
   const fields = Object.freeze([])
   const make = smallMaker(['id', '__proto__', 'id', '0', 'note'])
+  // Two blank arrays in stock (the native side restocks after its writes): the first two
+  // results take them, the third makes its own.
+  restock(2)
   const rows = make('SELECT', 2, fields, undefined, 2, 1, 'a', 2, 'zero', null, 3, { x: 1 }, 4, 'zero2', 'n')
   const traced = make('SELECT', 1, fields, 7, 1, 5, 'b', 6, 'z', 'm')
   const empty = smallMaker([])('INSERT', 3, fields, null, 3)
   const describe = (r) => ({
     isArray: Array.isArray(r),
     meta: [r.command, r.rowCount, r.fields === fields, Object.keys(r).length],
+    // Non-enumerable, and not to be deleted or redefined.
+    attributes: ['command', 'rowCount', 'fields'].map((k) => {
+      const d = Object.getOwnPropertyDescriptor(r, k)
+      return [d.enumerable, d.configurable]
+    }),
     rows: r.map((row) => ({ keys: Object.keys(row), proto: Object.getPrototypeOf(row) === Object.prototype, values: Object.keys(row).map((k) => row[k]) })),
   })
   return {
@@ -150,9 +158,10 @@ test('small results: the rows the native side asks for, with and without code ge
     { keys: ['0', 'id', '__proto__', 'note'], proto: true, values: ['zero2', 4, { x: 1 }, 'n'] },
   ])
   assert.deepStrictEqual(f.rows.meta, ['SELECT', 2, true, 2])
+  for (const r of [f.rows, f.traced[2], f.empty[2]]) assert.deepStrictEqual(r.attributes, [[false, false], [false, false], [false, false]])
   assert.strictEqual(f.rows.isArray, true)
   assert.deepStrictEqual(f.traced.slice(0, 2), [2, 7])
   assert.deepStrictEqual(f.traced[2].rows, [{ keys: ['0', 'id', '__proto__', 'note'], proto: true, values: ['z', 6, 'b', 'm'] }])
   // No columns: as many empty rows as the count says; a traced one with an unknown host.
-  assert.deepStrictEqual(f.empty, [2, null, { isArray: true, meta: ['INSERT', 3, true, 3], rows: [{ keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }] }])
+  assert.deepStrictEqual(f.empty, [2, null, { isArray: true, meta: ['INSERT', 3, true, 3], attributes: f.empty[2].attributes, rows: [{ keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }] }])
 })

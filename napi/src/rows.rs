@@ -52,4 +52,5 @@ mod strings;
 pub use columns::decode;
 pub use format::Chunk;
 pub use kind::column_kinds;
+pub(crate) use meta::restock;
 pub use meta::{set_row_builders, Meta};

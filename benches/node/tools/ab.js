@@ -31,10 +31,20 @@ function snapshot(dir, withoutMeta) {
     // snapshot's rows arrays go without them (W1, W2 and W3 do not read them). A measuring
     // build only, never one to ship.
     const rowsJs = path.join(dir, 'rows.js')
-    const src = fs.readFileSync(rowsJs, 'utf8')
-    const head = 'function defineMeta(rows, command, rowCount, fields) {\n'
-    if (!src.includes(head)) throw new Error('rows.js has no defineMeta to take out')
-    fs.writeFileSync(rowsJs, src.replace(head, `${head}  return rows // ab.js snapshot --without-meta\n`))
+    let src = fs.readFileSync(rowsJs, 'utf8')
+    const cuts = [
+      // a large result's
+      ['function defineMeta(rows, command, rowCount, fields) {\n', (head) => `${head}  return rows // ab.js snapshot --without-meta\n`],
+      // a small result's: blank arrays without the three properties, and no stores to them
+      ["  Object.defineProperty(rows, 'command', BLANK)\n  Object.defineProperty(rows, 'rowCount', BLANK)\n  Object.defineProperty(rows, 'fields', BLANK)\n", () => ''],
+      ['rows.command = command;\nrows.rowCount = rowCount;\nrows.fields = fields;\n', () => ''],
+      ['    rows.command = command\n    rows.rowCount = rowCount\n    rows.fields = fields\n', () => ''],
+    ]
+    for (const [text, to] of cuts) {
+      if (!src.includes(text)) throw new Error(`rows.js has changed: no ${JSON.stringify(text.split('\n')[0])} to take out`)
+      src = src.replace(text, to(text))
+    }
+    fs.writeFileSync(rowsJs, src)
   }
   console.log(`${files.length} files -> ${dir}${withoutMeta ? ' (rows without command, rowCount, fields)' : ''}`)
 }

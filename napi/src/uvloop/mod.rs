@@ -478,6 +478,10 @@ fn run(mut remote: bool) {
             if batch.capacity() <= SPARE_KEEP {
                 l.spare_tasks.replace(batch);
             }
+            // Everything this run started is written: the time until the answers come is
+            // the server's, and the blank rows arrays of the next results are made in it.
+            // SAFETY: JS thread, live env, outside any JS frame (a libuv callback).
+            unsafe { crate::rows::restock(l.env) };
             break;
         }
         let mut polled = 0u32;
