@@ -109,15 +109,20 @@ test("rowMode 'array' rows are the same values in column order, with and without
 // A small result's maker (what the native side calls with the values in row order): the same
 // rows with and without code generation, meta on the array, and [rows, host] when traced.
 function smallRows() {
-  const { smallMaker, restock, CAN_COMPILE } = require(process.env.HYPERION_ROOT + '/rows.js')
+  const { smallMaker, restock, stocked, CAN_COMPILE } = require(process.env.HYPERION_ROOT + '/rows.js')
   const fields = Object.freeze([])
   const make = smallMaker(['id', '__proto__', 'id', '0', 'note'])
   // Two blank arrays in stock (the native side restocks after its writes): the first two
   // results take them, the third makes its own.
+  const stock = [stocked()]
   restock(2)
+  stock.push(stocked())
   const rows = make('SELECT', 2, fields, undefined, 2, 1, 'a', 2, 'zero', null, 3, { x: 1 }, 4, 'zero2', 'n')
+  stock.push(stocked())
   const traced = make('SELECT', 1, fields, 7, 1, 5, 'b', 6, 'z', 'm')
+  stock.push(stocked())
   const empty = smallMaker([])('INSERT', 3, fields, null, 3)
+  stock.push(stocked())
   const describe = (r) => ({
     isArray: Array.isArray(r),
     meta: [r.command, r.rowCount, r.fields === fields, Object.keys(r).length],
@@ -130,6 +135,7 @@ function smallRows() {
   })
   return {
     CAN_COMPILE,
+    stock,
     sameMaker: smallMaker(['id', '__proto__', 'id', '0', 'note']) === make,
     rows: describe(rows),
     traced: [traced.length, traced[1], describe(traced[0])],
@@ -152,6 +158,7 @@ test('small results: the rows the native side asks for, with and without code ge
   const { CAN_COMPILE: _b, ...s } = slow
   assert.deepStrictEqual(s, f)
   assert.strictEqual(f.sameMaker, true, 'one maker per set of names')
+  assert.deepStrictEqual(f.stock, [0, 2, 1, 0, 0], 'the first two results took the stock, the third made its own')
   // Integer-like keys come first, as in any object; a repeated name keeps its last value.
   assert.deepStrictEqual(f.rows.rows, [
     { keys: ['0', 'id', '__proto__', 'note'], proto: true, values: ['zero', 2, 'a', null] },
@@ -163,5 +170,5 @@ test('small results: the rows the native side asks for, with and without code ge
   assert.deepStrictEqual(f.traced.slice(0, 2), [2, 7])
   assert.deepStrictEqual(f.traced[2].rows, [{ keys: ['0', 'id', '__proto__', 'note'], proto: true, values: ['z', 6, 'b', 'm'] }])
   // No columns: as many empty rows as the count says; a traced one with an unknown host.
-  assert.deepStrictEqual(f.empty, [2, null, { isArray: true, meta: ['INSERT', 3, true, 3], attributes: f.empty[2].attributes, rows: [{ keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }] }])
+  assert.deepStrictEqual(f.empty, [2, null, { isArray: true, meta: ['INSERT', 3, true, 3], attributes: [[false, false], [false, false], [false, false]], rows: [{ keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }, { keys: [], proto: true, values: [] }] }])
 })

@@ -280,7 +280,7 @@ const BLANKS_HIGH: u32 = 16;
 /// executor calls this at the end of a round of work, after the queries it started were
 /// written to their sockets, so that a sequential query's blank is made while the server
 /// runs it rather than between its answer and the next query's write. Nothing happens
-/// while the stock lasts (one call per twelve point queries).
+/// while the stock lasts (one call per thirteen point queries: 16 down to 3).
 ///
 /// # Safety
 /// On the JS thread of `env`, outside any JS frame or with a handle scope of its own.
