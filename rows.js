@@ -349,10 +349,10 @@ function interpretSmall(names) {
 // (a burst, or the runtime I/O mode, which never restocks) a blank is made on the spot.
 const BLANK = { value: null, writable: true }
 
-// Not a constant: an array literal of constants shares a copy-on-write backing store, and
-// `pop` on one (until V8 optimizes `blank`) empties the store, so that the row's push grew
-// it to 17 slots (`%DebugPrint`, Node 20).
-let SEED = null
+// A variable, not a literal: an array literal of literals shares a copy-on-write backing
+// store, and `pop` on one (until V8 optimizes `blank`) empties the store, so that the row's
+// push grew it to 17 slots (`%DebugPrint`, Node 20).
+const SEED = null
 
 function blank() {
   // Room for one row in elements of any kind: a point query's row then goes in without the
