@@ -310,7 +310,7 @@ function smallMaker(names) {
 function compileSmall(names) {
   const w = names.length
   const row = (o) => `{${names.map((name, c) => `${key(name)}: v[${o} + ${c}]`).join(', ')}}`
-  const body = `const rows = blanks.length !== 0 ? blanks.pop() : blank();
+  const body = `const rows = take();
 if (n === 1) rows.push(${row(0)});
 else for (let i = 0, o = 0; i < n; i++, o += ${w}) rows.push(${row('o')});
 rows.command = command;
@@ -318,13 +318,13 @@ rows.rowCount = rowCount;
 rows.fields = fields;
 return host === undefined ? rows : [rows, host];`
   // eslint-disable-next-line no-new-func
-  return new Function('blanks', 'blank', `'use strict'; return function buildSmallRows(command, rowCount, fields, host, n, ...v) {${body}}`)(blanks, blank)
+  return new Function('take', `'use strict'; return function buildSmallRows(command, rowCount, fields, host, n, ...v) {${body}}`)(take)
 }
 
 function interpretSmall(names) {
   const w = names.length
   return (command, rowCount, fields, host, n, ...v) => {
-    const rows = blanks.length !== 0 ? blanks.pop() : blank()
+    const rows = take()
     for (let i = 0, o = 0; i < n; i++, o += w) {
       const row = {}
       for (let c = 0; c < w; c++) define(row, names[c], v[o + c])
@@ -369,6 +369,11 @@ function blank() {
 
 const blanks = []
 
+// A small result's array: one from the stock, or a blank made now.
+function take() {
+  return blanks.length !== 0 ? blanks.pop() : blank()
+}
+
 function restock(upTo) {
   while (blanks.length < upTo) blanks.push(blank())
 }
@@ -380,17 +385,13 @@ function stocked() {
 
 native.setRowBuilders(smallMaker, rowsOf, restock)
 
-// A large result's metadata, as a blank has it (defined once per result: not worth a blank).
-function defineMeta(rows, command, rowCount, fields) {
-  Object.defineProperty(rows, 'command', { value: command, writable: true })
-  Object.defineProperty(rows, 'rowCount', { value: rowCount, writable: true })
-  Object.defineProperty(rows, 'fields', { value: fields, writable: true })
-  return rows
-}
-
-// The last chunk's metadata on the rows array.
+// The last chunk's metadata on the rows array: a large result's array is a blank of its own
+// (large results are few; the stock is for the small ones, whose path is timed).
 function withMeta(rows, last) {
-  return defineMeta(rows, last.command, last.rowCount, last.fields)
+  rows.command = last.command
+  rows.rowCount = last.rowCount
+  rows.fields = last.fields
+  return rows
 }
 
 /**
@@ -411,7 +412,7 @@ function rowsOf(r, arrays = false, info = undefined) {
   }
   if (r.rest) return rest(r, arrays, info)
   if (info !== undefined) info.host = r.host
-  return withMeta(append([], r, arrays), r)
+  return withMeta(append(blank(), r, arrays), r)
 }
 
 // How long the chunks of one result may be built without letting the event loop turn.
@@ -420,7 +421,7 @@ const YIELD_AFTER_MS = 4
 async function rest(first, arrays, info) {
   const more = first.rest
   let attempt = first.attempt
-  let rows = append([], first, arrays)
+  let rows = append(blank(), first, arrays)
   let r = first
   // Chunks that arrive faster than they are built (a large jsonb result) were all built in
   // one turn of the event loop, the awaits of ready chunks being microtasks: timers and I/O
@@ -432,7 +433,7 @@ async function rest(first, arrays, info) {
     r = ready ?? (await more.next())
     if (ready == null) since = performance.now()
     if (r.attempt !== attempt) {
-      rows = []
+      rows = blank()
       attempt = r.attempt
     }
     append(rows, r, arrays)
