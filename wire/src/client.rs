@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::frontend::{self, EncodeError, Target};
 use crate::notification::NotificationSink;
 use crate::prepare::Waiter;
+use crate::queue::{self, TrySendError};
 use crate::response::{Response, RowStream};
 use crate::result::{Format, Params, QueryResult, Statement};
 use crate::socket::SocketOptions;
@@ -32,7 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 pub(crate) enum Request {
     /// Encoded messages; `syncs` ReadyForQuery answers complete it.
@@ -114,7 +115,7 @@ fn answered(
 }
 
 pub(crate) struct ClientInner {
-    pub(crate) tx: mpsc::Sender<Request>,
+    pub(crate) tx: queue::Sender<Request>,
     state: Arc<ConnectionState>,
     pub(crate) statements: Mutex<StatementCache<Waiter>>,
     pub(crate) next_statement: AtomicU32,
@@ -200,7 +201,7 @@ impl Client {
     /// Asks the connection to send Terminate and close once in-flight requests finish.
     pub fn close(&self) {
         match self.inner.tx.try_send(Request::Terminate) {
-            Err(mpsc::error::TrySendError::Full(req)) => {
+            Err(TrySendError::Full(req)) => {
                 // The pipeline is full: queue the Terminate behind it rather than drop it.
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
                     let tx = self.inner.tx.clone();
@@ -210,7 +211,7 @@ impl Client {
                 }
                 // Outside a runtime, dropping the last handle closes the connection too.
             }
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
         }
     }
 
@@ -254,7 +255,7 @@ impl Client {
     fn queue(&self, req: Request) -> Result<Option<WaitForRoom>, Error> {
         match self.inner.tx.try_send(req) {
             Ok(()) => Ok(None),
-            Err(mpsc::error::TrySendError::Full(req)) => {
+            Err(TrySendError::Full(req)) => {
                 let tx = self.inner.tx.clone();
                 Ok(Some(Box::pin(async move {
                     tx.send(req)
@@ -262,13 +263,11 @@ impl Client {
                         .map_err(|_| Error::closed("connection is closed", false))
                 })))
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Err(Error::closed("connection is closed", false))
-            }
+            Err(TrySendError::Closed(_)) => Err(Error::closed("connection is closed", false)),
         }
     }
 
-    pub(crate) fn sender(&self) -> &mpsc::Sender<Request> {
+    pub(crate) fn sender(&self) -> &queue::Sender<Request> {
         &self.inner.tx
     }
 
@@ -550,7 +549,7 @@ pub(crate) fn assemble(
         .unwrap_or(0);
     let parameters = Arc::new(Mutex::new(info.parameters));
     let depth = config.pipeline_depth.max(1);
-    let (tx, rx) = mpsc::channel(depth);
+    let (tx, rx) = queue::channel(depth);
     let (abort_tx, abort_rx) = oneshot::channel();
     let parts = LoopParts {
         channels: Channels {

@@ -261,8 +261,7 @@ impl Client {
 
     pub(crate) fn try_send_copy(&self, bytes: Bytes) {
         let req = Request::CopyData { bytes, end: true };
-        if let Err(tokio::sync::mpsc::error::TrySendError::Full(req)) = self.sender().try_send(req)
-        {
+        if let Err(crate::queue::TrySendError::Full(req)) = self.sender().try_send(req) {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let tx = self.sender().clone();
                 rt.spawn(async move {

@@ -15,6 +15,7 @@ use crate::frontend;
 use crate::frontend::EncodeError;
 use crate::notification::Notification;
 use crate::plan;
+use crate::queue;
 use crate::response::{Answered, Pending};
 use crate::runner::Pace;
 use crate::state::{admit_parameter, ConnectionState};
@@ -26,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Above this many buffered bytes the loop stops taking requests until the socket drains.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -91,7 +92,7 @@ pub(crate) struct Connection<S> {
     stream: S,
     read_buf: BytesMut,
     write_buf: BytesMut,
-    rx: mpsc::Receiver<Request>,
+    rx: queue::Receiver<Request>,
     phase: Phase,
     pending: VecDeque<Pending>,
     depth: usize,
@@ -118,7 +119,7 @@ pub(crate) struct Connection<S> {
 
 /// What [`Connection::new`] needs besides the stream.
 pub(crate) struct Channels {
-    pub(crate) rx: mpsc::Receiver<Request>,
+    pub(crate) rx: queue::Receiver<Request>,
     pub(crate) abort: oneshot::Receiver<String>,
     pub(crate) state: Arc<ConnectionState>,
     pub(crate) parameters: Arc<Mutex<HashMap<String, String>>>,
@@ -492,7 +493,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         self.rx.close();
-        let queued = std::iter::from_fn(|| self.rx.try_recv().ok());
+        let queued = std::iter::from_fn(|| self.rx.try_recv());
         for req in self.held.drain(..).chain(queued) {
             if let Request::Batch { sink, .. } = req {
                 let _ = sink.send(Err(error.with_sent(false)));

@@ -53,6 +53,8 @@ mod notification;
 #[cfg(feature = "driver")]
 mod prepare;
 #[cfg(feature = "driver")]
+mod queue;
+#[cfg(feature = "driver")]
 mod response;
 #[cfg(feature = "driver")]
 pub mod runner;

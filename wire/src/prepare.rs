@@ -11,7 +11,7 @@ use crate::statement_cache::StatementCache;
 use bytes::BytesMut;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 /// The outcome of a preparation others wait on: `None` until it is over.
 type Prepared = Option<Result<Arc<Statement>, Error>>;
@@ -329,8 +329,8 @@ impl Client {
         };
         let queued = match self.inner.tx.try_send(req) {
             Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(req)) => Some(req),
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(crate::queue::TrySendError::Full(req)) => Some(req),
+            Err(crate::queue::TrySendError::Closed(_)) => return,
         };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
