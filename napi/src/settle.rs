@@ -60,6 +60,10 @@ struct State {
     /// Null once Node has finalized the function (environment teardown, or released).
     tsfn: sys::napi_threadsafe_function,
     jobs: Vec<Job>,
+    /// The emptied `jobs` of the last call, put back for the next: taking the queue left an
+    /// empty vector, whose first push allocated again (a sequential query settles alone, so
+    /// once a query).
+    spare: Vec<Job>,
     /// The pool's `onNotice` hook, or null; used and deleted on the JS thread only.
     notice_hook: sys::napi_ref,
 }
@@ -159,6 +163,7 @@ impl Settler {
             state: Mutex::new(State {
                 tsfn: ptr::null_mut(),
                 jobs: Vec::new(),
+                spare: Vec::new(),
                 notice_hook: ptr::null_mut(),
             }),
             pending: AtomicUsize::new(0),
@@ -321,6 +326,9 @@ impl Drop for Promised {
     }
 }
 
+/// The most room an emptied queue of jobs keeps for the next call.
+const SPARE_KEEP: usize = 1024;
+
 /// On the JS thread, woken by `push`: settles every queued promise.
 unsafe extern "C" fn call_js(
     env: sys::napi_env,
@@ -334,9 +342,10 @@ unsafe extern "C" fn call_js(
     // SAFETY: `context` is the reference `Settler::new` handed to the function, which
     // outlives this call.
     let shared = unsafe { &*(context as *const Shared) };
-    let (jobs, tsfn, hook_ref) = {
+    let (mut jobs, tsfn, hook_ref) = {
         let mut s = shared.state();
-        (std::mem::take(&mut s.jobs), s.tsfn, s.notice_hook)
+        let spare = std::mem::take(&mut s.spare);
+        (std::mem::replace(&mut s.jobs, spare), s.tsfn, s.notice_hook)
     };
     let mut hook = ptr::null_mut();
     if !hook_ref.is_null() {
@@ -352,7 +361,7 @@ unsafe extern "C" fn call_js(
     // then live until that scope closes, after the round's microtasks: one job's per pool and
     // round (a pool's settler queues one closure a round).
     let own_scope = n > 1;
-    for job in jobs {
+    for job in jobs.drain(..) {
         let mut scope = ptr::null_mut();
         // SAFETY: JS thread, live env, inside a handle scope (see `own_scope`).
         unsafe {
@@ -387,6 +396,13 @@ unsafe extern "C" fn call_js(
             if own_scope {
                 sys::napi_close_handle_scope(env, scope);
             }
+        }
+    }
+    // A burst's queue is not kept for the life of the pool.
+    if jobs.capacity() <= SPARE_KEEP {
+        let mut s = shared.state();
+        if s.spare.capacity() == 0 {
+            s.spare = jobs;
         }
     }
     if n > 0 && shared.pending.fetch_sub(n, Ordering::Relaxed) == n && !tsfn.is_null() {
