@@ -14,8 +14,15 @@
 //!
 //! A sender that finds the queue full (a COPY's data ahead of it, or a pipeline full of
 //! requests) waits for room; every pop that makes room wakes all waiting senders, which try
-//! again (a rare path: no ticket order to keep, and no wake-up lost to a waiter that was
-//! dropped after it was woken).
+//! again. Unlike tokio's semaphore this keeps no ticket order: a freed slot goes to whoever
+//! asks first, a `try_send` included, so a waiting sender can be overtaken (and the Terminate
+//! that [`crate::Client::close`] queues behind a full queue can follow requests made after
+//! it; the pool sends none to a connection it closes). In exchange no wake-up is lost to a
+//! waiter dropped after it was woken. One sender's values keep their order (a COPY awaits
+//! each chunk's send before the next). The queue seldom fills: the pool leases a connection
+//! to at most its pipeline depth, and the loop takes requests past a full pipeline into its
+//! own held list. A waiting `send` dropped before room came leaves its waker in the list
+//! until the next pop or close.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -216,11 +223,17 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let (items, waiting) = {
+        let (items, waiting, receiver) = {
             let mut s = self.shared.lock();
             s.closed = true;
-            (std::mem::take(&mut s.items), std::mem::take(&mut s.waiting))
+            // The loop's own waker too: senders that outlive it do not keep its task.
+            (
+                std::mem::take(&mut s.items),
+                std::mem::take(&mut s.waiting),
+                s.receiver.take(),
+            )
         };
+        drop(receiver);
         // Dropped outside the lock: a value's drop may wake a task (a request's answer
         // channel), which may send here.
         drop(items);
