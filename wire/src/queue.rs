@@ -247,6 +247,7 @@ impl<T> Drop for Receiver<T> {
 mod tests {
     use super::*;
     use std::future::Future;
+    use std::pin::Pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
 
@@ -260,6 +261,10 @@ mod tests {
     fn counting() -> (Arc<Count>, Waker) {
         let c = Arc::new(Count(AtomicUsize::new(0)));
         (c.clone(), Waker::from(c))
+    }
+
+    fn poll_with<F: Future + ?Sized>(f: &mut Pin<Box<F>>, w: &Waker) -> Poll<F::Output> {
+        f.as_mut().poll(&mut Context::from_waker(w))
     }
 
     #[test]
@@ -324,20 +329,14 @@ mod tests {
         assert!(tx.try_send(1).is_ok());
         let (sender_wakes, sw) = counting();
         let mut send = Box::pin(tx.send(2));
-        assert!(send
-            .as_mut()
-            .poll(&mut Context::from_waker(&sw))
-            .is_pending());
+        assert!(poll_with(&mut send, &sw).is_pending());
         let (_, rw) = counting();
         assert_eq!(
             rx.poll_recv(&mut Context::from_waker(&rw)),
             Poll::Ready(Some(1))
         );
         assert_eq!(sender_wakes.0.load(Ordering::SeqCst), 1);
-        assert!(matches!(
-            send.as_mut().poll(&mut Context::from_waker(&sw)),
-            Poll::Ready(Ok(()))
-        ));
+        assert!(matches!(poll_with(&mut send, &sw), Poll::Ready(Ok(()))));
         assert_eq!(
             rx.poll_recv(&mut Context::from_waker(&rw)),
             Poll::Ready(Some(2))
@@ -350,14 +349,11 @@ mod tests {
         assert!(tx.try_send(1).is_ok());
         let (wakes, w) = counting();
         let mut send = Box::pin(tx.send(2));
-        assert!(send
-            .as_mut()
-            .poll(&mut Context::from_waker(&w))
-            .is_pending());
+        assert!(poll_with(&mut send, &w).is_pending());
         drop(rx);
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
         assert!(matches!(
-            send.as_mut().poll(&mut Context::from_waker(&w)),
+            poll_with(&mut send, &w),
             Poll::Ready(Err(SendError(2)))
         ));
     }
