@@ -54,16 +54,22 @@ async function underLoad(failover, t, { acquireTimeoutMs = 15000 } = {}) {
   const writers = Object.keys(kinds).flatMap((kind) => [0, 1].map((w) => writer(kind, w)))
   await sleep(300)
   const faultAt = Date.now()
-  const fo = failover()
-  // The election is known once failover() returns; acknowledgements after it are counted from
-  // its electedAt (any acknowledgement after it came from the new primary: the old one is
-  // stopped, fenced, cut off or frozen).
-  const { newPrimary, electedAt: elected } = await fo
-  electedAt = elected
-  afterFailover = Date.now()
-  await sleep(700)
-  stop = true
-  await Promise.all(writers)
+  let newPrimary
+  try {
+    // The election is known once failover() returns; acknowledgements after it are counted
+    // from its electedAt (any acknowledgement after it came from the new primary: the old one
+    // is stopped, fenced, cut off or frozen).
+    const elected = await failover()
+    newPrimary = elected.newPrimary
+    electedAt = elected.electedAt
+    afterFailover = Date.now()
+    await sleep(700)
+  } finally {
+    // Also when the fault could not be made (no iptables): writers left running would keep
+    // this file's process alive, and the test run would never end.
+    stop = true
+    await Promise.allSettled(writers)
+  }
 
   const [r] = await p.query('select inet_server_port() as port')
   assert.equal(r.port, suite.cluster.node(newPrimary).port, 'the pool writes to the new primary')
