@@ -413,6 +413,25 @@ function iptables() {
   return iptCache;
 }
 
+// Installs iptables with apt-get (as root, where there is apt-get) when no working one is
+// found: what partition() needs, which a fresh machine may lack. `npm test` calls it first
+// (scripts/test-deps.js), as .ci/run does. Returns whether a working iptables is there now.
+function ensureIptables(log = () => {}) {
+  if (iptables().v4) return true;
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root || !whichBin('apt-get')) return false;
+  log('installing iptables (apt-get install -y iptables) for the partition tests');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  try {
+    execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore', timeout: 300000 });
+    execFileSync('apt-get', ['install', '-y', '-qq', 'iptables'], { env, stdio: 'ignore', timeout: 300000 });
+  } catch (e) {
+    log(`could not install iptables (${e.message.split('\n')[0]})`);
+  }
+  iptCache = undefined;
+  return Boolean(iptables().v4);
+}
+
 function requireIptables() {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new Error('partition() needs root (it adds iptables rules)');
   const ipt = iptables();
@@ -1344,4 +1363,4 @@ if (require.main === module && process.argv[2] === '__watchdog') {
   cli(process.argv.slice(2)).catch((e) => { process.stderr.write(`error: ${e.message}\n`); process.exit(1); });
 }
 
-module.exports = { createCluster, clusterForTests, connectFromEnv, pgBinaries, Cluster, ExternalCluster, lsnToBigInt, freePorts, PASSWORDS, ADMIN_USER, DATABASE, DEFAULT_USER };
+module.exports = { createCluster, clusterForTests, connectFromEnv, pgBinaries, Cluster, ExternalCluster, lsnToBigInt, freePorts, ensureIptables, PASSWORDS, ADMIN_USER, DATABASE, DEFAULT_USER };
