@@ -60,10 +60,6 @@ struct State {
     /// Null once Node has finalized the function (environment teardown, or released).
     tsfn: sys::napi_threadsafe_function,
     jobs: Vec<Job>,
-    /// The emptied `jobs` of the last call, put back for the next: taking the queue left an
-    /// empty vector, whose first push allocated again (a sequential query settles alone, so
-    /// once a query).
-    spare: Vec<Job>,
     /// The pool's `onNotice` hook, or null; used and deleted on the JS thread only.
     notice_hook: sys::napi_ref,
 }
@@ -163,7 +159,6 @@ impl Settler {
             state: Mutex::new(State {
                 tsfn: ptr::null_mut(),
                 jobs: Vec::new(),
-                spare: Vec::new(),
                 notice_hook: ptr::null_mut(),
             }),
             pending: AtomicUsize::new(0),
@@ -329,6 +324,14 @@ impl Drop for Promised {
 /// The most room an emptied queue of jobs keeps for the next call.
 const SPARE_KEEP: usize = 1024;
 
+thread_local! {
+    /// The queue `call_js` emptied last, swapped in for the one it takes next: taking the
+    /// queue left an empty vector whose first push allocated again (a sequential query
+    /// settles alone, so once a query). Kept on the JS thread, where `call_js` runs, so that
+    /// putting it back takes no second lock of the settler's mutex.
+    static SPARE_JOBS: std::cell::Cell<Vec<Job>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// On the JS thread, woken by `push`: settles every queued promise.
 unsafe extern "C" fn call_js(
     env: sys::napi_env,
@@ -342,9 +345,9 @@ unsafe extern "C" fn call_js(
     // SAFETY: `context` is the reference `Settler::new` handed to the function, which
     // outlives this call.
     let shared = unsafe { &*(context as *const Shared) };
+    let spare = SPARE_JOBS.with(std::cell::Cell::take);
     let (mut jobs, tsfn, hook_ref) = {
         let mut s = shared.state();
-        let spare = std::mem::take(&mut s.spare);
         (std::mem::replace(&mut s.jobs, spare), s.tsfn, s.notice_hook)
     };
     let mut hook = ptr::null_mut();
@@ -398,12 +401,9 @@ unsafe extern "C" fn call_js(
             }
         }
     }
-    // A burst's queue is not kept for the life of the pool.
+    // A burst's queue is not kept for the life of the thread.
     if jobs.capacity() <= SPARE_KEEP {
-        let mut s = shared.state();
-        if s.spare.capacity() == 0 {
-            s.spare = jobs;
-        }
+        SPARE_JOBS.with(|c| c.set(jobs));
     }
     if n > 0 && shared.pending.fetch_sub(n, Ordering::Relaxed) == n && !tsfn.is_null() {
         // SAFETY: JS thread, live function (we are in its callback). Nothing pending.
