@@ -117,7 +117,9 @@ impl Builder {
                 Output::I32 => Column::I32(Vec::with_capacity(rows)),
                 Output::F64 => Column::F64(Vec::with_capacity(rows)),
                 Output::I64 => Column::I64(Vec::with_capacity(rows)),
-                Output::Str if s == Scalar::Text => Column::Strings(strings::Strings::table(0)),
+                Output::Str if s == Scalar::Text => {
+                    Column::Strings(strings::Strings::expecting(0, rows))
+                }
                 Output::Str => Column::Str(strings::Joined::with_capacity(rows)),
                 Output::Bytes => Column::Bytes {
                     data: Vec::new(),

@@ -14,6 +14,10 @@ use hyperion_wire::word_hash::BuildWordHash;
 use napi::sys;
 use std::collections::HashMap;
 
+/// The most room [`Joined::make_room`] makes ahead for the values still expected (a guess
+/// from the mean so far: 64 MB of UTF-16 is a 32 M-unit text).
+const ROOM_CAP: usize = 32 << 20;
+
 /// A table whose first this-many values are all distinct becomes text.
 const LOOKS_UNIQUE: usize = 64;
 
@@ -34,12 +38,20 @@ pub(super) enum Strings {
 impl Strings {
     /// A table with `rows` placeholders before the first value.
     pub(super) fn table(rows: usize) -> Strings {
+        Strings::expecting(rows, rows)
+    }
+
+    /// A table with `rows` placeholders before the first value, and room for `values` in
+    /// all (the batch's row count: the text it may become is sized from it).
+    pub(super) fn expecting(rows: usize, values: usize) -> Strings {
+        let mut ids = Vec::with_capacity(values.max(rows));
+        ids.resize(rows, 0);
         Strings::Table {
             // Room for the values that decide (`LOOKS_UNIQUE`): growing to them rehashed five
             // times, 5% of the decoding thread on a result of distinct strings.
             index: Index::with_capacity_and_hasher(LOOKS_UNIQUE, Default::default()),
             strings: Vec::new(),
-            ids: vec![0; rows],
+            ids,
         }
     }
 
@@ -77,7 +89,7 @@ impl Strings {
                     ids.push(id);
                     return true;
                 }
-                match Strings::text_of(strings, ids) {
+                match Strings::text_of(strings, ids, ids.capacity()) {
                     Some(text) => {
                         *self = Strings::Text(text);
                         self.push_with(Some(s), ascii)
@@ -93,9 +105,11 @@ impl Strings {
         }
     }
 
-    /// The table's values one by one, as text; `None` if the offsets would overflow.
-    fn text_of(strings: &[Box<str>], ids: &[u8]) -> Option<Joined> {
-        let mut text = Joined::with_capacity(ids.len() + 1);
+    /// The table's values one by one, as text, with offsets for `expected` values in all (the
+    /// ids' room, from `Strings::expecting`, and from the offsets the text's, in
+    /// `Joined::make_room`); `None` if the offsets would overflow.
+    fn text_of(strings: &[Box<str>], ids: &[u8], expected: usize) -> Option<Joined> {
+        let mut text = Joined::with_capacity(expected.max(ids.len()) + 1);
         for &id in ids {
             let s = strings.get(usize::from(id)).map_or("", |s| &**s);
             if !text.push(s, s.is_ascii()) {
@@ -172,6 +186,7 @@ impl Joined {
 
     /// Appends `s` (`ascii`: whether it is); false if the offsets would overflow.
     pub(super) fn push(&mut self, s: &str, ascii: bool) -> bool {
+        self.make_room(s.len());
         match &mut self.wide {
             None if ascii => self.ascii.push_str(s),
             None => {
@@ -192,6 +207,7 @@ impl Joined {
         &mut self,
         write: impl FnOnce(&mut String) -> Result<(), E>,
     ) -> Result<bool, E> {
+        self.make_room(self.average().max(1));
         let start = self.ascii.len();
         write(&mut self.ascii)?;
         if self.wide.is_some() || !self.ascii.as_bytes()[start..].is_ascii() {
@@ -201,6 +217,32 @@ impl Joined {
             self.ascii.clear();
         }
         Ok(self.end_value())
+    }
+
+    /// The mean length of the values so far (0 before the first).
+    fn average(&self) -> usize {
+        let values = self.offsets.len() - 1;
+        self.text_len()
+            .checked_div(values)
+            .map_or(0, |mean| mean + 1)
+    }
+
+    /// Before a value of about `next` units: when the text has no room for it, room for it
+    /// and, at the mean length so far, for every value still expected (the offsets' room,
+    /// sized for the batch's rows). A batch's text then grows once or twice instead of a
+    /// dozen doublings, each a copy of the text so far (`mi_realloc`: a tenth of the
+    /// decoding thread on W3 strings, 2026-12-07).
+    fn make_room(&mut self, next: usize) {
+        let rest = self
+            .offsets
+            .capacity()
+            .saturating_sub(self.offsets.len() + 1);
+        let want = next.saturating_add(self.average().saturating_mul(rest).min(ROOM_CAP));
+        match &mut self.wide {
+            None if self.ascii.capacity() - self.ascii.len() < next => self.ascii.reserve(want),
+            Some(wide) if wide.capacity() - wide.len() < next => wide.reserve(want),
+            _ => {}
+        }
     }
 
     /// A NULL's placeholder: an empty value.
@@ -440,5 +482,56 @@ mod tests {
         }
         assert!(!is_table(&unique));
         assert_eq!(unique.kind(), Kind::Text);
+    }
+
+    /// How many times the text's buffer was made anew while `values` values of `value(k)`
+    /// went into a column expecting them all, and the values read back.
+    fn growths(values: usize, value: impl Fn(usize) -> String) -> (usize, Vec<String>) {
+        let mut col = Strings::expecting(0, values);
+        let mut grown = 0;
+        let mut last = 0;
+        for k in 0..values {
+            assert!(col.push(Some(&value(k))));
+            if let Strings::Text(text) = &col {
+                let room = text
+                    .wide
+                    .as_ref()
+                    .map_or(text.ascii.capacity(), Vec::capacity);
+                grown += usize::from(room != last);
+                last = room;
+            }
+        }
+        let Strings::Text(text) = &col else {
+            panic!("distinct values stay a table")
+        };
+        (grown, text.values())
+    }
+
+    #[test]
+    fn a_text_expecting_its_values_grows_once_or_twice_not_by_doubling() {
+        // Distinct ASCII values of varying length: the text is sized once it leaves the
+        // table (at the mean so far), and grows at most twice more as the mean moves.
+        let ascii = |k: usize| format!("user{k}@example.com{}", "x".repeat(k % 7));
+        let (grown, values) = growths(5000, ascii);
+        assert!(grown <= 3, "the ASCII text was made anew {grown} times");
+        assert_eq!(values, (0..5000).map(ascii).collect::<Vec<_>>());
+        // UTF-16 from a value on: sized for the rest too.
+        let wide = |k: usize| {
+            if k < 100 {
+                format!("name {k}")
+            } else {
+                format!("Zoë {k}")
+            }
+        };
+        let (grown, values) = growths(5000, wide);
+        assert!(grown <= 4, "the text was made anew {grown} times");
+        assert_eq!(values, (0..5000).map(wide).collect::<Vec<_>>());
+        // Without a count (`Strings::table`) it still reads back whole.
+        let mut col = Strings::table(0);
+        for k in 0..300 {
+            assert!(col.push(Some(&ascii(k))));
+        }
+        let Strings::Text(text) = &col else { panic!() };
+        assert_eq!(text.values(), (0..300).map(ascii).collect::<Vec<_>>());
     }
 }
