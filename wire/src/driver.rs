@@ -36,8 +36,8 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 const READ_MIN: usize = 16 * 1024;
 
 /// The most room a read is given when every read fills what it was given (a large result
-/// streaming in): W3 strings' 50,000 rows (10 MB) took about 900 reads a query with 16 KB, 210 with
-/// this (`strace -f -c`). 128 KB is mimalloc's largest medium size.
+/// streaming in): W3 strings' 50,000 rows (10 MB) took about 950 reads a query with 16 KB,
+/// about 300 with this (`strace -f -c`). 128 KB is mimalloc's largest medium size.
 const READ_MAX: usize = 128 * 1024;
 
 /// The room for the read after one that got `n` bytes into `room`, when this one had `size`.

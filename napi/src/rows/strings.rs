@@ -18,6 +18,10 @@ use std::collections::HashMap;
 /// from the mean so far: 64 MB of UTF-16 is a 32 M-unit text).
 const ROOM_CAP: usize = 32 << 20;
 
+/// The room [`Joined::push_written`] wants free before a value it cannot measure ahead (a
+/// uuid is 36 characters, a timestamptz 32): a longer one still fits, by `String`'s own growth.
+const WRITTEN_VALUE: usize = 64;
+
 /// A table whose first this-many values are all distinct becomes text.
 const LOOKS_UNIQUE: usize = 64;
 
@@ -31,6 +35,9 @@ pub(super) enum Strings {
         index: Index,
         strings: Vec<Box<str>>,
         ids: Vec<u8>,
+        /// The values the column is expected to have in all (the batch's rows): the text it
+        /// may become is sized for them.
+        expected: usize,
     },
     Text(Joined),
 }
@@ -41,10 +48,11 @@ impl Strings {
         Strings::expecting(rows, rows)
     }
 
-    /// A table with `rows` placeholders before the first value, and room for `values` in
-    /// all (the batch's row count: the text it may become is sized from it).
+    /// A table with `rows` placeholders before the first value, expecting `values` in all
+    /// (the batch's row count).
     pub(super) fn expecting(rows: usize, values: usize) -> Strings {
-        let mut ids = Vec::with_capacity(values.max(rows));
+        let expected = values.max(rows);
+        let mut ids = Vec::with_capacity(expected);
         ids.resize(rows, 0);
         Strings::Table {
             // Room for the values that decide (`LOOKS_UNIQUE`): growing to them rehashed five
@@ -52,6 +60,7 @@ impl Strings {
             index: Index::with_capacity_and_hasher(LOOKS_UNIQUE, Default::default()),
             strings: Vec::new(),
             ids,
+            expected,
         }
     }
 
@@ -75,6 +84,7 @@ impl Strings {
                     index,
                     strings,
                     ids,
+                    expected,
                 },
                 Some(s),
             ) => {
@@ -89,7 +99,7 @@ impl Strings {
                     ids.push(id);
                     return true;
                 }
-                match Strings::text_of(strings, ids, ids.capacity()) {
+                match Strings::text_of(strings, ids, *expected) {
                     Some(text) => {
                         *self = Strings::Text(text);
                         self.push_with(Some(s), ascii)
@@ -105,9 +115,9 @@ impl Strings {
         }
     }
 
-    /// The table's values one by one, as text, with offsets for `expected` values in all (the
-    /// ids' room, from `Strings::expecting`, and from the offsets the text's, in
-    /// `Joined::make_room`); `None` if the offsets would overflow.
+    /// The table's values one by one, as text, with room for the offsets of `expected` values
+    /// in all (from which `Joined::make_room` sizes the text); `None` if the offsets would
+    /// overflow.
     fn text_of(strings: &[Box<str>], ids: &[u8], expected: usize) -> Option<Joined> {
         let mut text = Joined::with_capacity(expected.max(ids.len()) + 1);
         for &id in ids {
@@ -207,7 +217,7 @@ impl Joined {
         &mut self,
         write: impl FnOnce(&mut String) -> Result<(), E>,
     ) -> Result<bool, E> {
-        self.make_room(self.average().max(1));
+        self.make_room(WRITTEN_VALUE);
         let start = self.ascii.len();
         write(&mut self.ascii)?;
         if self.wide.is_some() || !self.ascii.as_bytes()[start..].is_ascii() {
@@ -219,29 +229,29 @@ impl Joined {
         Ok(self.end_value())
     }
 
-    /// The mean length of the values so far (0 before the first).
-    fn average(&self) -> usize {
-        let values = self.offsets.len() - 1;
-        self.text_len()
-            .checked_div(values)
-            .map_or(0, |mean| mean + 1)
-    }
-
     /// Before a value of about `next` units: when the text has no room for it, room for it
     /// and, at the mean length so far, for every value still expected (the offsets' room,
     /// sized for the batch's rows). A batch's text then grows once or twice instead of a
     /// dozen doublings, each a copy of the text so far (`mi_realloc`: a tenth of the
-    /// decoding thread on W3 strings, 2026-12-07).
+    /// decoding thread on W3 strings, 2026-12-07). A value with room costs one comparison.
     fn make_room(&mut self, next: usize) {
+        let free = match &self.wide {
+            None => self.ascii.capacity() - self.ascii.len(),
+            Some(wide) => wide.capacity() - wide.len(),
+        };
+        if free >= next {
+            return;
+        }
+        let values = self.offsets.len() - 1;
+        let mean = self.text_len().checked_div(values).map_or(0, |m| m + 1);
         let rest = self
             .offsets
             .capacity()
             .saturating_sub(self.offsets.len() + 1);
-        let want = next.saturating_add(self.average().saturating_mul(rest).min(ROOM_CAP));
+        let want = next.saturating_add(mean.saturating_mul(rest).min(ROOM_CAP));
         match &mut self.wide {
-            None if self.ascii.capacity() - self.ascii.len() < next => self.ascii.reserve(want),
-            Some(wide) if wide.capacity() - wide.len() < next => wide.reserve(want),
-            _ => {}
+            None => self.ascii.reserve(want),
+            Some(wide) => wide.reserve(want),
         }
     }
 
