@@ -465,25 +465,50 @@ mod tests {
         assert_eq!(rx.poll_recv(&mut rcx), Poll::Ready(Some(3)));
     }
 
-    #[test]
-    fn a_sender_woken_for_room_and_dropped_passes_the_wake_up_on() {
-        let (tx, mut rx) = channel(1);
+    /// Two senders waiting in line (values 1 and 2) behind a full queue of one (value 0).
+    struct InLine<'a> {
+        first: Pin<Box<Send<'a, i32>>>,
+        fw: Waker,
+        first_wakes: Arc<Count>,
+        second: Pin<Box<Send<'a, i32>>>,
+        sw: Waker,
+        second_wakes: Arc<Count>,
+    }
+
+    fn two_in_line(tx: &Sender<i32>) -> InLine<'_> {
         assert!(tx.try_send(0).is_ok());
         let ((first_wakes, fw), (second_wakes, sw)) = (counting(), counting());
         let mut first = Box::pin(tx.send(1));
         let mut second = Box::pin(tx.send(2));
         assert!(poll_with(&mut first, &fw).is_pending());
         assert!(poll_with(&mut second, &sw).is_pending());
+        InLine {
+            first,
+            fw,
+            first_wakes,
+            second,
+            sw,
+            second_wakes,
+        }
+    }
+
+    #[test]
+    fn a_sender_woken_for_room_and_dropped_passes_the_wake_up_on() {
+        let (tx, mut rx) = channel(1);
+        let mut l = two_in_line(&tx);
         let (_, rw) = counting();
         assert_eq!(
             rx.poll_recv(&mut Context::from_waker(&rw)),
             Poll::Ready(Some(0))
         );
-        assert_eq!(first_wakes.0.load(Ordering::SeqCst), 1);
-        assert_eq!(second_wakes.0.load(Ordering::SeqCst), 0);
-        drop(first);
-        assert_eq!(second_wakes.0.load(Ordering::SeqCst), 1);
-        assert!(matches!(poll_with(&mut second, &sw), Poll::Ready(Ok(()))));
+        assert_eq!(l.first_wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(l.second_wakes.0.load(Ordering::SeqCst), 0);
+        drop(l.first);
+        assert_eq!(l.second_wakes.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            poll_with(&mut l.second, &l.sw),
+            Poll::Ready(Ok(()))
+        ));
         assert_eq!(
             rx.poll_recv(&mut Context::from_waker(&rw)),
             Poll::Ready(Some(2))
@@ -493,25 +518,26 @@ mod tests {
     #[test]
     fn a_woken_sender_overtaken_keeps_its_place_at_the_front() {
         let (tx, mut rx) = channel(1);
-        assert!(tx.try_send(0).is_ok());
-        let ((first_wakes, fw), (second_wakes, sw)) = (counting(), counting());
-        let mut first = Box::pin(tx.send(1));
-        let mut second = Box::pin(tx.send(2));
-        assert!(poll_with(&mut first, &fw).is_pending());
-        assert!(poll_with(&mut second, &sw).is_pending());
+        let mut l = two_in_line(&tx);
         let (_, rw) = counting();
         let mut rcx = Context::from_waker(&rw);
         assert_eq!(rx.poll_recv(&mut rcx), Poll::Ready(Some(0)));
         // The freed slot goes to a `try_send` before the woken sender comes for it.
         assert!(tx.try_send(9).is_ok());
-        assert!(poll_with(&mut first, &fw).is_pending());
+        assert!(poll_with(&mut l.first, &l.fw).is_pending());
         assert_eq!(rx.poll_recv(&mut rcx), Poll::Ready(Some(9)));
-        assert_eq!(first_wakes.0.load(Ordering::SeqCst), 2);
-        assert_eq!(second_wakes.0.load(Ordering::SeqCst), 0);
-        assert!(matches!(poll_with(&mut first, &fw), Poll::Ready(Ok(()))));
+        assert_eq!(l.first_wakes.0.load(Ordering::SeqCst), 2);
+        assert_eq!(l.second_wakes.0.load(Ordering::SeqCst), 0);
+        assert!(matches!(
+            poll_with(&mut l.first, &l.fw),
+            Poll::Ready(Ok(()))
+        ));
         assert_eq!(rx.poll_recv(&mut rcx), Poll::Ready(Some(1)));
-        assert_eq!(second_wakes.0.load(Ordering::SeqCst), 1);
-        assert!(matches!(poll_with(&mut second, &sw), Poll::Ready(Ok(()))));
+        assert_eq!(l.second_wakes.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            poll_with(&mut l.second, &l.sw),
+            Poll::Ready(Ok(()))
+        ));
         assert_eq!(rx.poll_recv(&mut rcx), Poll::Ready(Some(2)));
     }
 
