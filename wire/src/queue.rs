@@ -53,7 +53,7 @@ struct State<T> {
     senders: usize,
     /// The receiver, asleep on an empty queue.
     receiver: Option<Waker>,
-    /// Senders waiting for room, first in line first, by ascending ticket ([`Send`]).
+    /// Senders waiting for room, first in line first, by ascending ticket ([`Sending`]).
     waiting: VecDeque<(u64, Waker)>,
     /// The ticket of the next sender to wait.
     next_ticket: u64,
@@ -146,8 +146,8 @@ impl<T> Sender<T> {
 
     /// Queues `value`, waiting in line for room; fails only when the receiver is closed or
     /// gone.
-    pub(crate) fn send(&self, value: T) -> Send<'_, T> {
-        Send {
+    pub(crate) fn send(&self, value: T) -> Sending<'_, T> {
+        Sending {
             sender: self,
             value: Some(value),
             ticket: None,
@@ -157,7 +157,7 @@ impl<T> Sender<T> {
 
 /// [`Sender::send`]'s future. Its ticket is its place in the line of waiting senders, taken
 /// the first time it finds the queue full and kept until it has sent.
-pub(crate) struct Send<'a, T> {
+pub(crate) struct Sending<'a, T> {
     sender: &'a Sender<T>,
     /// The value, until it is queued or given back.
     value: Option<T>,
@@ -165,7 +165,7 @@ pub(crate) struct Send<'a, T> {
 }
 
 // Nothing in it is pinned: the value is only ever moved.
-impl<T> Unpin for Send<'_, T> {}
+impl<T> Unpin for Sending<'_, T> {}
 
 impl<T> State<T> {
     /// Where `ticket` waits in line, or where it would go back in.
@@ -174,7 +174,7 @@ impl<T> State<T> {
     }
 }
 
-impl<T> std::future::Future for Send<'_, T> {
+impl<T> std::future::Future for Sending<'_, T> {
     type Output = Result<(), SendError<T>>;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -232,7 +232,7 @@ impl<T> std::future::Future for Send<'_, T> {
     }
 }
 
-impl<T> Drop for Send<'_, T> {
+impl<T> Drop for Sending<'_, T> {
     fn drop(&mut self) {
         let Some(t) = self.ticket else { return };
         let wake = {
@@ -467,10 +467,10 @@ mod tests {
 
     /// Two senders waiting in line (values 1 and 2) behind a full queue of one (value 0).
     struct InLine<'a> {
-        first: Pin<Box<Send<'a, i32>>>,
+        first: Pin<Box<Sending<'a, i32>>>,
         fw: Waker,
         first_wakes: Arc<Count>,
-        second: Pin<Box<Send<'a, i32>>>,
+        second: Pin<Box<Sending<'a, i32>>>,
         sw: Waker,
         second_wakes: Arc<Count>,
     }
