@@ -74,10 +74,10 @@ const { SIZES, SCHEMA, SCHEMA_AFTER, SCHEMA_STREAM, SCHEMA_STREAM_AFTER } = requ
 const { startSystemServer } = require('./lib/system-server.js')
 const report = require('./lib/report.js')
 
-const WORKLOADS = ['C1', 'W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6', 'W7', 'W8', 'S1', 'S2', 'S3']
+const WORKLOADS = ['C1', 'W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6', 'W7', 'W8', 'S1', 'S2', 'S3', 'B1']
 const W3_SHAPES = { wide: 'W3', json: 'W3-json', strings: 'W3-strings' }
 // Not run unless named (--workload) or, for W3's shapes, picked with --w3-shape.
-const NOT_DEFAULT = new Set(['C1', 'W3-json', 'W3-strings', 'S1', 'S2', 'S3'])
+const NOT_DEFAULT = new Set(['C1', 'W3-json', 'W3-strings', 'S1', 'S2', 'S3', 'B1'])
 // Who runs each workload, in the order of the first repetition.
 const CLIENTS = {
   C1: ['hyperion:plain', 'hyperion:tls', 'hyperion:direct', 'pg:plain', 'pg:tls', 'postgres:plain', 'postgres:tls', 'bun:plain', 'bun:tls'],
@@ -95,6 +95,7 @@ const CLIENTS = {
   S3: ['hyperion', 'pg', 'postgres', 'bun'],
   W4: ['hyperion', 'pg', 'postgres', 'bun'],
   W5: ['hyperion', 'pg', 'postgres', 'bun'],
+  B1: ['hyperion', 'pg', 'postgres', 'bun'],
   W6: ['hyperion', 'pg', 'postgres', 'bun'],
   W7: ['hyperion:v0', 'hyperion:v500', 'hyperion:off'],
   // W8: client:fault, one fault of each kind per client (BENCHMARKS.md), so one repetition

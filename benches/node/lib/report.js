@@ -41,10 +41,10 @@ const TITLES = {
   'W3-json': 'W3 json: 50,000 rows, nested jsonb', 'W3-strings': 'W3 strings: 50,000 rows x 5 distinct texts',
   S1: 'S1 stream 1M rows (batches of 1,000)', S2: 'S2 COPY FROM 1M rows (generator)', S3: 'S3 COPY TO 1M rows',
   W4: 'W4 single-row insert, 64 in flight', W5: 'W5 transaction, 64 concurrent', W6: 'W6 failover (3 nodes, 4 writers)',
-  W7: 'W7 primary validation cost (W2 query)', W8: 'W8 failover under real faults (partition, freeze)',
+  W7: 'W7 primary validation cost (W2 query)', B1: 'B1 burst: 20,000 point queries at once, pool of 2', W8: 'W8 failover under real faults (partition, freeze)',
 }
-const SHORT_TITLES = { W1: 'W1 latency', 'W1-same': 'W1 same CPU', 'W1-cross': 'W1 cross CPU', W2: 'W2 point sel.', W3: 'W3 50k rows', 'W3-json': 'W3 json', 'W3-strings': 'W3 strings', W4: 'W4 insert', W5: 'W5 tx', S1: 'S1 stream', S2: 'S2 COPY FROM', S3: 'S3 COPY TO' }
-const UNITS = { C1: 'ms (lower is better)', W1: 'queries/s', 'W1-same': 'queries/s', 'W1-cross': 'queries/s', W2: 'queries/s', W3: 'rows/s', 'W3-json': 'rows/s', 'W3-strings': 'rows/s', S1: 'rows/s', S2: 'rows/s', S3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
+const SHORT_TITLES = { W1: 'W1 latency', 'W1-same': 'W1 same CPU', 'W1-cross': 'W1 cross CPU', W2: 'W2 point sel.', W3: 'W3 50k rows', 'W3-json': 'W3 json', 'W3-strings': 'W3 strings', W4: 'W4 insert', W5: 'W5 tx', B1: 'B1 burst', S1: 'S1 stream', S2: 'S2 COPY FROM', S3: 'S3 COPY TO' }
+const UNITS = { C1: 'ms (lower is better)', W1: 'queries/s', 'W1-same': 'queries/s', 'W1-cross': 'queries/s', W2: 'queries/s', W3: 'rows/s', 'W3-json': 'rows/s', 'W3-strings': 'rows/s', S1: 'rows/s', S2: 'rows/s', S3: 'rows/s', W4: 'rows/s', W5: 'transactions/s', B1: 'queries/s', W6: 'ms (lower is better)', W7: 'queries/s', W8: 'ms from the election (lower is better)' }
 const BASELINE = { W7: 'hyperion:off' }
 
 const NOTES = [
@@ -55,6 +55,7 @@ const NOTES = [
   'Ratios are medians divided by the median of node-postgres from the same run (W7: by "validation off"). W6 is a time: lower is better.',
   'W5, hyperiondb-client: each transaction is pool.transaction(cb) with maxAttempts 1 (BEGIN/COMMIT on one exclusively leased connection, no retries, as for the peers). Since 5ea7d54 its BEGIN goes out in one write with the first statement (as Npgsql does), so a transaction takes three round trips where the peers take four.',
   'W3, hyperiondb-client returns timestamptz as an ISO 8601 string with microseconds (lossless), where the other clients build Date objects (milliseconds): the "+ Date/JSON.parse in JS" row adds new Date() per row inside the timed section for an equal-work comparison (jsonb is parsed by every client). int8 is checked as BigInt for hyperiondb-client and as an exact decimal string for the others (their default mapping).',
+  'B1 (not in BENCHMARKS.md): a burst past the pipelines: 20,000 point queries (`select $1::int4`) started at once with Promise.all on a pool of 2, every answer checked; 3 timed bursts after one untimed, median. Each client as its users call it (hyperiondb-client pool.query, node-postgres pool.query, postgres.js sql.unsafe with prepare, Bun SQL sql.unsafe).',
   'W7: there is no "validation off" option yet; mode "any" on the primary (no primary check at all) stands in as the baseline.',
   'pgbench: -M prepared, same SQL, 1 client (W1) / 10 clients and 2 threads (W2); no pipelining. It checks only transaction counts and failures; its CPU is user+sys from /usr/bin/time.',
   'tokio-postgres (W1, W2; benches/src/bin/tokio_pg.rs, release build): tokio-postgres on a tokio current_thread runtime (one thread), a statement prepared on each connection, query_one per query. W1: one connection, every answer checked. W2: 10 connections, 256 queries in flight spread over them (query k on connection k mod 10; each connection pipelines its share: the query futures are polled together in a FuturesUnordered); warm-up rows checked in full, timed rows with every column decoded (numeric to a decimal string, timestamptz to a SystemTime) and id and label checked. Client CPU: getrusage(RUSAGE_SELF) over the timed section, as process.cpuUsage() for the JS clients. Connects without TLS: n/a under --tls.',
@@ -177,7 +178,7 @@ function markdown(result) {
   const flags = result.options.nodeFlags || []
   if (flags.length) L.push(`**Tuned runtime:** every Node.js sample ran with \`${flags.join(' ')}\` (all Node.js clients alike; Bun and pgbench unchanged).`)
   L.push('')
-  const main = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6'].filter((w) => S[w])
+  const main = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'B1', 'W6'].filter((w) => S[w])
   if (main.length) {
     const cols = ['pg', 'hyperion', 'postgres', 'bun', 'pgbench', 'tokio-postgres'].filter((c) => c !== 'tokio-postgres' || main.some((w) => S[w].rows[c]))
     L.push('Medians; ratio to node-postgres from the same run (W6: time, lower is better).')
@@ -263,7 +264,7 @@ function chart(result) {
   const S = result.summary
   const W = 1500
   const sw = S_WORKLOADS.filter((w) => S[w])
-  const hasMain = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5'].some((w) => S[w])
+  const hasMain = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'B1'].some((w) => S[w])
   const sY = S.W6 || S.W7 ? (S.W8 ? 1390 : 1010) : hasMain ? 650 : 110
   const H = hasMain || S.W6 || S.W7 || S.W8 ? Math.max(S.W8 ? 1380 : 1010, sw.length ? sY + 370 : 0) : sY + 370
   const cv = new Canvas(W, H)
@@ -292,7 +293,7 @@ function chart(result) {
     }
   })
 
-  const main = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5'].filter((w) => S[w])
+  const main = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'B1'].filter((w) => S[w])
   const order = ['hyperion', 'hyperion:parse', 'pg', 'postgres', 'bun', 'pgbench', 'tokio-postgres']
   const barText = (r) => (r >= 10 ? r.toFixed(0) : r.toFixed(2))
   if (main.length) barPanel(cv, {

@@ -30,6 +30,10 @@ SIZES['W1-cross'] = SIZES.W1
 SIZES['W3-json'] = SIZES.W3
 SIZES['W3-strings'] = SIZES.W3
 SIZES.W7 = SIZES.W2
+// B1 (not in BENCHMARKS.md): a burst past the pipelines, `n` point queries started at once on
+// a pool of `pool` (2 * 128 fit in flight on this client's pipelines; node-postgres queues
+// the rest in JS), `runs` timed bursts after one untimed, median.
+SIZES.B1 = { full: { n: 20000, pool: 2, runs: 3 }, quick: { n: 2000, pool: 2, runs: 2 } }
 // C1 (run.js --tls): connect time, n timed connect + first query + close after `warm`.
 SIZES.C1 = { full: { warm: 2, n: 50 }, quick: { warm: 1, n: 10 } }
 
@@ -583,7 +587,34 @@ async function checkTls(db, conn) {
   check(rows.length === 1 && rows[0].ssl === true, () => `TLS run: pg_stat_ssl says ssl = ${show(rows[0] && rows[0].ssl)}`)
 }
 
+// B1: a burst of point queries, all started at once, every answer checked.
+async function B1(db, adapter, size) {
+  const SQL = 'select $1::int4 as x'
+  const burst = async () => {
+    const start = now()
+    const all = await Promise.all(Array.from({ length: size.n }, (_, i) => db.query(SQL, [i])))
+    const elapsed = now() - start
+    all.forEach((rows, i) => check(rows.length === 1 && rows[0].x === i, () => `B1: select ${i} returned ${show(rows)}`))
+    return elapsed
+  }
+  await burst()
+  const times = []
+  const cpu0 = cpuMicros()
+  for (let r = 0; r < size.runs; r++) times.push(await burst())
+  const cpu = cpuMicros() - cpu0
+  const ms = median(times)
+  return {
+    value: size.n / (ms / 1000),
+    unit: 'queries/s',
+    burst_ms: ms,
+    runs_ms: times,
+    cpu_us_per_query: cpu / (size.n * size.runs),
+    queries: size.n * size.runs,
+  }
+}
+
 const WORKLOADS = {
+  B1: { run: B1, pool: (s) => s.pool },
   W1: { run: W1, pool: () => 1 },
   W2: { run: W2, pool: (s) => s.pool },
   W3: { run: W3, pool: () => 1 },
