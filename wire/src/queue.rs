@@ -125,17 +125,7 @@ impl<T> Drop for Sender<T> {
 impl<T> Sender<T> {
     /// Queues `value` now, or gives it back.
     pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let wake = {
-            let mut s = self.shared.lock();
-            if s.closed {
-                return Err(TrySendError::Closed(value));
-            }
-            if s.items.len() >= s.capacity {
-                return Err(TrySendError::Full(value));
-            }
-            s.items.push_back(value);
-            s.receiver.take()
-        };
+        let wake = self.shared.lock().offer(value)?;
         // Woken outside the lock: the receiver's executor may poll it at once, and it takes
         // the lock itself.
         if let Some(w) = wake {
@@ -168,6 +158,18 @@ pub(crate) struct Sending<'a, T> {
 impl<T> Unpin for Sending<'_, T> {}
 
 impl<T> State<T> {
+    /// Queues `value` if the queue is open and has room; the receiver to wake, if asleep.
+    fn offer(&mut self, value: T) -> Result<Option<Waker>, TrySendError<T>> {
+        if self.closed {
+            return Err(TrySendError::Closed(value));
+        }
+        if self.items.len() >= self.capacity {
+            return Err(TrySendError::Full(value));
+        }
+        self.items.push_back(value);
+        Ok(self.receiver.take())
+    }
+
     /// Where `ticket` waits in line, or where it would go back in.
     fn place(&self, ticket: u64) -> Result<usize, usize> {
         self.waiting.binary_search_by_key(&ticket, |(t, _)| *t)
@@ -185,45 +187,29 @@ impl<T> std::future::Future for Sending<'_, T> {
         };
         let wake = {
             let mut s = this.sender.shared.lock();
-            if let Some(t) = this
-                .ticket
-                .filter(|_| s.closed || s.items.len() < s.capacity)
-            {
-                // Leaving the line: with room (woken for it, or polled while it came), or
-                // closed. Still in it only when polled for another reason.
-                this.ticket = None;
-                if let Ok(i) = s.place(t) {
-                    s.waiting.remove(i);
-                }
+            // Out of the line while it tries (it is still in it only when polled for another
+            // reason than a wake-up); back at the same place if the queue is still full.
+            let ticket = this.ticket.take();
+            if let Some(Ok(i)) = ticket.map(|t| s.place(t)) {
+                s.waiting.remove(i);
             }
-            if s.closed {
-                return Poll::Ready(Err(SendError(value)));
-            }
-            if s.items.len() >= s.capacity {
-                match this.ticket {
-                    // Still in line (polled for another reason), or woken and overtaken:
-                    // back in line at its place, the front.
-                    Some(t) => match s.place(t) {
-                        Ok(i) => {
-                            if !s.waiting[i].1.will_wake(cx.waker()) {
-                                s.waiting[i].1 = cx.waker().clone();
-                            }
-                        }
-                        Err(i) => s.waiting.insert(i, (t, cx.waker().clone())),
-                    },
-                    None => {
-                        let t = s.next_ticket;
+            match s.offer(value) {
+                Ok(wake) => wake,
+                Err(TrySendError::Closed(value)) => return Poll::Ready(Err(SendError(value))),
+                Err(TrySendError::Full(value)) => {
+                    let t = ticket.unwrap_or_else(|| {
                         s.next_ticket += 1;
-                        s.waiting.push_back((t, cx.waker().clone()));
-                        this.ticket = Some(t);
-                    }
+                        s.next_ticket - 1
+                    });
+                    // A woken sender that was overtaken goes back to the front.
+                    let at = s.place(t).unwrap_or_else(|i| i);
+                    s.waiting.insert(at, (t, cx.waker().clone()));
+                    drop(s);
+                    this.ticket = Some(t);
+                    this.value = Some(value);
+                    return Poll::Pending;
                 }
-                drop(s);
-                this.value = Some(value);
-                return Poll::Pending;
             }
-            s.items.push_back(value);
-            s.receiver.take()
         };
         if let Some(w) = wake {
             w.wake();
