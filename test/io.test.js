@@ -6,7 +6,8 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { execFile, spawn } = require('node:child_process')
-const { useCluster, until, untilNoSessions } = require('./support.js')
+const { createPool } = require('../client.js')
+const { useCluster, until, untilNoSessions, tcpProxy } = require('./support.js')
 
 const suite = useCluster({
   async setup(s) {
@@ -98,6 +99,46 @@ test('an idle connection reads what the server sends unasked: a session ended un
     const [{ n }] = await pool.query('select count(*)::int as n from io_t where id = $1', [id])
     assert.equal(n, 1)
     assert.notEqual((await pool.query('select pg_backend_pid() as pid'))[0].pid, pid)
+  }
+})
+
+// What the pipeline's bound buys (README, Pipelining): when a connection breaks, the writes
+// still waiting in line were never sent, so they run again on a new connection; only those
+// already on the socket are in doubt. A long statement at the head holds the pipeline full,
+// and the connection is dropped under it, with no word from the server.
+test('a burst of writes past the pipeline: only what was written is in doubt when the connection breaks', async () => {
+  const depth = 4
+  const primary = suite.cluster.node(suite.cluster.primaryIndex())
+  const proxy = await tcpProxy(primary.host || '127.0.0.1', primary.port)
+  const pool = createPool({ ...suite.conn, hosts: [`127.0.0.1:${proxy.port}`], poolSize: 1, pipelineDepth: depth })
+  const admin = suite.pool({ poolSize: 1 })
+  const ids = Array.from({ length: 40 }, (_, i) => 5000 + i)
+  const sleeping = "query = 'select pg_sleep($1)' and state = 'active'"
+  const insert = "insert into io_t values ($1, 'burst')"
+  try {
+    await admin.query('delete from io_t where id >= 5000 and id <= 5040')
+    // Both statements prepared first, so that the burst is Bind/Execute only and goes out in
+    // the order it was made (a statement's first Parse would wait for its description).
+    await pool.query('select pg_sleep($1)', [0])
+    await pool.query(insert, [5040])
+    const head = pool.query('select pg_sleep($1)', [30])
+    const writes = ids.map((id) => pool.query(insert, [id]))
+    await until(async () => (await admin.query(`select count(*)::int as n from pg_stat_activity where ${sleeping}`))[0].n === 1, 'the long statement to run')
+    proxy.drop()
+    await assert.rejects(head, (e) => e.code === 'CONNECTION_CLOSED')
+    const outcomes = await Promise.allSettled(writes)
+    const inDoubt = ids.filter((_, i) => outcomes[i].status === 'rejected')
+    for (const o of outcomes) if (o.status === 'rejected') assert.equal(o.reason.code, 'IN_DOUBT', o.reason.message)
+    // The head and depth - 1 writes were on the socket; the rest waited in line, unsent.
+    assert.deepEqual(inDoubt, ids.slice(0, depth - 1))
+    // The old session still sleeps, so nothing behind its head ran: the acknowledged writes
+    // are exactly what is there.
+    const rows = await admin.query('select id from io_t where id >= 5000 and id < 5040 order by id')
+    assert.deepEqual(rows.map((r) => r.id), ids.slice(depth - 1))
+  } finally {
+    await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where ${sleeping}`)
+    await pool.end()
+    await proxy.close()
   }
 })
 

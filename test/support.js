@@ -105,6 +105,9 @@ async function tcpProxy(host, port) {
     partition() { partitioned = true },
     holdNextExecute: () => new Promise((resolve) => { arm = resolve }),
     cutOn(pred) { cut = pred },
+    /** Drops every connection through the proxy at once, as a broken network would, and
+     * keeps taking new ones. */
+    drop() { for (const s of sockets) s.destroy() },
     close() {
       for (const s of sockets) s.destroy()
       return new Promise((resolve) => server.close(resolve))
