@@ -100,6 +100,7 @@ async function tcpProxy(host, port) {
     })
   })
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const drop = () => { for (const s of sockets) s.destroy() }
   return {
     port: server.address().port,
     partition() { partitioned = true },
@@ -107,9 +108,9 @@ async function tcpProxy(host, port) {
     cutOn(pred) { cut = pred },
     /** Drops every connection through the proxy at once, as a broken network would, and
      * keeps taking new ones. */
-    drop() { for (const s of sockets) s.destroy() },
+    drop,
     close() {
-      for (const s of sockets) s.destroy()
+      drop()
       return new Promise((resolve) => server.close(resolve))
     },
   }
