@@ -113,6 +113,30 @@ function summarize(result) {
   return out
 }
 
+// hyperiondb-client against Bun SQL and tokio-postgres, repetition by repetition: in one
+// repetition the clients ran back to back, so the ratio of two of its samples moves less with
+// the machine's load (this VM's swings: ±30% within minutes) than a ratio of medians does.
+// Per workload and peer: the median of those ratios, their range, and in how many
+// repetitions ours was ahead. Higher is better (W1-W5, B1).
+const PAIRED_PEERS = ['bun', 'tokio-postgres']
+const PAIRED_WORKLOADS = ['W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'B1']
+function paired(result) {
+  const out = {}
+  for (const w of PAIRED_WORKLOADS) {
+    const ours = new Map(result.samples.filter((s) => s.workload === w && s.client === 'hyperion' && s.ok).map((s) => [s.rep, s.metrics.value]))
+    if (!ours.size) continue
+    for (const peer of PAIRED_PEERS) {
+      const ratios = result.samples
+        .filter((s) => s.workload === w && s.client === peer && s.ok && ours.has(s.rep) && s.metrics.value > 0)
+        .map((s) => ours.get(s.rep) / s.metrics.value)
+      if (!ratios.length) continue
+      out[w] = out[w] || {}
+      out[w][peer] = { ...stats(ratios), ahead: ratios.filter((r) => r >= 1).length }
+    }
+  }
+  return out
+}
+
 function fmtNum(v, w) {
   if (v === null || v === undefined || !Number.isFinite(v)) return '-'
   if (w === 'W6' || w === 'W8') return `${Math.round(v).toLocaleString('en-US')} ms`
@@ -194,6 +218,22 @@ function markdown(result) {
         return c === 'pg' ? val : `**${fmtRatio(r.ratio)}** (${val})`
       })
       L.push(`| ${TITLES[w]} | ${cells.join(' | ')} |`)
+    }
+    L.push('')
+  }
+  const P = paired(result)
+  const pw = Object.keys(P)
+  if (pw.length) {
+    const peers = PAIRED_PEERS.filter((c) => pw.some((w) => P[w][c]))
+    L.push('hyperiondb-client over each peer, repetition by repetition (the clients of one repetition ran back to back): the median of the ratios, their range, and the repetitions in which hyperiondb-client was ahead.')
+    L.push('')
+    L.push(`| workload | ${peers.map((c) => `over ${LABELS[c]}`).join(' | ')} |`)
+    L.push(`|---|${peers.map(() => '---').join('|')}|`)
+    for (const w of pw) {
+      L.push(`| ${TITLES[w]} | ${peers.map((c) => {
+        const p = P[w][c]
+        return p ? `**${p.median.toFixed(2)}** (${p.min.toFixed(2)}–${p.max.toFixed(2)}), ahead in ${p.ahead} of ${p.n}` : 'n/a'
+      }).join(' | ')} |`)
     }
     L.push('')
   }
@@ -382,4 +422,4 @@ function chart(result) {
   return cv.png()
 }
 
-module.exports = { summarize, markdown, chart, NOTES, LABELS }
+module.exports = { summarize, paired, markdown, chart, NOTES, LABELS }

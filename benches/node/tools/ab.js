@@ -7,12 +7,15 @@
 //   node benches/node/tools/ab.js snapshot DIR  # copy the repository's current build to DIR
 //   node benches/node/tools/ab.js snapshot --without-meta DIR  # the same, rows without their
 //                                               # command/rowCount/fields (to measure their cost)
-//   node benches/node/tools/ab.js --workload W2 --reps 9 [--pin CPU] [--size n=...,warm=...] A=DIR B=DIR [bun]
+//   node benches/node/tools/ab.js --workload W2 --reps 9 [--pin CPU] [--size n=...,warm=...] A=DIR B=DIR [bun] [tokio]
 // A snapshot is the repository's JS files, package.json and the .node file, so that a later
-// rebuild cannot change what it measures. `bun` adds Bun SQL (benches/node/node_modules/.bin/bun).
+// rebuild cannot change what it measures. `bun` adds Bun SQL (benches/node/node_modules/.bin/bun);
+// `tokio` adds tokio-postgres on one thread (W1, W2; the release binary of
+// benches/src/bin/tokio_pg.rs, which run.js builds, at its full size: --size does not apply).
 // --pin CPU starts every sample under taskset -c CPU (pin the server yourself, as run.js
 // --w1-pin does). Prints, per build, the median of the workload's value and of its client CPU
-// per query (W1, W2) or peak RSS growth (W3), with every sample.
+// per query (W1, W2) or peak RSS growth (W3), with every sample, and the first build's value
+// over each other build's, round by round.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -57,6 +60,7 @@ function parse(argv) {
     else if (a === '--pin') o.pin = argv[++i]
     else if (a === '--size') o.size = argv[++i]
     else if (a === 'bun') o.builds.push({ name: 'bun', bun: true })
+    else if (a === 'tokio') o.builds.push({ name: 'tokio', tokio: true })
     else if (/^[\w.-]+=/.test(a)) {
       const [name, dir] = a.split(/=(.*)/s)
       const client = path.resolve(dir, 'client.js')
@@ -66,13 +70,24 @@ function parse(argv) {
   }
   if (!o.workload || !o.builds.length || !(o.reps > 0)) throw new Error('usage: ab.js --workload W --reps N NAME=DIR ... [bun]')
   if (!process.env.BENCH_CONN) throw new Error('BENCH_CONN is not set (see run.js --serve)')
+  if (o.builds.some((b) => b.tokio)) {
+    if (o.workload !== 'W1' && o.workload !== 'W2') throw new Error('tokio runs W1 and W2 only')
+    if (!fs.existsSync(TOKIO_PG)) throw new Error(`no ${TOKIO_PG}: cargo build --release -p benches --bin tokio_pg`)
+  }
   return o
 }
 
-function sample(o, b) {
+const TOKIO_PG = path.join(process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target'), 'release/tokio_pg')
+
+function command(o, b) {
+  if (b.tokio) return [TOKIO_PG, ['--workload', o.workload]]
   const bin = b.bun ? path.join(HERE, 'node_modules/.bin/bun') : process.execPath
   // --expose-gc as run.js starts node: W3's samples collect fully before each timed query.
-  const args = [...(b.bun ? [] : ['--expose-gc']), path.join(HERE, 'sample.js'), '--client', b.bun ? 'bun' : 'hyperion', '--workload', o.workload, ...(o.size ? ['--size', o.size] : [])]
+  return [bin, [...(b.bun ? [] : ['--expose-gc']), path.join(HERE, 'sample.js'), '--client', b.bun ? 'bun' : 'hyperion', '--workload', o.workload, ...(o.size ? ['--size', o.size] : [])]]
+}
+
+function sample(o, b) {
+  const [bin, args] = command(o, b)
   const [cmd, argv] = o.pin === null ? [bin, args] : ['taskset', ['-c', o.pin, bin, ...args]]
   const env = { ...process.env, ...(b.client ? { HYPERION_CLIENT: b.client } : {}) }
   let out
@@ -116,6 +131,15 @@ function main() {
   for (const [name, g] of got) {
     const extra = g.extra.length ? `  ${extraName} ${median(g.extra).toFixed(2)} (${g.extra.map((x) => x.toFixed(2)).join(' ')})` : ''
     console.log(`${name.padEnd(10)} ${o.workload} median ${Math.round(median(g.value))} (${g.value.map(Math.round).join(' ')})${extra}`)
+  }
+  // The first build against each other one, round by round: the samples of one round ran
+  // back to back, so their ratio moves less with the machine's load than a ratio of medians.
+  const [first, ...others] = o.builds
+  const a = got.get(first.name).value
+  for (const b of others) {
+    const ratios = a.map((v, i) => v / got.get(b.name).value[i])
+    const ahead = ratios.filter((r) => r >= 1).length
+    console.log(`${first.name}/${b.name} by round: median ${median(ratios).toFixed(3)} (${ratios.map((r) => r.toFixed(2)).join(' ')}), ${first.name} ahead in ${ahead} of ${ratios.length}`)
   }
 }
 
