@@ -506,13 +506,15 @@ pub fn text(raw: &[u8]) -> Result<&str, DecodeError> {
 pub fn uuid_into(raw: &[u8], out: &mut String) -> Result<(), DecodeError> {
     let b: [u8; 16] = fixed(raw, "uuid")?;
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    let mut text = [b'-'; 36];
+    // Where each byte's two digits go: the dashes sit at 8, 13, 18 and 23.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    for (&at, &byte) in AT.iter().zip(b.iter()) {
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0xf)];
     }
+    // Hex digits and dashes: always ASCII.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
     Ok(())
 }
 
@@ -704,6 +706,16 @@ mod tests {
         fn float8_round_trips(v: f64) {
             let got = float8(&v.to_be_bytes()).unwrap();
             prop_assert!(got.to_bits() == v.to_bits());
+        }
+
+        #[test]
+        fn uuid_is_its_bytes_in_hex(b: [u8; 16]) {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            let want = format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
+            prop_assert_eq!(uuid(&b).unwrap(), want);
+            let mut after = String::from("id ");
+            uuid_into(&b, &mut after).unwrap();
+            prop_assert_eq!(after, format!("id {}", uuid(&b).unwrap()));
         }
 
         #[test]
