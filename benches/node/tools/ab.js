@@ -11,7 +11,7 @@
 // A snapshot is the repository's JS files, package.json and the .node file, so that a later
 // rebuild cannot change what it measures. `bun` adds Bun SQL (benches/node/node_modules/.bin/bun);
 // `tokio` adds tokio-postgres on one thread (W1, W2; the release binary of
-// benches/src/bin/tokio_pg.rs, which run.js builds, at its full size: --size does not apply).
+// benches/src/bin/tokio_pg.rs, which run.js builds; at its full size, so not with --size).
 // --pin CPU starts every sample under taskset -c CPU (pin the server yourself, as run.js
 // --w1-pin does). Prints, per build, the median of the workload's value and of its client CPU
 // per query (W1, W2) or peak RSS growth (W3), with every sample, and the first build's value
@@ -23,6 +23,8 @@ const { execFileSync } = require('node:child_process')
 
 const HERE = path.resolve(__dirname, '..')
 const ROOT = path.resolve(HERE, '../..')
+// tokio-postgres's sample (benches/src/bin/tokio_pg.rs), as run.js builds it.
+const TOKIO_PG = path.join(process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target'), 'release/tokio_pg')
 
 function snapshot(dir, withoutMeta) {
   fs.mkdirSync(dir, { recursive: true })
@@ -68,16 +70,16 @@ function parse(argv) {
       o.builds.push({ name, client })
     } else throw new Error(`unknown argument ${a}`)
   }
-  if (!o.workload || !o.builds.length || !(o.reps > 0)) throw new Error('usage: ab.js --workload W --reps N NAME=DIR ... [bun]')
+  if (!o.workload || !o.builds.length || !(o.reps > 0)) throw new Error('usage: ab.js --workload W --reps N NAME=DIR ... [bun] [tokio]')
   if (!process.env.BENCH_CONN) throw new Error('BENCH_CONN is not set (see run.js --serve)')
   if (o.builds.some((b) => b.tokio)) {
     if (o.workload !== 'W1' && o.workload !== 'W2') throw new Error('tokio runs W1 and W2 only')
+    // Its sizes are the binary's own: the other builds would run other sizes than it.
+    if (o.size) throw new Error('tokio runs at the full size only: leave out --size')
     if (!fs.existsSync(TOKIO_PG)) throw new Error(`no ${TOKIO_PG}: cargo build --release -p benches --bin tokio_pg`)
   }
   return o
 }
-
-const TOKIO_PG = path.join(process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target'), 'release/tokio_pg')
 
 function command(o, b) {
   if (b.tokio) return [TOKIO_PG, ['--workload', o.workload]]
