@@ -63,7 +63,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const crypto = require('node:crypto')
-const { spawn, spawnSync, execFileSync } = require('node:child_process')
+const { spawn, execFileSync } = require('node:child_process')
 
 const ROOT = path.resolve(__dirname, '../..')
 const HERE = __dirname
@@ -73,6 +73,7 @@ const { createCluster } = require(path.join(ROOT, 'test/cluster.js'))
 const { SIZES, SCHEMA, SCHEMA_AFTER, SCHEMA_STREAM, SCHEMA_STREAM_AFTER } = require('./lib/workloads.js')
 const { startSystemServer } = require('./lib/system-server.js')
 const report = require('./lib/report.js')
+const { tokioPgBinary } = require('./lib/tokio-pg.js')
 
 const WORKLOADS = ['C1', 'W1', 'W1-same', 'W1-cross', 'W2', 'W3', 'W3-json', 'W3-strings', 'W4', 'W5', 'W6', 'W7', 'W8', 'S1', 'S2', 'S3', 'B1']
 const W3_SHAPES = { wide: 'W3', json: 'W3-json', strings: 'W3-strings' }
@@ -252,27 +253,6 @@ function findPgbench() {
     } catch { /* next */ }
   }
   return null
-}
-
-// tokio-postgres (benches/src/bin/tokio_pg.rs): the release binary, built when it is missing
-// or older than its source. -> { bin } or { error, na }.
-const TOKIO_PG_SRC = path.join(ROOT, 'benches/src/bin/tokio_pg.rs')
-function tokioPgBinary() {
-  const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target')
-  const bin = path.join(targetDir, 'release', 'tokio_pg')
-  const mtime = (f) => { try { return fs.statSync(f).mtimeMs } catch { return null } }
-  const have = mtime(bin)
-  if (have !== null && have >= mtime(TOKIO_PG_SRC)) return { bin }
-  log(`building the tokio-postgres sample (${have === null ? 'missing' : 'older than its source'}): cargo build --release -p benches --bin tokio_pg${process.env.CARGO_TARGET_DIR ? ` (CARGO_TARGET_DIR=${process.env.CARGO_TARGET_DIR})` : ''} ...`)
-  const t = performance.now()
-  const r = spawnSync('cargo', ['build', '--release', '-p', 'benches', '--bin', 'tokio_pg'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' })
-  if (r.error) return { na: r.error.code === 'ENOENT', error: `cannot build the tokio-postgres sample: ${r.error.message}` }
-  if (r.status !== 0) {
-    process.stderr.write(r.stderr)
-    return { error: `cargo build --release -p benches --bin tokio_pg failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` }
-  }
-  log(`built ${bin.startsWith(ROOT + path.sep) ? path.relative(ROOT, bin) : bin} in ${((performance.now() - t) / 1000).toFixed(0)} s`)
-  return { bin }
 }
 
 // The version of a crate in the workspace's Cargo.lock (what the Rust sample is built with).
@@ -770,7 +750,7 @@ async function main() {
   log(`load average before the run: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}`)
   const tools = { bun: findBun(), pgbench: findPgbench(), tokioPg: null }
   const hyperion = snapshotHyperion(opts)
-  if (!opts.tls && opts.workloads.some((w) => clientsFor(w, opts).includes('tokio-postgres'))) tools.tokioPg = tokioPgBinary()
+  if (!opts.tls && opts.workloads.some((w) => clientsFor(w, opts).includes('tokio-postgres'))) tools.tokioPg = tokioPgBinary(log)
   const adapters = {}
   try {
     for (const n of ['hyperion', 'pg', 'postgres', 'bun']) adapters[n] = require(`./clients/${n}.js`)

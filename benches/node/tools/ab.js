@@ -11,7 +11,7 @@
 // A snapshot is the repository's JS files, package.json and the .node file, so that a later
 // rebuild cannot change what it measures. `bun` adds Bun SQL (benches/node/node_modules/.bin/bun);
 // `tokio` adds tokio-postgres on one thread (W1, W2; the release binary of
-// benches/src/bin/tokio_pg.rs, which run.js builds; at its full size, so not with --size).
+// benches/src/bin/tokio_pg.rs, built as run.js builds it; at its full size, so not with --size).
 // --pin CPU starts every sample under taskset -c CPU (pin the server yourself, as run.js
 // --w1-pin does). Prints, per build, the median of the workload's value and of its client CPU
 // per query (W1, W2) or peak RSS growth (W3), with every sample, and the first build's value
@@ -23,8 +23,7 @@ const { execFileSync } = require('node:child_process')
 
 const HERE = path.resolve(__dirname, '..')
 const ROOT = path.resolve(HERE, '../..')
-// tokio-postgres's sample (benches/src/bin/tokio_pg.rs), as run.js builds it.
-const TOKIO_PG = path.join(process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target'), 'release/tokio_pg')
+const { tokioPgBinary } = require('../lib/tokio-pg.js')
 
 function snapshot(dir, withoutMeta) {
   fs.mkdirSync(dir, { recursive: true })
@@ -76,13 +75,15 @@ function parse(argv) {
     if (o.workload !== 'W1' && o.workload !== 'W2') throw new Error('tokio runs W1 and W2 only')
     // Its sizes are the binary's own: the other builds would run other sizes than it.
     if (o.size) throw new Error('tokio runs at the full size only: leave out --size')
-    if (!fs.existsSync(TOKIO_PG)) throw new Error(`no ${TOKIO_PG}: cargo build --release -p benches --bin tokio_pg`)
+    const t = tokioPgBinary((m) => process.stderr.write(`${m}\n`))
+    if (!t.bin) throw new Error(t.error)
+    o.tokioPg = t.bin
   }
   return o
 }
 
 function command(o, b) {
-  if (b.tokio) return [TOKIO_PG, ['--workload', o.workload]]
+  if (b.tokio) return [o.tokioPg, ['--workload', o.workload]]
   const bin = b.bun ? path.join(HERE, 'node_modules/.bin/bun') : process.execPath
   // --expose-gc as run.js starts node: W3's samples collect fully before each timed query.
   return [bin, [...(b.bun ? [] : ['--expose-gc']), path.join(HERE, 'sample.js'), '--client', b.bun ? 'bun' : 'hyperion', '--workload', o.workload, ...(o.size ? ['--size', o.size] : [])]]
