@@ -559,6 +559,50 @@ class ClusterBase {
     return rows.length ? rows[0][fields[0].name] : null;
   }
 
+  _err(msg, idxs = []) {
+    const logs = [...new Set(idxs)].filter((i) => this.nodes[i] && this.nodes[i].logFile).map((i) => `--- ${this.nodes[i].name} log (${this.nodes[i].logFile}) ---\n${tail(this.nodes[i].logFile)}`);
+    return new Error([msg, ...logs].join('\n'));
+  }
+
+  async _waitFor(what, fn, { timeoutMs = 30000, nodes = [] } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    let last = null;
+    for (;;) {
+      try {
+        const v = await fn();
+        if (v) return v;
+      } catch (e) { last = e; }
+      if (Date.now() > deadline) throw this._err(`timeout after ${timeoutMs}ms waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`, nodes);
+      await sleep(POLL_MS);
+    }
+  }
+
+  // ALTER SYSTEM SET/RESET + reload, then wait until a NEW session sees `expect`.
+  async _setSystem(i, name, value, expect = value) {
+    const c = await this.admin(i, { database: 'postgres' });
+    try {
+      await c.query('set default_transaction_read_only = off');
+      await c.query(value === null ? `alter system reset ${name}` : `alter system set ${name} = ${lit(value)}`);
+      await c.query('select pg_reload_conf()');
+    } finally { await c.end(); }
+    await this._waitFor(`${this.nodes[i].name}: ${name} = '${expect}' in new sessions`,
+      async () => (await this._value(i, `select setting from pg_settings where name = ${lit(name)}`, { database: 'postgres' })) === String(expect),
+      { timeoutMs: 15000, nodes: [i] });
+  }
+
+  // Test code's way to change a server setting on node i, on the harness's own cluster or an
+  // external one alike: ALTER SYSTEM SET + reload, waiting until new sessions see the value.
+  // Resolves to a function that undoes it: the ALTER SYSTEM value it replaced comes back (or
+  // RESET, where there was none), and it waits until new sessions see the setting as before.
+  async setSystem(i, name, value) {
+    const before = await this._query(i, `select setting, sourcefile from pg_settings where name = ${lit(name)}`, { database: 'postgres' });
+    if (!before.rows.length) throw new Error(`no setting ${name} on ${this.nodes[i].name}`);
+    const { setting, sourcefile } = before.rows[0];
+    const fromAlterSystem = typeof sourcefile === 'string' && sourcefile.endsWith('postgresql.auto.conf');
+    await this._setSystem(i, name, value);
+    return () => this._setSystem(i, name, fromAlterSystem ? setting : null, setting);
+  }
+
   async _nodeInfo(i) {
     const { rows } = await this._query(i, `select pg_is_in_recovery()::text as rec, current_setting('default_transaction_read_only') as ro,
       (case when pg_is_in_recovery() then greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) else pg_current_wal_lsn() end)::text as lsn`, { connectTimeout: 1500 });
@@ -633,24 +677,6 @@ class Cluster extends ClusterBase {
 
   _log(msg) { if (verbose) process.stderr.write(`[cluster +${((Date.now() - this._t0) / 1000).toFixed(2)}s] ${msg}\n`); }
 
-  _err(msg, idxs = []) {
-    const logs = [...new Set(idxs)].filter((i) => this.nodes[i]).map((i) => `--- ${this.nodes[i].name} log (${this.nodes[i].logFile}) ---\n${tail(this.nodes[i].logFile)}`);
-    return new Error([msg, ...logs].join('\n'));
-  }
-
-  async _waitFor(what, fn, { timeoutMs = 30000, nodes = [] } = {}) {
-    const deadline = Date.now() + timeoutMs;
-    let last = null;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v) return v;
-      } catch (e) { last = e; }
-      if (Date.now() > deadline) throw this._err(`timeout after ${timeoutMs}ms waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`, nodes);
-      await sleep(POLL_MS);
-    }
-  }
-
   _pg(cmd, args, opts = {}) {
     return runCmd(path.join(this.bin.binDir, cmd), args, { env: pgEnv(this.bin.libDir), runAs: this.runAs, cwd: this.baseDir, ...opts });
   }
@@ -709,19 +735,6 @@ class Cluster extends ClusterBase {
     }, { nodes: [i] });
     this._primary = i;
     this._log(`promoted ${n.name}`);
-  }
-
-  // ALTER SYSTEM SET/RESET + reload, then wait until a NEW session sees `expect`.
-  async _setSystem(i, name, value, expect = value) {
-    const c = await this.admin(i, { database: 'postgres' });
-    try {
-      await c.query('set default_transaction_read_only = off');
-      await c.query(value === null ? `alter system reset ${name}` : `alter system set ${name} = ${lit(value)}`);
-      await c.query('select pg_reload_conf()');
-    } finally { await c.end(); }
-    await this._waitFor(`${this.nodes[i].name}: ${name} = '${expect}' in new sessions`,
-      async () => (await this._value(i, `select setting from pg_settings where name = ${lit(name)}`, { database: 'postgres' })) === String(expect),
-      { timeoutMs: 15000, nodes: [i] });
   }
 
   // ---- faults: partition (iptables) and freeze (SIGSTOP) --------------------------

@@ -113,11 +113,11 @@ test('a COMMIT whose connection is lost is IN_DOUBT and the callback is not run 
 
 test('a COMMIT waiting for synchronous replication whose backend is terminated is IN_DOUBT', async () => {
   const primary = suite.cluster.primaryIndex()
-  const standbys = suite.cluster.nodes.map((_, i) => i).filter((i) => i !== primary)
   const p = suite.pool({ poolSize: 1 })
   await p.query("delete from t_doubt where k = 'syncrep'")
-  // No standby can acknowledge: every COMMIT waits.
-  await suite.cluster._setSystem(primary, 'synchronous_standby_names', 'nobody')
+  // No standby can acknowledge: every COMMIT waits. Undone below to whatever it was (on an
+  // external cluster, its manager's own standby names).
+  const undo = await suite.cluster.setSystem(primary, 'synchronous_standby_names', 'nobody')
   const admin = await suite.cluster.admin(primary, { database: suite.cluster.database })
   try {
     let calls = 0
@@ -142,7 +142,7 @@ test('a COMMIT waiting for synchronous replication whose backend is terminated i
     assert.equal(Number(rows[0].n), 1)
   } finally {
     await admin.end()
-    await suite.cluster._setSyncNames(primary, standbys)
+    await undo()
   }
 })
 
