@@ -646,6 +646,34 @@ impl ErrorFields {
         Ok(f)
     }
 
+    /// The bytes of text these fields hold, every field counted (what keeping them costs,
+    /// besides the struct itself).
+    pub fn text_len(&self) -> usize {
+        let required = [&self.severity, &self.code, &self.message];
+        let optional = [
+            &self.severity_nonlocalized,
+            &self.detail,
+            &self.hint,
+            &self.position,
+            &self.internal_position,
+            &self.internal_query,
+            &self.where_,
+            &self.schema,
+            &self.table,
+            &self.column,
+            &self.data_type,
+            &self.constraint,
+            &self.file,
+            &self.line,
+            &self.routine,
+        ];
+        required.iter().map(|s| s.len()).sum::<usize>()
+            + optional
+                .iter()
+                .map(|s| s.as_ref().map_or(0, String::len))
+                .sum::<usize>()
+    }
+
     /// The severity that does not depend on the server's language.
     pub fn severity(&self) -> &str {
         self.severity_nonlocalized

@@ -185,6 +185,20 @@ impl Drop for CopyIn {
     }
 }
 
+/// See [`Client::copy_in`].
+struct Abandoned<'a>(Option<&'a Client>);
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        let mut buf = BytesMut::new();
+        if let Some(client) = self.0 {
+            if frontend::copy_fail("the client abandoned the COPY", &mut buf).is_ok() {
+                client.try_send_copy(buf.freeze());
+            }
+        }
+    }
+}
+
 impl Client {
     /// Starts `sql`, a `COPY ... FROM STDIN`, and returns once the server is ready for the
     /// data. Only on a connection nobody else uses (see the module's documentation).
@@ -196,7 +210,12 @@ impl Client {
         let mut response = self
             .submit(buf.freeze(), 1, None, Some(CopyHook::In(Some(ready_tx))))
             .await?;
-        tokio::select! {
+        // Dropped before it returns (the caller gave up) after the loop said the server was
+        // ready, but before a `CopyIn` was made to fail the COPY when dropped: a CopyFail then
+        // ends it. (Dropped earlier, the loop sends its own when the server gets ready; and
+        // it drops the CopyFail of a COPY that is not under way.)
+        let mut abandoned = Abandoned(Some(self));
+        let out = tokio::select! {
             biased;
             r = ready => match r {
                 Ok(()) => Ok(CopyIn { client: self.clone(), response: Some(response), ended: false }),
@@ -204,7 +223,9 @@ impl Client {
                 Err(_) => Err(Self::not_copy_in(response.await)),
             },
             r = &mut response => Err(Self::not_copy_in(r)),
-        }
+        };
+        abandoned.0 = None;
+        out
     }
 
     fn not_copy_in(r: Result<Result<Response, Error>, oneshot::error::RecvError>) -> Error {

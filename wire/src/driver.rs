@@ -465,11 +465,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 let Some(p) = self.pending.front_mut() else {
                     return Err(Error::db(*fields));
                 };
+                let severity = fatal.then(|| fields.severity().to_owned());
                 p.error_response(Error::db(*fields));
-                if fatal {
-                    // The server closes the socket next; the front request gets this
-                    // error, the rest a closed-connection error.
-                    self.state.closed.store(true, Ordering::Release);
+                if let Some(severity) = severity {
+                    // The session is over. The server closes the socket next, but the loop
+                    // does not wait for it: a server (or a proxy) that kept the socket open
+                    // would leave the front request without the error it already has, the
+                    // requests behind it unanswered, and the loop and its socket alive after
+                    // every handle is gone. The front request gets this error, the rest a
+                    // closed-connection error.
+                    return Err(Error::closed(
+                        format!("the server ended the session with a {severity} error"),
+                        true,
+                    ));
                 }
             }
             msg => {

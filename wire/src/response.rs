@@ -169,6 +169,9 @@ pub(crate) struct Pending {
     copy: Option<CopyHook>,
     /// The server is in copy-in mode for this request's COPY and takes the caller's data.
     copy_in: bool,
+    /// The portal's Describe answered NoData: its Execute returns no rows (a DataRow for it
+    /// is out of step, not a row of a result without columns).
+    no_rows: bool,
     /// Notices that arrived while no result was open. They belong to the next result if one
     /// starts before ReadyForQuery, else to the last one: with the extended protocol an
     /// autocommit statement commits at Sync, so its commit's WARNING (e.g. "canceling wait
@@ -207,6 +210,7 @@ impl Pending {
             copy_out: false,
             copy,
             copy_in: false,
+            no_rows: false,
             loose_notices: Vec::new(),
             loose_sync_cancelled: false,
             notices_kept: 0,
@@ -285,19 +289,10 @@ impl Pending {
     }
 }
 
-/// Roughly what a notice costs to keep.
+/// What a notice costs to keep: every field it holds counted (a notice whose bulk sat in a
+/// field left out, its table name say, once passed the byte cap 64 times at any size).
 fn notice_size(f: &ErrorFields) -> usize {
-    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-    std::mem::size_of::<ErrorFields>()
-        + f.severity.len()
-        + f.code.len()
-        + f.message.len()
-        + opt(&f.detail)
-        + opt(&f.hint)
-        + opt(&f.where_)
-        + opt(&f.internal_query)
-        + opt(&f.file)
-        + opt(&f.routine)
+    std::mem::size_of::<ErrorFields>() + f.text_len()
 }
 
 /// Notices kept per request (count and bytes); more are dropped, not an error: a loop of
@@ -387,7 +382,8 @@ impl Pending {
             }
             (Message::DataRow(row), Some(Expect::Execute))
             | (Message::DataRow(row), Some(Expect::Query))
-                if !copy_out && (due == Some(Expect::Execute) || row_result_open) =>
+                if !copy_out
+                    && ((due == Some(Expect::Execute) && !self.no_rows) || row_result_open) =>
             {
                 self.data_row(row)
             }
@@ -438,8 +434,13 @@ impl Pending {
                 self.answered = true;
                 self.start_result(fields);
             }
-            (Message::NoData, Some(Expect::RowDescription))
-            | (Message::ParseComplete, Some(Expect::ParseComplete))
+            (Message::NoData, Some(Expect::RowDescription)) => {
+                let of_statement = self.step > 0
+                    && self.plan.get(self.step - 1) == Some(&Expect::ParameterDescription);
+                self.no_rows |= !of_statement;
+                self.step += 1;
+            }
+            (Message::ParseComplete, Some(Expect::ParseComplete))
             | (Message::BindComplete, Some(Expect::BindComplete))
             | (Message::CloseComplete, Some(Expect::CloseComplete)) => self.step += 1,
             (Message::ParameterDescription(types), Some(Expect::ParameterDescription)) => {
@@ -452,11 +453,16 @@ impl Pending {
             {
                 match self.copy.as_mut() {
                     Some(CopyHook::In(ready)) if ready.is_some() => {
-                        self.copy_in = true;
                         self.answered = true;
-                        if let Some(ready) = ready.take() {
-                            // A caller that gave up sends nothing: its CopyIn's drop fails it.
-                            let _ = ready.send(());
+                        let taken = ready.take().is_some_and(|r| r.send(()).is_ok());
+                        if taken {
+                            self.copy_in = true;
+                        } else {
+                            // The caller gave up before the server was ready (`copy_in`'s
+                            // future dropped): no `CopyIn` exists to send the data or fail
+                            // the COPY, and the server would wait in copy-in mode for ever,
+                            // and the connection with it. Failed here instead.
+                            self.abandon_copy_in(e, out)?;
                         }
                     }
                     _ => self.refuse_copy_in(e, alone, out)?,
@@ -499,6 +505,7 @@ impl Pending {
     /// ReadyForQuery: the current Sync group is over.
     fn end_group(&mut self, status: u8) -> Answered {
         self.copy_out = false;
+        self.no_rows = false;
         self.step = self.group_end() + 1;
         self.skipping = false;
         self.answered = false;
@@ -532,6 +539,7 @@ impl Pending {
     fn completed(&mut self, e: Expect) {
         self.open = false;
         self.answered = true;
+        self.no_rows = false;
         if e == Expect::Execute {
             self.step += 1;
         }
@@ -548,6 +556,18 @@ impl Pending {
 
     /// CopyInResponse: COPY FROM STDIN is refused with a CopyFail, when that can be done
     /// without losing step with the server.
+    /// A COPY FROM STDIN that started after its caller left: CopyFail (and the Sync an
+    /// Execute's was swallowed by), as the caller's `CopyIn` would have sent when dropped.
+    /// The server answers an ErrorResponse, then ReadyForQuery; nobody reads the error.
+    fn abandon_copy_in(&mut self, e: Expect, out: &mut BytesMut) -> Result<(), Error> {
+        frontend::copy_fail("the client abandoned the COPY", out)?;
+        if e == Expect::Execute {
+            frontend::sync(out);
+        }
+        self.skipping = true;
+        Ok(())
+    }
+
     fn refuse_copy_in(&mut self, e: Expect, alone: bool, out: &mut BytesMut) -> Result<(), Error> {
         let refused = copy_misplaced(true, self.copy.as_ref());
         self.error.get_or_insert(refused);

@@ -981,6 +981,65 @@ async fn copy_in_is_refused_with_copy_fail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_in_whose_caller_left_before_the_server_was_ready_is_failed() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let c = client.clone();
+        let gave_up = tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_millis(100), c.copy_in("copy t from stdin"))
+                .await
+                .is_err()
+        });
+        mock.recv_group().await;
+        assert!(
+            gave_up.await.unwrap(),
+            "the caller gave up before the server was ready"
+        );
+        mock.send(be::copy_in_response()).await;
+        // Nobody is left to send data: the loop fails the COPY, and the connection is not
+        // stuck in copy-in mode.
+        let fail = tokio::time::timeout(Duration::from_secs(5), mock.recv()).await;
+        let fail = fail.expect("a CopyFail came").expect("not EOF");
+        assert_eq!(fail.tag, b'f', "{fail:?}");
+        let mut out = be::error("ERROR", "57014", "COPY from stdin failed: abandoned");
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        assert!(!client.is_closed());
+        assert_still_usable(&client, &mut mock).await;
+        // One CopyFail only: nothing else was written.
+        mock.expect_silence(Duration::from_millis(100)).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_in_dropped_after_the_server_was_ready_but_before_it_returned_is_failed() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let mut copy = Box::pin(client.copy_in("copy t from stdin"));
+        // Polled once: the request goes out, and the future waits for the server.
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut copy)
+            .await
+            .is_err());
+        mock.recv_group().await;
+        mock.send(be::copy_in_response()).await;
+        // The loop has told the future the server is ready; it is dropped before it runs
+        // again, so it never made the `CopyIn` whose drop would have failed the COPY.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(copy);
+        let fail = tokio::time::timeout(Duration::from_secs(5), mock.recv()).await;
+        let fail = fail.expect("a CopyFail came").expect("not EOF");
+        assert_eq!(fail.tag, b'f', "{fail:?}");
+        let mut out = be::error("ERROR", "57014", "COPY from stdin failed: abandoned");
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        assert_still_usable(&client, &mut mock).await;
+        mock.expect_silence(Duration::from_millis(100)).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_out_is_drained_and_refused() {
     timed(async {
         let (client, mut mock) = connected().await;
@@ -1184,12 +1243,47 @@ async fn requests_queued_behind_a_fatal_error_are_never_sent_and_safe_to_retry()
             let c = client.clone();
             tokio::spawn(async move { c.simple_query("select 2").await })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        mock.expect_silence(Duration::from_millis(100)).await;
-        drop(mock); // the server closes the socket
+        // The loop ended at the FATAL: the socket closes with nothing more sent.
+        let next = tokio::time::timeout(Duration::from_secs(5), mock.recv()).await;
+        assert!(matches!(next, Ok(None)), "{next:?}");
         assert_eq!(first.await.unwrap().unwrap_err().code(), "57P01");
         let e = second.await.unwrap().unwrap_err();
         assert!(e.safe_to_retry(), "{e:?}");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_error_ends_the_connection_even_when_the_server_keeps_the_socket_open() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let a = spawn_simple(&client, "select pg_sleep(10)");
+        mock.recv_group().await;
+        let b = spawn_simple(&client, "select 2");
+        mock.recv_group().await;
+        mock.send(be::error("FATAL", "57P01", "terminating connection"))
+            .await;
+        // The mock keeps its end open. Both callers are answered, and the client closes the
+        // socket (the loop is over), without the server's close.
+        let within = Duration::from_secs(5);
+        let err = tokio::time::timeout(within, a)
+            .await
+            .expect("the request in flight was answered");
+        let err = err.unwrap().unwrap_err();
+        assert_eq!(err.code(), "57P01", "{err:?}");
+        let err = tokio::time::timeout(within, b)
+            .await
+            .expect("the request behind it was answered");
+        let err = err.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Closed, "{err:?}");
+        assert!(
+            err.is_closed() && !err.safe_to_retry(),
+            "it was written: {err:?}"
+        );
+        let eof = tokio::time::timeout(within, mock.recv()).await;
+        assert!(matches!(eof, Ok(None)), "{eof:?}");
+        assert!(client.is_closed());
+        assert_new_request_fails_closed(&client).await;
     })
     .await
 }
@@ -1463,6 +1557,37 @@ async fn a_flood_of_notices_keeps_a_bounded_number() {
             largest() < 1 << 20,
             "a 100,000-notice flood made a {}-byte allocation",
             largest()
+        );
+        assert_still_usable(&client, &mut mock).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notice_byte_cap_counts_every_field() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let q = spawn_simple(&client, "select 1");
+        mock.recv_group().await;
+        mock.send(be::command_complete("SET")).await;
+        // 64 notices (the count cap) of 1 MiB each, the bulk in fields other than the
+        // message: the table (`t`), the constraint (`n`) and the internal position (`p`).
+        for field in [b't', b'n', b'p'].iter().cycle().take(64) {
+            let mut body = b"SNOTICE\0VNOTICE\0C00000\0Mfat\0".to_vec();
+            body.push(*field);
+            body.extend(std::iter::repeat_n(b'x', 1 << 20));
+            body.extend_from_slice(b"\0\0");
+            mock.send(be::frame(b'N', &body)).await;
+        }
+        mock.send(be::ready(b'I')).await;
+        let results = q.await.unwrap().unwrap();
+        let notices: Vec<_> = results.iter().flat_map(|r| &r.notices).collect();
+        let kept: usize = notices.iter().map(|n| n.text_len()).sum();
+        // The cap is 256 KiB: not even one of these fits.
+        assert!(
+            kept <= 256 * 1024,
+            "{} notices kept, {kept} bytes",
+            notices.len()
         );
         assert_still_usable(&client, &mut mock).await;
     })
@@ -1931,6 +2056,48 @@ async fn a_failed_begin_skips_the_statement_behind_it() {
         );
         assert_eq!(client.state().in_flight(), 0);
         assert_still_usable(&client, &mut mock).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_for_a_portal_described_as_no_data_are_out_of_step() {
+    timed(async {
+        let (client, mut mock) = connected().await;
+        let c = client.clone();
+        let q = tokio::spawn(async move {
+            let d = c.describe_unnamed("insert into t values (1)").await?;
+            let stmt = Client::unnamed("insert into t values (1)", d, vec![]);
+            c.execute(&stmt, &[] as &[Option<&str>]).await
+        });
+        mock.recv_group().await;
+        let mut out = be::parse_complete();
+        out.extend(be::parameter_description(&[]));
+        out.extend(be::no_data());
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let group = mock.recv_group().await;
+        assert!(
+            group.iter().any(|m| m.tag == b'D'),
+            "a Describe of the portal"
+        );
+        let mut out = vec![];
+        for m in &group {
+            match m.tag {
+                b'P' => out.extend(be::parse_complete()),
+                b'B' => out.extend(be::bind_complete()),
+                b'D' => out.extend(be::no_data()),
+                _ => {}
+            }
+        }
+        // Rows an INSERT never has: not a result of rows without columns.
+        out.extend(be::data_row(&[Some(b"leak"), Some(b"x")]));
+        out.extend(be::command_complete("INSERT 0 1"));
+        out.extend(be::ready(b'I'));
+        mock.try_send(out).await;
+        let err = q.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err:?}");
+        assert!(client.is_closed());
     })
     .await
 }
