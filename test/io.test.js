@@ -199,6 +199,48 @@ test('workers that exit without end() leave no session open; a worker after an e
   await untilNoSessions(suite.cluster, "application_name = 'io-worker'", "the workers' sessions to close")
 })
 
+test('workers that exit while their connections are still being opened leave no session open', async () => {
+  // The child's main thread uses the client too, so the runtime outlives the workers: a
+  // connect that finishes on it after a worker's environment is gone hands its connection to
+  // an executor that no longer runs. That connection must close, not stay open (idle, to the
+  // server) until the process ends. Stoppable queries (timeoutMs) open theirs in a task of
+  // their own; plain ones in the query's task.
+  const code = `
+    const { Worker } = require('node:worker_threads')
+    const { createPool } = require(${JSON.stringify(require.resolve('../client.js'))})
+    const conn = JSON.parse(process.env.CONN)
+    const body = \`
+      const { workerData } = require('node:worker_threads')
+      const { createPool } = require(workerData.client)
+      const p = createPool({ ...workerData.conn, poolSize: 2, applicationName: 'io-opening' })
+      p.query('select 1', [], { timeoutMs: 10000 }).catch(() => {})
+      p.query('select 2').catch(() => {})
+      setTimeout(() => process.exit(0), workerData.delay)
+    \`
+    ;(async () => {
+      const main = createPool({ ...conn, poolSize: 1 })
+      await main.query('select 1')
+      for (let i = 0; i < 12; i++) {
+        const w = new Worker(body, { eval: true, workerData: { client: ${JSON.stringify(require.resolve('../client.js'))}, conn, delay: i % 3 } })
+        await new Promise((r) => w.on('exit', r))
+      }
+      // Sessions still open while this process lives: a leak would keep them until it ends.
+      let n = -1
+      for (let t = 0; t < 100; t++) {
+        n = (await main.query("select count(*)::int as n from pg_stat_activity where application_name = 'io-opening'"))[0].n
+        if (n === 0) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      console.log(n)
+      await main.end()
+    })().catch((e) => { console.error(e); process.exit(1) })
+  `
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', code], { env: { ...process.env, CONN: JSON.stringify(suite.conn) }, timeout: 60000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)))
+  })
+  assert.equal(out.trim(), '0', 'sessions of exited workers were still open 10 s later')
+})
+
 // A run of the JS thread's executor yields to the event loop once its budget (4 ms,
 // napi/src/uvloop) is spent, so a burst started in one turn is written in many turns, with
 // timers and I/O between them. Without the budget the first run polled every query of the

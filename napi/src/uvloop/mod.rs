@@ -108,6 +108,9 @@ struct Shared {
     rt: tokio::runtime::Handle,
     /// `queue` has tasks: a run looks at it (and takes its mutex) only then.
     remote: AtomicBool,
+    /// Set at the end of teardown, once every `poll` handle is closed (and nulled in its
+    /// `Io`): a task's future may then be dropped on any thread, its sockets just close.
+    torn_down: AtomicBool,
 }
 
 /// Tasks woken on other threads (a timer, a decoded batch); the JS thread's own wake-ups go
@@ -208,9 +211,12 @@ impl Drop for Task {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(f) = f {
-            if !on_js_thread(&self.exec) {
+            if !on_js_thread(&self.exec) && !self.exec.torn_down.load(Ordering::Acquire) {
                 // A task unfinished whose last waker went away on another thread: its
                 // sockets' handles may only be touched on the JS thread. Never polled again.
+                // (After teardown there are no handles left: the future is dropped, and the
+                // sockets of a connection that was still being opened when a worker exited
+                // close, rather than stay open to the server until the process ends.)
                 std::mem::forget(f);
             }
         }
@@ -340,6 +346,7 @@ unsafe fn init(env: sys::napi_env) -> Option<Arc<Shared>> {
             loops: Mutex::new(Loops::default()),
             rt,
             remote: AtomicBool::new(false),
+            torn_down: AtomicBool::new(false),
         });
         let wake = new_handle(ptr::null_mut());
         uv_async_init(uv_loop, wake, on_async);
@@ -413,6 +420,9 @@ unsafe extern "C" fn teardown(_arg: *mut c_void) {
         };
         drop(future);
     }
+    // Every handle is closed: what is still alive elsewhere (a connect that finishes on the
+    // runtime, its loop handed to `Runner::spawn`) is dropped where it ends.
+    l.shared.torn_down.store(true, Ordering::Release);
 }
 
 unsafe extern "C" fn on_prepare(_h: *mut c_void) {

@@ -48,6 +48,11 @@ impl LoopRunner for Runner {
 
     fn spawn(&self, task: hyperion_wire::runner::LoopTask) {
         if let Some(shared) = self.exec.upgrade() {
+            if shared.torn_down.load(std::sync::atomic::Ordering::Acquire) {
+                // The environment is gone: the loop (never polled, so without handles) is
+                // dropped here, on whatever thread, and its socket closes.
+                return;
+            }
             let task = Executor { shared }.task(task);
             task.exec
                 .loops
