@@ -371,7 +371,18 @@ unsafe extern "C" fn call_js(
             if own_scope {
                 sys::napi_open_handle_scope(env, &mut scope);
             }
-            let settled = match (job.settle)(env, hook) {
+            // A panic in a conversion must not unwind into Node (through libuv or the
+            // thread-safe function's callback: an abort of the process): its promise is
+            // rejected, and the rest of the batch settles.
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.settle)(env, hook)))
+                    .unwrap_or_else(|_| {
+                        Err(Failure::client(
+                            "INTERNAL",
+                            "the client failed while building the result (a bug: please report it)",
+                        ))
+                    });
+            let settled = match outcome {
                 Ok(value) => sys::napi_resolve_deferred(env, job.deferred, value),
                 Err(f) => {
                     let f = match &job.query {

@@ -491,7 +491,9 @@ fn run(mut remote: bool) {
             // Everything this run started is written: the time until the answers come is
             // the server's, and the blank rows arrays of the next results are made in it.
             // SAFETY: JS thread, live env, outside any JS frame (a libuv callback).
-            unsafe { crate::rows::restock(l.env) };
+            // (A panic there is not unwound into libuv either.)
+            let env = l.env;
+            let _ = std::panic::catch_unwind(|| unsafe { crate::rows::restock(env) });
             break;
         }
         let mut polled = 0u32;
@@ -553,7 +555,8 @@ unsafe fn in_callback_scope(l: &Local, work: &mut Vec<AfterPoll>) {
         let opened = sys::napi_open_callback_scope(env, resource, l.async_context, &mut scope)
             == sys::Status::napi_ok;
         for w in work.drain(..) {
-            w(env);
+            // Not unwound into libuv (an abort of the process), and the scope still closes.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w(env)));
         }
         if opened {
             sys::napi_close_callback_scope(env, scope);
