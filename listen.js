@@ -43,7 +43,12 @@ class Listening {
   async listen(channel, callback) {
     if (typeof channel !== 'string' || channel === '') throw argumentError('listen: channel must be a non-empty string')
     if (typeof callback !== 'function') throw argumentError('listen takes a callback')
-    const onNotification = guarded((payload, ch, processId) => callback(payload, { channel: ch, processId }))
+    const one = guarded((payload, ch, processId) => callback(payload, { channel: ch, processId }))
+    // The native side hands over what arrived since the last call, in order, as one flat
+    // array: payload, channel, processId, payload, ...
+    const onNotification = (batch) => {
+      for (let i = 0; i + 2 < batch.length; i += 3) one(batch[i], batch[i + 1], batch[i + 2])
+    }
     // The gap callback is handed over once; the pool keeps it for every later listener.
     const onGap = this.#onGap
     this.#onGap = undefined

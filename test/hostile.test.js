@@ -53,9 +53,10 @@ function repeated(message, size = 256 * 1024) {
  * (trust startup, the role probe, Parse/Describe/Bind/Execute/Sync, simple queries); an
  * Execute of `sql` runs `behave(sql, conn)`, which may write anything to `conn.socket` and
  * return the messages to send before the statement's Sync is answered, or undefined for one
- * row holding the SQL text. `startup(socket)` replaces the startup answer.
+ * row holding the SQL text. `startup(socket)` replaces the startup answer; `onQuery(sql, conn)`
+ * may answer a simple query itself (it returns true then).
  */
-async function backend({ behave = () => undefined, startup } = {}) {
+async function backend({ behave = () => undefined, startup, onQuery } = {}) {
   const sockets = new Set()
   const server = net.createServer((socket) => {
     sockets.add(socket)
@@ -118,6 +119,8 @@ async function backend({ behave = () => undefined, startup } = {}) {
               if (/pg_is_in_recovery/.test(q)) {
                 socket.write(Buffer.concat([rowDescription('transaction_read_only'), dataRow('off'), complete('SHOW'),
                   rowDescription('pg_is_in_recovery'), dataRow('f'), complete('SELECT 1'), ready()]))
+              } else if (onQuery && onQuery(q, conn)) {
+                // answered by the test
               } else if (/^SHOW transaction_read_only/i.test(q)) {
                 socket.write(Buffer.concat([rowDescription('transaction_read_only'), dataRow('off'), complete('SHOW'), ready()]))
               } else {
@@ -231,6 +234,66 @@ test('floods pushed to an idle pooled connection: bounded memory, the pool still
     assert.deepEqual(await pool.query('last'), [{ v: 'last' }])
   } finally {
     await pool.end()
+    await server.close()
+  }
+})
+
+// LISTEN's session reads its socket on the runtime whatever the JS thread does; what it reads
+// waits for the JS thread in a bounded inbox (pool/src/inbox.rs). A server that floods the
+// channel while the JS thread is busy (here 300 MB of notifications during a 4 s block) gets
+// what fits kept and the rest dropped, and the application a listening gap for the window.
+// The client runs in a child process, so that its JS thread can block while this one floods.
+test('a flood of notifications while the JS thread is busy: bounded memory, the loss reported as a gap', { timeout: 60000 }, async (t) => {
+  const { execFile } = require('node:child_process')
+  const NOTES = 300_000
+  let listening = null
+  const server = await backend({
+    onQuery: (q, conn) => {
+      if (!/^LISTEN /i.test(q)) return false
+      listening = conn.socket
+      conn.socket.write(Buffer.concat([complete('LISTEN'), ready()]))
+      return true
+    },
+    behave: (sql) => {
+      if (sql !== 'block now') return undefined
+      // The child blocks its JS thread once this answer reaches it.
+      const note = frame('A', Buffer.concat([u32(777), cstr('chan'), cstr('x'.repeat(1000))]))
+      setTimeout(() => { if (listening) flood(listening, repeated(note, 1000 * note.length), NOTES / 1000) }, 100)
+      return undefined
+    },
+  })
+  const child = `
+    const { createPool } = require(${JSON.stringify(require.resolve('../client.js'))})
+    const hwm = () => Number(/VmHWM:\\s+(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))[1]) * 1024
+    const gaps = []
+    let received = 0
+    const pool = createPool({ hosts: ['127.0.0.1:${server.port}'], user: 'u', database: 'd', poolSize: 1, onListenGap: (g) => gaps.push(g) })
+    ;(async () => {
+      await pool.query('warm up')
+      const stop = await pool.listen('chan', (payload, { processId }) => { if (processId === 777 && payload.length === 1000) received++ })
+      const base = hwm()
+      await pool.query('block now')
+      const until = Date.now() + 4000
+      while (Date.now() < until) {} // the JS thread is busy; the flood goes on
+      // Then the JS thread takes what was kept, until nothing more comes.
+      let last = -1
+      while (received !== last) { last = received; await new Promise((r) => setTimeout(r, 500)) }
+      console.log(JSON.stringify({ received, gaps, growth: hwm() - base }))
+      await stop()
+      await pool.end()
+    })().catch((e) => { console.error(e); process.exit(1) })
+  `
+  try {
+    const out = await new Promise((resolve, reject) => {
+      execFile(process.execPath, ['-e', child], { timeout: 50000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)))
+    })
+    const { received, gaps, growth } = JSON.parse(out.trim())
+    t.diagnostic(`received ${received} of ${NOTES}, ${gaps.length} gap(s), peak RSS +${(growth / MB).toFixed(0)} MB`)
+    assert.ok(growth < 150 * MB, `peak RSS grew by ${(growth / MB).toFixed(0)} MB`)
+    assert.ok(received > 0 && received < NOTES, `received ${received} of ${NOTES}`)
+    assert.ok(gaps.length >= 1, 'the dropped notifications were reported as a gap')
+    for (const g of gaps) assert.ok(g.from <= g.to, JSON.stringify(g))
+  } finally {
     await server.close()
   }
 })

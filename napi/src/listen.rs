@@ -6,7 +6,7 @@
 use crate::errors::Failure;
 use crate::pool::NativePool;
 use crate::settle::{Settled, Settler};
-use hyperion_pool::{ListenGap, Listener};
+use hyperion_pool::{Inbox, ListenGap, Listener};
 use hyperion_wire::Notification;
 use napi::threadsafe_function::{
     ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
@@ -53,14 +53,26 @@ impl NativePool {
         callback: JsFunction,
         on_gap: Option<JsFunction>,
     ) -> napi::Result<JsObject> {
-        let mut tsfn: ThreadsafeFunction<Notification, ErrorStrategy::Fatal> = callback
-            .create_threadsafe_function(0, |ctx: ThreadSafeCallContext<Notification>| {
-                let n = ctx.value;
-                Ok(vec![
-                    ctx.env.create_string(&n.payload)?.into_unknown(),
-                    ctx.env.create_string(&n.channel)?.into_unknown(),
-                    ctx.env.create_int32(n.process_id)?.into_unknown(),
-                ])
+        // Notifications wait in the pool's bounded inbox; the JS thread is woken once a batch
+        // and takes them all, as a flat array `[payload, channel, processId, ...]`. A batch
+        // that found notifications dropped (the inbox was full) reports their window as a
+        // listening gap (`hyperion_pool::Inbox`).
+        let inbox = Arc::new(Inbox::default());
+        let (taker, pool) = (inbox.clone(), self.pool.clone());
+        let mut tsfn: ThreadsafeFunction<(), ErrorStrategy::Fatal> = callback
+            .create_threadsafe_function(0, move |ctx: ThreadSafeCallContext<()>| {
+                let (batch, gap) = taker.take();
+                if let Some(gap) = gap {
+                    pool.report_listen_gap(gap);
+                }
+                let mut a = ctx.env.create_array_with_length(batch.len() * 3)?;
+                for (i, n) in batch.iter().enumerate() {
+                    let i = u32::try_from(i * 3).unwrap_or(u32::MAX - 2);
+                    a.set_element(i, ctx.env.create_string(&n.payload)?)?;
+                    a.set_element(i + 1, ctx.env.create_string(&n.channel)?)?;
+                    a.set_element(i + 2, ctx.env.create_int32(n.process_id)?)?;
+                }
+                Ok(vec![a])
             })?;
         tsfn.unref(&env)?;
         if let Some(on_gap) = on_gap {
@@ -83,7 +95,9 @@ impl NativePool {
                 .listen(
                     &channel,
                     Arc::new(move |n: &Notification| {
-                        tsfn.call(n.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+                        if inbox.push(n) {
+                            tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                        }
                     }),
                 )
                 .await?;

@@ -18,6 +18,7 @@ pub mod dedicated;
 mod discovery;
 pub mod error;
 pub mod hosts;
+pub mod inbox;
 mod lease;
 pub mod listen;
 pub mod pool;
@@ -33,6 +34,7 @@ pub use config::{retryable_in_transaction, Connector, Mode, PoolConfig, RetryPol
 pub use dedicated::{Cursor, Dedicated, Session};
 pub use error::Error;
 pub use hosts::{EventSink, HostEvent, HostInfo, HostState};
+pub use inbox::Inbox;
 pub use listen::{GapSink, ListenGap, Listener, NotificationCallback};
 pub use pool::{ConnectionInfo, Pool, QueryOptions, RowSink, Status, Streaming, MAX_POOL_SIZE};
 pub use settings::{Pem, Settings};

@@ -502,6 +502,12 @@ impl Pool {
         }
     }
 
+    /// Reports a window in which notifications were lost on their way to the application
+    /// (an [`crate::Inbox`] that overflowed), to the same sink as a lost session's.
+    pub fn report_listen_gap(&self, gap: ListenGap) {
+        self.hub().report_gap(gap);
+    }
+
     /// LISTENs on `channel` (matched exactly: it is quoted) and calls `callback` with each
     /// notification on it, across failovers (module comment). Resolves once the LISTEN is in
     /// place, within `acquireTimeoutMs`.
