@@ -190,8 +190,8 @@ struct Abandoned<'a>(Option<&'a Client>);
 
 impl Drop for Abandoned<'_> {
     fn drop(&mut self) {
-        let mut buf = BytesMut::new();
         if let Some(client) = self.0 {
+            let mut buf = BytesMut::new();
             if frontend::copy_fail("the client abandoned the COPY", &mut buf).is_ok() {
                 client.try_send_copy(buf.freeze());
             }

@@ -413,9 +413,7 @@ impl Pending {
             }
             (Message::RowDescription(fields), Some(Expect::RowDescription)) => {
                 self.retained += description_size(&fields);
-                let of_statement = self.step > 0
-                    && self.plan.get(self.step - 1) == Some(&Expect::ParameterDescription);
-                if of_statement {
+                if self.describing_statement() {
                     self.response.row_description = Some(fields);
                 } else {
                     // Describe of a portal: the columns of the result that follows, which
@@ -435,9 +433,7 @@ impl Pending {
                 self.start_result(fields);
             }
             (Message::NoData, Some(Expect::RowDescription)) => {
-                let of_statement = self.step > 0
-                    && self.plan.get(self.step - 1) == Some(&Expect::ParameterDescription);
-                self.no_rows |= !of_statement;
+                self.no_rows |= !self.describing_statement();
                 self.step += 1;
             }
             (Message::ParseComplete, Some(Expect::ParseComplete))
@@ -556,6 +552,12 @@ impl Pending {
 
     /// CopyInResponse: COPY FROM STDIN is refused with a CopyFail, when that can be done
     /// without losing step with the server.
+    /// At a RowDescription step: whether it describes a statement (it follows the
+    /// statement's ParameterDescription) rather than a portal.
+    fn describing_statement(&self) -> bool {
+        self.step > 0 && self.plan.get(self.step - 1) == Some(&Expect::ParameterDescription)
+    }
+
     /// A COPY FROM STDIN that started after its caller left: CopyFail (and the Sync an
     /// Execute's was swallowed by), as the caller's `CopyIn` would have sent when dropped.
     /// The server answers an ErrorResponse, then ReadyForQuery; nobody reads the error.
