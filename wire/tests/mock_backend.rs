@@ -996,20 +996,24 @@ async fn a_copy_in_whose_caller_left_before_the_server_was_ready_is_failed() {
             "the caller gave up before the server was ready"
         );
         mock.send(be::copy_in_response()).await;
-        // Nobody is left to send data: the loop fails the COPY, and the connection is not
-        // stuck in copy-in mode.
-        let fail = tokio::time::timeout(Duration::from_secs(5), mock.recv()).await;
-        let fail = fail.expect("a CopyFail came").expect("not EOF");
-        assert_eq!(fail.tag, b'f', "{fail:?}");
-        let mut out = be::error("ERROR", "57014", "COPY from stdin failed: abandoned");
-        out.extend(be::ready(b'I'));
-        mock.send(out).await;
-        assert!(!client.is_closed());
-        assert_still_usable(&client, &mut mock).await;
-        // One CopyFail only: nothing else was written.
-        mock.expect_silence(Duration::from_millis(100)).await;
+        // Nobody is left to send data: the loop fails the COPY.
+        assert_copy_failed_once(&client, &mut mock).await;
     })
     .await
+}
+
+/// The client sent CopyFail for a COPY nobody sends data to; after the server's answer the
+/// connection is not stuck in copy-in mode, and nothing else was written.
+async fn assert_copy_failed_once(client: &Client, mock: &mut support::Mock) {
+    let fail = tokio::time::timeout(Duration::from_secs(5), mock.recv()).await;
+    let fail = fail.expect("a CopyFail came").expect("not EOF");
+    assert_eq!(fail.tag, b'f', "{fail:?}");
+    let mut out = be::error("ERROR", "57014", "COPY from stdin failed: abandoned");
+    out.extend(be::ready(b'I'));
+    mock.send(out).await;
+    assert!(!client.is_closed());
+    assert_still_usable(client, mock).await;
+    mock.expect_silence(Duration::from_millis(100)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1027,14 +1031,7 @@ async fn a_copy_in_dropped_after_the_server_was_ready_but_before_it_returned_is_
         // again, so it never made the `CopyIn` whose drop would have failed the COPY.
         tokio::time::sleep(Duration::from_millis(200)).await;
         drop(copy);
-        let fail = tokio::time::timeout(Duration::from_secs(5), mock.recv()).await;
-        let fail = fail.expect("a CopyFail came").expect("not EOF");
-        assert_eq!(fail.tag, b'f', "{fail:?}");
-        let mut out = be::error("ERROR", "57014", "COPY from stdin failed: abandoned");
-        out.extend(be::ready(b'I'));
-        mock.send(out).await;
-        assert_still_usable(&client, &mut mock).await;
-        mock.expect_silence(Duration::from_millis(100)).await;
+        assert_copy_failed_once(&client, &mut mock).await;
     })
     .await
 }
@@ -1062,33 +1059,6 @@ async fn copy_out_is_drained_and_refused() {
 }
 
 // --- the end of a connection ----------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fatal_error_reaches_the_request_in_flight() {
-    timed(async {
-        let (client, mut mock) = connected().await;
-        let a = spawn_simple(&client, "select pg_sleep(10)");
-        mock.recv_group().await;
-        let b = spawn_simple(&client, "select 2");
-        mock.recv_group().await;
-        mock.send(be::error(
-            "FATAL",
-            "57P01",
-            "terminating connection due to administrator command",
-        ))
-        .await;
-        drop(mock);
-        let err = a.await.unwrap().unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Db, "{err:?}");
-        assert_eq!(err.code(), "57P01");
-        assert!(err.is_closed());
-        let err = b.await.unwrap().unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Closed, "{err:?}");
-        assert!(client.is_closed());
-        assert_new_request_fails_closed(&client).await;
-    })
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_terminates_after_requests_in_flight() {
@@ -1254,7 +1224,7 @@ async fn requests_queued_behind_a_fatal_error_are_never_sent_and_safe_to_retry()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fatal_error_ends_the_connection_even_when_the_server_keeps_the_socket_open() {
+async fn a_fatal_error_reaches_the_request_in_flight_and_ends_the_connection_at_once() {
     timed(async {
         let (client, mut mock) = connected().await;
         let a = spawn_simple(&client, "select pg_sleep(10)");
@@ -1270,7 +1240,9 @@ async fn a_fatal_error_ends_the_connection_even_when_the_server_keeps_the_socket
             .await
             .expect("the request in flight was answered");
         let err = err.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Db, "{err:?}");
         assert_eq!(err.code(), "57P01", "{err:?}");
+        assert!(err.is_closed(), "{err:?}");
         let err = tokio::time::timeout(within, b)
             .await
             .expect("the request behind it was answered");
