@@ -332,9 +332,12 @@ impl Pool {
         let cfg = &self.inner.config;
         let start = Instant::now();
         let deadline = start + cfg.acquire_timeout;
+        // The mode's default retries reads only: a write that may have run is never run
+        // again unless the caller asked (a prefer-standby pool with no standby writes on
+        // the primary).
         let retry_reads = opts
             .retry
-            .unwrap_or(matches!(cfg.mode, Mode::ReadOnly | Mode::PreferStandby));
+            .unwrap_or(matches!(cfg.mode, Mode::ReadOnly | Mode::PreferStandby) && reads_only(sql));
         let mut read_retries = 0;
         let mut attempt = 0;
         let stopper = Stopper::new(&opts.cancel, start);
@@ -427,16 +430,27 @@ impl Pool {
     }
 
     /// The error a query reports when it fails for good. A connection lost (with no word
-    /// from the server) after the statement was written leaves a write in doubt: it may have
-    /// committed on that host. A plain read is not in doubt: it reports the lost connection.
+    /// from the server, or with a FATAL one) after the statement was written leaves a write
+    /// in doubt: it may have committed on that host. A plain read is not in doubt: it reports the lost connection.
     fn settle_lost(&self, sql: &str, conn: &Conn, e: hyperion_wire::Error) -> Error {
-        if e.kind() == hyperion_wire::ErrorKind::Closed && !e.safe_to_retry() && !reads_only(sql) {
-            return Error::InDoubt {
-                reason: format!(
-                    "the connection to {} was lost while the statement was in flight: it may or \
-                     may not have run there",
-                    self.inner.hosts.name(conn.host)
+        // A FATAL error (an administrator's shutdown, a crash of another backend) or a
+        // protocol error ends the session as surely as a lost socket, and a write's commit
+        // may have been flushed before it: in doubt as well.
+        if e.is_closed() && !e.safe_to_retry() && !reads_only(sql) {
+            let host = self.inner.hosts.name(conn.host);
+            let reason = match e.as_db() {
+                Some(db) => format!(
+                    "the server {host} ended the session ({}) while the statement was in \
+                     flight: it may or may not have run there",
+                    db.code
                 ),
+                None => format!(
+                    "the connection to {host} was lost while the statement was in flight: it \
+                     may or may not have run there"
+                ),
+            };
+            return Error::InDoubt {
+                reason,
                 cause: Some(e),
             };
         }
@@ -556,7 +570,9 @@ impl Pool {
             // write that succeeded ran writable and committed; running it again would apply
             // it twice. (A fence applied before the transaction makes every write fail with
             // 25006.) The connection is evicted with its next statement.
-            if read_write && matches!(&result, Ok(r) if may_have_written(r)) {
+            // A statement that may hold a write though its tag says SELECT (a `WITH` whose
+            // member inserts) counts as a write here too.
+            if read_write && matches!(&result, Ok(r) if may_have_written(r) || !reads_only(sql)) {
                 return Outcome::Done(result);
             }
             return Outcome::Fenced;

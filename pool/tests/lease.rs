@@ -416,3 +416,137 @@ async fn connections_are_replaced_after_their_lifetime_without_failing_a_query()
     })
     .await;
 }
+
+/// A script whose Parse messages tell which statement is running; `on_execute(sql)` answers
+/// each Execute (the usual answers otherwise).
+fn by_statement(
+    mut on_execute: impl FnMut(&str) -> Reply + Send + 'static,
+) -> Box<dyn FnMut(&Frontend) -> Reply + Send> {
+    let mut inner = simple_script(|_| vec!["1".into()]);
+    let mut sql = String::new();
+    Box::new(move |m: &Frontend| {
+        if m.tag == b'P' {
+            sql = hyperion_wire::test_support::parse_parse(m).1;
+        }
+        if m.tag == b'E' {
+            on_execute(&sql)
+        } else {
+            inner(m)
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefer_standby_pool_retries_reads_by_default_but_never_a_write_that_was_sent() {
+    timed(async {
+        // No standby: the pool writes on the primary. Every Execute of the insert loses its
+        // connection after it was sent; the read's first Execute does too.
+        let executed = counter();
+        let seen = executed.clone();
+        let reads = counter();
+        let read_seen = reads.clone();
+        let mut cfg = scripted_config(1, 2_000);
+        cfg.mode = hyperion_pool::Mode::PreferStandby;
+        cfg.connector = Some(scripted(counter(), move || {
+            let (seen, read_seen) = (seen.clone(), read_seen.clone());
+            by_statement(move |sql| {
+                if sql.starts_with("insert") {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    Reply::Close
+                } else if read_seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Reply::Close
+                } else {
+                    Reply::Send(hyperion_wire::test_support::be::command_complete(
+                        "SELECT 0",
+                    ))
+                }
+            })
+        }));
+        let pool = Pool::new(cfg).unwrap();
+        let err = pool
+            .query(
+                "insert into t values (1)",
+                NO_PARAMS,
+                QueryOptions::default(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "IN_DOUBT", "{err}");
+        assert_eq!(executed.load(Ordering::SeqCst), 1, "the write ran once");
+        pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
+            .await
+            .expect("the read was run again");
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writing_with_query_that_succeeded_as_the_fence_came_is_not_run_again() {
+    timed(async {
+        // The fence's reload reaches the session while the statement runs: its answer
+        // carries default_transaction_read_only=on. Its tag says SELECT, but a WITH may hold
+        // a write that committed: it must not run again (on the new primary: twice).
+        let executed = counter();
+        let seen = executed.clone();
+        let pool = pool_with(1, 1_000, counter(), move || {
+            let seen = seen.clone();
+            by_statement(move |sql| {
+                let mut out = hyperion_wire::test_support::be::command_complete("SELECT 0");
+                if sql.starts_with("with") {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    out.extend(hyperion_wire::test_support::be::parameter_status(
+                        "default_transaction_read_only",
+                        "on",
+                    ));
+                }
+                Reply::Send(out)
+            })
+        });
+        pool.query(
+            "with x as (insert into t values (1) returning 1) select * from x",
+            NO_PARAMS,
+            QueryOptions::default(),
+            None,
+        )
+        .await
+        .expect("its result, not a second run");
+        assert_eq!(executed.load(Ordering::SeqCst), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_session_ends_with_a_fatal_error_is_in_doubt_a_read_is_not() {
+    timed(async {
+        // 57P02: another backend crashed and the server ends every session; a commit may
+        // have been flushed before.
+        let pool = pool_with(1, 2_000, counter(), || {
+            by_statement(|_| {
+                Reply::Send(hyperion_wire::test_support::be::error(
+                    "FATAL",
+                    "57P02",
+                    "terminating connection because of crash of another server process",
+                ))
+            })
+        });
+        let err = pool
+            .query(
+                "insert into t values (1)",
+                NO_PARAMS,
+                QueryOptions::default(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "IN_DOUBT", "{err}");
+        assert!(err.to_string().contains("57P02"), "{err}");
+        let err = pool
+            .query("select 1", NO_PARAMS, QueryOptions::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "57P02", "{err}");
+    })
+    .await;
+}
