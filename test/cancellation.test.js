@@ -166,6 +166,36 @@ test('timeoutMs inside a transaction cancels the statement, which aborts the tra
   assert.deepEqual(await p.query('select 5 as x'), [{ x: 5 }])
 })
 
+test('a transaction whose first statement is abandoned with its connection is aborted: nothing commits without it', { timeout: 30000 }, async () => {
+  // The first statement carries the deferred BEGIN. Stopped, with its cancel undeliverable
+  // (new connections through the proxy get nowhere), it is abandoned after the grace and its
+  // connection destroyed before any reply said BEGIN ran. A later statement must not begin
+  // a new transaction on another connection, or COMMIT would commit it without the first.
+  const primary = suite.cluster.node(suite.cluster.primaryIndex())
+  const proxy = await tcpProxy(primary.host || '127.0.0.1', primary.port)
+  const p = createPool({ ...suite.conn, hosts: [`127.0.0.1:${proxy.port}`], poolSize: 2, acquireTimeoutMs: 5000 })
+  const direct = pool({ poolSize: 1 })
+  try {
+    await direct.query('create table if not exists tx_abandon (k text)')
+    await direct.query('truncate tx_abandon')
+    // Two connections open before the partition: the second is there for the next statement.
+    await Promise.all([p.query('select pg_sleep(0.05)'), p.query('select pg_sleep(0.05)')])
+    proxy.partition()
+    const tx = await p.begin()
+    const err = await tx.query("insert into tx_abandon select 'first' from pg_sleep(3)", [], { timeoutMs: 300 }).catch((e) => e)
+    assert.equal(err.code, 'QUERY_TIMEOUT', err.message)
+    assert.match(err.message, /so the connection was closed/)
+    await assert.rejects(tx.query("insert into tx_abandon values ('second')"), { code: '25P02' })
+    await assert.rejects(tx.commit(), { code: '25P02' })
+    // Past the first statement's sleep: whatever its backend did, nothing was committed.
+    await new Promise((r) => setTimeout(r, 3500))
+    assert.deepEqual(await direct.query('select k from tx_abandon'), [])
+  } finally {
+    await p.end()
+    await proxy.close()
+  }
+})
+
 test('bad timeoutMs or signal is INVALID_ARGUMENT', async () => {
   const p = pool()
   for (const timeoutMs of [0, -1, NaN, Infinity, '100', 2 ** 31]) {

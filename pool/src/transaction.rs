@@ -11,7 +11,7 @@
 //! A transaction dropped without COMMIT or ROLLBACK releases its lease mid-transaction, and
 //! the pool destroys that connection instead of reusing it.
 
-use crate::cancel::Cancellation;
+use crate::cancel::{Cancellation, StopState};
 use crate::config::Mode;
 use crate::dedicated::{Dedicated, First};
 use crate::error::Error;
@@ -188,11 +188,18 @@ impl Transaction {
                 if begun {
                     // Open on this connection, whatever comes next: COMMIT goes here.
                     self.begin = None;
-                } else if broke || result.as_ref().err().and_then(Error::as_db).is_some() {
-                    // The server refused it (or BEGIN) before BEGIN ran, or the connection
-                    // is gone: what follows fails as in an aborted transaction, and COMMIT
-                    // reports it rolled back. (A statement that was never sent, such as
-                    // one with a parameter that cannot be encoded, leaves it intact.)
+                } else if broke
+                    || result.as_ref().err().and_then(Error::as_db).is_some()
+                    || matches!(&result, Err(Error::Stopped { state, .. }) if *state != StopState::NotSent)
+                {
+                    // The server refused it (or BEGIN) before BEGIN ran, the connection is
+                    // gone, or the statement was stopped after it was sent (cancelled, or
+                    // abandoned with its connection): what follows fails as in an aborted
+                    // transaction, and COMMIT reports it rolled back. Without that, the next
+                    // statement would begin a new transaction on another connection and
+                    // COMMIT would commit it without this one. (A statement that was never
+                    // sent, such as one with a parameter that cannot be encoded, or one
+                    // stopped while it waited for its connection, leaves it intact.)
                     self.aborted = true;
                 }
                 return result;
