@@ -278,6 +278,16 @@ test('connectTimeoutMs bounds a handshake with a host that never answers; garbag
     })
     const took = Date.now() - started
     assert.ok(took >= 900 && took < 10000, `took ${took}ms`)
+    // acquireTimeoutMs is the caller's budget even when one connect may take longer: the
+    // attempt under way is given up at the deadline, not at connectTimeoutMs.
+    const patient = pool({ hosts: [`127.0.0.1:${silent.address().port}`], connectTimeoutMs: 8000, acquireTimeoutMs: 500 })
+    const t0 = Date.now()
+    await assert.rejects(patient.query('select 1'), (e) => {
+      assert.equal(e.code, '08001')
+      assert.match(e.message, /still under way at acquireTimeoutMs \(500 ms\)/)
+      return true
+    })
+    assert.ok(Date.now() - t0 < 4000, `rejected after ${Date.now() - t0}ms, not at the deadline`)
     // Garbage at startup is a protocol error no retry can fix: it fails at once.
     const q = pool({ hosts: [`127.0.0.1:${http.address().port}`], mode: 'any', acquireTimeoutMs: 10000 })
     const t = Date.now()

@@ -556,7 +556,23 @@ impl Pool {
         let opened = loop {
             let hint = self.inner.primary_hint.load(Ordering::Relaxed);
             let hint = (hint != NO_HINT).then_some(hint);
-            match route::connect_for(cfg, hint, &self.inner.hosts, || self.open_per_host()).await {
+            // Bounded by the caller's deadline too: a host that accepts TCP and never answers
+            // (hung) would otherwise hold it for connectTimeoutMs a host tried, past
+            // acquireTimeoutMs. (The slot is freed with `slot` if this gives up.)
+            let routed = tokio::time::timeout_at(
+                deadline.into(),
+                route::connect_for(cfg, hint, &self.inner.hosts, || self.open_per_host()),
+            )
+            .await;
+            let Ok(routed) = routed else {
+                self.suspect();
+                let waited = hyperion_wire::Error::connect_timeout(format!(
+                    "connecting was still under way at acquireTimeoutMs ({} ms)",
+                    cfg.acquire_timeout.as_millis()
+                ));
+                break Err(self.no_node_error(start, Some(waited)));
+            };
+            match routed {
                 Ok((client, host)) => {
                     if cfg.mode == Mode::ReadWrite {
                         self.inner.primary_hint.store(host, Ordering::Relaxed);
