@@ -258,6 +258,30 @@ test('end(): later queries fail at once with "pool is closed"; one that began be
   }
 })
 
+test('end({ timeoutMs }) gives up a connection still being opened: its caller gets POOL_CLOSED and its socket closes', async () => {
+  const net = require('node:net')
+  const sockets = new Set()
+  // Accepts and never answers; reads (and drops) what comes, so that it sees the client's FIN.
+  const silent = net.createServer((s) => { s.on('error', () => {}); s.resume(); sockets.add(s); s.on('close', () => sockets.delete(s)) })
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r))
+  try {
+    const p = createPool({ hosts: [`127.0.0.1:${silent.address().port}`], user: 'u', database: 'd', connectTimeoutMs: 20000, acquireTimeoutMs: 20000 })
+    const q = p.query('select 1').then(() => null, (e) => e)
+    await until(() => sockets.size === 1, 'the connect to be under way')
+    const t0 = Date.now()
+    await p.end({ timeoutMs: 300 })
+    const ended = Date.now() - t0
+    assert.ok(ended >= 250, `end() waited for the opening connection within its grace (${ended}ms)`)
+    const err = await q
+    assert.equal(err && err.code, 'POOL_CLOSED', String(err))
+    assert.ok(Date.now() - t0 < 5000, 'the caller was not held until connectTimeoutMs')
+    await until(() => sockets.size === 0, 'the socket to close')
+  } finally {
+    for (const s of sockets) s.destroy()
+    silent.close()
+  }
+})
+
 test('connectTimeoutMs bounds a handshake with a host that never answers; garbage from a non-PostgreSQL server is a clear error', async () => {
   const net = require('node:net')
   const sockets = []

@@ -553,17 +553,32 @@ impl Pool {
         // The last connect error of any attempt: later attempts may skip the hosts seen down,
         // and the caller still learns why they are down.
         let mut last_error = None;
+        // Counted for `end({ timeoutMs })`, which waits for opens too, and gives them up.
+        let _opening = Counted::new(&self.inner.opening, Ordering::AcqRel);
         let opened = loop {
             let hint = self.inner.primary_hint.load(Ordering::Relaxed);
             let hint = (hint != NO_HINT).then_some(hint);
             // Bounded by the caller's deadline too: a host that accepts TCP and never answers
             // (hung) would otherwise hold it for connectTimeoutMs a host tried, past
             // acquireTimeoutMs. (The slot is freed with `slot` if this gives up.)
-            let routed = tokio::time::timeout_at(
+            let connect = tokio::time::timeout_at(
                 deadline.into(),
                 route::connect_for(cfg, hint, &self.inner.hosts, || self.open_per_host()),
-            )
-            .await;
+            );
+            let abandoned = async {
+                loop {
+                    // Made before the flag is read: `notify_waiters` wakes it even unpolled.
+                    let signalled = self.inner.abandon.notified();
+                    if self.inner.abandoned.load(Ordering::Acquire) {
+                        return;
+                    }
+                    signalled.await;
+                }
+            };
+            let routed = tokio::select! {
+                r = connect => r,
+                () = abandoned => break Err(Error::Closed),
+            };
             let Ok(routed) = routed else {
                 self.suspect();
                 let waited = hyperion_wire::Error::connect_timeout(format!(

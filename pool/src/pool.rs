@@ -172,6 +172,11 @@ pub(crate) struct Inner {
     /// Shared acquirers about to sleep on `changed` (gates the notify on the release path).
     pub(crate) sleepers: AtomicUsize,
     pub(crate) closed: AtomicBool,
+    /// Connections being opened (`lease.rs` `open`): `end({ timeoutMs })` waits for them
+    /// too, and past its grace gives them up (`abandoned`, then `abandon` signalled).
+    pub(crate) opening: AtomicUsize,
+    pub(crate) abandoned: AtomicBool,
+    pub(crate) abandon: Notify,
     /// Signalled whenever a connection opens, fails to open, is evicted or freed.
     pub(crate) changed: Notify,
     pub(crate) waiting: AtomicUsize,
@@ -234,6 +239,9 @@ impl Pool {
                 waiters: Mutex::new(VecDeque::new()),
                 sleepers: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
+                opening: AtomicUsize::new(0),
+                abandoned: AtomicBool::new(false),
+                abandon: Notify::new(),
                 changed: Notify::new(),
                 waiting: AtomicUsize::new(0),
                 primary_hint: AtomicUsize::new(NO_HINT),
@@ -634,7 +642,9 @@ impl Pool {
         let deadline = Instant::now() + grace;
         loop {
             let open = self.unpooled();
-            if open.iter().all(|c| c.client.is_closed()) {
+            if open.iter().all(|c| c.client.is_closed())
+                && self.inner.opening.load(Ordering::Acquire) == 0
+            {
                 return;
             }
             if Instant::now() >= deadline {
@@ -642,6 +652,10 @@ impl Pool {
                     "the pool was ended and its {}ms grace passed: the connection was closed",
                     grace.as_millis()
                 );
+                // Connections still being opened are given up too (their callers get
+                // POOL_CLOSED: nothing was sent), so that no socket outlives the grace.
+                self.inner.abandoned.store(true, Ordering::Release);
+                self.inner.abandon.notify_waiters();
                 for c in open {
                     c.client.abort(&reason);
                 }
