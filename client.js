@@ -13,7 +13,7 @@ const {
   stoppable, retryableInTransaction, logQuery, ignore,
 } = require('./calls.js')
 const { queryTrace, connectChannel, eventChannel, nextTraceId, traced } = require('./tracing.js')
-const { Dedicated, Transaction, Connection } = require('./dedicated.js')
+const { Dedicated, Transaction, Connection, checkCopyFrom } = require('./dedicated.js')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -231,31 +231,48 @@ class Pool {
    */
   stream(sql, params, options) {
     checkSql(sql, params)
-    streamOptions(options)
-    return this.#iterateOn((c) => c.stream(sql, params, options))
+    const opts = streamOptions(options)
+    return this.#iterateOn(opts, sql, (c) => c.stream(sql, params, options))
   }
 
   /** `COPY ... FROM STDIN` on a connection of its own (see `Connection#copyFrom`). */
-  copyFrom(sql, source) {
-    return this.#runOn((c) => c.copyFrom(sql, source))
+  async copyFrom(sql, source) {
+    checkCopyFrom(sql, source)
+    native.checkCopy(sql)
+    return this.#runOn(NO_OPTIONS, sql, (c) => c.copyFrom(sql, source))
   }
 
   /** `COPY ... TO STDOUT` on a connection of its own (see `Connection#copyTo`). */
   copyTo(sql) {
     if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
-    return this.#iterateOn((c) => c.copyTo(sql))
+    native.checkCopy(sql)
+    return this.#iterateOn(NO_OPTIONS, sql, (c) => c.copyTo(sql))
   }
 
   /** Several statements in one round trip (see `Connection#script`). */
-  script(sql, options) {
-    return this.#runOn((c) => c.script(sql, options))
+  async script(sql, options) {
+    if (typeof sql !== 'string') throw argumentError('script text must be a string')
+    const opts = queryOptions(options)
+    return this.#runOn(opts, sql, (c, waited) =>
+      c.script(sql, opts.timeoutMs === undefined ? options : { ...options, timeoutMs: Math.max(1, opts.timeoutMs - waited) }))
   }
 
-  // `work(c)` on a connection checked out for it, given back when it settles.
-  async #runOn(work) {
-    const c = await this.connect()
+  // A connection checked out for one call of its own, and how long that took (ms): the
+  // call's `timeoutMs` and `signal` count from the call, the wait for the connection
+  // included, and a signal already aborted throws before anything is sent.
+  async #checkout(opts, sql) {
+    if (this.#closed) throw this.#closedError()
+    const started = performance.now()
+    const c = await stoppable((timeoutMs, abort) => this.#native.connect(timeoutMs, abort), opts, sql)
+    const conn = new Connection(this.#published('connect', c, started), this.#logger, this.#hostNames)
+    return [conn, performance.now() - started]
+  }
+
+  // `work(c, waited)` on a connection checked out for it, given back when it settles.
+  async #runOn(opts, sql, work) {
+    const [c, waited] = await this.#checkout(opts, sql)
     try {
-      return await work(c)
+      return await work(c, waited)
     } finally {
       await c.release()
     }
@@ -263,8 +280,8 @@ class Pool {
 
   // The items of `iterable(c)` on a connection checked out when the loop starts, given back
   // when it ends (however it ends).
-  async *#iterateOn(iterable) {
-    const c = await this.connect()
+  async *#iterateOn(opts, sql, iterable) {
+    const [c] = await this.#checkout(opts, sql)
     try {
       yield* iterable(c)
     } finally {

@@ -124,12 +124,7 @@ class Dedicated {
    * that throws ends the COPY with CopyFail (nothing is copied) and the error is rethrown.
    */
   async copyFrom(sql, source) {
-    if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
-    const single = typeof source === 'string' || source instanceof Uint8Array
-    if (!single && (source === null || typeof source !== 'object' ||
-        (typeof source[Symbol.asyncIterator] !== 'function' && typeof source[Symbol.iterator] !== 'function'))) {
-      throw argumentError('copyFrom takes a Buffer, a string, or an (async) iterable of them, such as a Readable')
-    }
+    const single = checkCopyFrom(sql, source)
     const w = await this[NATIVE].copyIn(sql)
     try {
       if (single) {
@@ -274,4 +269,16 @@ class Connection extends Dedicated {
   }
 }
 
-module.exports = { Dedicated, Transaction, Connection }
+// copyFrom's arguments: the text a string, the source a Buffer or string (then true: one
+// piece), or an (async) iterable of them (false).
+function checkCopyFrom(sql, source) {
+  if (typeof sql !== 'string') throw argumentError('COPY text must be a string')
+  const single = typeof source === 'string' || source instanceof Uint8Array
+  if (!single && (source === null || typeof source !== 'object' ||
+      (typeof source[Symbol.asyncIterator] !== 'function' && typeof source[Symbol.iterator] !== 'function'))) {
+    throw argumentError('copyFrom takes a Buffer, a string, or an (async) iterable of them, such as a Readable')
+  }
+  return single
+}
+
+module.exports = { Dedicated, Transaction, Connection, checkCopyFrom }

@@ -258,6 +258,41 @@ test('end(): later queries fail at once with "pool is closed"; one that began be
   }
 })
 
+test('stream, script and COPY on a connection of their own: bad arguments and stops come before the wait for it', async () => {
+  // A server that accepts and never answers: a connection to it never comes, so whatever
+  // these calls report, they report without one.
+  const net = require('node:net')
+  const sockets = new Set()
+  const silent = net.createServer((s) => { s.on('error', () => {}); s.resume(); sockets.add(s); s.on('close', () => sockets.delete(s)) })
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r))
+  const p = createPool({ hosts: [`127.0.0.1:${silent.address().port}`], user: 'u', database: 'd', connectTimeoutMs: 20000, acquireTimeoutMs: 20000 })
+  const within = async (what, promise, check, ms = 3000) => {
+    const t0 = Date.now()
+    await assert.rejects(promise, check, what)
+    assert.ok(Date.now() - t0 < ms, `${what}: settled after ${Date.now() - t0}ms, not at once`)
+  }
+  try {
+    await within('copyFrom of a statement that is not a COPY', p.copyFrom('select 1', 'x'), { code: 'INVALID_ARGUMENT' })
+    await within('copyFrom of a bad source', p.copyFrom('copy t from stdin', 5), { code: 'INVALID_ARGUMENT' })
+    assert.throws(() => p.copyTo('select 1'), { code: 'INVALID_ARGUMENT' })
+    await within('script with a bad option', p.script('select 1', { timeoutMs: -1 }), { code: 'INVALID_ARGUMENT' })
+    await within('script with an aborted signal', p.script('select 1', { signal: AbortSignal.abort() }), { code: 'ABORT_ERR' })
+    const first = (iterable) => iterable[Symbol.asyncIterator]().next()
+    await within('stream with an aborted signal', first(p.stream('select 1', [], { signal: AbortSignal.abort() })), { code: 'ABORT_ERR' })
+    // timeoutMs and signal count from the call, the wait for the connection included.
+    await within('script with timeoutMs', p.script('select 1', { timeoutMs: 300 }), (e) => {
+      assert.equal(e.code, 'QUERY_TIMEOUT', e.message)
+      assert.match(e.message, /while waiting for a connection/)
+      return true
+    })
+    await within('stream with a signal that fires while it waits', first(p.stream('select 1', [], { signal: AbortSignal.timeout(300) })), { code: 'ABORT_ERR' })
+  } finally {
+    await p.end({ timeoutMs: 100 })
+    for (const s of sockets) s.destroy()
+    silent.close()
+  }
+})
+
 test('end({ timeoutMs }) gives up a connection still being opened: its caller gets POOL_CLOSED and its socket closes', async () => {
   const net = require('node:net')
   const sockets = new Set()

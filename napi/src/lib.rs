@@ -90,6 +90,19 @@ pub fn insert_sql(
         .map_err(|m| errors::Failure::client("INVALID_ARGUMENT", m).throw(&env))
 }
 
+/// Throws `INVALID_ARGUMENT` unless `sql` is one COPY statement (what `copyFrom` and
+/// `copyTo` take), so that a pool's COPY is refused before it checks out a connection.
+#[napi]
+pub fn check_copy(env: Env, sql: String) -> napi::Result<()> {
+    hyperion_wire::sql_text::single_copy(&sql).map_err(|why| {
+        errors::Failure::client(
+            "INVALID_ARGUMENT",
+            format!("copyFrom and copyTo take one COPY statement: {why}"),
+        )
+        .throw(&env)
+    })
+}
+
 /// The smoke test of the build: `hello('world')`.
 #[napi]
 pub fn hello(name: String) -> String {

@@ -336,14 +336,22 @@ impl NativePool {
             })
     }
 
-    /// Resolves to a `NativeConnection` checked out for the caller alone.
+    /// Resolves to a `NativeConnection` checked out for the caller alone; with `timeout_ms`
+    /// or `abort` (a call that checks one out for itself), a stop while it waits rejects as
+    /// not sent.
     #[napi(ts_return_type = "Promise<NativeConnection>")]
-    pub fn connect(&self, env: Env) -> napi::Result<JsObject> {
+    pub fn connect(
+        &self,
+        env: Env,
+        timeout_ms: Option<f64>,
+        abort: Option<&AbortHandle>,
+    ) -> napi::Result<JsObject> {
+        let cancel = cancellation(timeout_ms, abort).map_err(|f| f.throw(&env))?;
         let pool = self.pool.clone();
         let settler = self.settler.clone();
         let int8 = self.int8;
         self.settler.spawn(&env, None, async move {
-            let session = pool.connect().await?;
+            let session = pool.connect_within(&cancel).await?;
             Ok(NativeConnection::new(
                 Held::Session(session),
                 pool.types().clone(),

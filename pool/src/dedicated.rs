@@ -113,9 +113,17 @@ impl Pool {
 
     /// `pool.connect()`: a connection to use alone until [`Session::release`].
     pub async fn connect(&self) -> Result<Session, Error> {
-        Ok(Session {
-            conn: self.dedicated(First::Nothing).await?.0,
-        })
+        self.connect_within(&Cancellation::default()).await
+    }
+
+    /// [`Pool::connect`] for a call with a timeout or an abort (a stream, a script or a COPY
+    /// on a connection of its own): a stop while it waits for the connection fails it as not
+    /// sent, as a transaction's wait for its connection does.
+    pub async fn connect_within(&self, cancel: &Cancellation) -> Result<Session, Error> {
+        let (conn, _) = cancel
+            .before_sending(self.dedicated(First::Nothing))
+            .await??;
+        Ok(Session { conn })
     }
 }
 
