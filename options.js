@@ -5,6 +5,7 @@
 
 const native = require('./loader.js')
 
+
 function configError(message) {
   const err = new TypeError(message)
   err.code = 'INVALID_CONFIG'
@@ -89,7 +90,7 @@ function nativeOptions(opts) {
     throw configError(`types.int8 must be 'bigint', 'number' or 'string', got ${String(types.int8)}`)
   }
   const retry = opts.retry ?? {}
-  if (typeof retry !== 'object') throw configError('retry must be an object')
+  if (typeof retry !== 'object' || Array.isArray(retry)) throw configError('retry must be an object, e.g. { maxAttempts: 3 }')
   return {
     names: Object.keys(opts),
     connectionString: optionalString(opts, 'connectionString'),
@@ -105,6 +106,7 @@ function nativeOptions(opts) {
     acquireTimeoutMs: optionalInt(opts, 'acquireTimeoutMs', 0),
     statementTimeoutMs: optionalInt(opts, 'statementTimeoutMs', 0),
     validationIntervalMs: optionalInt(opts, 'validationIntervalMs', 0),
+    retryNames: Object.keys(retry),
     retryMaxAttempts: optionalInt(retry, 'maxAttempts', 1),
     retryBaseDelayMs: optionalInt(retry, 'baseDelayMs', 0),
     retryMaxDelayMs: optionalInt(retry, 'maxDelayMs', 0),

@@ -206,6 +206,9 @@ test('bad arguments and options get clear errors with a code', async () => {
   assert.throws(() => createPool({ hosts: ['h'], user: 'u', mode: 'primary' }), { code: 'INVALID_CONFIG' })
   assert.throws(() => createPool({ hosts: ['h'], user: 'u', poolSize: 0 }), { code: 'INVALID_CONFIG' })
   assert.throws(() => createPool({ hosts: ['h'], user: 'u', retry: { maxAttempts: 0 } }), { code: 'INVALID_CONFIG', message: /maxAttempts/ })
+  // An unknown retry option is named, as an unknown option is.
+  assert.throws(() => createPool({ hosts: ['h'], user: 'u', retry: { maxAttempt: 10 } }), { code: 'INVALID_CONFIG', message: /unknown retry option "maxAttempt": did you mean maxAttempts\?/ })
+  assert.throws(() => createPool({ hosts: ['h'], user: 'u', retry: [1, 2] }), { code: 'INVALID_CONFIG', message: /retry must be an object/ })
 })
 
 test('COPY is refused with a clear error and the connection stays usable', async () => {

@@ -28,6 +28,8 @@ pub struct PoolOptions {
     pub acquire_timeout_ms: Option<u32>,
     pub statement_timeout_ms: Option<u32>,
     pub validation_interval_ms: Option<u32>,
+    /// The keys the caller gave in `retry` (checked here, as `names`).
+    pub retry_names: Option<Vec<String>>,
     pub retry_max_attempts: Option<u32>,
     pub retry_base_delay_ms: Option<u32>,
     pub retry_max_delay_ms: Option<u32>,
@@ -319,6 +321,12 @@ pub fn config(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(PoolConfig, Vec<String>), String> {
     check_names(&o.names)?;
+    const RETRY: [&str; 3] = ["maxAttempts", "baseDelayMs", "maxDelayMs"];
+    for n in o.retry_names.iter().flatten() {
+        if !RETRY.contains(&n.as_str()) {
+            return Err(unknown(n, &RETRY, "retry option"));
+        }
+    }
     let mut settings = explicit(&mut o)?;
     if let Some(cs) = &o.connection_string {
         settings = settings.over(Settings::from_connection_string(cs)?);
