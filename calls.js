@@ -29,6 +29,17 @@ const NO_OPTIONS = Object.freeze({})
 // A query's parameters when it has none (the native queryRows reads the array as it is).
 const NO_PARAMS = Object.freeze([])
 
+const { isProxy } = require('node:util').types
+
+// A query's parameters as the native side reads them. `Array.isArray` is true of a Proxy of
+// an array (an ORM's, a reactive store's), but N-API refuses one where it reads an array:
+// such parameters are copied into a plain array. (Not on the fast path, which tries the
+// array as it is and comes here only when the native side refused it.)
+function plainParams(params) {
+  if (params === undefined || params === null) return NO_PARAMS
+  return isProxy(params) ? Array.from(params) : params
+}
+
 // The third argument of query(): `{ retry, timeoutMs, signal, rowMode }`.
 function queryOptions(options) {
   if (options === undefined || options === null) return NO_OPTIONS
@@ -157,6 +168,7 @@ function ignore() {}
 module.exports = {
   NO_OPTIONS,
   NO_PARAMS,
+  plainParams,
   argumentError,
   checkIsolation,
   checkSql,

@@ -10,7 +10,7 @@ const { Listening, notify } = require('./listen.js')
 const { nativeOptions } = require('./options.js')
 const {
   NO_OPTIONS, NO_PARAMS, argumentError, checkIsolation, checkSql, queryOptions, insertOptions, streamOptions,
-  stoppable, retryableInTransaction, logQuery, ignore,
+  stoppable, retryableInTransaction, logQuery, ignore, plainParams,
 } = require('./calls.js')
 const { queryTrace, connectChannel, eventChannel, nextTraceId, traced } = require('./tracing.js')
 const { Dedicated, Transaction, Connection, checkCopyFrom } = require('./dedicated.js')
@@ -142,6 +142,8 @@ class Pool {
         return native.queryRows(this.#handle, sql, p, p[0], p[1], p[2], p[3])
       }
     } catch (e) {
+      // A Proxy of an array: the long way copies it.
+      if (params !== undefined && params !== plainParams(params)) return this.#query(sql, params, options)
       return Promise.reject(e)
     }
     return this.#query(sql, params, options)
@@ -158,6 +160,7 @@ class Pool {
       err.code = 'INVALID_ARGUMENT'
       throw err
     }
+    params = plainParams(params)
     const opts = queryOptions(options)
     if (this.#closed) throw this.#closedError()
     const logger = this.#logger

@@ -3,7 +3,7 @@
 // (pool.connect()), with their streams, COPY, scripts and savepoints.
 
 const { rowsOf } = require('./rows.js')
-const { NO_PARAMS, argumentError, checkSql, queryOptions, streamOptions, stoppable, abortedBefore, logQuery, ignore } = require('./calls.js')
+const { NO_PARAMS, argumentError, checkSql, queryOptions, streamOptions, stoppable, abortedBefore, logQuery, ignore, plainParams } = require('./calls.js')
 const { queryTrace, traced } = require('./tracing.js')
 
 // The native connection of a Transaction or a Connection (a symbol: both classes use it).
@@ -78,6 +78,8 @@ class Dedicated {
         return this[NATIVE].queryRows(sql, p, p[0], p[1], p[2], p[3])
       }
     } catch (e) {
+      // A Proxy of an array: the long way copies it.
+      if (params !== undefined && params !== plainParams(params)) return this.#query(sql, params, options)
       return Promise.reject(e)
     }
     return this.#query(sql, params, options)
@@ -85,6 +87,7 @@ class Dedicated {
 
   async #query(sql, params, options) {
     checkSql(sql, params)
+    params = plainParams(params)
     const opts = queryOptions(options)
     const logger = this.#logger
     const started = logger ? performance.now() : 0
@@ -115,7 +118,8 @@ class Dedicated {
     const opts = streamOptions(options)
     const native = this[NATIVE]
     const arrays = opts.arrays === true
-    return cursorRows(() => native.stream(sql, params ?? [], opts.batchSize, arrays, opts.prepare), arrays, opts.signal, sql)
+    const values = plainParams(params)
+    return cursorRows(() => native.stream(sql, values, opts.batchSize, arrays, opts.prepare), arrays, opts.signal, sql)
   }
 
   /**

@@ -261,6 +261,23 @@ test('end(): later queries fail at once with "pool is closed"; one that began be
   }
 })
 
+test('parameters in a Proxy of an array (an ORM\'s, a reactive store\'s) are read as the array', async () => {
+  // Array.isArray is true of such a proxy; N-API is not, where it reads an array.
+  const p = pool({ poolSize: 1 })
+  const of = (a) => new Proxy(a, {})
+  assert.deepEqual(await p.query('select $1::int4 + 1 as v, $2::text as t', of([41, 'x'])), [{ v: 42, t: 'x' }])
+  assert.deepEqual(await p.query('select $1::int4 as v', of([1]), { timeoutMs: 5000 }), [{ v: 1 }])
+  const tx = await p.begin()
+  try {
+    assert.deepEqual(await tx.query('select $1::int4 as v', of([7])), [{ v: 7 }])
+    const streamed = []
+    for await (const r of tx.stream('select g from generate_series(1, $1::int4) g', of([2]))) streamed.push(r.g)
+    assert.deepEqual(streamed, [1, 2])
+  } finally {
+    await tx.rollback()
+  }
+})
+
 test('stream, script and COPY on a connection of their own: bad arguments and stops come before the wait for it', async () => {
   // A server that accepts and never answers: a connection to it never comes, so whatever
   // these calls report, they report without one.
