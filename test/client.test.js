@@ -261,6 +261,16 @@ test('end(): later queries fail at once with "pool is closed"; one that began be
   }
 })
 
+test('an array parameter past PostgreSQL\'s array limit is INVALID_PARAMETER at once, however sparse', async () => {
+  const p = pool({ poolSize: 1 })
+  const t0 = Date.now()
+  // Sparse: free in JS. Read element by element it held the JS thread for minutes.
+  await assert.rejects(p.query('select $1::int4[] as a', [new Array(2 ** 32 - 1)]), { code: 'INVALID_PARAMETER', message: /134217727/ })
+  await assert.rejects(p.query('select $1::int4[] as a', [[new Array(2 ** 27), new Array(2 ** 27)]]), { code: 'INVALID_PARAMETER' })
+  assert.ok(Date.now() - t0 < 30000, `took ${Date.now() - t0}ms`)
+  assert.deepEqual(await p.query('select cardinality($1::int4[]) as n', [new Array(1000).fill(1)]), [{ n: 1000 }])
+})
+
 test('parameters in a Proxy of an array (an ORM\'s, a reactive store\'s) are read as the array', async () => {
   // Array.isArray is true of such a proxy; N-API is not, where it reads an array.
   const p = pool({ poolSize: 1 })

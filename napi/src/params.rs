@@ -82,12 +82,18 @@ fn bigint_to_i128(mut b: JsBigInt) -> JsResult<i128> {
 /// stack overflow.
 const MAX_NESTING: usize = 64;
 
+/// The most array elements one parameter may hold, its nested arrays' included: PostgreSQL's
+/// own limit for an array (`MaxArraySize`). A sparse `new Array(2 ** 32 - 1)` costs nothing
+/// in JS; read element by element it held the JS thread for minutes and took all memory.
+const MAX_ELEMENTS: u64 = 134_217_727;
+
 /// Reads one JS value.
 pub fn from_js(env: &Env, index: usize, v: JsUnknown) -> JsResult<Param> {
-    read(env, index, v, 0)
+    let mut left = MAX_ELEMENTS;
+    read(env, index, v, 0, &mut left)
 }
 
-fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> JsResult<Param> {
+fn read(env: &Env, index: usize, v: JsUnknown, depth: usize, left: &mut u64) -> JsResult<Param> {
     Ok(match v.get_type()? {
         ValueType::Undefined | ValueType::Null => Param::Null,
         ValueType::Boolean => Param::Bool(unsafe { v.cast::<JsBoolean>() }.get_value()?),
@@ -113,6 +119,16 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> JsResult<Param> 
                     ));
                 }
                 let len = obj.get_array_length()?;
+                *left = left.checked_sub(u64::from(len)).ok_or_else(|| {
+                    Failure::client(
+                        "INVALID_PARAMETER",
+                        format!(
+                            "parameter ${} holds more than {MAX_ELEMENTS} array elements \
+                             (PostgreSQL's limit for an array)",
+                            index + 1
+                        ),
+                    )
+                })?;
                 // The length is the caller's (a sparse `new Array(1e9)` is cheap in JS), so
                 // nothing is reserved up front beyond a small amount.
                 let mut items = Vec::with_capacity((len as usize).min(1024));
@@ -122,6 +138,7 @@ fn read(env: &Env, index: usize, v: JsUnknown, depth: usize) -> JsResult<Param> 
                         index,
                         obj.get_element::<JsUnknown>(i)?,
                         depth + 1,
+                        left,
                     )?);
                 }
                 Param::Array(items)
