@@ -11,6 +11,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { createPool } = require('../client.js')
 const native = require('../loader.js')
+const { makeCertificates } = require('./certs.js')
 
 // The native option shape (client.js adds `names` the same way).
 const describe = (opts, env = {}) => native.describeConfig({ names: Object.keys(opts), ...opts }, env)
@@ -95,7 +96,11 @@ test('~/.pgpass (PGPASSFILE): per-host passwords, ignored with a warning when ot
 })
 
 test("node-postgres's ssl option maps onto sslmode", () => {
-  const pem = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'
+  // A real certificate: createPool parses what it is given.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hyperion-connstring-'))
+  makeCertificates(dir, 'u')
+  const pem = fs.readFileSync(path.join(dir, 'ca.pem'), 'utf8')
+  fs.rmSync(dir, { recursive: true, force: true })
   const d = (ssl) => describe({ user: 'u', ssl })
   assert.equal(d(true).sslmode, 'verify-full')
   assert.equal(d(false).sslmode, 'disable')
@@ -119,6 +124,10 @@ test('TLS and auth options are checked at createPool, naming the option', () => 
     [{ sslrootcert: '/nonexistent/ca.pem' }, /sslrootcert: cannot read/],
     [{ sslcert: '/nonexistent/c.pem', sslkey: '/nonexistent/c.key' }, /sslcert: cannot read/],
     [{ sslrootcert: 42 }, /sslrootcert must be a string or a Buffer/],
+    // Contents that are not a certificate: refused here, not at every query.
+    [{ sslmode: 'verify-full', sslrootcert: Buffer.from('-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n') }, /root_cert \(sslrootcert\): not valid PEM/],
+    [{ sslmode: 'verify-full', ssl: undefined, sslrootcert: Buffer.from('not a pem at all') }, /no CERTIFICATE in the PEM/],
+    [{ sslmode: 'require', sslcert: Buffer.from('garbage'), sslkey: Buffer.from('garbage') }, /client_cert \(sslcert\): no CERTIFICATE/],
     [{ connectionString: 'postgres://h/db?sslmode=bogus' }, /connection string: sslmode/],
     [{ connectionString: 'host=h options=-cx=y' }, /options: not supported/],
     [{ connectionString: 'host' }, /missing "="/],

@@ -372,6 +372,7 @@ pub fn config(
     if let Some(v) = &o.max_protocol_version {
         c.max_protocol_version = hyperion_wire::ProtocolVersion::parse(v)?;
     }
+    c.check_tls()?;
     Ok((c, warnings))
 }
 

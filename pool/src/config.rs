@@ -207,6 +207,16 @@ impl PoolConfig {
         }
     }
 
+    /// Checks the TLS settings (certificates and key parsed) as a connection would use them:
+    /// a bad certificate is a configuration error when the pool is made, not at every query.
+    pub fn check_tls(&self) -> Result<(), String> {
+        // Unix-domain sockets take no TLS (as with libpq): the first TCP host's settings.
+        match self.hosts.iter().find(|h| !h.is_unix_socket()) {
+            Some(h) => hyperion_wire::check_tls(&self.connection(h)).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
     /// The wire-level settings for one connection to `host`.
     pub fn connection(&self, host: &Host) -> hyperion_wire::Config {
         let mut c = hyperion_wire::Config::new(host.clone(), self.user.clone());

@@ -82,3 +82,5 @@ pub use error::{DbError, Error, ErrorKind};
 pub use notification::{Notification, NotificationSink};
 pub use result::{Described, Format, IsNull, Params, QueryResult, Statement, TransactionStatus};
 pub use ssl::{SslConfig, SslMode, SslNegotiation};
+#[cfg(feature = "driver")]
+pub use tls::check as check_tls;

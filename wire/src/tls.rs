@@ -97,6 +97,17 @@ fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, Err
     Ok(certs)
 }
 
+/// Checks `config`'s TLS settings as a connection would use them (certificates and key
+/// parsed, roots loaded) without connecting: a bad certificate is a configuration error
+/// when the settings are made, not at every connect.
+pub fn check(config: &Config) -> Result<(), Error> {
+    if !config.ssl.tries_tls() {
+        return Ok(());
+    }
+    config.ssl.validate().map_err(Error::config)?;
+    setup(config).map(|_| ())
+}
+
 /// The rustls configuration, server name and negotiation for a TCP connection to `host`.
 pub(crate) fn setup(config: &Config) -> Result<TlsSetup, Error> {
     let ssl = &config.ssl;
