@@ -129,6 +129,22 @@ impl Drop for Counted<'_> {
     }
 }
 
+/// A place in the line of exclusive waiters (`acquire_exclusive`). Dropped, however the wait
+/// ended (its future dropped at an await included), it leaves the line: a connection handed
+/// over and not taken goes back to the pool, a "look again" to the next waiter.
+struct InLine<'a> {
+    pool: &'a Pool,
+    rx: oneshot::Receiver<Handoff>,
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        if let Some((id, conn)) = self.pool.leave_line(&mut self.rx) {
+            self.pool.return_exclusive(id, &conn);
+        }
+    }
+}
+
 /// A slot reserved for a connection being opened: installed with the new connection, or
 /// freed when the guard is dropped (a failed open, or a caller whose future was dropped
 /// mid-connect), and then the pool's waiters look again.
@@ -383,8 +399,13 @@ impl Pool {
                     .open(Opening::new(self, r), true, start, deadline)
                     .await;
             }
-            let (tx, mut rx) = oneshot::channel();
+            let (tx, rx) = oneshot::channel();
             self.waiters().push_back(tx);
+            // Whatever ends the wait, this future dropped at an await included (a stop
+            // racing it, `before_sending`), leaves the line cleanly: a connection handed
+            // over and not taken goes back, a "look again" goes to the next waiter.
+            let mut line = InLine { pool: self, rx };
+            let rx = &mut line.rx;
             // A connection freed between the look above and the push would have found no
             // waiter: look once more now that we are in line.
             if let Some(l) = self
@@ -392,11 +413,7 @@ impl Pool {
                 .slots
                 .take_first(|c| c.in_flight() == 0 && self.usable(c))
             {
-                rx.close();
-                if let Ok(Some((id, conn))) = rx.try_recv() {
-                    // Handed one as well: keep the first, give the other back.
-                    self.return_exclusive(id, &conn);
-                }
+                // (Handed one as well: `line` gives it back.)
                 return Ok(self.lease(l));
             }
             let got = {
@@ -404,16 +421,14 @@ impl Pool {
                 match leave.as_mut() {
                     Some(leave) => tokio::select! {
                         biased;
-                        got = tokio::time::timeout_at(deadline.into(), &mut rx) => Some(got),
+                        got = tokio::time::timeout_at(deadline.into(), &mut *rx) => Some(got),
                         _ = leave => None,
                     },
-                    None => Some(tokio::time::timeout_at(deadline.into(), &mut rx).await),
+                    None => Some(tokio::time::timeout_at(deadline.into(), &mut *rx).await),
                 }
             };
             let Some(got) = got else {
-                if let Some((id, conn)) = self.leave_line(&mut rx) {
-                    self.return_exclusive(id, &conn);
-                }
+                // (`line` gives back a connection handed over meanwhile.)
                 return Err(self.timed_out(start));
             };
             match got {
@@ -422,7 +437,7 @@ impl Pool {
                 Err(_) => {
                     // A connection sent just as we gave up is ours after all: taking it
                     // beats leaking it held exclusively.
-                    if let Some((id, conn)) = self.leave_line(&mut rx) {
+                    if let Some((id, conn)) = self.leave_line(rx) {
                         return Ok(self.handed(id, conn));
                     }
                     return Err(self.timed_out(start));

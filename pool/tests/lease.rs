@@ -550,3 +550,27 @@ async fn a_write_whose_session_ends_with_a_fatal_error_is_in_doubt_a_read_is_not
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_dropped_after_a_connection_was_handed_to_it_gives_the_connection_back() {
+    timed(async {
+        // One connection, held. A second checkout waits in line; the holder lets go, which
+        // hands the connection to the waiter at once, and the waiter's future is dropped
+        // before it runs again (a stop that fired in the same poll): the connection must go
+        // back to the pool, not stay held by nobody.
+        let pool = pool_with(1, 1_000, counter(), plain);
+        let held = pool.connect().await.unwrap();
+        let mut waiter = Box::pin(pool.connect());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut waiter)
+                .await
+                .is_err(),
+            "in line"
+        );
+        drop(held);
+        drop(waiter);
+        let again = pool.connect().await;
+        assert!(again.is_ok(), "{:?}", again.err());
+    })
+    .await;
+}
