@@ -417,6 +417,13 @@ async fn connections_are_replaced_after_their_lifetime_without_failing_a_query()
     .await;
 }
 
+/// The error `sql` fails with on `pool`, with the default options.
+async fn query_err(pool: &Pool, sql: &str) -> Error {
+    pool.query(sql, NO_PARAMS, QueryOptions::default(), None)
+        .await
+        .unwrap_err()
+}
+
 /// A script whose Parse messages tell which statement is running; `on_execute(sql)` answers
 /// each Execute (the usual answers otherwise).
 fn by_statement(
@@ -463,15 +470,7 @@ async fn a_prefer_standby_pool_retries_reads_by_default_but_never_a_write_that_w
             })
         }));
         let pool = Pool::new(cfg).unwrap();
-        let err = pool
-            .query(
-                "insert into t values (1)",
-                NO_PARAMS,
-                QueryOptions::default(),
-                None,
-            )
-            .await
-            .unwrap_err();
+        let err = query_err(&pool, "insert into t values (1)").await;
         assert_eq!(err.code(), "IN_DOUBT", "{err}");
         assert_eq!(executed.load(Ordering::SeqCst), 1, "the write ran once");
         pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
@@ -531,21 +530,10 @@ async fn a_write_whose_session_ends_with_a_fatal_error_is_in_doubt_a_read_is_not
                 ))
             })
         });
-        let err = pool
-            .query(
-                "insert into t values (1)",
-                NO_PARAMS,
-                QueryOptions::default(),
-                None,
-            )
-            .await
-            .unwrap_err();
+        let err = query_err(&pool, "insert into t values (1)").await;
         assert_eq!(err.code(), "IN_DOUBT", "{err}");
         assert!(err.to_string().contains("57P02"), "{err}");
-        let err = pool
-            .query("select 1", NO_PARAMS, QueryOptions::default(), None)
-            .await
-            .unwrap_err();
+        let err = query_err(&pool, "select 1").await;
         assert_eq!(err.code(), "57P02", "{err}");
     })
     .await;
