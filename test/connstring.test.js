@@ -124,6 +124,9 @@ test('TLS and auth options are checked at createPool, naming the option', () => 
     [{ sslrootcert: '/nonexistent/ca.pem' }, /sslrootcert: cannot read/],
     [{ sslcert: '/nonexistent/c.pem', sslkey: '/nonexistent/c.key' }, /sslcert: cannot read/],
     [{ sslrootcert: 42 }, /sslrootcert must be a string or a Buffer/],
+    // verify-ca does not check the name: against public roots anyone's certificate passes.
+    [{ sslmode: 'verify-ca' }, /verify-ca needs sslrootcert/],
+    [{ connectionString: 'postgres://h/db?sslmode=verify-ca' }, /verify-ca needs sslrootcert/],
     // Contents that are not a certificate: refused here, not at every query.
     [{ sslmode: 'verify-full', sslrootcert: Buffer.from('-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n') }, /root_cert \(sslrootcert\): not valid PEM/],
     [{ sslmode: 'verify-full', ssl: undefined, sslrootcert: Buffer.from('not a pem at all') }, /no CERTIFICATE in the PEM/],

@@ -165,6 +165,15 @@ impl SslConfig {
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err("sslcert and sslkey must be given together".into());
         }
+        if self.mode == SslMode::VerifyCa && self.root_cert.is_none() {
+            // verify-ca checks the chain and not the name: against the system's roots, any
+            // certificate a public CA issued (to anyone, for any name) would pass. libpq has
+            // the same rule for sslrootcert=system.
+            return Err(
+                "sslmode=verify-ca needs sslrootcert (your own CA): it does not check the server's name, so against the system's roots any publicly issued certificate would pass (use verify-full for the system's roots)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -179,6 +188,15 @@ mod tests {
             root_cert: root.then(|| b"pem".to_vec()),
             ..SslConfig::default()
         }
+    }
+
+    #[test]
+    fn verify_ca_needs_a_root_certificate_of_its_own() {
+        let e = with(SslMode::VerifyCa, false).validate().unwrap_err();
+        assert!(e.contains("verify-ca needs sslrootcert"), "{e}");
+        assert!(with(SslMode::VerifyCa, true).validate().is_ok());
+        // verify-full checks the name: the system's roots are fine there.
+        assert!(with(SslMode::VerifyFull, false).validate().is_ok());
     }
 
     #[test]

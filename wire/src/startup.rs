@@ -220,8 +220,15 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Handshake<'a, S> {
                     "channel_binding=require, but the server does not offer SCRAM-SHA-256-PLUS (it offers {offered})"
                 )))
             }
-            // PLUS offered but the certificate has no usable hash: say we cannot bind.
-            (ChannelBindingMode::Prefer, true, Some(Err(_))) => ChannelBinding::None,
+            // PLUS offered but the certificate has no usable hash: fail, as libpq does. Saying
+            // "n" (the client cannot bind) would let a man in the middle with a certificate of
+            // his choosing (Ed25519, an unknown signature algorithm) relay a SCRAM exchange
+            // the server offered to bind.
+            (ChannelBindingMode::Prefer, true, Some(Err(why))) if offers(scram::MECHANISM_PLUS) => {
+                return Err(Error::auth(format!(
+                    "the server offers SCRAM-SHA-256-PLUS, but its certificate gives no channel binding data: {why} (channel_binding=disable to go without)"
+                )))
+            }
             // TLS, and the server did not offer PLUS: say so ("y"), so a server that did offer
             // it (and had it stripped on the way) refuses the exchange.
             (ChannelBindingMode::Prefer, true, _) => ChannelBinding::NotOffered,
@@ -381,6 +388,63 @@ fn unexpected(during: &'static str, msg: &Message) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `choose_binding` on a TLS connection whose certificate gives `end_point`, when the
+    /// server offers `mechanisms`.
+    fn binding(
+        mode: ChannelBindingMode,
+        end_point: Result<Vec<u8>, String>,
+        mechanisms: &[&str],
+    ) -> Result<scram::ChannelBinding, Error> {
+        let mut config = Config::new(
+            crate::Host {
+                host: "h".into(),
+                port: 5432,
+            },
+            "u",
+        );
+        config.channel_binding = mode;
+        let transport = Transport {
+            tls: true,
+            end_point: Some(end_point),
+        };
+        let h = Handshake {
+            stream: tokio::io::empty(),
+            config: &config,
+            transport: &transport,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            answered: None,
+            bound: false,
+            protocol_minor: 0,
+        };
+        let mechanisms: Vec<String> = mechanisms.iter().map(|m| m.to_string()).collect();
+        h.choose_binding(&mechanisms)
+    }
+
+    #[test]
+    fn a_certificate_without_binding_data_fails_when_the_server_offers_plus() {
+        use scram::ChannelBinding;
+        let both = [scram::MECHANISM_PLUS, scram::MECHANISM];
+        let no_hash = || Err("an Ed25519 certificate".to_string());
+        // Saying "n" here would let a man in the middle with a certificate of his choosing
+        // relay the exchange: it fails, as with libpq.
+        let e = binding(ChannelBindingMode::Prefer, no_hash(), &both).unwrap_err();
+        assert!(e.to_string().contains("no channel binding data"), "{e}");
+        // Without PLUS on offer: "y", which a server that did offer it refuses.
+        assert!(matches!(
+            binding(ChannelBindingMode::Prefer, no_hash(), &[scram::MECHANISM]),
+            Ok(ChannelBinding::NotOffered)
+        ));
+        assert!(matches!(
+            binding(ChannelBindingMode::Prefer, Ok(vec![1; 32]), &both),
+            Ok(ChannelBinding::TlsServerEndPoint(_))
+        ));
+        assert!(matches!(
+            binding(ChannelBindingMode::Disable, no_hash(), &both),
+            Ok(ChannelBinding::None)
+        ));
+    }
 
     #[test]
     fn server_versions() {
