@@ -441,10 +441,12 @@ impl Pool {
     /// from the server, or with a FATAL one) after the statement was written leaves a write
     /// in doubt: it may have committed on that host. A plain read is not in doubt: it reports the lost connection.
     fn settle_lost(&self, sql: &str, conn: &Conn, e: hyperion_wire::Error) -> Error {
-        // A FATAL error (an administrator's shutdown, a crash of another backend) or a
-        // protocol error ends the session as surely as a lost socket, and a write's commit
-        // may have been flushed before it: in doubt as well.
-        if e.is_closed() && !e.safe_to_retry() && !reads_only(sql) {
+        // A FATAL error (an administrator's shutdown, a crash of another backend) ends the
+        // session as surely as a lost socket, and a write's commit may have been flushed
+        // before it: in doubt as well. (A protocol error, a server breaking the protocol,
+        // reports itself: PROTOCOL_ERROR.)
+        let lost = e.kind() == hyperion_wire::ErrorKind::Closed || e.as_db().is_some();
+        if lost && e.is_closed() && !e.safe_to_retry() && !reads_only(sql) {
             let host = self.inner.hosts.name(conn.host);
             let reason = match e.as_db() {
                 Some(db) => format!(
