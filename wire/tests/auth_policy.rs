@@ -198,6 +198,10 @@ async fn ssl_refusing_server(answer: u8) -> (u16, tokio::task::JoinHandle<Vec<u8
     (port, task)
 }
 
+/// A self-signed CA certificate (no key kept): a root certificate for the modes that need
+/// one (verify-ca) where the server never gets as far as presenting its own.
+const FIXTURE_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBnTCCAUOgAwIBAgIUfmnp59TQfCFv18YrEaa340cgbdYwCgYIKoZIzj0EAwIw\nIzEhMB8GA1UEAwwYaHlwZXJpb24gdGVzdCBmaXh0dXJlIENBMCAXDTI2MTIwNzIz\nMTY0MFoYDzIxMjYxMTEzMjMxNjQwWjAjMSEwHwYDVQQDDBhoeXBlcmlvbiB0ZXN0\nIGZpeHR1cmUgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAT23uLAvzcu+rz2\nKz4MrpB0p/MzkfDkNvKiJ7h9zL/Ul97W19zpnsGeFMIm5ElytDOIno2LrMRTH6rw\naoNrAvbXo1MwUTAdBgNVHQ4EFgQUplCBdu8zK2m2UmtLARJKhLKukoQwHwYDVR0j\nBBgwFoAUplCBdu8zK2m2UmtLARJKhLKukoQwDwYDVR0TAQH/BAUwAwEB/zAKBggq\nhkjOPQQDAgNIADBFAiEA8UnE6BAuBdwZXLWXJeJEhrMqkXVO5Pm3brnHHh/Mk5cC\nIHi12jxVMMmKduU2pQRkDSfCPeguqyx0j6I7gjcZqoPi\n-----END CERTIFICATE-----\n";
+
 fn tcp_config(port: u16, mode: SslMode) -> Config {
     let mut c = Config::new(
         Host {
@@ -207,6 +211,10 @@ fn tcp_config(port: u16, mode: SslMode) -> Config {
         "u",
     );
     c.ssl.mode = mode;
+    if mode == SslMode::VerifyCa {
+        // verify-ca needs a root certificate of its own.
+        c.ssl.root_cert = Some(FIXTURE_CA.as_bytes().to_vec());
+    }
     c
 }
 
