@@ -89,8 +89,13 @@ pub struct Settings {
     pub max_protocol_version: Option<hyperion_wire::ProtocolVersion>,
 }
 
-/// The environment variables read, and the keyword each stands for (libpq's names).
-pub const ENVIRONMENT: [(&str, &str); 11] = [
+/// The environment variables read, and the keyword each stands for (libpq's names). The
+/// security policies among them (channel binding, the authentication methods allowed, direct
+/// TLS) too: a deployment hardened the libpq way, with PGCHANNELBINDING=require or
+/// PGREQUIREAUTH=scram-sha-256, must not lose that here without a word. (PGSSLCERT and
+/// PGSSLKEY are not read: libpq goes on without a client certificate whose file is missing,
+/// and reads a default key beside one given alone, neither of which this client does.)
+pub const ENVIRONMENT: [(&str, &str); 14] = [
     ("PGHOST", "host"),
     ("PGPORT", "port"),
     ("PGUSER", "user"),
@@ -102,6 +107,9 @@ pub const ENVIRONMENT: [(&str, &str); 11] = [
     ("PGTARGETSESSIONATTRS", "target_session_attrs"),
     ("PGCONNECT_TIMEOUT", "connect_timeout"),
     ("PGPASSFILE", "passfile"),
+    ("PGCHANNELBINDING", "channel_binding"),
+    ("PGREQUIREAUTH", "require_auth"),
+    ("PGSSLNEGOTIATION", "sslnegotiation"),
 ];
 
 /// The default host, for a host list that names none (or an empty entry): `localhost` over
@@ -598,6 +606,33 @@ mod tests {
         assert_eq!(t("0"), None);
         assert_eq!(t("1"), Some(Duration::from_secs(2)));
         assert_eq!(t("10"), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn the_environment_carries_the_security_policies_too() {
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "PGCHANNELBINDING" => "require",
+                    "PGREQUIREAUTH" => "scram-sha-256",
+                    "PGSSLMODE" => "verify-full",
+                    "PGSSLNEGOTIATION" => "direct",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let s = Settings::from_environment(&env).unwrap();
+        assert_eq!(s.channel_binding, Some(ChannelBindingMode::Require));
+        assert_eq!(
+            s.require_auth,
+            Some(RequireAuth::parse("scram-sha-256").unwrap())
+        );
+        assert_eq!(s.ssl_negotiation, Some(SslNegotiation::Direct));
+        // A bad value names the variable.
+        let bad = |k: &str| (k == "PGCHANNELBINDING").then(|| "maybe".to_string());
+        let e = Settings::from_environment(&bad).unwrap_err();
+        assert!(e.contains("PGCHANNELBINDING"), "{e}");
     }
 
     #[test]
