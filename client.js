@@ -222,10 +222,7 @@ class Pool {
    * or use `await using`. Waits up to `acquireTimeoutMs` for one.
    */
   async connect() {
-    if (this.#closed) throw this.#closedError()
-    const started = performance.now()
-    const c = this.#published('connect', await this.#native.connect(), started)
-    return new Connection(c, this.#logger, this.#hostNames)
+    return (await this.#checkout(NO_OPTIONS))[0]
   }
 
   /**

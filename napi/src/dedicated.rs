@@ -470,14 +470,7 @@ impl NativeConnection {
     /// Refuses, before anything is sent, a COPY the simple Query would run as something else
     /// (another statement, or more than one), and a COPY while another is open.
     fn check_copy(&self, env: &Env, sql: &Arc<str>) -> napi::Result<()> {
-        if let Err(why) = hyperion_wire::sql_text::single_copy(sql) {
-            return Err(Failure::client(
-                "INVALID_ARGUMENT",
-                format!("copyFrom and copyTo take one COPY statement: {why}"),
-            )
-            .with_query(sql)
-            .throw(env));
-        }
+        crate::copy_text(sql).map_err(|f| f.with_query(sql).throw(env))?;
         self.open.check().map_err(|f| f.with_query(sql).throw(env))
     }
 

@@ -94,12 +94,17 @@ pub fn insert_sql(
 /// `copyTo` take), so that a pool's COPY is refused before it checks out a connection.
 #[napi]
 pub fn check_copy(env: Env, sql: String) -> napi::Result<()> {
-    hyperion_wire::sql_text::single_copy(&sql).map_err(|why| {
+    copy_text(&sql).map_err(|f| f.throw(&env))
+}
+
+/// `INVALID_ARGUMENT` unless `sql` is one COPY statement: the simple Query that runs it would
+/// run anything else given.
+pub(crate) fn copy_text(sql: &str) -> Result<(), errors::Failure> {
+    hyperion_wire::sql_text::single_copy(sql).map_err(|why| {
         errors::Failure::client(
             "INVALID_ARGUMENT",
             format!("copyFrom and copyTo take one COPY statement: {why}"),
         )
-        .throw(&env)
     })
 }
 

@@ -173,14 +173,13 @@ impl CopyIn {
     }
 }
 
+/// The reason of the CopyFail that ends a COPY FROM STDIN its caller left.
+pub(crate) const ABANDONED: &str = "the client abandoned the COPY";
+
 impl Drop for CopyIn {
     fn drop(&mut self) {
-        if self.ended {
-            return;
-        }
-        let mut buf = BytesMut::new();
-        if frontend::copy_fail("the client abandoned the COPY", &mut buf).is_ok() {
-            self.client.try_send_copy(buf.freeze());
+        if !self.ended {
+            self.client.abandon_copy();
         }
     }
 }
@@ -191,10 +190,7 @@ struct Abandoned<'a>(Option<&'a Client>);
 impl Drop for Abandoned<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.0 {
-            let mut buf = BytesMut::new();
-            if frontend::copy_fail("the client abandoned the COPY", &mut buf).is_ok() {
-                client.try_send_copy(buf.freeze());
-            }
+            client.abandon_copy();
         }
     }
 }
@@ -278,6 +274,15 @@ impl Client {
             .send(Request::CopyData { bytes, end })
             .await
             .map_err(|_| Error::closed("connection is closed", true))
+    }
+
+    /// Ends the COPY FROM STDIN under way with CopyFail ([`ABANDONED`]); the loop drops it
+    /// when none is.
+    fn abandon_copy(&self) {
+        let mut buf = BytesMut::new();
+        if frontend::copy_fail(ABANDONED, &mut buf).is_ok() {
+            self.try_send_copy(buf.freeze());
+        }
     }
 
     pub(crate) fn try_send_copy(&self, bytes: Bytes) {

@@ -458,7 +458,7 @@ impl Pending {
                             // future dropped): no `CopyIn` exists to send the data or fail
                             // the COPY, and the server would wait in copy-in mode for ever,
                             // and the connection with it. Failed here instead.
-                            self.abandon_copy_in(e, out)?;
+                            self.fail_copy_in(e, crate::copy::ABANDONED, out)?;
                         }
                     }
                     _ => self.refuse_copy_in(e, alone, out)?,
@@ -558,11 +558,13 @@ impl Pending {
         self.step > 0 && self.plan.get(self.step - 1) == Some(&Expect::ParameterDescription)
     }
 
-    /// A COPY FROM STDIN that started after its caller left: CopyFail (and the Sync an
-    /// Execute's was swallowed by), as the caller's `CopyIn` would have sent when dropped.
-    /// The server answers an ErrorResponse, then ReadyForQuery; nobody reads the error.
-    fn abandon_copy_in(&mut self, e: Expect, out: &mut BytesMut) -> Result<(), Error> {
-        frontend::copy_fail("the client abandoned the COPY", out)?;
+    /// Ends a COPY FROM STDIN the server has just started: CopyFail with `reason`, and for
+    /// an Execute the Sync its own was swallowed by (in copy mode the server discards up to
+    /// the next Sync after the CopyFail: this one). The server answers an ErrorResponse, then
+    /// ReadyForQuery. For a refused COPY, and for one whose caller left before it started
+    /// (`copy_in`'s future dropped: no `CopyIn` exists to send data or fail it).
+    fn fail_copy_in(&mut self, e: Expect, reason: &str, out: &mut BytesMut) -> Result<(), Error> {
+        frontend::copy_fail(reason, out)?;
         if e == Expect::Execute {
             frontend::sync(out);
         }
@@ -585,15 +587,7 @@ impl Pending {
         if !nothing_behind {
             return Err(ProtocolErrorKind::CopyInSwallowedPipeline.into());
         }
-        frontend::copy_fail("COPY FROM STDIN runs through copyFrom", out)?;
-        if e == Expect::Execute {
-            // The Sync sent with the request was swallowed in copy mode, and after the
-            // CopyFail the server discards up to the next Sync: this one.
-            frontend::sync(out);
-        }
-        // The server answers an ErrorResponse, then ReadyForQuery.
-        self.skipping = true;
-        Ok(())
+        self.fail_copy_in(e, "COPY FROM STDIN runs through copyFrom", out)
     }
 
     /// The consumer's flow control while this request's COPY TO sends data.
