@@ -298,36 +298,63 @@ test('a transaction abandoned without commit/rollback is rolled back and its con
   assert.notEqual(r.pid, pid, 'a fresh connection serves the next query')
 })
 
-test('a COMMIT whose synchronous-replication wait is cancelled is IN_DOUBT, never success', async () => {
-  const p = pool({ poolSize: 1 })
+// Runs `commit()` (a promise of a write's commit) while every standby is stopped, so that it
+// waits for synchronous replication, cancels that wait on the server, and returns what the
+// commit settled with: its error, or null for success.
+async function cancelledSyncWait(commit) {
+  const committing = commit().then(() => null, (e) => e)
+  const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
+  try {
+    let cancelled = false
+    for (let i = 0; i < 100 && !cancelled; i++) {
+      const { rows } = await admin.query("select pg_cancel_backend(pid) as ok from pg_stat_activity where wait_event = 'SyncRep'")
+      cancelled = rows.some((r) => r.ok === 't')
+      if (!cancelled) await sleep(50)
+    }
+    assert.ok(cancelled, 'the commit was waiting for synchronous replication')
+  } finally {
+    await admin.end()
+  }
+  return committing
+}
+
+test('a commit whose synchronous-replication wait is cancelled is IN_DOUBT, never success', async () => {
+  const p = pool({ poolSize: 2 })
   const standbys = [0, 1, 2].filter((i) => i !== suite.cluster.primaryIndex())
   for (const i of standbys) await suite.cluster.stop(i, 'immediate')
+  const keys = ['doubt', 'doubt-autocommit', 'doubt-session', 'doubt-insert']
   try {
     const tx = await p.begin()
     await tx.query("insert into t_tx (k) values ('doubt')")
-    // Waits for a synchronous standby that is gone; its outcome is captured at once.
-    const committing = tx.commit().then(() => null, (e) => e)
-    const admin = await suite.cluster.admin(suite.cluster.primaryIndex())
-    try {
-      let cancelled = false
-      for (let i = 0; i < 100 && !cancelled; i++) {
-        const { rows } = await admin.query("select pg_cancel_backend(pid) as ok from pg_stat_activity where wait_event = 'SyncRep'")
-        cancelled = rows.some((r) => r.ok === 't')
-        if (!cancelled) await sleep(50)
-      }
-      assert.ok(cancelled, 'the COMMIT was waiting for synchronous replication')
-    } finally {
-      await admin.end()
+    const commits = {
+      // A transaction's COMMIT.
+      COMMIT: () => tx.commit(),
+      // A plain statement commits at its Sync: the same WARNING comes after its tag.
+      'pool.query': () => p.query("insert into t_tx (k) values ('doubt-autocommit')"),
+      'a session query': async () => {
+        const c = await p.connect()
+        try {
+          return await c.query("insert into t_tx (k) values ('doubt-session')")
+        } finally {
+          await c.release()
+        }
+      },
+      'pool.insert': () => p.insert('t_tx', { k: 'doubt-insert' }),
     }
-    const e = await committing
-    assert.ok(e, 'COMMIT must not report success')
-    assert.equal(e.code, 'IN_DOUBT')
-    assert.match(e.message, /synchronous replication/)
+    for (const [what, commit] of Object.entries(commits)) {
+      const e = await cancelledSyncWait(commit)
+      assert.ok(e, `${what} must not report success`)
+      assert.equal(e.code, 'IN_DOUBT', `${what}: ${e.message}`)
+      assert.match(e.message, /synchronous replication/)
+    }
   } finally {
     for (const i of standbys) await suite.cluster.start(i)
     await suite.cluster.heal()
   }
-  // And it really was in doubt: the row is on the primary although the client was not
-  // told it committed.
-  assert.deepEqual(await p.query("select k from t_tx where k = 'doubt'"), [{ k: 'doubt' }])
+  // And they really were in doubt: the rows are on the primary although the client was not
+  // told they committed.
+  assert.deepEqual(
+    (await p.query('select k from t_tx where k = any($1) order by k', [keys])).map((r) => r.k),
+    [...keys].sort(),
+  )
 })

@@ -174,7 +174,8 @@ impl Dedicated {
                 match client.execute_behind(first, &stmt, params, stream).await {
                     Ok(result) => {
                         self.check_columns(sql, &stmt, &result);
-                        return Ok(result);
+                        // Outside a transaction block the statement committed at its Sync.
+                        return crate::error::durable(result, "the statement");
                     }
                     // Refused at Bind as stale, outside a transaction block: nothing ran.
                     // Inside one the error stands (the transaction is aborted), but the
@@ -199,7 +200,7 @@ impl Dedicated {
     ) -> Result<Vec<QueryResult>, Error> {
         self.lease.mark_head();
         let client = self.lease.client();
-        let work = async { Ok(client.simple_query(sql).await?) };
+        let work = async { crate::error::durable(client.simple_query(sql).await?, "the script") };
         self.stoppable(cancel, work).await
     }
 
@@ -424,13 +425,7 @@ impl Cursor {
             }
             Err(e) => return Err(e.into()),
         };
-        if results.last().is_some_and(|r| r.sync_replication_cancelled) {
-            return Err(Error::InDoubt {
-                reason: "the stream's COMMIT returned after the server cancelled its wait for synchronous replication"
-                    .into(),
-                cause: None,
-            });
-        }
+        crate::error::durable(results, "the stream's COMMIT")?;
         Ok(())
     }
 

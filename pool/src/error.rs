@@ -167,6 +167,41 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// `result`, unless the server acknowledged its commit only after cancelling the commit's
+/// wait for synchronous replication (`WARNING: canceling wait for synchronous replication`,
+/// then the command's tag): the write is then on the primary alone and can be lost on a
+/// failover, so it is in doubt. `what` names the commit ("COMMIT", "the statement").
+pub(crate) fn durable<T: CommitOutcome>(result: T, what: &str) -> Result<T, Error> {
+    if !result.replication_cancelled() {
+        return Ok(result);
+    }
+    Err(Error::InDoubt {
+        reason: format!(
+            "{what} returned after the server cancelled its wait for synchronous replication: \
+             the write is on the primary but may not be on any standby, and can be lost on failover"
+        ),
+        cause: None,
+    })
+}
+
+/// What [`durable`] looks at: a statement's result, or a Sync group's results (whose commit's
+/// WARNING belongs to the last one, or to any one of a script's).
+pub(crate) trait CommitOutcome {
+    fn replication_cancelled(&self) -> bool;
+}
+
+impl CommitOutcome for hyperion_wire::QueryResult {
+    fn replication_cancelled(&self) -> bool {
+        self.sync_replication_cancelled
+    }
+}
+
+impl CommitOutcome for Vec<hyperion_wire::QueryResult> {
+    fn replication_cancelled(&self) -> bool {
+        self.iter().any(|r| r.sync_replication_cancelled)
+    }
+}
+
 impl From<hyperion_wire::Error> for Error {
     fn from(e: hyperion_wire::Error) -> Self {
         Error::Wire(e)

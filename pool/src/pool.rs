@@ -393,7 +393,7 @@ impl Pool {
             match outcome {
                 Outcome::Done(Ok(result)) => {
                     self.confirm(&lease.conn);
-                    return Ok(result);
+                    return crate::error::durable(result, "the statement");
                 }
                 Outcome::Fenced => {
                     self.seen_unfit(&lease.conn);

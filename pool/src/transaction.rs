@@ -239,16 +239,8 @@ impl Transaction {
         }
         match result {
             Ok(results) => {
-                let last = results.last();
-                if last.is_some_and(|r| r.sync_replication_cancelled) {
-                    return Err(Error::InDoubt {
-                        reason: "COMMIT returned after the server cancelled its wait for synchronous replication: \
-                                 the write is on the primary but may not be on any standby, and can be lost on failover"
-                            .into(),
-                        cause: None,
-                    });
-                }
-                if last.and_then(|r| r.command_tag.as_deref()) == Some("ROLLBACK") {
+                let results = crate::error::durable(results, "COMMIT")?;
+                if results.last().and_then(|r| r.command_tag.as_deref()) == Some("ROLLBACK") {
                     return Err(Error::RolledBack);
                 }
                 Ok(())

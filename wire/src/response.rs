@@ -236,9 +236,7 @@ impl Pending {
     }
 
     pub(crate) fn notice(&mut self, fields: ErrorFields) {
-        let cancelled = fields
-            .message
-            .contains("canceling wait for synchronous replication");
+        let cancelled = sync_wait_cancelled(&fields);
         let size = notice_size(&fields);
         let keep = self.notices_kept < MAX_NOTICES && self.notice_bytes + size <= MAX_NOTICE_BYTES;
         if keep {
@@ -291,6 +289,17 @@ impl Pending {
 
 /// What a notice costs to keep: every field it holds counted (a notice whose bulk sat in a
 /// field left out, its table name say, once passed the byte cap 64 times at any size).
+/// Whether a notice is the server's WARNING that it stopped waiting for synchronous
+/// replication of a commit it had made (`SyncRepWaitForLSN`, syncrep.c). The message is
+/// translated under `lc_messages` and the code is the generic 01000, so the routine's name
+/// (never translated; servers built without it send none) says it first, and the English
+/// text is the fallback.
+fn sync_wait_cancelled(f: &ErrorFields) -> bool {
+    f.routine.as_deref() == Some("SyncRepWaitForLSN")
+        || f.message
+            .contains("canceling wait for synchronous replication")
+}
+
 fn notice_size(f: &ErrorFields) -> usize {
     std::mem::size_of::<ErrorFields>() + f.text_len()
 }

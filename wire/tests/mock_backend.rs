@@ -711,6 +711,22 @@ async fn notices_are_collected_without_disturbing_rows() {
         assert_eq!(results[0].command_tag.as_deref(), Some("COMMIT"));
         assert!(results[0].sync_replication_cancelled);
         assert_eq!(results[0].notices[0].severity(), "WARNING");
+
+        // A server whose lc_messages is not English translates the message; the routine's
+        // name is never translated.
+        let q = spawn_simple(&client, "commit");
+        mock.recv_group().await;
+        let mut out = be::frame(
+            b'N',
+            "SWARNUNG\0VWARNING\0C01000\0Mbreche Warten auf synchrone Replikation ab wegen \
+             Benutzeraufforderung\0Fsyncrep.c\0L291\0RSyncRepWaitForLSN\0\0"
+                .as_bytes(),
+        );
+        out.extend(be::command_complete("COMMIT"));
+        out.extend(be::ready(b'I'));
+        mock.send(out).await;
+        let results = q.await.unwrap().unwrap();
+        assert!(results[0].sync_replication_cancelled);
     })
     .await
 }
