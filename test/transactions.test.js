@@ -59,6 +59,22 @@ test('transaction(cb) commits; a throw rolls back', async () => {
   assert.deepEqual(rows, [{ k: 'a', n: 1 }])
 })
 
+test('BEGIN through pool.query is refused before it is sent: other callers would run inside it', async () => {
+  const p = pool({ poolSize: 1 })
+  for (const sql of ['BEGIN', 'start transaction isolation level serializable', '/* a /* nested */ comment */ begin']) {
+    await assert.rejects(p.query(sql), (e) => e.code === 'UNSAFE_TRANSACTION' && /pool\.transaction/.test(e.message), sql)
+  }
+  // The connection is not in a transaction: a write through it commits at once.
+  await p.query("insert into t_tx (k) values ('after-begin')")
+  const c = await suite.cluster.admin(suite.cluster.primaryIndex())
+  try {
+    const { rows } = await c.query("select count(*)::int as n from t_tx where k = 'after-begin'")
+    assert.equal(Number(rows[0].n), 1, 'committed, seen from another session')
+  } finally {
+    await c.end()
+  }
+})
+
 test('begin(): statements share one connection; commit and rollback; isolation applies', async () => {
   const p = pool({ poolSize: 3 })
   const tx = await p.begin({ isolation: 'serializable' })

@@ -31,6 +31,11 @@ pub enum Error {
     },
     /// COMMIT found the transaction aborted by an earlier error; it was rolled back.
     RolledBack,
+    /// BEGIN (or START TRANSACTION) through the pool's own statements, whose connections
+    /// other callers share: their statements would run in that transaction, uncommitted. As
+    /// postgres.js and Bun SQL, the client refuses it (`pool.transaction`, `pool.begin` and
+    /// `pool.connect` are the ways to run one).
+    UnsafeTransaction,
     /// A statement in a transaction an earlier failed statement aborted (SQLSTATE 25P02, as
     /// the server says of one): where that statement failed before BEGIN could run (its
     /// deferred BEGIN, see `transaction.rs`), the client says it.
@@ -55,6 +60,7 @@ impl Error {
             Error::NoPrimary { .. } | Error::NoHost { .. } => "08001",
             Error::Config(_) => "INVALID_CONFIG",
             Error::InDoubt { .. } => "IN_DOUBT",
+            Error::UnsafeTransaction => "UNSAFE_TRANSACTION",
             // in_failed_sql_transaction
             Error::RolledBack | Error::Aborted => "25P02",
             Error::Stopped {
@@ -128,6 +134,11 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::UnsafeTransaction => f.write_str(
+                "a transaction cannot be begun with pool.query: the pool's connections are shared, \
+                 so other callers' statements would run inside it; use pool.transaction(cb), \
+                 pool.begin() or pool.connect()",
+            ),
             Error::RolledBack => {
                 f.write_str("COMMIT rolled the transaction back: an earlier statement in it failed")
             }

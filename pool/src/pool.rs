@@ -107,25 +107,63 @@ fn may_have_written(result: &QueryResult) -> bool {
 /// hold a write, and a SELECT that calls a writing function cannot be told from one that
 /// does not: it counts as a read, as in [`may_have_written`]).
 fn reads_only(sql: &str) -> bool {
+    let word = first_word(sql);
+    ["SELECT", "SHOW", "VALUES", "TABLE"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// Whether `sql` opens a transaction block (BEGIN, START TRANSACTION).
+fn opens_transaction(sql: &str) -> bool {
+    let word = first_word(sql);
+    word.eq_ignore_ascii_case("BEGIN") || word.eq_ignore_ascii_case("START")
+}
+
+/// The first keyword of `sql`, past leading comments and parentheses.
+fn first_word(sql: &str) -> &str {
     let mut s = sql.trim_start();
     // Leading comments and parentheses.
     loop {
         if let Some(rest) = s.strip_prefix("--") {
             s = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
-        } else if let Some(rest) = s.strip_prefix("/*") {
-            s = rest.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else if s.starts_with("/*") {
+            s = past_block_comment(s).trim_start();
         } else if let Some(rest) = s.strip_prefix('(') {
             s = rest.trim_start();
         } else {
             break;
         }
     }
-    let word: String = s
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    matches!(word.as_str(), "SELECT" | "SHOW" | "VALUES" | "TABLE")
+    let end = s
+        .bytes()
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// What follows the block comment `s` starts with. PostgreSQL's block comments nest, so
+/// `/* a /* b */ c */` is one comment (a first `*/` ending it would make `c */ INSERT`'s
+/// first word `c`, and `/* /* */ SELECT */ INSERT` a read).
+fn past_block_comment(s: &str) -> &str {
+    let b = s.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while i + 1 < b.len() {
+        match (b[i], b[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return &s[i..];
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    "" // unterminated: the server refuses it
 }
 
 /// How one attempt of a query ended.
@@ -337,6 +375,9 @@ impl Pool {
         opts: QueryOptions,
         streaming: Option<&Streaming>,
     ) -> Result<QueryResult, Error> {
+        if opens_transaction(sql) {
+            return Err(Error::UnsafeTransaction);
+        }
         let cfg = &self.inner.config;
         let start = Instant::now();
         let deadline = start + cfg.acquire_timeout;
@@ -392,6 +433,9 @@ impl Pool {
             };
             match outcome {
                 Outcome::Done(Ok(result)) => {
+                    if lease.conn.client.state().transaction_status() != TransactionStatus::Idle {
+                        return Err(self.left_in_transaction(sql, &lease));
+                    }
                     self.confirm(&lease.conn);
                     return crate::error::durable(result, "the statement");
                 }
@@ -434,6 +478,28 @@ impl Pool {
                     return Err(self.settle_lost(sql, &lease.conn, e));
                 }
             }
+        }
+    }
+
+    /// A statement through the pool's own connections left its session inside a transaction
+    /// block (a BEGIN that `opens_transaction` did not see, behind a nested comment say).
+    /// No one else's statement may join that transaction: the session is closed, which rolls
+    /// it back, and statements pipelined behind this one fail as on a lost connection. A write
+    /// may have been committed by a COMMIT pipelined behind it, so it is in doubt.
+    fn left_in_transaction(&self, sql: &str, lease: &crate::lease::Lease) -> Error {
+        lease
+            .conn
+            .client
+            .abort("a statement left a shared connection inside a transaction block");
+        self.evict(lease);
+        if reads_only(sql) {
+            return Error::UnsafeTransaction;
+        }
+        Error::InDoubt {
+            reason: "the statement ran inside a transaction block left open on a shared connection; \
+                     the connection was closed, which rolls it back unless a COMMIT sent on it ran first"
+                .into(),
+            cause: None,
         }
     }
 
@@ -666,5 +732,29 @@ impl Pool {
             drop(open);
             tokio::time::sleep(Duration::from_millis(10).min(grace)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{opens_transaction, reads_only};
+
+    #[test]
+    fn the_first_keyword_is_read_past_comments_nested_ones_included() {
+        assert!(reads_only("  select 1"));
+        assert!(reads_only("-- note\n(SELECT 1)"));
+        assert!(reads_only("/* a /* nested */ comment */ table t"));
+        // A first `*/` does not end a nested comment: this is an INSERT.
+        assert!(!reads_only("/* /* */ SELECT */ insert into t values (1)"));
+        assert!(!reads_only(
+            "with x as (insert into t values (1) returning 1) select * from x"
+        ));
+        assert!(!reads_only("/* unterminated select"));
+        assert!(opens_transaction("BEGIN"));
+        assert!(opens_transaction("begin isolation level serializable"));
+        assert!(opens_transaction("/* c /* d */ */ start transaction"));
+        assert!(!opens_transaction("commit"));
+        assert!(!opens_transaction("do $$ begin perform 1; end $$"));
+        assert!(!opens_transaction("select 'begin'"));
     }
 }

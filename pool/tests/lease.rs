@@ -562,3 +562,48 @@ async fn a_waiter_dropped_after_a_connection_was_handed_to_it_gives_the_connecti
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn begin_is_refused_on_shared_connections_and_one_left_in_a_transaction_is_closed() {
+    timed(async {
+        // BEGIN through the pool's own statements never reaches a connection.
+        let opened = counter();
+        let pool = pool_with(1, 2_000, opened.clone(), plain);
+        for sql in ["BEGIN", "/* why */ start transaction read only"] {
+            let err = query_err(&pool, sql).await;
+            assert_eq!(err.code(), "UNSAFE_TRANSACTION", "{err}");
+        }
+        assert_eq!(opened.load(Ordering::SeqCst), 0, "nothing was sent");
+
+        // A statement whose session answers "in a transaction block" (what a BEGIN the
+        // check did not see would do): no one else may run in that transaction, so the
+        // connection is closed and the next statement gets a new one.
+        let opened = counter();
+        let pool = pool_with(1, 2_000, opened.clone(), || {
+            let mut inner = simple_script(|_| vec!["1".into()]);
+            let mut sql = String::new();
+            Box::new(move |m: &Frontend| {
+                if m.tag == b'P' {
+                    sql = hyperion_wire::test_support::parse_parse(m).1;
+                }
+                if m.tag == b'S' && sql.contains("opens") {
+                    return Reply::Send(hyperion_wire::test_support::be::ready(b'T'));
+                }
+                inner(m)
+            })
+        });
+        let err = query_err(&pool, "select 1 /* opens */").await;
+        assert_eq!(err.code(), "UNSAFE_TRANSACTION", "{err}");
+        let err = query_err(&pool, "insert into t values (1) /* opens */").await;
+        assert_eq!(err.code(), "IN_DOUBT", "{err}");
+        pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
+            .await
+            .expect("a fresh connection");
+        assert_eq!(
+            opened.load(Ordering::SeqCst),
+            3,
+            "each connection left in a transaction was closed"
+        );
+    })
+    .await;
+}
