@@ -92,7 +92,7 @@ class Pool {
    * Retries the whole callback on serialization failures and deadlocks (40001/40P01), on
    * 25006 and on connection failures before COMMIT, up to `options.maxAttempts` (default:
    * the pool's retry.maxAttempts). A COMMIT whose outcome is unknown throws code 'IN_DOUBT'
-   * and is never retried.
+   * and is never retried; nor is a callback that called tx.commit() or tx.rollback() itself.
    */
   async transaction(cb, options) {
     if (typeof cb !== 'function') throw argumentError('transaction takes a callback')
@@ -105,7 +105,10 @@ class Pool {
       try {
         result = await cb(tx)
       } catch (e) {
-        if (!tx.finished) await tx.rollback().catch(() => {})
+        // A callback that ended the transaction itself is never run again: a commit it made
+        // (or one in doubt) would be applied twice.
+        if (tx.finished) throw e
+        await tx.rollback().catch(() => {})
         if (attempt >= maxAttempts || !retryableInTransaction(e)) throw e
         await sleep(this.#native.backoffMs(attempt))
         continue

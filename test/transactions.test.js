@@ -59,6 +59,23 @@ test('transaction(cb) commits; a throw rolls back', async () => {
   assert.deepEqual(rows, [{ k: 'a', n: 1 }])
 })
 
+test('transaction(cb) never runs again a callback that committed itself and then threw', async () => {
+  const p = pool({ poolSize: 1 })
+  let runs = 0
+  const failure = Object.assign(new Error('the notification after the commit failed'), { code: '40001' })
+  await assert.rejects(
+    p.transaction(async (tx) => {
+      runs++
+      await tx.query("insert into t_tx (k, n) values ('committed-once', 1) on conflict (k) do update set n = t_tx.n + 1")
+      await tx.commit()
+      throw failure // retryable by its code, but the commit is done
+    }, { maxAttempts: 3 }),
+    (e) => e === failure,
+  )
+  assert.equal(runs, 1)
+  assert.deepEqual(await p.query("select n from t_tx where k = 'committed-once'"), [{ n: 1 }])
+})
+
 test('BEGIN through pool.query is refused before it is sent: other callers would run inside it', async () => {
   const p = pool({ poolSize: 1 })
   for (const sql of ['BEGIN', 'start transaction isolation level serializable', '/* a /* nested */ comment */ begin']) {
