@@ -5,6 +5,8 @@
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const { Readable } = require('node:stream')
+const v8 = require('node:v8')
+const vm = require('node:vm')
 const { execFile } = require('node:child_process')
 const { useCluster } = require('./support.js')
 
@@ -114,6 +116,27 @@ test('stream: break after 10 rows of 10 million returns at once; the server stop
   await c.release()
   const state = await backend(suite.pool(), pid)
   assert.equal(state.state, 'idle', 'no transaction left open')
+})
+
+test('stream: an iterator dropped after its first rows, without return(), gives its connection back when collected', async () => {
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc')
+  const pool = suite.pool({ poolSize: 1 })
+  let pid
+  await (async () => {
+    // A first-row helper that never finishes the loop: its generator, and the stream's job
+    // one batch ahead of it, are left to the garbage collector.
+    const it = pool.stream('select g, pg_backend_pid() as pid from generate_series(1, 100000) g', [], { batchSize: 100 })[Symbol.asyncIterator]()
+    pid = (await it.next()).value.pid
+  })()
+  for (let i = 0; i < 40 && pool.status().inUse > 0; i++) {
+    gc()
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  assert.equal(pool.status().inUse, 0, 'the connection was given back')
+  assert.deepEqual(await pool.query('select 1 as x'), [{ x: 1 }])
+  const state = await backend(suite.pool(), pid)
+  assert.ok(!state || state.state === 'idle', `no transaction left open: ${JSON.stringify(state)}`)
 })
 
 test('stream: a throw in the loop body and an error from the server both end it and leave the connection usable', async () => {

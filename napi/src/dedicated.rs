@@ -702,6 +702,19 @@ pub struct NativeCursor {
     query: Arc<str>,
 }
 
+/// A stream whose iterator was dropped without `return()` (left to the garbage collector
+/// after its first rows) is closed all the same, as a COPY TO's is: otherwise its job, one
+/// batch ahead, would wait for room in the channel for good, holding the connection, and the
+/// server's session would stay inside the stream's transaction.
+impl Drop for NativeCursor {
+    fn drop(&mut self) {
+        let open = self.done.lock().is_ok_and(|d| d.is_some());
+        if open {
+            crate::spawn_detached(close_stream(self.rx.clone(), self.done.clone()));
+        }
+    }
+}
+
 /// `null` for JS.
 pub(crate) struct End;
 
