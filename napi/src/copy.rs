@@ -311,12 +311,17 @@ impl NativeCopyOut {
             .spawn(&env, Some(self.query.clone()), async move {
                 loop {
                     let notified = shared.ready.notified();
+                    // Looked at before the queue: the job queues its last piece and then
+                    // publishes the end, so an end seen here means the queue is complete.
+                    // (Looked at after, an empty queue and then the end could both be seen
+                    // with the last piece queued in between, and that piece lost.)
+                    let over = shared.end.lock().map_or(true, |e| e.is_some());
                     if let Some(data) = shared.take() {
                         return Ok(CopyRead::Data(data));
                     }
-                    let end = shared.end.lock().ok().and_then(|mut e| e.take());
-                    if let Some(end) = end {
-                        return Ok(CopyRead::End(end?));
+                    if over {
+                        let end = shared.end.lock().ok().and_then(|mut e| e.take());
+                        return Ok(CopyRead::End(end.unwrap_or(Ok(None))?));
                     }
                     notified.await;
                 }

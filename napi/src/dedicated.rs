@@ -452,10 +452,12 @@ impl NativeConnection {
             };
             job.flush();
             drop(guard);
+            // Free before the end is published, so that a statement JS runs once it has read
+            // the end does not find the connection busy (as a stream's job does).
+            open.clear(id);
             if let Ok(mut end) = job.end.lock() {
                 *end = Some(result.map(|r| r.rows_affected()));
             }
-            open.clear(id);
             job.ready.notify_one();
             let _ = done_tx.send(());
         });
