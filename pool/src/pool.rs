@@ -604,6 +604,9 @@ impl Pool {
             };
             let stmt = match stmt {
                 Ok(s) => s,
+                // Preparing (Parse, Describe, type lookups) runs nothing of the statement: a
+                // connection lost meanwhile leaves no write in doubt, and it goes again.
+                Err(e) if e.is_closed() => return Outcome::Done(Err(e.ran_nothing())),
                 Err(e) => return Outcome::Done(Err(e)),
             };
             let stream = Streaming::row_stream_here(streaming).await;

@@ -607,3 +607,39 @@ async fn begin_is_refused_on_shared_connections_and_one_left_in_a_transaction_is
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_connection_dies_while_it_is_prepared_runs_once_on_a_new_one() {
+    timed(async {
+        // The first connection dies with the insert's Parse/Describe in flight: nothing of
+        // the statement ran, so it is not in doubt; it runs on the next connection.
+        let executed = counter();
+        let seen = executed.clone();
+        let parses = counter();
+        let pool = pool_with(1, 2_000, counter(), move || {
+            let (seen, parses) = (seen.clone(), parses.clone());
+            let mut inner = by_statement(move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Reply::Send(hyperion_wire::test_support::be::command_complete(
+                    "INSERT 0 1",
+                ))
+            });
+            Box::new(move |m: &Frontend| {
+                if m.tag == b'P' && parses.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Reply::Close;
+                }
+                inner(m)
+            })
+        });
+        pool.query(
+            "insert into t values (1)",
+            NO_PARAMS,
+            QueryOptions::default(),
+            None,
+        )
+        .await
+        .expect("run on a new connection, not IN_DOUBT");
+        assert_eq!(executed.load(Ordering::SeqCst), 1);
+    })
+    .await;
+}

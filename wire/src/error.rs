@@ -111,6 +111,13 @@ impl Error {
         Error::new(ErrorKind::Encode, e.to_string(), None, false)
     }
 
+    /// The same error, for work that cannot have run the caller's statement (its Parse and
+    /// Describe, a type lookup): safe to retry like one never written.
+    #[cfg(feature = "driver")]
+    pub fn ran_nothing(&self) -> Self {
+        self.with_sent(false)
+    }
+
     #[cfg(feature = "driver")]
     /// The same error, for a request that was (or was not) written.
     pub(crate) fn with_sent(&self, sent: bool) -> Self {
