@@ -273,8 +273,12 @@ impl Pool {
     fn pick_shared(&self, now: u64) -> Option<Result<SlotLease<Conn>, Opening<'_>>> {
         // Closed connections are skipped here and purged on the slow path; so are stalled
         // ones (a long statement at the head of the pipeline).
+        let drain = self.inner.draining.load(Ordering::Relaxed);
         let fits = |c: &Conn, shared: u32| {
-            !c.client.is_closed() && !c.stalled(shared, now) && self.usable(c)
+            !c.client.is_closed()
+                && !c.stalled(shared, now)
+                && self.usable(c)
+                && (drain == 0 || !std::ptr::eq(c, drain as *const Conn))
         };
         // First by the slot words alone (one connection looked at, not every one): the one
         // with the fewest leases, if it fits and, without leases, is idle. When it holds
@@ -401,6 +405,7 @@ impl Pool {
             }
             let (tx, rx) = oneshot::channel();
             self.waiters().push_back(tx);
+            self.choose_drain();
             // Whatever ends the wait, this future dropped at an await included (a stop
             // racing it, `before_sending`), leaves the line cleanly: a connection handed
             // over and not taken goes back, a "look again" goes to the next waiter.
@@ -474,9 +479,19 @@ impl Pool {
         let mut waiters = self.waiters();
         while let Some(w) = waiters.pop_front() {
             if w.send(Some((id, conn.clone()))).is_ok() {
+                let more = !waiters.is_empty();
+                drop(waiters);
+                // The connection drained for the line went to its first waiter: another one
+                // drains for the rest.
+                if more {
+                    self.choose_drain();
+                } else {
+                    self.inner.draining.store(0, Ordering::Relaxed);
+                }
                 return true;
             }
         }
+        self.inner.draining.store(0, Ordering::Relaxed);
         false
     }
 
@@ -488,6 +503,23 @@ impl Pool {
                 return;
             }
         }
+        self.inner.draining.store(0, Ordering::Relaxed);
+    }
+
+    /// Picks the connection that stops taking shared queries while exclusive checkouts wait:
+    /// the least loaded one that serves queries, so that it empties first. Its last query's
+    /// return hands it to the line (`return_shared`). None when no connection serves
+    /// queries (every one is held exclusively: its release hands it over anyway).
+    fn choose_drain(&self) {
+        let best = self
+            .inner
+            .slots
+            .snapshot()
+            .into_iter()
+            .filter(|v| !v.exclusive && !v.item.client.is_closed() && self.usable(&v.item))
+            .min_by_key(|v| v.item.in_flight())
+            .map_or(0, |v| Arc::as_ptr(&v.item) as usize);
+        self.inner.draining.store(best, Ordering::Relaxed);
     }
 
     /// Whether a returned connection can serve again.

@@ -209,6 +209,11 @@ pub(crate) struct Inner {
     pub(crate) waiters: Mutex<VecDeque<Waiter>>,
     /// Shared acquirers about to sleep on `changed` (gates the notify on the release path).
     pub(crate) sleepers: AtomicUsize,
+    /// The connection (its address) that takes no new shared queries while exclusive
+    /// checkouts wait, so that its pipeline empties and it can be handed over; 0: none. Under
+    /// steady load every pipeline always holds a query, and a waiting transaction would
+    /// otherwise never get a connection (`lease.rs`, `choose_drain`).
+    pub(crate) draining: AtomicUsize,
     pub(crate) closed: AtomicBool,
     /// Connections being opened (`lease.rs` `open`): `end({ timeoutMs })` waits for them
     /// too, and past its grace gives them up (`abandoned`, then `abandon` signalled).
@@ -276,6 +281,7 @@ impl Pool {
                 types: Arc::new(TypeCache::new()),
                 waiters: Mutex::new(VecDeque::new()),
                 sleepers: AtomicUsize::new(0),
+                draining: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 opening: AtomicUsize::new(0),
                 abandoned: AtomicBool::new(false),

@@ -643,3 +643,40 @@ async fn a_write_whose_connection_dies_while_it_is_prepared_runs_once_on_a_new_o
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_gets_a_connection_while_queries_keep_every_pipeline_busy() {
+    timed(async {
+        // One connection, and sixteen callers that keep its pipeline full for good: it is
+        // never without a query. A transaction waiting for it must still get it, within
+        // acquireTimeoutMs, rather than 53300 from a pool that is only busy.
+        let pool = pool_with(1, 1_500, counter(), plain);
+        pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
+            .await
+            .unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut load = Vec::new();
+        for _ in 0..16 {
+            let (p, stop) = (pool.clone(), stop.clone());
+            load.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    // 53300 is allowed here: these queries may wait behind the transaction.
+                    let _ = p
+                        .query("select 1", NO_PARAMS, QueryOptions::default(), None)
+                        .await;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let tx = pool.begin(None).await;
+        let waited = started.elapsed();
+        let tx = tx.unwrap_or_else(|e| panic!("after {waited:?}: {e}"));
+        tx.commit().await.unwrap();
+        stop.store(true, Ordering::Relaxed);
+        for l in load {
+            l.await.unwrap();
+        }
+    })
+    .await;
+}
