@@ -118,6 +118,27 @@ test('prepared: a column added or a type changed, no 0A000 outside a transaction
   assert.equal(same.length, 1, JSON.stringify(same))
 })
 
+test('prepared: DISCARD ALL or DEALLOCATE ALL on a connection, and its statements are prepared again, not 26000 for good', async () => {
+  const p = suite.pool({ poolSize: 1 })
+  const sql = 'select $1::int + 1 as n'
+  assert.deepEqual(await p.query(sql, [1]), [{ n: 2 }])
+  for (const reset of ['DISCARD ALL', 'DEALLOCATE ALL']) {
+    // A checkout reset before it is given back, as a pooler or a framework does.
+    const c = await p.connect()
+    try {
+      assert.deepEqual(await c.query(sql, [2]), [{ n: 3 }])
+      await c.query(reset)
+      assert.deepEqual(await c.query(sql, [3]), [{ n: 4 }], `on the checkout after ${reset}`)
+      await c.query(reset)
+    } finally {
+      await c.release()
+    }
+    // The same connection, back in the pool, its statement gone from the server again.
+    assert.deepEqual(await p.query(sql, [4]), [{ n: 5 }], `through the pool after ${reset}`)
+    assert.deepEqual(await p.query(sql, [5]), [{ n: 6 }])
+  }
+})
+
 test('prepared: in a transaction the stale statement fails it, and the next transaction works', async () => {
   const p = suite.pool({ poolSize: 1 })
   await p.query('drop table if exists st_tx')

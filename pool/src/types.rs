@@ -147,6 +147,9 @@ impl TypeCache {
     /// anything ran, and no transaction block was open (`idle_before`: none was when the
     /// statement was sent), which the error would have aborted.
     ///
+    /// A named statement the session no longer has (26000, after a DISCARD ALL or
+    /// DEALLOCATE ALL) is dropped and prepared again the same way.
+    ///
     /// PostgreSQL refuses a stale prepared statement with 0A000 "cached plan must not change
     /// result type" at every Bind, for the life of the statement: pgx drops it the same way.
     /// A stale unnamed description fails its Bind with 08P01 when the column count changed
@@ -172,12 +175,20 @@ impl TypeCache {
                     None => db.message.starts_with("bind message"),
                 }
         } else {
-            db.code == "0A000"
+            let changed = db.code == "0A000"
                 && db.where_.is_none()
                 && (db.routine.as_deref() == Some("RevalidateCachedQuery")
                     || db
                         .message
-                        .contains("cached plan must not change result type"))
+                        .contains("cached plan must not change result type"));
+            // Gone from the session: a DISCARD ALL or DEALLOCATE ALL run on the connection (a
+            // reset before giving it back, say) dropped it, and Bind refused it. Nothing ran;
+            // prepared again, it runs.
+            let gone = db.code == "26000"
+                && db
+                    .message
+                    .contains(&format!("prepared statement \"{}\"", stmt.name()));
+            changed || gone
         };
         if stmt.is_unnamed() && (refused || db.code.starts_with("42")) {
             self.forget_unnamed(sql, stmt);
