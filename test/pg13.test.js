@@ -61,6 +61,21 @@ test('with a long validationIntervalMs, a write on the fenced connection gets 25
   await suite.cluster.heal()
 })
 
+test('pool.connect() on an idle connection to a fenced 13 node moves to the promoted primary', async () => {
+  const p = pool({ poolSize: 1 })
+  await p.query('select 1') // one idle connection, to the primary about to be fenced
+  const { newPrimary } = await suite.cluster.failover({ mode: 'fence' })
+  const port = suite.cluster.node(newPrimary).port
+  const c = await p.connect()
+  try {
+    const [r] = await c.query('select inet_server_port() as port, pg_is_in_recovery() as standby')
+    assert.deepEqual(r, { port, standby: false })
+  } finally {
+    await c.release()
+  }
+  await suite.cluster.heal()
+})
+
 test('a busy JS thread does not get a healthy host called down (the probe runs off the JS thread)', async () => {
   // A statement waiting past 500 ms makes the pool probe the hosts. On 13 the probe is a
   // query; run on the JS thread, it could not be answered while JS was busy, timed out,

@@ -81,9 +81,12 @@ impl Pool {
                     return Ok((conn, deferred));
                 }
                 Ok(_) => {
-                    // A read-only node: the lease goes back (mid-transaction after a BEGIN,
-                    // so it is destroyed), and so are the host's idle connections.
+                    // A read-only node: the connection is closed, and so are the host's idle
+                    // ones. (Given back, a connection to a server before 14, which does not
+                    // report the fence itself, would be taken and probed again until the
+                    // deadline.)
                     self.seen_unfit(&lease.conn);
+                    self.evict(&lease);
                     drop(lease);
                     if Instant::now() >= deadline {
                         return Err(match self.config().mode {

@@ -553,7 +553,13 @@ impl Pool {
     /// marked so, and the host's idle connections go with it. One fenced write does not
     /// become one per pooled connection.
     pub(crate) fn seen_unfit(&self, conn: &Conn) {
-        let state = role::session_state(conn.client.state());
+        let mut state = role::session_state(conn.client.state());
+        // A session of a server before 14 does not report read-only-ness, so its own
+        // reports say "primary": the probe that found it read-only is the evidence (a fence
+        // or a standby; either way not this read-write pool's node).
+        if self.inner.config.mode == Mode::ReadWrite && state == HostState::Primary {
+            state = HostState::Fenced;
+        }
         self.inner.hosts.set(conn.host, state);
         self.close_idle(conn.host);
     }
