@@ -108,9 +108,74 @@ fn may_have_written(result: &QueryResult) -> bool {
 /// does not: it counts as a read, as in [`may_have_written`]).
 fn reads_only(sql: &str) -> bool {
     let word = first_word(sql);
-    ["SELECT", "SHOW", "VALUES", "TABLE"]
+    if word.eq_ignore_ascii_case("SELECT") {
+        // SELECT ... INTO makes a table.
+        return !has_keyword(sql, "INTO");
+    }
+    ["SHOW", "VALUES", "TABLE"]
         .iter()
         .any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// Whether `keyword` is a word of `sql` outside its string constants, quoted identifiers
+/// and comments (a reserved word, such as INTO, appears nowhere else as itself).
+fn has_keyword(sql: &str, keyword: &str) -> bool {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' | b'"' => {
+                // A constant or a quoted identifier; a doubled quote stays inside, and so does
+                // a backslash's next byte in an E'' constant (harmlessly in any other).
+                let escapes = c == b'\'' && i > 0 && b[i - 1].eq_ignore_ascii_case(&b'e');
+                i += 1;
+                while i < b.len() {
+                    if (escapes && b[i] == b'\\') || (b[i] == c && b.get(i + 1) == Some(&c)) {
+                        i += 2;
+                    } else if b[i] == c {
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find('\n').map_or(b.len(), |n| i + n + 1);
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = b.len() - past_block_comment(&sql[i..]).len();
+            }
+            b'$' => {
+                // A dollar-quoted constant: $tag$ ... $tag$ (a parameter, $1, is not one).
+                let tag_end = sql[i + 1..]
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                    .map(|n| i + 1 + n);
+                match tag_end {
+                    Some(t) if b[t] == b'$' && !b[i + 1].is_ascii_digit() => {
+                        let tag = &sql[i..=t];
+                        i = sql[t + 1..]
+                            .find(tag)
+                            .map_or(b.len(), |n| t + 1 + n + tag.len());
+                    }
+                    _ => i += 1,
+                }
+            }
+            _ if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
+                {
+                    i += 1;
+                }
+                if sql[start..i].eq_ignore_ascii_case(keyword) {
+                    return true;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    false
 }
 
 /// Whether `sql` opens a transaction block (BEGIN, START TRANSACTION).
@@ -390,9 +455,12 @@ impl Pool {
         // The mode's default retries reads only: a write that may have run is never run
         // again unless the caller asked (a prefer-standby pool with no standby writes on
         // the primary).
-        let retry_reads = opts
-            .retry
-            .unwrap_or(matches!(cfg.mode, Mode::ReadOnly | Mode::PreferStandby) && reads_only(sql));
+        // (Read only once a query failed: reading the statement's text costs every query.)
+        let retry_reads = || {
+            opts.retry.unwrap_or(
+                matches!(cfg.mode, Mode::ReadOnly | Mode::PreferStandby) && reads_only(sql),
+            )
+        };
         let mut read_retries = 0;
         let mut attempt = 0;
         let stopper = Stopper::new(&opts.cancel, start);
@@ -442,7 +510,14 @@ impl Pool {
                     if lease.conn.client.state().transaction_status() != TransactionStatus::Idle {
                         return Err(self.left_in_transaction(sql, &lease));
                     }
-                    self.confirm(&lease.conn);
+                    if self.fenced(&lease.conn.client) {
+                        // A write returned as the fence (or promotion) came: its host is not
+                        // confirmed in the role it no longer has, and its connection goes.
+                        self.seen_unfit(&lease.conn);
+                        self.evict(&lease);
+                    } else {
+                        self.confirm(&lease.conn);
+                    }
                     return crate::error::durable(result, "the statement");
                 }
                 Outcome::Fenced => {
@@ -464,7 +539,7 @@ impl Pool {
                     if e.is_closed() && e.safe_to_retry() && Instant::now() < deadline {
                         continue;
                     }
-                    if e.is_closed() && retry_reads && read_retries + 1 < cfg.retry.max_attempts {
+                    if e.is_closed() && read_retries + 1 < cfg.retry.max_attempts && retry_reads() {
                         let now = Instant::now();
                         if now < deadline {
                             let delay = cfg.retry.delay(read_retries).min(deadline - now);
@@ -593,7 +668,6 @@ impl Pool {
         named: bool,
     ) -> Outcome {
         let cfg = &self.inner.config;
-        let read_write = cfg.mode == Mode::ReadWrite;
         let state = conn.client.state();
         let interval = u64::try_from(cfg.validation_interval.as_millis()).unwrap_or(u64::MAX);
         // Only a server before 14 is validated by a probe, and only it reads the time of
@@ -663,7 +737,9 @@ impl Pool {
             // 25006.) The connection is evicted with its next statement.
             // A statement that may hold a write though its tag says SELECT (a `WITH` whose
             // member inserts) counts as a write here too.
-            if read_write && matches!(&result, Ok(r) if may_have_written(r) || !reads_only(sql)) {
+            // So does a write that succeeded on a read-only pool's standby as it was
+            // promoted (writing there is a misuse, but it ran, and ran once).
+            if matches!(&result, Ok(r) if may_have_written(r) || !reads_only(sql)) {
                 return Outcome::Done(result);
             }
             return Outcome::Fenced;
@@ -765,6 +841,15 @@ mod tests {
             "with x as (insert into t values (1) returning 1) select * from x"
         ));
         assert!(!reads_only("/* unterminated select"));
+        // SELECT ... INTO makes a table; INTO in a constant, an identifier or a comment does not.
+        assert!(!reads_only("select * into t2 from t"));
+        assert!(!reads_only("SELECT a\nINTO TEMP t2 FROM t"));
+        assert!(reads_only("select 'into' as x, \"into\" from t -- into\n"));
+        assert!(reads_only(
+            "select $$ into $$, $q$ into $q$, $1 /* into */ from t"
+        ));
+        assert!(reads_only("select E'it''s \\' into' as x"));
+        assert!(reads_only("select intox, x_into from t"));
         assert!(opens_transaction("BEGIN"));
         assert!(opens_transaction("begin isolation level serializable"));
         assert!(opens_transaction("/* c /* d */ */ start transaction"));

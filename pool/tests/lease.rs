@@ -680,3 +680,59 @@ async fn a_transaction_gets_a_connection_while_queries_keep_every_pipeline_busy(
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_succeeded_as_a_read_only_pools_standby_was_promoted_is_not_run_again() {
+    timed(async {
+        // Every connection is to a standby (it says so at startup). The insert's answer
+        // carries the promotion (in_hot_standby=off): it ran, writable, and committed. Run
+        // again on another standby it would fail there, or run twice.
+        let executed = counter();
+        let seen = executed.clone();
+        let mut cfg = scripted_config(1, 2_000);
+        cfg.mode = hyperion_pool::Mode::ReadOnly;
+        cfg.connector = Some(Connector(Arc::new(move |c| {
+            let seen = seen.clone();
+            let backend = spawn_backend(
+                &[
+                    ("default_transaction_read_only", "on"),
+                    ("in_hot_standby", "on"),
+                ],
+                by_statement(move |sql| {
+                    let mut out = Vec::new();
+                    if sql.starts_with("insert") {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        for (name, value) in [
+                            ("in_hot_standby", "off"),
+                            ("default_transaction_read_only", "off"),
+                        ] {
+                            out.extend(hyperion_wire::test_support::be::parameter_status(
+                                name, value,
+                            ));
+                        }
+                        out.extend(hyperion_wire::test_support::be::command_complete(
+                            "INSERT 0 1",
+                        ));
+                    } else {
+                        out.extend(hyperion_wire::test_support::be::command_complete(
+                            "SELECT 0",
+                        ));
+                    }
+                    Reply::Send(out)
+                }),
+            );
+            Box::pin(async move { connect_stream(backend.stream, &c).await })
+        })));
+        let pool = Pool::new(cfg).unwrap();
+        pool.query(
+            "insert into t values (1)",
+            NO_PARAMS,
+            QueryOptions::default(),
+            None,
+        )
+        .await
+        .expect("its result: it ran");
+        assert_eq!(executed.load(Ordering::SeqCst), 1, "run once");
+    })
+    .await;
+}
