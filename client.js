@@ -13,7 +13,7 @@ const {
   stoppable, retryableInTransaction, logQuery, ignore, plainParams,
 } = require('./calls.js')
 const { queryTrace, connectChannel, eventChannel, nextTraceId, traced } = require('./tracing.js')
-const { Dedicated, Transaction, Connection, checkCopyFrom } = require('./dedicated.js')
+const { Dedicated, Transaction, Connection, checkCopyFrom, closeSource } = require('./dedicated.js')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -242,7 +242,12 @@ class Pool {
   async copyFrom(sql, source) {
     checkCopyFrom(sql, source)
     native.checkCopy(sql)
-    return this.#runOn(NO_OPTIONS, sql, (c) => c.copyFrom(sql, source))
+    try {
+      return await this.#runOn(NO_OPTIONS, sql, (c) => c.copyFrom(sql, source))
+    } catch (e) {
+      closeSource(source) // no connection for it, say: the COPY's source is closed all the same
+      throw e
+    }
   }
 
   /** `COPY ... TO STDOUT` on a connection of its own (see `Connection#copyTo`). */

@@ -42,7 +42,11 @@ async function* cursorRows(start, arrays, signal, sql) {
       const r = aborted ? await Promise.race([next, aborted]) : await next
       if (r === null) return
       const rows = r.rest ? await rowsOf(r, arrays) : rowsOf(r, arrays)
-      for (let i = 0; i < rows.length; i++) yield rows[i]
+      for (let i = 0; i < rows.length; i++) {
+        // An abort stops the loop at its next row, not after the rest of the batch.
+        if (signal !== undefined && signal.aborted) throw abortedBefore(signal, sql, 'the stream was aborted')
+        yield rows[i]
+      }
     }
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort)
@@ -129,7 +133,13 @@ class Dedicated {
    */
   async copyFrom(sql, source) {
     const single = checkCopyFrom(sql, source)
-    const w = await this[NATIVE].copyIn(sql)
+    let w
+    try {
+      w = await this[NATIVE].copyIn(sql)
+    } catch (e) {
+      closeSource(source)
+      throw e
+    }
     try {
       if (single) {
         await w.write(copyChunk(source))
@@ -273,6 +283,20 @@ class Connection extends Dedicated {
   }
 }
 
+// A copyFrom source the COPY will not read to its end (it failed, or never started) is
+// closed, as stream.pipeline closes its source: a Readable destroyed (its file descriptor
+// with it), a generator returned. Destroyed without an error, which a Readable would emit to
+// listeners the caller may not have. A Buffer, a string or an array holds nothing open.
+function closeSource(source) {
+  try {
+    if (source === null || typeof source !== 'object') return
+    if (typeof source.destroy === 'function') source.destroy()
+    else if (typeof source.return === 'function') Promise.resolve(source.return()).catch(ignore)
+  } catch {
+    // A source whose close throws is the caller's to deal with; the COPY's error stands.
+  }
+}
+
 // copyFrom's arguments: the text a string, the source a Buffer or string (then true: one
 // piece), or an (async) iterable of them (false).
 function checkCopyFrom(sql, source) {
@@ -285,4 +309,4 @@ function checkCopyFrom(sql, source) {
   return single
 }
 
-module.exports = { Dedicated, Transaction, Connection, checkCopyFrom }
+module.exports = { Dedicated, Transaction, Connection, checkCopyFrom, closeSource }

@@ -162,10 +162,11 @@ test('stream: an AbortSignal stops it with an AbortError', async () => {
   await assert.rejects(async () => {
     for await (const row of pool.stream('select g from generate_series(1, 10000000) g', [], { signal: ac.signal, batchSize: 500 })) {
       void row
-      if (++n === 1000) ac.abort()
+      if (++n === 750) ac.abort() // mid-batch: the rest of the batch is not handed out
       await new Promise((r) => setImmediate(r))
     }
   }, { name: 'AbortError', code: 'ABORT_ERR' })
+  assert.equal(n, 750, 'no row after the abort')
   assert.deepEqual(await pool.query('select 2 as ok'), [{ ok: 2 }])
 })
 
@@ -228,6 +229,38 @@ test('copyFrom 1M rows from a generator, then copyTo: byte-identical', async () 
   assert.equal(got.length, want.length)
   assert.ok(got.equals(want), 'COPY TO gives back the bytes COPY FROM took')
   assert.equal(pool.status().inUse, 0)
+})
+
+test('copyFrom: a source the COPY never reads (a missing table, no connection) is closed, not left open', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const path = require('node:path')
+  const file = path.join(os.tmpdir(), `copy-src-${process.pid}.tsv`)
+  fs.writeFileSync(file, '1\ta\n')
+  try {
+    // Refused by the server before any data is read.
+    const r = fs.createReadStream(file)
+    await assert.rejects(pool.copyFrom('copy no_such_table from stdin', r), { code: '42P01' })
+    assert.equal(r.destroyed, true, 'the Readable (and its file descriptor) was closed')
+    // No connection for it: the pool is ended.
+    let started = false
+    async function* gen() {
+      started = true
+      yield '1\ta\n'
+    }
+    const g = gen()
+    const ended = suite.pool({ poolSize: 1 })
+    await ended.end()
+    await assert.rejects(ended.copyFrom('copy copy_t from stdin', g), { code: 'POOL_CLOSED' })
+    assert.deepEqual(await g.next(), { value: undefined, done: true }, 'the generator was returned')
+    assert.equal(started, false)
+    // A Buffer holds nothing open, and the connection goes on.
+    await assert.rejects(pool.copyFrom('copy no_such_table from stdin', Buffer.from('1\n')), { code: '42P01' })
+    assert.deepEqual(await pool.query('select 1 as x'), [{ x: 1 }])
+  } finally {
+    fs.rmSync(file, { force: true })
+  }
 })
 
 test('copyFrom: a Buffer, a Readable, CSV; a source that throws midway copies nothing and the connection goes on', async () => {
