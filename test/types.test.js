@@ -200,6 +200,18 @@ test('a JS array binds as JSON where the target is not an array type; objects as
   assert.deepStrictEqual(r.b, { nested: [true, { x: 'é' }] })
   assert.deepStrictEqual(r.c, [])
   assert.equal(r.t, 'array')
+  // A Date is what JSON.stringify makes of it: alone, in an array, in an object, in any year;
+  // bound to text, its toISOString().
+  const dates = [new Date(0), new Date('0000-06-01T00:00:00.000Z'), new Date('+010000-01-01T00:00:00.000Z')]
+  const [d] = await pool.query('select $1::jsonb as alone, $2::jsonb as arr, $3::jsonb as obj, $4::text as txt', [
+    dates[0], dates, { d: dates[2] }, dates[2],
+  ])
+  assert.deepStrictEqual(d, {
+    alone: JSON.parse(JSON.stringify(dates[0])),
+    arr: JSON.parse(JSON.stringify(dates)),
+    obj: JSON.parse(JSON.stringify({ d: dates[2] })),
+    txt: dates[2].toISOString(),
+  })
 })
 
 test('values that cannot bind are refused before sending, and the connection stays usable', async () => {

@@ -419,16 +419,15 @@ fn json_value(p: &Param, out: &mut String, depth: usize) -> Result<(), EncodeErr
             }
             out.push_str("]}");
         }
-        Param::Date(ms) => {
-            let mut b = BytesMut::new();
-            if iso_timestamp(*ms, &mut b).is_ok() && !b.ends_with(b" BC") {
+        // As `JSON.stringify` writes a Date: its `toISOString()`, or null when invalid.
+        Param::Date(ms) => match js_iso(*ms) {
+            Some(iso) => {
                 out.push('"');
-                out.push_str(&String::from_utf8_lossy(&b));
+                out.push_str(&iso);
                 out.push('"');
-            } else {
-                out.push_str("null");
             }
-        }
+            None => out.push_str("null"),
+        },
         Param::Json(s) => out.push_str(s),
         Param::Array(items) => json_array(items, out, depth + 1)?,
     }
@@ -466,7 +465,52 @@ fn date_text(ms: f64, type_oid: u32, buf: &mut BytesMut) -> Result<(), EncodeErr
     if is_numeric_type(type_oid) || type_oid == oid::BOOL || type_oid == oid::BYTEA {
         return err(format!("a Date cannot bind to {}", type_name(type_oid)));
     }
-    iso_timestamp(ms, buf)
+    match type_oid {
+        // A JSON value: the quoted string `JSON.stringify` makes of a Date.
+        oid::JSON | oid::JSONB => {
+            let Some(iso) = js_iso(ms) else {
+                return err("an invalid Date cannot be bound");
+            };
+            buf.put_u8(b'"');
+            buf.put_slice(iso.as_bytes());
+            buf.put_u8(b'"');
+            Ok(())
+        }
+        // A string: `toISOString()`'s, whatever the year.
+        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME => match js_iso(ms) {
+            Some(iso) => {
+                buf.put_slice(iso.as_bytes());
+                Ok(())
+            }
+            None => err("an invalid Date cannot be bound"),
+        },
+        // A date or time type: the form PostgreSQL reads (its BC years).
+        _ => iso_timestamp(ms, buf),
+    }
+}
+
+/// `Date#toISOString()`: years 0000–9999 with four digits, others signed with six
+/// (astronomical numbering: 1 BC is 0000); `None` for an invalid Date.
+fn js_iso(ms: f64) -> Option<String> {
+    if !ms.is_finite() {
+        return None;
+    }
+    let ms = ms as i64;
+    let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
+    let rem = ms.rem_euclid(86_400_000);
+    let time = format!(
+        "{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    );
+    Some(if (0..=9999).contains(&y) {
+        format!("{y:04}-{m:02}-{d:02}T{time}")
+    } else {
+        let sign = if y < 0 { '-' } else { '+' };
+        format!("{sign}{:06}-{m:02}-{d:02}T{time}", y.abs())
+    })
 }
 
 /// Milliseconds since the Unix epoch as PostgreSQL's binary timestamp: microseconds since
@@ -797,6 +841,45 @@ mod tests {
             );
             assert!(enc(Param::Date(f64::NAN), o).is_err());
         }
+        // Years outside 0000-9999: a string gets toISOString()'s signed six digits, a date
+        // PostgreSQL's BC form (which it reads), JSON what JSON.stringify writes.
+        let year0 = -62_154_086_400_000.0; // 0000-06-01T00:00:00.000Z (1 BC)
+        let year10000 = 253_402_300_800_000.0; // +010000-01-01T00:00:00.000Z
+        assert_eq!(
+            text(Param::Date(year0), oid::TEXT),
+            "0000-06-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            text(Param::Date(year10000), oid::VARCHAR),
+            "+010000-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            text(Param::Date(-62_198_755_200_000.0), oid::TEXT),
+            "-000001-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            text(Param::Date(year0), oid::DATE),
+            "0001-06-01T00:00:00.000Z BC"
+        );
+        for o in [oid::JSON, oid::JSONB] {
+            assert_eq!(text(Param::Date(0.0), o), "\"1970-01-01T00:00:00.000Z\"");
+            assert_eq!(
+                text(Param::Date(year10000), o),
+                "\"+010000-01-01T00:00:00.000Z\""
+            );
+            assert!(enc(Param::Date(f64::NAN), o).is_err());
+        }
+        assert_eq!(
+            text(
+                Param::Array(vec![
+                    Param::Date(year0),
+                    Param::Date(year10000),
+                    Param::Date(f64::NAN)
+                ]),
+                oid::JSONB
+            ),
+            "[\"0000-06-01T00:00:00.000Z\",\"+010000-01-01T00:00:00.000Z\",null]"
+        );
     }
 
     proptest! {
