@@ -155,6 +155,23 @@ test('stream: a throw in the loop body and an error from the server both end it 
   assert.equal(pool.status().inUse, 0)
 })
 
+test('stream: left early, a stream that wrote reports its own COMMIT failing', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  await pool.query('drop table if exists stream_deferred')
+  await pool.query('create table stream_deferred (k int, unique (k) deferrable initially deferred)')
+  // The duplicate is found at COMMIT, which the stream's own transaction runs when the loop
+  // is left: the loop must not end as if the rows were written.
+  const sql = 'insert into stream_deferred select g % 1000 from generate_series(1, 5000) g returning k'
+  await assert.rejects(async () => {
+    for await (const row of pool.stream(sql, [], { batchSize: 100 })) {
+      void row
+      break
+    }
+  }, { code: '23505' })
+  assert.deepEqual(await pool.query('select count(*)::int as n from stream_deferred'), [{ n: 0 }])
+  assert.equal(pool.status().inUse, 0)
+})
+
 test('stream: an AbortSignal stops it with an AbortError', async () => {
   const pool = suite.pool({ poolSize: 1 })
   const ac = new AbortController()

@@ -350,12 +350,12 @@ impl NativeConnection {
         };
         let open = self.open.clone();
         napi::bindgen_prelude::spawn(async move {
-            job.run(&tx).await;
+            let late = job.run(&tx).await;
             // Over before JS can see the end (the channel closing), so the next call on the
             // connection does not find it busy.
             open.clear(id);
             drop(tx);
-            let _ = done_tx.send(());
+            let _ = done_tx.send(late);
         });
         Ok(NativeCursor {
             rx,
@@ -613,13 +613,13 @@ struct StreamJob {
 impl StreamJob {
     /// Opens the stream and sends its batches, one read ahead of JS (the channel holds
     /// one); ends when the rows do, on an error, or when JS closes the receiver.
-    async fn run(self, tx: &mpsc::Sender<Result<Chunk, Failure>>) {
+    async fn run(self, tx: &mpsc::Sender<Result<Chunk, Failure>>) -> Option<Failure> {
         let mut guard = self.held.lock().await;
         let c = match ready(&mut guard, self.tx, &Cancellation::default()).await {
             Ok(c) => c,
             Err(f) => {
                 let _ = tx.send(Err(f)).await;
-                return;
+                return None;
             }
         };
         // Cancelling is for a stream in a transaction of its own (see `NativeCursor::abort`).
@@ -640,7 +640,7 @@ impl StreamJob {
             Ok(cursor) => cursor,
             Err(e) => {
                 let _ = tx.send(Err(e.into())).await;
-                return;
+                return None;
             }
         };
         loop {
@@ -666,30 +666,42 @@ impl StreamJob {
             }
         }
         if let Err(e) = cursor.close(c).await {
-            // Closing failed (the connection broke): JS may still be waiting for a batch.
-            let _ = tx.try_send(Err(e.into()));
+            // Closing failed (the connection broke, or the stream's own COMMIT failed or is
+            // in doubt): JS may still be waiting for a batch; if it left, its `close()`
+            // reports it.
+            if let Err(mpsc::error::TrySendError::Closed(Err(f))) = tx.try_send(Err(e.into())) {
+                return Some(f);
+            }
         }
+        None
     }
 }
 
 type Batches = Arc<tokio::sync::Mutex<mpsc::Receiver<Result<Chunk, Failure>>>>;
 pub(crate) type Done = Arc<Mutex<Option<oneshot::Receiver<()>>>>;
+/// A stream job's end, with what closing it failed with when JS had already left.
+type StreamDone = Arc<Mutex<Option<oneshot::Receiver<Option<Failure>>>>>;
 
 /// Closes a stream: no more batches are taken, and the job closes the portal.
-fn stream_closer(rx: &Batches, done: &Done) -> Closer {
+fn stream_closer(rx: &Batches, done: &StreamDone) -> Closer {
     let (rx, done) = (rx.clone(), done.clone());
     Arc::new(move || {
         let (rx, done) = (rx.clone(), done.clone());
-        Box::pin(close_stream(rx, done))
+        Box::pin(async move {
+            close_stream(rx, done).await;
+        })
     })
 }
 
-async fn close_stream(rx: Batches, done: Done) {
+/// Closes a stream and waits for its job; what closing it failed with (the stream's own
+/// COMMIT), if anything.
+async fn close_stream(rx: Batches, done: StreamDone) -> Option<Failure> {
     // Taken before waiting for the receiver, which a `next()` may hold until its batch comes.
     let done = done.lock().ok().and_then(|mut d| d.take());
     rx.lock().await.close();
-    if let Some(done) = done {
-        let _ = done.await;
+    match done {
+        Some(done) => done.await.ok().flatten(),
+        None => None,
     }
 }
 
@@ -697,7 +709,7 @@ async fn close_stream(rx: Batches, done: Done) {
 #[napi]
 pub struct NativeCursor {
     rx: Batches,
-    done: Done,
+    done: StreamDone,
     /// Stops the batch being read (`abort()`).
     abort: Arc<Notify>,
     settler: Settler,
@@ -712,7 +724,10 @@ impl Drop for NativeCursor {
     fn drop(&mut self) {
         let open = self.done.lock().is_ok_and(|d| d.is_some());
         if open {
-            crate::spawn_detached(close_stream(self.rx.clone(), self.done.clone()));
+            let (rx, done) = (self.rx.clone(), self.done.clone());
+            crate::spawn_detached(async move {
+                close_stream(rx, done).await;
+            });
         }
     }
 }
@@ -768,10 +783,13 @@ impl NativeCursor {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close(&self, env: Env) -> napi::Result<JsObject> {
         let (rx, done) = (self.rx.clone(), self.done.clone());
-        self.settler.spawn(&env, None, async move {
-            close_stream(rx, done).await;
-            Ok(())
-        })
+        self.settler
+            .spawn(&env, Some(self.query.clone()), async move {
+                match close_stream(rx, done).await {
+                    Some(f) => Err(f),
+                    None => Ok(()),
+                }
+            })
     }
 
     /// The caller's signal fired: a batch being read in the stream's own transaction is

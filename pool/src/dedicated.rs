@@ -392,14 +392,20 @@ impl Cursor {
         }
         on.lease.mark_head();
         let closed = on.lease.client().close_portal(&self.portal).await;
-        let commit = closed.is_ok();
         self.done = true;
-        if self.own_tx {
-            // What the statement did stands (a data-modifying statement ran whole at its
-            // first Execute), as it would have without a stream.
-            on.end_own_tx(commit).await;
+        if !self.own_tx {
+            return closed.map_err(Error::from);
         }
-        closed.map_err(Error::from)
+        match closed {
+            // What the statement did stands (a data-modifying statement ran whole at its
+            // first Execute), as it would have without a stream; its COMMIT's outcome is
+            // reported as at the stream's end (a DELETE ... RETURNING left early).
+            Ok(()) => Self::end_own_tx(on, true).await,
+            Err(e) => {
+                on.end_own_tx(false).await;
+                Err(e.into())
+            }
+        }
     }
 
     async fn finish(&mut self, on: &Dedicated, commit: bool) -> Result<(), Error> {
@@ -414,6 +420,12 @@ impl Cursor {
                 .await
                 .map_err(Error::from);
         }
+        Self::end_own_tx(on, commit).await
+    }
+
+    /// Ends the stream's own transaction: COMMIT, whose failure or doubt is the caller's to
+    /// know (a statement run as a stream may have written), or ROLLBACK.
+    async fn end_own_tx(on: &Dedicated, commit: bool) -> Result<(), Error> {
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         let results = match on.lease.client().simple_query(sql).await {
             Ok(results) => results,
