@@ -178,23 +178,37 @@ fn has_keyword(sql: &str, keyword: &str) -> bool {
     false
 }
 
-/// Whether `sql` opens a transaction block (BEGIN, START TRANSACTION).
+/// Whether `sql` opens a transaction block (BEGIN, START TRANSACTION). Checked for every
+/// statement, so most are told apart by their first byte or two (`se` is not `st`).
 fn opens_transaction(sql: &str) -> bool {
+    let b = sql.as_bytes().trim_ascii_start();
+    let maybe = match b.first().map(u8::to_ascii_lowercase) {
+        Some(b'b' | b'-' | b'/' | b'(') => true,
+        Some(b's') => b.get(1).is_some_and(|c| c.eq_ignore_ascii_case(&b't')),
+        _ => false,
+    };
+    if !maybe {
+        return false;
+    }
     let word = first_word(sql);
     word.eq_ignore_ascii_case("BEGIN") || word.eq_ignore_ascii_case("START")
 }
 
 /// The first keyword of `sql`, past leading comments and parentheses.
 fn first_word(sql: &str) -> &str {
-    let mut s = sql.trim_start();
+    // (SQL's whitespace is ASCII.)
+    let mut s = sql.trim_ascii_start();
     // Leading comments and parentheses.
     loop {
         if let Some(rest) = s.strip_prefix("--") {
-            s = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+            s = rest
+                .split_once('\n')
+                .map_or("", |(_, r)| r)
+                .trim_ascii_start();
         } else if s.starts_with("/*") {
-            s = past_block_comment(s).trim_start();
+            s = past_block_comment(s).trim_ascii_start();
         } else if let Some(rest) = s.strip_prefix('(') {
-            s = rest.trim_start();
+            s = rest.trim_ascii_start();
         } else {
             break;
         }
@@ -768,6 +782,7 @@ impl Pool {
     }
 
     /// Whether a connection no longer fits the pool's mode ([`role::session_unfit`]).
+    #[inline]
     pub(crate) fn fenced(&self, client: &Client) -> bool {
         role::session_unfit(self.inner.config.mode, client.state())
     }
