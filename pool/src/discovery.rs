@@ -142,7 +142,7 @@ impl Pool {
                 .is_some_and(|l| now.saturating_sub(c.opened_ms) >= l);
             let idle_too_long = idle_ms.is_some_and(|l| now.saturating_sub(since) >= l)
                 && size > cfg.min_connections;
-            if (too_old || idle_too_long) && self.inner.slots.remove(v.id).is_some() {
+            if (too_old || idle_too_long) && self.inner.slots.remove_unheld(v.id).is_some() {
                 c.client.close();
                 size -= 1;
                 retired += 1;
@@ -265,7 +265,7 @@ impl Pool {
         let mut n = 0;
         for v in self.inner.slots.snapshot() {
             if v.item.host == i && v.shared == 0 && !v.exclusive && v.item.in_flight() == 0 {
-                if let Some(c) = self.inner.slots.remove(v.id) {
+                if let Some(c) = self.inner.slots.remove_unheld(v.id) {
                     c.client.close();
                     n += 1;
                 }

@@ -285,10 +285,24 @@ impl<T> Slots<T> {
     /// [`Slots::remove`], also saying whether a lease was held on it at that moment (read
     /// in the same atomic step that took it out, so no lease can be taken after it).
     pub fn remove_held(&self, id: SlotId) -> Option<(Arc<T>, bool)> {
+        self.remove_when(id, false)
+    }
+
+    /// [`Slots::remove`] only if no lease is held on it, in the same atomic step: an idle
+    /// connection retired or closed by the pool is never one that a checkout took an
+    /// instant after it was seen idle. `None` (and the slot as it was) otherwise.
+    pub fn remove_unheld(&self, id: SlotId) -> Option<Arc<T>> {
+        self.remove_when(id, true).map(|(item, _)| item)
+    }
+
+    fn remove_when(&self, id: SlotId, unheld_only: bool) -> Option<(Arc<T>, bool)> {
         let slot = self.slots.get(id.index)?;
         let mut w = slot.word.load(Ordering::Acquire);
         loop {
             if generation(w) != id.generation || phase(w) != READY {
+                return None;
+            }
+            if unheld_only && w & (SHARED_MASK | EXCLUSIVE) != 0 {
                 return None;
             }
             let removing = (w & !PHASE_MASK) | (REMOVING << PHASE_SHIFT);
@@ -446,6 +460,27 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn remove_unheld_leaves_a_slot_with_a_lease_alone() {
+        let slots: Slots<u32> = Slots::new(1);
+        let r = slots.reserve().unwrap();
+        let first = slots.install(r, Arc::new(7), false).unwrap(); // the opener's lease
+        let id = first.id;
+        assert!(slots.remove_unheld(id).is_none());
+        slots.release(first.id, false);
+        // Seen idle, then checked out before the removal: left in place.
+        let lease = slots.try_take(0).unwrap();
+        assert!(slots.remove_unheld(id).is_none());
+        assert!(slots.is_current(id));
+        slots.release(lease.id, true);
+        let shared = slots.try_share(0).unwrap();
+        assert!(slots.remove_unheld(id).is_none());
+        slots.release(shared.id, false);
+        // Idle: removed.
+        assert_eq!(slots.remove_unheld(id).as_deref(), Some(&7));
+        assert!(!slots.is_current(id));
+    }
 
     /// One slot as the model sees it.
     #[derive(Debug, Clone, PartialEq, Default)]
