@@ -285,9 +285,12 @@ async fn a_query_dropped_while_its_connection_opens_frees_the_slot() {
             "the first query is still opening when it is dropped"
         );
         // With the slot leaked, poolSize 1 would leave nothing to open: this would time out.
-        pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
-            .await
-            .expect("the reserved slot was freed when the opening query was dropped");
+        query_ok(
+            &pool,
+            "select 1",
+            "the reserved slot was freed when the opening query was dropped",
+        )
+        .await;
         assert_eq!(opened.load(Ordering::SeqCst), 2);
     })
     .await;
@@ -402,9 +405,12 @@ async fn connections_are_replaced_after_their_lifetime_without_failing_a_query()
         let pool = Pool::new(cfg).unwrap();
         let started = Instant::now();
         while started.elapsed() < Duration::from_millis(1_200) {
-            pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
-                .await
-                .expect("no query fails while connections are recycled");
+            query_ok(
+                &pool,
+                "select 1",
+                "no query fails while connections are recycled",
+            )
+            .await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let n = opened.load(Ordering::SeqCst);
@@ -422,6 +428,16 @@ async fn query_err(pool: &Pool, sql: &str) -> Error {
     pool.query(sql, NO_PARAMS, QueryOptions::default(), None)
         .await
         .unwrap_err()
+}
+
+/// Runs `sql` on `pool` with the default options; it must succeed (`why` says why).
+async fn query_ok(pool: &Pool, sql: &str, why: &str) {
+    if let Err(e) = pool
+        .query(sql, NO_PARAMS, QueryOptions::default(), None)
+        .await
+    {
+        panic!("{why}: {e}");
+    }
 }
 
 /// A script whose Parse messages tell which statement is running; `on_execute(sql)` answers
@@ -473,9 +489,7 @@ async fn a_prefer_standby_pool_retries_reads_by_default_but_never_a_write_that_w
         let err = query_err(&pool, "insert into t values (1)").await;
         assert_eq!(err.code(), "IN_DOUBT", "{err}");
         assert_eq!(executed.load(Ordering::SeqCst), 1, "the write ran once");
-        pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
-            .await
-            .expect("the read was run again");
+        query_ok(&pool, "select 1", "the read was run again").await;
         assert_eq!(reads.load(Ordering::SeqCst), 2);
     })
     .await;
@@ -503,14 +517,12 @@ async fn a_writing_with_query_that_succeeded_as_the_fence_came_is_not_run_again(
                 Reply::Send(out)
             })
         });
-        pool.query(
+        query_ok(
+            &pool,
             "with x as (insert into t values (1) returning 1) select * from x",
-            NO_PARAMS,
-            QueryOptions::default(),
-            None,
+            "its result, not a second run",
         )
-        .await
-        .expect("its result, not a second run");
+        .await;
         assert_eq!(executed.load(Ordering::SeqCst), 1);
     })
     .await;
@@ -596,9 +608,7 @@ async fn begin_is_refused_on_shared_connections_and_one_left_in_a_transaction_is
         assert_eq!(err.code(), "UNSAFE_TRANSACTION", "{err}");
         let err = query_err(&pool, "insert into t values (1) /* opens */").await;
         assert_eq!(err.code(), "IN_DOUBT", "{err}");
-        pool.query("select 1", NO_PARAMS, QueryOptions::default(), None)
-            .await
-            .expect("a fresh connection");
+        query_ok(&pool, "select 1", "a fresh connection").await;
         assert_eq!(
             opened.load(Ordering::SeqCst),
             3,
@@ -631,14 +641,12 @@ async fn a_write_whose_connection_dies_while_it_is_prepared_runs_once_on_a_new_o
                 inner(m)
             })
         });
-        pool.query(
+        query_ok(
+            &pool,
             "insert into t values (1)",
-            NO_PARAMS,
-            QueryOptions::default(),
-            None,
+            "run on a new connection, not IN_DOUBT",
         )
-        .await
-        .expect("run on a new connection, not IN_DOUBT");
+        .await;
         assert_eq!(executed.load(Ordering::SeqCst), 1);
     })
     .await;
@@ -724,14 +732,7 @@ async fn a_write_that_succeeded_as_a_read_only_pools_standby_was_promoted_is_not
             Box::pin(async move { connect_stream(backend.stream, &c).await })
         })));
         let pool = Pool::new(cfg).unwrap();
-        pool.query(
-            "insert into t values (1)",
-            NO_PARAMS,
-            QueryOptions::default(),
-            None,
-        )
-        .await
-        .expect("its result: it ran");
+        query_ok(&pool, "insert into t values (1)", "its result: it ran").await;
         assert_eq!(executed.load(Ordering::SeqCst), 1, "run once");
     })
     .await;

@@ -31,15 +31,9 @@ function args(argv) {
   return o
 }
 
-function message(type, body) {
-  const b = Buffer.alloc(5 + body.length)
-  b[0] = type.charCodeAt(0)
-  b.writeInt32BE(4 + body.length, 1)
-  body.copy(b, 5)
-  return b
-}
-
-const cstring = (s) => Buffer.from(`${s}\0`)
+// The wire's framing, as the tests' scripted backend writes it (a frontend message is
+// framed the same way).
+const { frame: message, cstr: cstring } = require(path.resolve(__dirname, '../../../test/mock-server.js')).be
 const SYNC = message('S', Buffer.alloc(0))
 const FLUSH = message('H', Buffer.alloc(0))
 const EXECUTE = message('E', Buffer.concat([cstring(''), Buffer.alloc(4)]))
