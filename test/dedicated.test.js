@@ -41,6 +41,23 @@ test('pool.connect(): one connection for the caller alone; session state stays o
   await c.release() // twice is harmless
 })
 
+test('a session whose client_encoding was set away from UTF8 serves no one else', async () => {
+  const pool = suite.pool({ poolSize: 1 })
+  const c = await pool.connect()
+  const pid = c.processId
+  await c.query("set client_encoding to 'LATIN1'")
+  await c.release()
+  // An 'é' the server holds (not one this query's text carries): a LATIN1 session sends it
+  // as the byte E9, which is not UTF-8.
+  const held = "select convert_from('\\xc3a9'::bytea, 'UTF8') as x, pg_backend_pid() as pid"
+  const [r] = await pool.query(held)
+  assert.equal(r.x, 'é')
+  assert.notEqual(r.pid, pid, 'a new session')
+  // Through the pool's own statements too.
+  await pool.query("set client_encoding to 'LATIN1'")
+  assert.equal((await pool.query(held))[0].x, 'é')
+})
+
 test('release(err) closes the connection instead of giving it back; so does releasing inside BEGIN', async () => {
   const pool = suite.pool({ poolSize: 2 })
   const c = await pool.connect()

@@ -528,6 +528,7 @@ impl Pool {
         !conn.client.is_closed()
             && st.in_flight() == 0
             && st.transaction_status() == TransactionStatus::Idle
+            && !st.client_encoding_changed()
             && !self.fenced(&conn.client)
             && !self.is_closed()
             && self.inner.slots.is_current(id)

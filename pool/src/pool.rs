@@ -531,6 +531,11 @@ impl Pool {
                         self.evict(&lease);
                     } else {
                         self.confirm(&lease.conn);
+                        if lease.conn.client.state().client_encoding_changed() {
+                            // `SET client_encoding` through a shared connection: its text
+                            // would no longer read as UTF-8 for the next caller.
+                            self.evict(&lease);
+                        }
                     }
                     return crate::error::durable(result, "the statement");
                 }

@@ -21,6 +21,9 @@ pub struct ConnectionState {
     /// Whether the server reports `default_transaction_read_only` as a ParameterStatus
     /// (PostgreSQL 14+); if not, read-only-ness must be probed with SQL.
     reports_read_only: AtomicBool,
+    /// The session's `client_encoding` is no longer UTF8 (a `SET client_encoding` ran on
+    /// it): its text no longer decodes as this client reads it.
+    not_utf8: AtomicBool,
     pub(crate) tx_status: AtomicU8,
     pub(crate) in_flight: AtomicU32,
     /// Where LISTEN notifications go ([`crate::Client::on_notification`]).
@@ -58,6 +61,11 @@ impl ConnectionState {
             _ => TransactionStatus::Idle,
         }
     }
+    /// Whether the session's `client_encoding` was changed away from UTF8: such a session
+    /// is not to serve anyone else.
+    pub fn client_encoding_changed(&self) -> bool {
+        self.not_utf8.load(Ordering::Acquire)
+    }
     /// Requests written and not yet answered.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Acquire)
@@ -72,6 +80,9 @@ impl ConnectionState {
                     .store(on, Ordering::Release);
             }
             "in_hot_standby" => self.in_hot_standby.store(on, Ordering::Release),
+            "client_encoding" => self
+                .not_utf8
+                .store(!value.eq_ignore_ascii_case("UTF8"), Ordering::Release),
             _ => {}
         }
     }
