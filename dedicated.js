@@ -36,6 +36,10 @@ async function* cursorRows(start, arrays, signal, sql) {
     signal.addEventListener('abort', onAbort, { once: true })
   })
   if (aborted) aborted.catch(ignore)
+  // Whether the loop ends with an error of its own (an abort, the server's), which closing's
+  // failure must not replace; left early (break, return), a failure of closing (the stream's
+  // own COMMIT) is thrown where the loop was left.
+  let failing = false
   try {
     for (;;) {
       const next = cursor.next()
@@ -48,9 +52,13 @@ async function* cursorRows(start, arrays, signal, sql) {
         yield rows[i]
       }
     }
+  } catch (e) {
+    failing = true
+    throw e
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort)
-    await cursor.close()
+    if (failing) await cursor.close().catch(ignore)
+    else await cursor.close()
   }
 }
 

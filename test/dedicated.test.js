@@ -178,15 +178,20 @@ test('stream: left early, a stream that wrote reports its own COMMIT failing', a
   await pool.query('create table stream_deferred (k int, unique (k) deferrable initially deferred)')
   // The duplicate is found at COMMIT, which the stream's own transaction runs when the loop
   // is left: the loop must not end as if the rows were written.
-  const sql = 'insert into stream_deferred select g % 1000 from generate_series(1, 5000) g returning k'
-  await assert.rejects(async () => {
-    for await (const row of pool.stream(sql, [], { batchSize: 100 })) {
-      void row
-      break
-    }
-  }, { code: '23505' })
-  assert.deepEqual(await pool.query('select count(*)::int as n from stream_deferred'), [{ n: 0 }])
-  assert.equal(pool.status().inUse, 0)
+  // Far from the end (5000 rows), and near it (150: the job has fetched the last batch, and
+  // run the COMMIT with it, before the loop is left).
+  for (const n of [5000, 150]) {
+    const sql = `insert into stream_deferred select g % 100 from generate_series(1, ${n}) g returning k`
+    await assert.rejects(async () => {
+      for await (const row of pool.stream(sql, [], { batchSize: 100 })) {
+        void row
+        await new Promise((r) => setTimeout(r, 50)) // the job reads ahead meanwhile
+        break
+      }
+    }, { code: '23505' }, `${n} rows`)
+    assert.deepEqual(await pool.query('select count(*)::int as n from stream_deferred'), [{ n: 0 }])
+    assert.equal(pool.status().inUse, 0)
+  }
 })
 
 test('stream: an AbortSignal stops it with an AbortError', async () => {

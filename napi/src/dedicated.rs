@@ -661,15 +661,20 @@ impl StreamJob {
                 Err(e) => Err(e.into()),
             };
             let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
-                break; // JS closed the stream, or it failed
+            match tx.send(chunk).await {
+                Ok(()) if !failed => {}
+                Ok(()) => break, // it failed: JS has the error
+                // JS left, and this was a failure (the stream's own COMMIT, run with its last
+                // batch, failed or is in doubt): its `close()` reports it.
+                Err(mpsc::error::SendError(Err(f))) => return Some(f),
+                Err(_) => break, // JS left
             }
         }
         if let Err(e) = cursor.close(c).await {
             // Closing failed (the connection broke, or the stream's own COMMIT failed or is
             // in doubt): JS may still be waiting for a batch; if it left, its `close()`
             // reports it.
-            if let Err(mpsc::error::TrySendError::Closed(Err(f))) = tx.try_send(Err(e.into())) {
+            if let Err(mpsc::error::SendError(Err(f))) = tx.send(Err(e.into())).await {
                 return Some(f);
             }
         }
@@ -698,11 +703,23 @@ fn stream_closer(rx: &Batches, done: &StreamDone) -> Closer {
 async fn close_stream(rx: Batches, done: StreamDone) -> Option<Failure> {
     // Taken before waiting for the receiver, which a `next()` may hold until its batch comes.
     let done = done.lock().ok().and_then(|mut d| d.take());
-    rx.lock().await.close();
-    match done {
+    // A failure already waiting in the channel, unread (the COMMIT that ran with the last
+    // batch, which the job fetched ahead of JS), is what closing reports too.
+    let mut unread = None;
+    {
+        let mut rx = rx.lock().await;
+        rx.close();
+        while let Ok(item) = rx.try_recv() {
+            if let Err(f) = item {
+                unread.get_or_insert(f);
+            }
+        }
+    }
+    let late = match done {
         Some(done) => done.await.ok().flatten(),
         None => None,
-    }
+    };
+    late.or(unread)
 }
 
 /// A row stream: `next()` resolves to the next batch (a result like a query's) or null.
