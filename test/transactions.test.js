@@ -355,7 +355,7 @@ test('a commit whose synchronous-replication wait is cancelled is IN_DOUBT, neve
   const p = pool({ poolSize: 2 })
   const standbys = [0, 1, 2].filter((i) => i !== suite.cluster.primaryIndex())
   for (const i of standbys) await suite.cluster.stop(i, 'immediate')
-  const keys = ['doubt', 'doubt-autocommit', 'doubt-session', 'doubt-insert']
+  const keys = ['doubt', 'doubt-autocommit', 'doubt-session', 'doubt-insert', 'doubt-script']
   try {
     const tx = await p.begin()
     await tx.query("insert into t_tx (k) values ('doubt')")
@@ -373,6 +373,7 @@ test('a commit whose synchronous-replication wait is cancelled is IN_DOUBT, neve
         }
       },
       'pool.insert': () => p.insert('t_tx', { k: 'doubt-insert' }),
+      'pool.script': () => p.script("insert into t_tx (k) values ('doubt-script')"),
     }
     for (const [what, commit] of Object.entries(commits)) {
       const e = await cancelledSyncWait(commit)

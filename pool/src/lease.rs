@@ -404,8 +404,12 @@ impl Pool {
                     .await;
             }
             let (tx, rx) = oneshot::channel();
-            self.waiters().push_back(tx);
-            self.choose_drain();
+            {
+                // Under the line's lock, as every change of the drain is.
+                let mut waiters = self.waiters();
+                waiters.push_back(tx);
+                self.choose_drain();
+            }
             // Whatever ends the wait, this future dropped at an await included (a stop
             // racing it, `before_sending`), leaves the line cleanly: a connection handed
             // over and not taken goes back, a "look again" goes to the next waiter.
@@ -479,14 +483,12 @@ impl Pool {
         let mut waiters = self.waiters();
         while let Some(w) = waiters.pop_front() {
             if w.send(Some((id, conn.clone()))).is_ok() {
-                let more = !waiters.is_empty();
-                drop(waiters);
-                // The connection drained for the line went to its first waiter: another one
-                // drains for the rest.
-                if more {
-                    self.choose_drain();
-                } else {
+                // The connection drained for the line may have gone to its first waiter:
+                // another one drains for the rest.
+                if waiters.is_empty() {
                     self.inner.draining.store(0, Ordering::Relaxed);
+                } else {
+                    self.choose_drain();
                 }
                 return true;
             }
@@ -500,25 +502,40 @@ impl Pool {
         let mut waiters = self.waiters();
         while let Some(w) = waiters.pop_front() {
             if w.send(None).is_ok() {
+                if waiters.is_empty() {
+                    self.inner.draining.store(0, Ordering::Relaxed);
+                }
                 return;
             }
         }
         self.inner.draining.store(0, Ordering::Relaxed);
     }
 
-    /// Picks the connection that stops taking shared queries while exclusive checkouts wait:
-    /// the least loaded one that serves queries, so that it empties first. Its last query's
-    /// return hands it to the line (`return_shared`). None when no connection serves
-    /// queries (every one is held exclusively: its release hands it over anyway).
+    /// Picks the connection that stops taking shared queries while exclusive checkouts wait
+    /// (called under the line's lock): the least loaded one that serves queries and is not
+    /// stalled on a long statement, so that it empties first. Its last query's return hands
+    /// it to the line (`return_shared`). None when no connection qualifies (every one held
+    /// exclusively: its release hands it over anyway), and none when it would be the last
+    /// connection serving queries while queries sleep for one.
     fn choose_drain(&self) {
-        let best = self
+        let now = self.now_ms();
+        let serving: Vec<_> = self
             .inner
             .slots
             .snapshot()
             .into_iter()
             .filter(|v| !v.exclusive && !v.item.client.is_closed() && self.usable(&v.item))
-            .min_by_key(|v| v.item.in_flight())
-            .map_or(0, |v| Arc::as_ptr(&v.item) as usize);
+            .collect();
+        let sleeping = self.inner.sleepers.load(Ordering::Relaxed) > 0;
+        let best = if serving.len() == 1 && sleeping {
+            0
+        } else {
+            serving
+                .iter()
+                .filter(|v| !v.item.stalled(v.shared, now))
+                .min_by_key(|v| v.item.in_flight())
+                .map_or(0, |v| Arc::as_ptr(&v.item) as usize)
+        };
         self.inner.draining.store(best, Ordering::Relaxed);
     }
 
@@ -582,6 +599,14 @@ impl Pool {
                 if !(self.reusable(l.id, &l.item) && self.hand_off(l.id, &l.item)) {
                     self.inner.slots.release(l.id, true);
                 }
+            }
+        }
+        // Drained for a line that is gone (its waiters served another way): it serves
+        // queries again.
+        if self.inner.draining.load(Ordering::Relaxed) == Arc::as_ptr(conn) as usize {
+            let waiters = self.waiters();
+            if waiters.is_empty() {
+                self.inner.draining.store(0, Ordering::Relaxed);
             }
         }
         self.notify_sleepers();

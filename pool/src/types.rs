@@ -184,10 +184,9 @@ impl TypeCache {
             // Gone from the session: a DISCARD ALL or DEALLOCATE ALL run on the connection (a
             // reset before giving it back, say) dropped it, and Bind refused it. Nothing ran;
             // prepared again, it runs.
-            let gone = db.code == "26000"
-                && db
-                    .message
-                    .contains(&format!("prepared statement \"{}\"", stmt.name()));
+            // The name, not the message's words: the message is translated under
+            // lc_messages (and its quotes with it: »h3« in German).
+            let gone = db.code == "26000" && names(&db.message, stmt.name());
             changed || gone
         };
         if stmt.is_unnamed() && (refused || db.code.starts_with("42")) {
@@ -225,5 +224,26 @@ impl TypeCache {
             .map(|c| column_format(c.type_oid, &types).code())
             .collect();
         Ok(formats)
+    }
+}
+
+/// Whether `message` names `name` as a word of its own (`h3` in `»h3«`, not in `h31`).
+fn names(message: &str, name: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    message.match_indices(name).any(|(i, _)| {
+        !word(message[..i].chars().next_back()) && !word(message[i + name.len()..].chars().next())
+    })
+}
+
+#[cfg(test)]
+mod names_tests {
+    use super::names;
+
+    #[test]
+    fn a_statement_name_is_found_in_any_language_and_only_whole() {
+        assert!(names("prepared statement \"h3\" does not exist", "h3"));
+        assert!(names("vorbereitete Anweisung »h3« existiert nicht", "h3"));
+        assert!(!names("prepared statement \"h31\" does not exist", "h3"));
+        assert!(!names("prepared statement \"xh3\" does not exist", "h3"));
     }
 }
