@@ -53,8 +53,13 @@ test('a session whose client_encoding was set away from UTF8 serves no one else'
   const [r] = await pool.query(held)
   assert.equal(r.x, 'é')
   assert.notEqual(r.pid, pid, 'a new session')
-  // Through the pool's own statements too.
-  await pool.query("set client_encoding to 'LATIN1'")
+  // Through the pool's own statements, SET client_encoding (or SET NAMES) is refused before it
+  // is sent: other callers' statements pipelined behind it would run under it.
+  for (const sql of ["set client_encoding to 'LATIN1'", "SET NAMES 'LATIN1'"]) {
+    await assert.rejects(pool.query(sql), { code: 'UNSUPPORTED' }, sql)
+  }
+  // A change the check cannot see closes the connection after the statement that made it.
+  await pool.query("select set_config('client_encoding', 'LATIN1', false)")
   assert.equal((await pool.query(held))[0].x, 'é')
 })
 

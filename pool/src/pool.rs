@@ -194,6 +194,23 @@ fn opens_transaction(sql: &str) -> bool {
     word.eq_ignore_ascii_case("BEGIN") || word.eq_ignore_ascii_case("START")
 }
 
+/// Whether `sql` is a `SET` of the session's encoding (`SET client_encoding`, `SET NAMES`).
+/// Checked for every statement: most are told apart by their first bytes (`select` is not
+/// `set `).
+fn sets_encoding(sql: &str) -> bool {
+    let b = sql.as_bytes().trim_ascii_start();
+    let maybe = match b.first().map(u8::to_ascii_lowercase) {
+        Some(b'-' | b'/') => true,
+        Some(b's') => b
+            .get(..4)
+            .is_some_and(|w| w[..3].eq_ignore_ascii_case(b"set") && w[3].is_ascii_whitespace()),
+        _ => false,
+    };
+    maybe
+        && first_word(sql).eq_ignore_ascii_case("SET")
+        && (has_keyword(sql, "client_encoding") || has_keyword(sql, "NAMES"))
+}
+
 /// The first keyword of `sql`, past leading comments and parentheses.
 fn first_word(sql: &str) -> &str {
     // (SQL's whitespace is ASCII.)
@@ -462,6 +479,14 @@ impl Pool {
     ) -> Result<QueryResult, Error> {
         if opens_transaction(sql) {
             return Err(Error::UnsafeTransaction);
+        }
+        if sets_encoding(sql) {
+            return Err(hyperion_wire::Error::unsupported(
+                "client_encoding cannot be changed through pool.query: the client reads and \
+                 writes text as UTF-8, and statements other callers pipelined on the same \
+                 connection would run under the new encoding",
+            )
+            .into());
         }
         let cfg = &self.inner.config;
         let start = Instant::now();
@@ -848,7 +873,7 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
-    use super::{opens_transaction, reads_only};
+    use super::{opens_transaction, reads_only, sets_encoding};
 
     #[test]
     fn the_first_keyword_is_read_past_comments_nested_ones_included() {
@@ -876,5 +901,11 @@ mod tests {
         assert!(!opens_transaction("commit"));
         assert!(!opens_transaction("do $$ begin perform 1; end $$"));
         assert!(!opens_transaction("select 'begin'"));
+        assert!(sets_encoding("SET client_encoding TO 'LATIN1'"));
+        assert!(sets_encoding("set session client_encoding = latin1"));
+        assert!(sets_encoding("/* c */ SET NAMES 'LATIN1'"));
+        assert!(!sets_encoding("set search_path = app"));
+        assert!(!sets_encoding("select 'set client_encoding'"));
+        assert!(!sets_encoding("set application_name = 'client_encoding'"));
     }
 }
