@@ -26,6 +26,7 @@ pub mod role;
 pub mod route;
 pub mod settings;
 pub mod slots;
+mod statement_text;
 pub mod transaction;
 pub mod types;
 
